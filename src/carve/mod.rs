@@ -1,0 +1,41 @@
+//! Carvers: pure functions from bytes to candidates.
+//!
+//! No file I/O, no FUSE, no globals: a carver sees bytes through [`ByteSource`], which
+//! a plain slice implements (tests, fuzzing) and the scanner implements over a source.
+//! Carvers must never panic, loop forever or allocate without bound, whatever the bytes.
+
+pub mod flv;
+
+/// Random access to a run of bytes, which may be far larger than memory.
+pub trait ByteSource {
+    /// Total length in bytes.
+    fn len(&self) -> u64;
+    /// Fills `buf` with the bytes at `offset`; false if any of them is out of range
+    /// or unreadable.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> bool;
+    /// True when there are no bytes at all.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl ByteSource for [u8] {
+    fn len(&self) -> u64 {
+        <[u8]>::len(self) as u64
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> bool {
+        let Ok(start) = usize::try_from(offset) else {
+            return false;
+        };
+        match start
+            .checked_add(buf.len())
+            .and_then(|end| self.get(start..end))
+        {
+            Some(bytes) => {
+                buf.copy_from_slice(bytes);
+                true
+            }
+            None => false,
+        }
+    }
+}

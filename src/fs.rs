@@ -1,0 +1,269 @@
+//! The FUSE layer: a thin `fuser::Filesystem` over [`Tree`].
+//!
+//! Everything is read-only: files 0444, directories 0555, the mount itself `ro` (the
+//! kernel answers EROFS to every write, create, rename, unlink, setattr or setxattr).
+//! fuser runs several worker threads, so one slow read (a disk retrying a bad sector)
+//! does not stall `ls` elsewhere. Attributes never change, so the kernel may cache them
+//! for a long time; readdirplus hands `ls -l` every attribute with the listing.
+
+use std::ffi::OsStr;
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fuser::{
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
+    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
+};
+
+use crate::extent::SourceReader;
+use crate::source::Source;
+use crate::tree::{NodeKind, Tree};
+
+/// Nothing in the tree ever changes while mounted.
+const TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Serves reads of source bytes for the mount; a failed read becomes EIO for that read.
+pub struct Sources(pub Vec<Source>);
+
+impl SourceReader for Sources {
+    fn read_source(&self, source: u32, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let src = self
+            .0
+            .get(source as usize)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EIO))?;
+        src.read_exact_at(buf, offset)
+    }
+}
+
+/// The mounted filesystem.
+pub struct SalvageFs {
+    tree: Arc<Tree>,
+    sources: Arc<Sources>,
+    mtime: SystemTime,
+    uid: u32,
+    gid: u32,
+}
+
+impl SalvageFs {
+    /// A filesystem showing `tree`, whose files read from `sources`; every file has
+    /// `mtime` (the scan time, stable across remounts of the same index).
+    pub fn new(tree: Tree, sources: Sources, mtime: u64) -> SalvageFs {
+        // SAFETY: getuid/getgid cannot fail and touch no memory.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        SalvageFs {
+            tree: Arc::new(tree),
+            sources: Arc::new(sources),
+            mtime: UNIX_EPOCH + Duration::from_secs(mtime),
+            uid,
+            gid,
+        }
+    }
+
+    fn attr(&self, ino: u64) -> Option<FileAttr> {
+        let node = self.tree.get(ino)?;
+        let (kind, perm, size, nlink) = match &node.kind {
+            NodeKind::Dir(children) => {
+                let subdirs = children
+                    .iter()
+                    .filter(|c| {
+                        matches!(self.tree.get(**c).map(|n| &n.kind), Some(NodeKind::Dir(_)))
+                    })
+                    .count();
+                (FileType::Directory, 0o555, 0, 2 + subdirs as u32)
+            }
+            NodeKind::File(f) => (FileType::RegularFile, 0o444, f.len(), 1),
+        };
+        Some(FileAttr {
+            ino: INodeNo(ino),
+            size,
+            blocks: size.div_ceil(512),
+            atime: self.mtime,
+            mtime: self.mtime,
+            ctime: self.mtime,
+            crtime: self.mtime,
+            kind,
+            perm,
+            nlink,
+            uid: self.uid,
+            gid: self.gid,
+            rdev: 0,
+            blksize: 128 * 1024,
+            flags: 0,
+        })
+    }
+
+    /// Directory entries from `offset` on (`.`, `..`, then the children), at most as
+    /// many as one reply can hold, so a 100 000-entry listing stays linear.
+    fn entries(&self, ino: u64, offset: u64) -> Option<Vec<(u64, FileType, String)>> {
+        const BATCH: usize = 4096;
+        let node = self.tree.get(ino)?;
+        let NodeKind::Dir(children) = &node.kind else {
+            return None;
+        };
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let dots = [(ino, ".".to_string()), (node.parent, "..".to_string())]
+            .into_iter()
+            .skip(start);
+        let kids = children
+            .get(start.saturating_sub(2)..)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|&c| {
+                let n = self.tree.get(c)?;
+                Some((c, n.name.clone()))
+            });
+        let kind_of = |c: u64| match self.tree.get(c).map(|n| &n.kind) {
+            Some(NodeKind::Dir(_)) => FileType::Directory,
+            _ => FileType::RegularFile,
+        };
+        Some(
+            dots.chain(kids)
+                .take(BATCH)
+                .map(|(c, name)| (c, kind_of(c), name))
+                .collect(),
+        )
+    }
+}
+
+impl Filesystem for SalvageFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
+        let _ = config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS);
+        let _ = config.set_max_readahead(1 << 20);
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let found = name
+            .to_str()
+            .and_then(|n| self.tree.lookup(parent.0, n))
+            .and_then(|i| self.attr(i));
+        match found {
+            Some(attr) => reply.entry(&TTL, &attr, Generation(0)),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.attr(ino.0) {
+            Some(attr) => reply.attr(&TTL, &attr),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        match self.tree.get(ino.0).map(|n| &n.kind) {
+            Some(NodeKind::File(_)) if flags.0 & libc::O_ACCMODE != libc::O_RDONLY => {
+                reply.error(Errno::EROFS)
+            }
+            // Contents never change: let the kernel keep its page cache across opens.
+            Some(NodeKind::File(_)) => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
+            Some(NodeKind::Dir(_)) => reply.error(Errno::EISDIR),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let Some(NodeKind::File(file)) = self.tree.get(ino.0).map(|n| &n.kind) else {
+            return reply.error(Errno::ENOENT);
+        };
+        match file.read(offset, size as usize, self.sources.as_ref()) {
+            Ok(data) => reply.data(&data),
+            Err(e) => {
+                log::warn!("read of inode {} at {offset}: {e}", ino.0);
+                reply.error(Errno::EIO)
+            }
+        }
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.tree.get(ino.0).map(|n| &n.kind) {
+            Some(NodeKind::Dir(_)) => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
+            Some(NodeKind::File(_)) => reply.error(Errno::ENOTDIR),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let Some(entries) = self.entries(ino.0, offset) else {
+            return reply.error(Errno::ENOTDIR);
+        };
+        for (i, (child, kind, name)) in entries.into_iter().enumerate() {
+            if reply.add(INodeNo(child), offset + i as u64 + 1, kind, name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let Some(entries) = self.entries(ino.0, offset) else {
+            return reply.error(Errno::ENOTDIR);
+        };
+        for (i, (child, _, name)) in entries.into_iter().enumerate() {
+            let Some(attr) = self.attr(child) else {
+                continue;
+            };
+            if reply.add(
+                INodeNo(child),
+                offset + i as u64 + 1,
+                name,
+                &TTL,
+                &attr,
+                Generation(0),
+            ) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let blocks = self.tree.total_bytes().div_ceil(4096);
+        reply.statfs(blocks, 0, 0, self.tree.len() as u64, 0, 4096, 255, 4096);
+    }
+
+    fn getxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _size: u32,
+        reply: ReplyXattr,
+    ) {
+        reply.error(Errno::ENODATA);
+    }
+
+    fn listxattr(&self, _req: &Request, _ino: INodeNo, size: u32, reply: ReplyXattr) {
+        if size == 0 {
+            reply.size(0)
+        } else {
+            reply.data(&[])
+        }
+    }
+}

@@ -1,0 +1,340 @@
+//! The persisted offset index: what one scan found, so that a mount never rescans.
+//!
+//! File layout: a 16-byte magic, a u32 format version, a u64 payload length, a u32
+//! CRC-32 of the payload, then the payload (postcard). Written to a temporary file in
+//! the same directory, fsynced and renamed over the old one, so a crash or a concurrent
+//! scan never leaves a half-written index; a truncated, bit-flipped, foreign or older
+//! index is detected by the header and checksum and never served.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use md5::{Digest, Md5};
+use serde::{Deserialize, Serialize};
+
+use crate::carve::flv::Carved;
+use crate::source::{Source, SourceKind};
+
+const MAGIC: &[u8; 16] = b"salvagefs-index\n";
+/// Bumped whenever the payload layout or the carvers' results change.
+pub const FORMAT_VERSION: u32 = 1;
+const HEADER_LEN: usize = 16 + 4 + 8 + 4;
+
+/// Why an index cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("no index at {0}")]
+    Missing(PathBuf),
+    #[error("index {path} is unusable: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error(
+        "index {path} is format version {found}, this salvagefs reads version {FORMAT_VERSION}"
+    )]
+    Version { path: PathBuf, found: u32 },
+    #[error("index {path}: {err}")]
+    Io { path: PathBuf, err: io::Error },
+}
+
+/// Identity of a scanned source, to tell whether an index still describes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceRecord {
+    /// Canonical path.
+    pub path: PathBuf,
+    /// Size in bytes.
+    pub size: u64,
+    /// Image or block device.
+    pub kind: SourceKind,
+    /// md5 of samples of the contents (see [`Source::fingerprint`]).
+    pub fingerprint: [u8; 16],
+    /// Modification time of an image (0 for block devices, whose mtime means nothing).
+    pub mtime: i64,
+}
+
+impl SourceRecord {
+    /// Describes an opened source (reads its fingerprint samples).
+    pub fn of(source: &Source) -> SourceRecord {
+        SourceRecord {
+            path: source.path.clone(),
+            size: source.size,
+            kind: source.kind,
+            fingerprint: source.fingerprint(),
+            mtime: match source.kind {
+                SourceKind::Image => source.mtime,
+                SourceKind::BlockDevice { .. } => 0,
+            },
+        }
+    }
+}
+
+/// The scan options that change what a scan finds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanSettings {
+    /// Bytes past a chain break searched for a continuation.
+    pub resync_window: u64,
+}
+
+/// A carved FLV file and the source it lives on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FlvEntry {
+    /// Position of the source in [`Index::sources`].
+    pub source: u32,
+    /// What the walk found.
+    pub carved: Carved,
+}
+
+/// A range of a source that could not be read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BadRange {
+    /// Position of the source in [`Index::sources`].
+    pub source: u32,
+    /// First unreadable byte.
+    pub start: u64,
+    /// One past the last unreadable byte.
+    pub end: u64,
+}
+
+/// Everything a scan found.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Index {
+    /// salvagefs version that wrote it.
+    pub tool_version: String,
+    /// When the scan finished (seconds since the epoch); also the mtime of every file.
+    pub created: u64,
+    /// Scan wall time in seconds.
+    pub scan_seconds: f64,
+    /// The sources, in the order given.
+    pub sources: Vec<SourceRecord>,
+    /// The options that shaped the results.
+    pub settings: ScanSettings,
+    /// Carved FLV files, in (source, offset) order.
+    pub flv: Vec<FlvEntry>,
+    /// Unreadable ranges met by the scan.
+    pub bad_ranges: Vec<BadRange>,
+}
+
+impl Index {
+    /// Why this index does not describe `sources` scanned with `settings`, if it does not.
+    pub fn mismatch(&self, sources: &[SourceRecord], settings: &ScanSettings) -> Option<String> {
+        if self.sources.len() != sources.len() {
+            return Some(format!(
+                "it covers {} sources, not {}",
+                self.sources.len(),
+                sources.len()
+            ));
+        }
+        for (old, new) in self.sources.iter().zip(sources) {
+            if old.path != new.path {
+                return Some(format!(
+                    "it was made for {}, not {}",
+                    old.path.display(),
+                    new.path.display()
+                ));
+            }
+            if old.size != new.size || old.fingerprint != new.fingerprint || old.mtime != new.mtime
+            {
+                return Some(format!("{} changed since the scan", new.path.display()));
+            }
+        }
+        (self.settings != *settings).then(|| "it was made with other scan options".to_string())
+    }
+
+    /// Serializes the index to bytes (header + checksummed payload).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let payload = postcard::to_allocvec(self).unwrap_or_default();
+        let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        out.extend_from_slice(&payload);
+        out
+    }
+
+    /// Parses bytes written by [`Index::to_bytes`]; `path` is only used in errors.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Index, IndexError> {
+        let corrupt = |reason: &str| IndexError::Corrupt {
+            path: path.to_path_buf(),
+            reason: reason.to_string(),
+        };
+        if bytes.len() < HEADER_LEN || &bytes[..16] != MAGIC {
+            return Err(corrupt("not a salvagefs index (bad magic)"));
+        }
+        let version = u32::from_le_bytes(bytes[16..20].try_into().unwrap_or_default());
+        if version != FORMAT_VERSION {
+            return Err(IndexError::Version {
+                path: path.to_path_buf(),
+                found: version,
+            });
+        }
+        let len = u64::from_le_bytes(bytes[20..28].try_into().unwrap_or_default());
+        let crc = u32::from_le_bytes(bytes[28..32].try_into().unwrap_or_default());
+        let payload = &bytes[HEADER_LEN..];
+        if payload.len() as u64 != len {
+            return Err(corrupt(
+                "truncated or padded (length does not match the header)",
+            ));
+        }
+        if crc32fast::hash(payload) != crc {
+            return Err(corrupt("checksum mismatch"));
+        }
+        postcard::from_bytes(payload).map_err(|e| corrupt(&format!("undecodable payload: {e}")))
+    }
+
+    /// Loads and verifies the index at `path`.
+    pub fn load(path: &Path) -> Result<Index, IndexError> {
+        let bytes = fs::read(path).map_err(|err| match err.kind() {
+            io::ErrorKind::NotFound => IndexError::Missing(path.to_path_buf()),
+            _ => IndexError::Io {
+                path: path.to_path_buf(),
+                err,
+            },
+        })?;
+        Index::from_bytes(&bytes, path)
+    }
+
+    /// Writes the index atomically: temporary file, fsync, rename.
+    pub fn save(&self, path: &Path) -> io::Result<()> {
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        fs::create_dir_all(dir)?;
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("index");
+        let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+        let result = (|| {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&self.to_bytes())?;
+            f.sync_all()?;
+            fs::rename(&tmp, path)?;
+            File::open(dir)?.sync_all()
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+}
+
+/// Holds an exclusive lock on `<index>.lock` so that two scans for the same index run
+/// one after the other instead of racing.
+pub struct IndexLock {
+    _file: File,
+}
+
+impl IndexLock {
+    /// Blocks until the lock is ours.
+    pub fn acquire(index: &Path) -> io::Result<IndexLock> {
+        let mut name = index.as_os_str().to_owned();
+        name.push(".lock");
+        if let Some(dir) = index.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir)?;
+        }
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(PathBuf::from(name))?;
+        f.lock()?;
+        Ok(IndexLock { _file: f })
+    }
+}
+
+/// Where the index goes without `--index`: `$XDG_CACHE_HOME/salvagefs/` (or
+/// `~/.cache/salvagefs/`), named after the sources.
+pub fn default_path(sources: &[PathBuf]) -> PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from("/var/tmp"));
+    let mut hasher = Md5::new();
+    for s in sources {
+        hasher.update(s.as_os_str().as_encoded_bytes());
+        hasher.update([0]);
+    }
+    let digest = hasher.finalize();
+    let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    let stem = sources
+        .first()
+        .and_then(|p| p.file_name())
+        .map(|n| {
+            n.to_string_lossy().replace(
+                |c: char| !c.is_ascii_alphanumeric() && c != '.' && c != '-',
+                "_",
+            )
+        })
+        .unwrap_or_else(|| "sources".into());
+    cache.join("salvagefs").join(format!("{stem}-{hex}.idx"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Index {
+        Index {
+            tool_version: "test".into(),
+            created: 1,
+            scan_seconds: 0.5,
+            sources: vec![SourceRecord {
+                path: "/dev/x".into(),
+                size: 10,
+                kind: SourceKind::Image,
+                fingerprint: [7; 16],
+                mtime: 5,
+            }],
+            settings: ScanSettings { resync_window: 1 },
+            flv: vec![],
+            bad_ranges: vec![BadRange {
+                source: 0,
+                start: 4096,
+                end: 8192,
+            }],
+        }
+    }
+
+    #[test]
+    fn roundtrip_and_detects_damage() {
+        let idx = sample();
+        let bytes = idx.to_bytes();
+        let p = Path::new("x");
+        assert_eq!(Index::from_bytes(&bytes, p).unwrap(), idx);
+        assert!(matches!(
+            Index::from_bytes(&bytes[..bytes.len() - 1], p),
+            Err(IndexError::Corrupt { .. })
+        ));
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x10;
+            assert!(
+                Index::from_bytes(&b, p).is_err(),
+                "flip at {i} not detected"
+            );
+        }
+        let mut old = bytes.clone();
+        old[16] = 0;
+        assert!(matches!(
+            Index::from_bytes(&old, p),
+            Err(IndexError::Version { found: 0, .. })
+        ));
+        assert!(Index::from_bytes(b"{}", p).is_err());
+    }
+
+    #[test]
+    fn mismatch_explains() {
+        let idx = sample();
+        assert!(idx.mismatch(&idx.sources, &idx.settings).is_none());
+        let mut other = idx.sources.clone();
+        other[0].fingerprint = [0; 16];
+        assert!(
+            idx.mismatch(&other, &idx.settings)
+                .unwrap()
+                .contains("changed")
+        );
+        assert!(
+            idx.mismatch(&idx.sources, &ScanSettings { resync_window: 2 })
+                .is_some()
+        );
+    }
+}

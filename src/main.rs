@@ -1,0 +1,181 @@
+//! The `salvagefs` command: a thin layer over the library (see `lib.rs`).
+
+mod cli;
+mod mount;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use salvagefs::index::ScanSettings;
+use salvagefs::pipeline::{self, IndexOrigin, Prepared};
+use salvagefs::scan::Progress;
+
+use cli::{Cli, Command, CommonArgs, ScanArgs};
+
+fn main() -> ExitCode {
+    // Behave like other Unix tools when piped into `head`: die quietly on a closed pipe.
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Scan(args) => scan(args),
+        Command::Mount(args) => mount::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the chain of causes, outermost first.
+            let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            eprintln!("salvagefs: error: {}", msg.join(": "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A progress bar on stderr when it is a terminal; nothing otherwise.
+struct Bar(ProgressBar);
+
+impl Bar {
+    fn new(total: u64) -> Bar {
+        if !std::io::stderr().is_terminal() {
+            return Bar(ProgressBar::hidden());
+        }
+        let bar = ProgressBar::new(total);
+        let style = ProgressStyle::with_template(
+            "{msg:20} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style.progress_chars("=> "));
+        bar.set_message("scanning");
+        Bar(bar)
+    }
+}
+
+impl Progress for Bar {
+    fn advance(&self, n: u64) {
+        self.0.inc(n);
+    }
+    fn phase(&self, name: &str) {
+        self.0.set_message(name.to_string());
+    }
+}
+
+/// Opens the sources and gets their index, with a progress bar while scanning.
+fn prepare(sources: &[std::path::PathBuf], common: &CommonArgs) -> anyhow::Result<Prepared> {
+    let total: u64 = sources
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let bar = Bar::new(total);
+    let settings = ScanSettings {
+        resync_window: common.repair_window,
+    };
+    let prepared = pipeline::prepare(
+        sources,
+        common.index.as_deref(),
+        &settings,
+        common.rescan,
+        &bar,
+    );
+    bar.0.finish_and_clear();
+    let prepared = prepared?;
+    for w in &prepared.warnings {
+        eprintln!("salvagefs: {w}");
+    }
+    if let IndexOrigin::Rescanned(reason) = &prepared.origin {
+        eprintln!(
+            "salvagefs: index {} not used ({reason}); scanned again",
+            prepared.index_path.display()
+        );
+    }
+    Ok(prepared)
+}
+
+fn scan(args: ScanArgs) -> anyhow::Result<()> {
+    let prepared = prepare(&args.sources, &args.common)?;
+    let index_path = prepared.index_path.clone();
+    let reused = prepared.origin == IndexOrigin::Reused;
+    let index = prepared.index.clone();
+    let known = match &args.common.known {
+        Some(dir) => {
+            let set = salvagefs::known::KnownSet::load(dir).map_err(|e| {
+                anyhow::anyhow!(
+                    "--known {}: {e}; give a directory of surviving files",
+                    dir.display()
+                )
+            })?;
+            let sources = salvagefs::fs::Sources(prepared.sources);
+            Some(pipeline::identify_known(&index, &sources, &set))
+        }
+        None => None,
+    };
+    let bytes: u64 = index.sources.iter().map(|s| s.size).sum();
+    let count = |st: &str| {
+        index
+            .flv
+            .iter()
+            .filter(|e| e.carved.status.as_str() == st)
+            .count()
+    };
+    let known_count = known.as_ref().map(|k| k.iter().flatten().count());
+    if args.json {
+        let candidates: Vec<serde_json::Value> = index
+            .flv
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                serde_json::json!({
+                    "source": index.sources[e.source as usize].path,
+                    "offset": e.carved.offset,
+                    "bytes": e.carved.len(),
+                    "duration_s": e.carved.duration_ms as f64 / 1000.0,
+                    "tags": e.carved.tags,
+                    "status": e.carved.status.as_str(),
+                    "extents": e.carved.extents,
+                    "known_as": known.as_ref().and_then(|k| k[i].as_ref()),
+                })
+            })
+            .collect();
+        let summary = serde_json::json!({
+            "index": index_path,
+            "index_reused": reused,
+            "sources": index.sources.iter().map(|s| serde_json::json!({"path": s.path, "bytes": s.size})).collect::<Vec<_>>(),
+            "bytes_scanned": bytes,
+            "scan_seconds": index.scan_seconds,
+            "flv": {"total": index.flv.len(), "complete": count("complete"), "repaired": count("repaired"),
+                    "truncated": count("truncated"), "known": known_count},
+            "bad_ranges": index.bad_ranges.iter().map(|b| [b.source as u64, b.start, b.end]).collect::<Vec<_>>(),
+            "candidates": candidates,
+        });
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(());
+    }
+    let rate = bytes as f64 / index.scan_seconds.max(1e-9) / 1e6;
+    let how = if reused {
+        "index up to date, nothing rescanned (use --rescan to force)".to_string()
+    } else {
+        format!(
+            "scanned {:.1} MB in {:.2} s ({rate:.0} MB/s)",
+            bytes as f64 / 1e6,
+            index.scan_seconds
+        )
+    };
+    let known_part = known_count
+        .map(|k| format!(", {k} known, {} unknown", index.flv.len() - k))
+        .unwrap_or_default();
+    println!(
+        "{how}: {} FLV ({} complete, {} repaired, {} truncated){known_part}; {} unreadable ranges; index {}",
+        index.flv.len(),
+        count("complete"),
+        count("repaired"),
+        count("truncated"),
+        index.bad_ranges.len(),
+        index_path.display()
+    );
+    Ok(())
+}

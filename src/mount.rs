@@ -1,0 +1,202 @@
+//! `salvagefs mount`: prepare the index (scanning in the foreground, with progress),
+//! then serve the tree from a daemon that returns control once the mount is ready.
+//!
+//! The daemon is this same program re-executed with `-f --daemon-child`: the parent
+//! reads the child's stderr until the child says `READY` (mounted) or exits (its error
+//! line is passed on), so `salvagefs mount` fails or succeeds exactly as the mount does.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use fuser::{Config, MountOption, SessionACL};
+
+use salvagefs::fs::SalvageFs;
+use salvagefs::pipeline;
+
+use crate::cli::MountArgs;
+
+const READY: &str = "READY";
+
+/// Runs `salvagefs mount`.
+pub fn run(args: MountArgs) -> Result<()> {
+    let (mountpoint, sources) = args
+        .paths
+        .split_last()
+        .ok_or_else(|| anyhow!("no mountpoint given"))?;
+    check_mountpoint(mountpoint)?;
+    let config = fuse_config(&args)?;
+    if !args.foreground && !args.daemon_child {
+        crate::prepare(sources, &args.common)?;
+        return start_daemon(mountpoint);
+    }
+    let prepared = crate::prepare(sources, &args.common)?;
+    let (tree, srcs, mtime) = pipeline::build_tree(prepared, args.common.known.as_deref())?;
+    let fs = SalvageFs::new(tree, srcs, mtime);
+    let session = fuser::Session::new(fs, mountpoint, &config)
+        .with_context(|| format!("cannot mount on {}", mountpoint.display()))?;
+
+    let (tx, rx) = mpsc::channel();
+    ctrlc::set_handler(move || {
+        let _ = tx.send(());
+    })
+    .context("cannot install the signal handler")?;
+    let background = session
+        .spawn()
+        .context("cannot start the filesystem thread")?;
+    if args.daemon_child {
+        eprintln!("{READY}");
+        detach_stderr();
+    } else {
+        eprintln!(
+            "salvagefs: mounted on {}; Ctrl-C or `fusermount3 -u {}` unmounts",
+            mountpoint.display(),
+            mountpoint.display()
+        );
+    }
+    loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(()) => {
+                // SIGINT/SIGTERM/SIGHUP: unmount cleanly, then exit.
+                return background.umount_and_join().context("unmount failed");
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) if !background.guard.is_finished() => continue,
+            // Unmounted from outside (fusermount3 -u / umount): the session ended.
+            _ => return background.join().context("filesystem thread failed"),
+        }
+    }
+}
+
+/// The FUSE configuration: read-only, kernel permission checks, several workers.
+fn fuse_config(args: &MountArgs) -> Result<Config> {
+    let mut config = Config::default();
+    config.mount_options = vec![
+        MountOption::RO,
+        MountOption::FSName("salvagefs".into()),
+        MountOption::Subtype("salvagefs".into()),
+        MountOption::DefaultPermissions,
+        MountOption::NoSuid,
+        MountOption::NoDev,
+        MountOption::NoExec,
+    ];
+    for opt in args
+        .options
+        .iter()
+        .flat_map(|o| o.split(','))
+        .filter(|o| !o.is_empty())
+    {
+        config.acl = match opt {
+            "allow_other" => SessionACL::All,
+            "allow_root" => SessionACL::RootAndOwner,
+            "ro" => continue,
+            other => bail!("unknown mount option -o {other}; supported: allow_other, allow_root"),
+        };
+    }
+    config.n_threads = Some(args.threads.clamp(1, 64));
+    Ok(config)
+}
+
+/// Clear errors for the mountpoints people get wrong.
+fn check_mountpoint(mp: &Path) -> Result<()> {
+    let shown = mp.display();
+    match std::fs::metadata(mp) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+            bail!(
+                "{shown} is a dead mount (its daemon was killed); release it with `fusermount3 -u {shown}`"
+            )
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            bail!("mountpoint {shown} does not exist; create it with `mkdir -p {shown}`")
+        }
+        Err(e) => bail!("mountpoint {shown}: {e}"),
+        Ok(m) if !m.is_dir() => {
+            bail!("mountpoint {shown} is not a directory; give an empty directory")
+        }
+        Ok(_) => {}
+    }
+    let canonical = std::fs::canonicalize(mp)?;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let busy = mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .any(|target| Path::new(&unescape_mountinfo(target)) == canonical);
+    if busy {
+        bail!(
+            "{shown} is already a mountpoint; unmount it first (`fusermount3 -u {shown}`) or pick another directory"
+        );
+    }
+    Ok(())
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal.
+fn unescape_mountinfo(s: &str) -> String {
+    let mut out = Vec::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8)
+        {
+            out.push(v);
+            i += 4;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Re-executes this program as the mount daemon and waits until it is mounted.
+fn start_daemon(mountpoint: &Path) -> Result<()> {
+    let exe: PathBuf = std::env::current_exe().context("cannot find the salvagefs executable")?;
+    let mut child = Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .arg("--daemon-child")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .context("cannot start the mount daemon")?;
+    let stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| anyhow!("no pipe to the mount daemon"))?;
+    let mut last_error = None;
+    for line in BufReader::new(stderr).lines() {
+        let line = line.unwrap_or_default();
+        if line == READY {
+            println!(
+                "salvagefs: mounted on {}; unmount with `fusermount3 -u {}`",
+                mountpoint.display(),
+                mountpoint.display()
+            );
+            return Ok(());
+        }
+        if let Some(msg) = line.strip_prefix("salvagefs: error: ") {
+            last_error = Some(msg.to_string());
+        } else if !line.is_empty() {
+            eprintln!("{line}");
+        }
+    }
+    let status = child.wait()?;
+    bail!(last_error.unwrap_or_else(|| format!(
+        "the mount daemon exited ({status}) before the mount was ready"
+    )))
+}
+
+/// After `READY` nobody reads our stderr any more: point it at /dev/null so that later
+/// log lines cannot fail (or kill us with SIGPIPE).
+fn detach_stderr() {
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        use std::os::fd::AsRawFd;
+        // SAFETY: dup2 on two valid descriptors; replaces fd 2 atomically.
+        unsafe { libc::dup2(null.as_raw_fd(), 2) };
+    }
+}

@@ -1,0 +1,150 @@
+//! What `scan` and `mount` have in common: open the sources, reuse a matching index or
+//! scan anew, identify known files, and lay the result out as a tree.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use crate::extent::SourceReader;
+use crate::fs::Sources;
+use crate::guard;
+use crate::index::{self, Index, IndexError, IndexLock, ScanSettings, SourceRecord};
+use crate::known::{self, KnownSet};
+use crate::scan::{self, Progress};
+use crate::source::Source;
+use crate::tree::Tree;
+use crate::tree::build::{self, KnownMatches, flv_extents};
+
+/// How the index came to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexOrigin {
+    /// A matching index was on disk and was loaded.
+    Reused,
+    /// There was no index: scanned.
+    Scanned,
+    /// There was one but it was stale or broken (the reason): scanned again.
+    Rescanned(String),
+}
+
+/// Sources opened and their index ready.
+pub struct Prepared {
+    /// The opened sources, in the order given.
+    pub sources: Vec<Source>,
+    /// The index describing them.
+    pub index: Index,
+    /// Where the index is stored.
+    pub index_path: PathBuf,
+    /// Whether it was loaded or made.
+    pub origin: IndexOrigin,
+    /// Warnings the user must see (a source mounted read-write...).
+    pub warnings: Vec<String>,
+}
+
+/// Opens every source read-only; the first failure is the error.
+pub fn open_sources(paths: &[PathBuf]) -> Result<Vec<Source>> {
+    if paths.is_empty() {
+        bail!("no source given; name a disk image or block device, e.g. salvagefs scan /dev/sdb");
+    }
+    paths
+        .iter()
+        .map(|p| Source::open(p).map_err(anyhow::Error::from))
+        .collect()
+}
+
+/// Opens the sources and loads their index, scanning when there is none or it does
+/// not match (`rescan` forces a scan).
+pub fn prepare(
+    paths: &[PathBuf],
+    index_path: Option<&Path>,
+    settings: &ScanSettings,
+    rescan: bool,
+    progress: &dyn Progress,
+) -> Result<Prepared> {
+    let sources = open_sources(paths)?;
+    let warnings = guard::mounted_read_write(&sources);
+    let index_path = match index_path {
+        Some(p) => p.to_path_buf(),
+        None => index::default_path(&sources.iter().map(|s| s.path.clone()).collect::<Vec<_>>()),
+    };
+    guard::check_index_location(&index_path, &sources).map_err(anyhow::Error::msg)?;
+    let _lock = IndexLock::acquire(&index_path).with_context(|| {
+        format!(
+            "cannot lock {}; use --index PATH in a writable directory",
+            index_path.display()
+        )
+    })?;
+    let records: Vec<SourceRecord> = sources.iter().map(SourceRecord::of).collect();
+
+    let stale = match Index::load(&index_path) {
+        _ if rescan => Some("--rescan was given".to_string()),
+        Ok(idx) => match idx.mismatch(&records, settings) {
+            None => {
+                return Ok(Prepared {
+                    sources,
+                    index: idx,
+                    index_path,
+                    origin: IndexOrigin::Reused,
+                    warnings,
+                });
+            }
+            Some(reason) => Some(format!("index {} is stale: {reason}", index_path.display())),
+        },
+        Err(IndexError::Missing(_)) => None,
+        Err(e) => Some(e.to_string()),
+    };
+    let index = scan::scan(&sources, records, settings, progress);
+    index.save(&index_path).with_context(|| {
+        format!(
+            "cannot write the index {}; use --index PATH elsewhere",
+            index_path.display()
+        )
+    })?;
+    let origin = stale.map_or(IndexOrigin::Scanned, IndexOrigin::Rescanned);
+    Ok(Prepared {
+        sources,
+        index,
+        index_path,
+        origin,
+        warnings,
+    })
+}
+
+/// For each carved FLV, the file under `known` it is identical to (by prefix md5).
+pub fn identify_known(
+    index: &Index,
+    reader: &dyn SourceReader,
+    known: &KnownSet,
+) -> Vec<Option<PathBuf>> {
+    index
+        .flv
+        .iter()
+        .map(|entry| {
+            let file = flv_extents(entry);
+            let prefix = file.read(0, known::PREFIX as usize, reader).ok()?;
+            known.identify(&prefix).map(Path::to_path_buf)
+        })
+        .collect()
+}
+
+/// Everything the mount shows, from prepared sources and an optional `--known` dir.
+pub fn build_tree(prepared: Prepared, known_dir: Option<&Path>) -> Result<(Tree, Sources, u64)> {
+    let Prepared { sources, index, .. } = prepared;
+    let sources = Sources(sources);
+    let matches = match known_dir {
+        Some(dir) => {
+            let set = KnownSet::load(dir).with_context(|| {
+                format!(
+                    "--known {}: cannot read it; give a directory of surviving files",
+                    dir.display()
+                )
+            })?;
+            Some(identify_known(&index, &sources, &set))
+        }
+        None => None,
+    };
+    let known = known_dir
+        .zip(matches.as_deref())
+        .map(|(dir, matches)| KnownMatches { dir, matches });
+    let tree = build::build(&index, known.as_ref());
+    Ok((tree, sources, index.created))
+}

@@ -1,0 +1,177 @@
+//! The scan: drives the carvers over the sources in parallel and produces an [`Index`].
+//!
+//! Pass 1 reads every source once, in fixed-size chunks (with a small overlap so a
+//! header straddling two chunks is seen whole, and counted only in the chunk where it
+//! starts), on all cores, and collects FLV header offsets. Pass 2 walks each header's
+//! tag chain; it reads only the tag headers it needs, through a small read-ahead window.
+//! Memory is bounded by the chunk size times the number of threads, whatever the size of
+//! the disk.
+
+use std::cell::RefCell;
+use std::sync::Mutex;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use rayon::prelude::*;
+
+use crate::carve::ByteSource;
+use crate::carve::flv::{self, WalkLimits};
+use crate::index::{BadRange, FlvEntry, Index, ScanSettings, SourceRecord};
+use crate::source::Source;
+
+/// Bytes read per work item of pass 1.
+const CHUNK: u64 = 8 << 20;
+
+/// Receives progress reports (a terminal progress bar, or nothing).
+pub trait Progress: Sync {
+    /// `n` more bytes of the sources were scanned.
+    fn advance(&self, n: u64);
+    /// The scan entered a new phase.
+    fn phase(&self, name: &str);
+}
+
+/// Progress reporting that reports nothing.
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn advance(&self, _: u64) {}
+    fn phase(&self, _: &str) {}
+}
+
+/// Scans `sources` and returns the index of everything found.
+pub fn scan(
+    sources: &[Source],
+    records: Vec<SourceRecord>,
+    settings: &ScanSettings,
+    progress: &dyn Progress,
+) -> Index {
+    let started = Instant::now();
+    let bad = Mutex::new(Vec::new());
+
+    let work: Vec<(u32, u64)> = sources
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| (0..s.size.div_ceil(CHUNK)).map(move |c| (i as u32, c * CHUNK)))
+        .collect();
+    let mut headers: Vec<(u32, u64)> = work
+        .par_iter()
+        .map_init(
+            || vec![0u8; (CHUNK as usize) + flv::HEADER_LEN],
+            |buf, &(src, start)| {
+                let source = &sources[src as usize];
+                let len = (source.size - start).min(CHUNK) as usize;
+                let with_overlap =
+                    (source.size - start).min(CHUNK + flv::HEADER_LEN as u64 - 1) as usize;
+                let unreadable = source.read_salvaging(&mut buf[..with_overlap], start);
+                if !unreadable.is_empty() {
+                    let mut bad = bad.lock().unwrap_or_else(|e| e.into_inner());
+                    bad.extend(
+                        unreadable
+                            .into_iter()
+                            .filter(|r| r.0 < start + len as u64)
+                            .map(|(s, e)| {
+                                log::warn!(
+                                    "{}: unreadable bytes {s}..{e}, skipped",
+                                    source.path.display()
+                                );
+                                BadRange {
+                                    source: src,
+                                    start: s,
+                                    end: e.min(start + len as u64),
+                                }
+                            }),
+                    );
+                }
+                progress.advance(len as u64);
+                flv::find_headers(&buf[..with_overlap], len)
+                    .into_iter()
+                    .map(|p| (src, start + p as u64))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .flatten()
+        .collect();
+    headers.sort_unstable();
+
+    progress.phase(&format!("walking {} FLV candidates", headers.len()));
+    let limits = WalkLimits {
+        resync_window: settings.resync_window,
+        ..WalkLimits::default()
+    };
+    let flv: Vec<FlvEntry> = headers
+        .par_iter()
+        .filter_map(|&(src, offset)| {
+            let reader = ReadAhead::new(&sources[src as usize]);
+            flv::walk(&reader, offset, &limits).map(|carved| FlvEntry {
+                source: src,
+                carved,
+            })
+        })
+        .collect();
+
+    let mut bad_ranges = bad.into_inner().unwrap_or_else(|e| e.into_inner());
+    bad_ranges.sort_by_key(|b| (b.source, b.start));
+    Index {
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        created: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        scan_seconds: started.elapsed().as_secs_f64(),
+        sources: records,
+        settings: settings.clone(),
+        flv,
+        bad_ranges,
+    }
+}
+
+/// A [`ByteSource`] over a source with a read-ahead window, so that walking a chain of
+/// small tags costs one `pread` per window, not two per tag. Unreadable bytes read as
+/// missing (the walk treats them like a break), never as a crash.
+pub struct ReadAhead<'a> {
+    source: &'a Source,
+    window: RefCell<(u64, Vec<u8>)>,
+}
+
+impl<'a> ReadAhead<'a> {
+    const WINDOW: usize = 1 << 20;
+
+    /// A reader with an empty window.
+    pub fn new(source: &'a Source) -> ReadAhead<'a> {
+        ReadAhead {
+            source,
+            window: RefCell::new((0, Vec::new())),
+        }
+    }
+}
+
+impl ByteSource for ReadAhead<'_> {
+    fn len(&self) -> u64 {
+        self.source.size
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> bool {
+        let Some(end) = offset
+            .checked_add(buf.len() as u64)
+            .filter(|&e| e <= self.source.size)
+        else {
+            return false;
+        };
+        let mut window = self.window.borrow_mut();
+        let (start, data) = &mut *window;
+        if offset < *start || end > *start + data.len() as u64 {
+            if buf.len() > Self::WINDOW / 2 {
+                return self.source.read_exact_at(buf, offset).is_ok();
+            }
+            let n = (self.source.size - offset).min(Self::WINDOW as u64) as usize;
+            data.resize(n, 0);
+            if self.source.read_exact_at(data, offset).is_err() {
+                data.clear();
+                return self.source.read_exact_at(buf, offset).is_ok();
+            }
+            *start = offset;
+        }
+        let at = (offset - *start) as usize;
+        buf.copy_from_slice(&data[at..at + buf.len()]);
+        true
+    }
+}

@@ -1,0 +1,197 @@
+//! Lays an [`Index`] out as the user-facing tree:
+//!
+//! ```text
+//! /README.txt               what was scanned, when, with which options; counts; bad ranges
+//! /flv/<offset>.flv         every carved video nobody knows about (the lost ones)
+//! /flv/known/<offset>.flv   with --known: candidates identical to a surviving file
+//! /flv/candidates.tsv       one line per candidate: size, duration, status, known-as...
+//! ```
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use super::Tree;
+use crate::extent::{Extent, ExtentList};
+use crate::index::{FlvEntry, Index};
+
+/// The file name of a carved FLV: zero-padded decimal offset so `ls` order is disk
+/// order; with several sources, prefixed by the source number (1-based).
+pub fn flv_name(index: &Index, entry: &FlvEntry) -> String {
+    if index.sources.len() > 1 {
+        format!("{}-{:013}.flv", entry.source + 1, entry.carved.offset)
+    } else {
+        format!("{:013}.flv", entry.carved.offset)
+    }
+}
+
+/// The bytes of a carved FLV as an extent list.
+pub fn flv_extents(entry: &FlvEntry) -> ExtentList {
+    ExtentList::new(
+        entry
+            .carved
+            .extents
+            .iter()
+            .map(|&(offset, len)| Extent::Source {
+                source: entry.source,
+                offset,
+                len,
+            }),
+    )
+}
+
+/// What `--known` found: for each entry of `index.flv`, the surviving file it matches.
+pub struct KnownMatches<'a> {
+    /// The `--known` directory.
+    pub dir: &'a Path,
+    /// Per FLV entry, the matching file relative to `dir`.
+    pub matches: &'a [Option<PathBuf>],
+}
+
+/// Builds the tree for `index`.
+pub fn build(index: &Index, known: Option<&KnownMatches>) -> Tree {
+    let mut tree = Tree::new();
+    let mut tsv = String::from(
+        "file\tsource\toffset\tbytes\tduration_s\ttags\tstreams\tstatus\tskipped\tknown_as\n",
+    );
+    let mut known_count = 0;
+    tree.mkdir_p("flv");
+    for (i, entry) in index.flv.iter().enumerate() {
+        let c = &entry.carved;
+        let name = flv_name(index, entry);
+        let known_as = known
+            .and_then(|k| k.matches.get(i))
+            .and_then(|m| m.as_deref());
+        let dir = if known_as.is_some() {
+            "flv/known"
+        } else {
+            "flv"
+        };
+        known_count += known_as.is_some() as usize;
+        tree.add_file(dir, &name, flv_extents(entry));
+        let streams = match (c.has_audio, c.has_video) {
+            (true, true) => "audio+video",
+            (true, false) => "audio",
+            (false, true) => "video",
+            (false, false) => "none",
+        };
+        let skipped = if c.gaps.is_empty() {
+            "-".to_string()
+        } else {
+            c.gaps
+                .iter()
+                .map(|g| {
+                    format!(
+                        "{}@{} ({:.3}s-{:.3}s)",
+                        g.len,
+                        g.from,
+                        g.before_ms as f64 / 1000.0,
+                        g.after_ms as f64 / 1000.0
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let source = index
+            .sources
+            .get(entry.source as usize)
+            .map(|s| s.path.display().to_string());
+        let _ = writeln!(
+            tsv,
+            "{dir}/{name}\t{}\t{}\t{}\t{:.3}\t{}\t{streams}\t{}\t{skipped}\t{}",
+            source.unwrap_or_default(),
+            c.offset,
+            c.len(),
+            c.duration_ms as f64 / 1000.0,
+            c.tags,
+            c.status.as_str(),
+            known_as
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "-".into()),
+        );
+    }
+    tree.add_file(
+        "flv",
+        "candidates.tsv",
+        ExtentList::from_bytes(tsv.into_bytes()),
+    );
+    tree.add_file(
+        "",
+        "README.txt",
+        ExtentList::from_bytes(readme(index, known, known_count).into_bytes()),
+    );
+    tree.finish();
+    tree
+}
+
+fn readme(index: &Index, known: Option<&KnownMatches>, known_count: usize) -> String {
+    let mut r = String::new();
+    let _ = writeln!(
+        r,
+        "salvagefs {} — read-only view of recovered data\n",
+        index.tool_version
+    );
+    let _ = writeln!(
+        r,
+        "Scanned (unix time {}, {:.1} s):",
+        index.created, index.scan_seconds
+    );
+    for (i, s) in index.sources.iter().enumerate() {
+        let _ = writeln!(
+            r,
+            "  {}. {} ({} bytes, {:?})",
+            i + 1,
+            s.path.display(),
+            s.size,
+            s.kind
+        );
+    }
+    let _ = writeln!(
+        r,
+        "Options: repair window {} bytes",
+        index.settings.resync_window
+    );
+    if let Some(k) = known {
+        let _ = writeln!(r, "Known files from: {}", k.dir.display());
+    }
+    let count = |st: &str| {
+        index
+            .flv
+            .iter()
+            .filter(|e| e.carved.status.as_str() == st)
+            .count()
+    };
+    let _ = writeln!(
+        r,
+        "\nFLV videos: {} carved ({} complete, {} repaired, {} truncated), {} known, {} unknown",
+        index.flv.len(),
+        count("complete"),
+        count("repaired"),
+        count("truncated"),
+        known_count,
+        index.flv.len() - known_count
+    );
+    if index.bad_ranges.is_empty() {
+        let _ = writeln!(r, "Unreadable ranges: none");
+    } else {
+        let bytes: u64 = index.bad_ranges.iter().map(|b| b.end - b.start).sum();
+        let _ = writeln!(
+            r,
+            "Unreadable ranges: {} ({bytes} bytes, read as zeros by the scan):",
+            index.bad_ranges.len()
+        );
+        for b in &index.bad_ranges {
+            let _ = writeln!(r, "  source {}: {}..{}", b.source + 1, b.start, b.end);
+        }
+    }
+    r.push_str(
+        "\nThe tree:\n\
+         \x20 flv/<offset>.flv        a carved video; <offset> is its byte offset on the source\n\
+         \x20 flv/known/<offset>.flv  a carved video identical to a file under --known (not lost)\n\
+         \x20 flv/candidates.tsv      every candidate: size, duration, streams, status, skipped gaps\n\
+         Status: complete = the tag chain ran cleanly to its end; repaired = damaged regions were\n\
+         skipped (see 'skipped'); truncated = the chain broke with no continuation in reach.\n\
+         Everything here is read-only and computed on read from the source; copy what you need:\n\
+         \x20 cp flv/0000001234567.flv ~/rescued/    rsync -a ./ backup:salvage/\n",
+    );
+    r
+}

@@ -1,0 +1,178 @@
+//! The virtual tree shown in the mount, built from an index. Pure: no FUSE, no I/O.
+//!
+//! Inode numbers are positions in a deterministic construction order, so the same index
+//! gives the same inode numbers on every mount (what `rsync` and `cp -u` rely on).
+
+pub mod build;
+
+use std::collections::HashMap;
+
+use crate::extent::ExtentList;
+
+/// Inode number of the root directory (FUSE convention).
+pub const ROOT: u64 = 1;
+
+/// A file or directory of the tree.
+#[derive(Debug)]
+pub struct Node {
+    /// Name within its parent (empty for the root).
+    pub name: String,
+    /// Inode of the parent directory (the root is its own parent).
+    pub parent: u64,
+    /// What the node holds.
+    pub kind: NodeKind,
+}
+
+/// Directory entries or file contents.
+#[derive(Debug)]
+pub enum NodeKind {
+    /// Children inode numbers, sorted by name.
+    Dir(Vec<u64>),
+    /// The file's bytes.
+    File(ExtentList),
+}
+
+/// The whole tree; inode `n` is `nodes[n - 1]`.
+#[derive(Debug)]
+pub struct Tree {
+    nodes: Vec<Node>,
+    by_name: HashMap<(u64, String), u64>,
+}
+
+impl Default for Tree {
+    fn default() -> Self {
+        Tree::new()
+    }
+}
+
+impl Tree {
+    /// A tree holding only the root directory.
+    pub fn new() -> Tree {
+        let root = Node {
+            name: String::new(),
+            parent: ROOT,
+            kind: NodeKind::Dir(Vec::new()),
+        };
+        Tree {
+            nodes: vec![root],
+            by_name: HashMap::new(),
+        }
+    }
+
+    fn add(&mut self, parent: u64, name: &str, kind: NodeKind) -> u64 {
+        if let Some(&ino) = self.by_name.get(&(parent, name.to_string())) {
+            return ino;
+        }
+        let ino = self.nodes.len() as u64 + 1;
+        self.nodes.push(Node {
+            name: name.to_string(),
+            parent,
+            kind,
+        });
+        self.by_name.insert((parent, name.to_string()), ino);
+        if let Some(Node {
+            kind: NodeKind::Dir(children),
+            ..
+        }) = self.nodes.get_mut(parent as usize - 1)
+        {
+            children.push(ino);
+        }
+        ino
+    }
+
+    /// Adds (or finds) the directory at `path` (components separated by `/`).
+    pub fn mkdir_p(&mut self, path: &str) -> u64 {
+        path.split('/')
+            .filter(|c| !c.is_empty())
+            .fold(ROOT, |parent, name| {
+                self.add(parent, name, NodeKind::Dir(Vec::new()))
+            })
+    }
+
+    /// Adds a file in directory `dir` (created if needed). Names must be unique.
+    pub fn add_file(&mut self, dir: &str, name: &str, content: ExtentList) -> u64 {
+        let parent = self.mkdir_p(dir);
+        self.add(parent, name, NodeKind::File(content))
+    }
+
+    /// Sorts every directory's entries by name; call once after building.
+    pub fn finish(&mut self) {
+        let names: Vec<String> = self.nodes.iter().map(|n| n.name.clone()).collect();
+        for node in &mut self.nodes {
+            if let NodeKind::Dir(children) = &mut node.kind {
+                children.sort_by(|a, b| names[*a as usize - 1].cmp(&names[*b as usize - 1]));
+            }
+        }
+    }
+
+    /// The node with inode `ino`.
+    pub fn get(&self, ino: u64) -> Option<&Node> {
+        self.nodes.get(usize::try_from(ino).ok()?.checked_sub(1)?)
+    }
+
+    /// The child `name` of directory `parent`.
+    pub fn lookup(&self, parent: u64, name: &str) -> Option<u64> {
+        self.by_name.get(&(parent, name.to_string())).copied()
+    }
+
+    /// Looks a path up from the root (`flv/known/x.flv`).
+    pub fn resolve(&self, path: &str) -> Option<u64> {
+        path.split('/')
+            .filter(|c| !c.is_empty())
+            .try_fold(ROOT, |ino, name| self.lookup(ino, name))
+    }
+
+    /// Number of inodes.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Always false: there is at least the root.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Total bytes of all files (for `statfs`).
+    pub fn total_bytes(&self) -> u64 {
+        self.nodes
+            .iter()
+            .map(|n| match &n.kind {
+                NodeKind::File(f) => f.len(),
+                NodeKind::Dir(_) => 0,
+            })
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_and_resolves() {
+        let mut t = Tree::new();
+        t.add_file("flv", "b.flv", ExtentList::from_bytes(&b"bb"[..]));
+        t.add_file("flv/known", "a.flv", ExtentList::from_bytes(&b"a"[..]));
+        t.add_file("flv", "a.flv", ExtentList::from_bytes(&b"aaa"[..]));
+        t.add_file("", "README.txt", ExtentList::from_bytes(&b"r"[..]));
+        t.finish();
+        let flv = t.resolve("flv").unwrap();
+        let NodeKind::Dir(children) = &t.get(flv).unwrap().kind else {
+            panic!()
+        };
+        let names: Vec<&str> = children
+            .iter()
+            .map(|c| t.get(*c).unwrap().name.as_str())
+            .collect();
+        assert_eq!(names, ["a.flv", "b.flv", "known"]);
+        let a = t.resolve("flv/a.flv").unwrap();
+        let NodeKind::File(f) = &t.get(a).unwrap().kind else {
+            panic!()
+        };
+        assert_eq!(f.len(), 3);
+        assert_eq!(t.get(a).unwrap().parent, flv);
+        assert!(t.resolve("flv/nope").is_none());
+        assert!(t.get(0).is_none());
+        assert_eq!(t.total_bytes(), 7);
+    }
+}
