@@ -56,6 +56,9 @@ impl Bar {
 }
 
 impl Progress for Bar {
+    fn warn(&self, message: &str) {
+        self.0.suspend(|| eprintln!("salvagefs: {message}"));
+    }
     fn advance(&self, n: u64) {
         self.0.inc(n);
     }
@@ -84,9 +87,6 @@ fn prepare(sources: &[std::path::PathBuf], common: &CommonArgs) -> anyhow::Resul
     );
     bar.0.finish_and_clear();
     let prepared = prepared?;
-    for w in &prepared.warnings {
-        eprintln!("salvagefs: {w}");
-    }
     if let IndexOrigin::Rescanned(reason) = &prepared.origin {
         eprintln!(
             "salvagefs: index {} not used ({reason}); scanned again",

@@ -36,8 +36,6 @@ pub struct Prepared {
     pub index_path: PathBuf,
     /// Whether it was loaded or made.
     pub origin: IndexOrigin,
-    /// Warnings the user must see (a source mounted read-write...).
-    pub warnings: Vec<String>,
 }
 
 /// Opens every source read-only; the first failure is the error.
@@ -61,7 +59,9 @@ pub fn prepare(
     progress: &dyn Progress,
 ) -> Result<Prepared> {
     let sources = open_sources(paths)?;
-    let warnings = guard::mounted_read_write(&sources);
+    for warning in guard::mounted_read_write(&sources) {
+        progress.warn(&warning);
+    }
     let index_path = match index_path {
         Some(p) => p.to_path_buf(),
         None => index::default_path(&sources.iter().map(|s| s.path.clone()).collect::<Vec<_>>()),
@@ -84,7 +84,6 @@ pub fn prepare(
                     index: idx,
                     index_path,
                     origin: IndexOrigin::Reused,
-                    warnings,
                 });
             }
             Some(reason) => Some(format!("index {} is stale: {reason}", index_path.display())),
@@ -105,7 +104,6 @@ pub fn prepare(
         index,
         index_path,
         origin,
-        warnings,
     })
 }
 

@@ -21,8 +21,10 @@ use crate::source::Source;
 /// Bytes read per work item of pass 1.
 const CHUNK: u64 = 8 << 20;
 
-/// Receives progress reports (a terminal progress bar, or nothing).
+/// Receives progress reports and warnings (a terminal progress bar, or nothing).
 pub trait Progress: Sync {
+    /// Something the user must see now, even if the command then fails.
+    fn warn(&self, message: &str);
     /// `n` more bytes of the sources were scanned.
     fn advance(&self, n: u64);
     /// The scan entered a new phase.
@@ -33,6 +35,7 @@ pub trait Progress: Sync {
 pub struct Quiet;
 
 impl Progress for Quiet {
+    fn warn(&self, _: &str) {}
     fn advance(&self, _: u64) {}
     fn phase(&self, _: &str) {}
 }
