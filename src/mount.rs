@@ -65,8 +65,13 @@ pub fn run(args: MountArgs) -> Result<()> {
                 return background.umount_and_join().context("unmount failed");
             }
             Err(mpsc::RecvTimeoutError::Timeout) if !background.guard.is_finished() => continue,
-            // Unmounted from outside (fusermount3 -u / umount): the session ended.
-            _ => return background.join().context("filesystem thread failed"),
+            // Unmounted from outside (fusermount3 -u / umount): the session ended. Do not
+            // drop the session: its drop unmounts by path, and the path may already
+            // hold a new mount (a quick remount) that we must not take down.
+            _ => {
+                std::mem::forget(background);
+                return Ok(());
+            }
         }
     }
 }

@@ -21,6 +21,10 @@ use crate::source::Source;
 /// Bytes read per work item of pass 1.
 const CHUNK: u64 = 8 << 20;
 
+thread_local! {
+    static CHUNK_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
 /// Receives progress reports and warnings (a terminal progress bar, or nothing).
 pub trait Progress: Sync {
     /// Something the user must see now, even if the command then fails.
@@ -57,13 +61,15 @@ pub fn scan(
         .collect();
     let mut headers: Vec<(u32, u64)> = work
         .par_iter()
-        .map_init(
-            || vec![0u8; (CHUNK as usize) + flv::HEADER_LEN],
-            |buf, &(src, start)| {
-                let source = &sources[src as usize];
-                let len = (source.size - start).min(CHUNK) as usize;
-                let with_overlap =
-                    (source.size - start).min(CHUNK + flv::HEADER_LEN as u64 - 1) as usize;
+        .flat_map_iter(|&(src, start)| {
+            let source = &sources[src as usize];
+            let len = (source.size - start).min(CHUNK) as usize;
+            let with_overlap =
+                (source.size - start).min(CHUNK + flv::HEADER_LEN as u64 - 1) as usize;
+            let found = CHUNK_BUF.with_borrow_mut(|buf| {
+                // One buffer per thread, reused: a fresh 8 MiB allocation per chunk would
+                // be page-faulted in again every time and cost more than the read.
+                buf.resize(CHUNK as usize + flv::HEADER_LEN, 0);
                 let unreadable = source.read_salvaging(&mut buf[..with_overlap], start);
                 if !unreadable.is_empty() {
                     let mut bad = bad.lock().unwrap_or_else(|e| e.into_inner());
@@ -84,14 +90,11 @@ pub fn scan(
                             }),
                     );
                 }
-                progress.advance(len as u64);
                 flv::find_headers(&buf[..with_overlap], len)
-                    .into_iter()
-                    .map(|p| (src, start + p as u64))
-                    .collect::<Vec<_>>()
-            },
-        )
-        .flatten()
+            });
+            progress.advance(len as u64);
+            found.into_iter().map(move |p| (src, start + p as u64))
+        })
         .collect();
     headers.sort_unstable();
 

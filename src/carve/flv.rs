@@ -234,7 +234,7 @@ pub fn walk<S: ByteSource + ?Sized>(src: &S, offset: u64, limits: &WalkLimits) -
     }
     let end_of_data = src.len();
     let mut stream = Stream::default();
-    let mut extents = Vec::new();
+    let mut extents: Vec<(u64, u64)> = Vec::new();
     let mut gaps = Vec::new();
     let mut extent_start = offset;
     let mut pos = offset + HEADER_LEN as u64;
@@ -254,7 +254,10 @@ pub fn walk<S: ByteSource + ?Sized>(src: &S, offset: u64, limits: &WalkLimits) -
             break;
         }
         cut_off |= header_fits_but_runs_past_end(src, pos, end_of_data);
-        if gaps.len() >= limits.max_gaps || stream.tags == 0 {
+        // The file's own metadata says this is its end: nothing to look for.
+        let carved_len = extents.iter().map(|e| e.1).sum::<u64>() + (pos - extent_start);
+        let ends_as_announced = meta.filesize == Some(carved_len) && gaps.is_empty();
+        if ends_as_announced || gaps.len() >= limits.max_gaps || stream.tags == 0 {
             break;
         }
         match find_continuation(src, pos, &stream, limits) {
@@ -330,22 +333,38 @@ fn find_continuation<S: ByteSource + ?Sized>(
         if !src.read_at(base, &mut buf[..avail]) {
             return None;
         }
-        for i in 0..n {
-            let b = &buf[i..avail];
-            if b.starts_with(MAGIC) && is_header(b) {
-                return None;
-            }
-            if !matches!(b[0], 8 | 9) || b.len() < 12 || b[8..11] != [0, 0, 0] {
-                continue;
-            }
-            let at = base + i as u64;
-            if let Some(run) = valid_run(src, at, limits.resync_tags) {
-                let continues = run.iter().all(|t| stream.same_codec(t))
-                    && stream.continues_at(run[0].ts, at - pos);
-                return continues.then_some((at, run[0].ts));
-            }
+        let window = &buf[..avail];
+        if let Some(h) =
+            memchr::memmem::find_iter(window, MAGIC).find(|&h| h < n && is_header(&window[h..]))
+        {
+            // Another file starts here: search only up to it.
+            return search_runs(src, &window[..h], base, pos, stream, limits).flatten();
+        }
+        if let Some(found) = search_runs(src, &window[..n.min(avail)], base, pos, stream, limits) {
+            return found;
         }
         base += n as u64;
+    }
+    None
+}
+
+/// Tries every audio/video tag start in `bytes` (which lie at `base`); `Some(result)`
+/// once the first valid run decides, `None` if there was none.
+fn search_runs<S: ByteSource + ?Sized>(
+    src: &S,
+    bytes: &[u8],
+    base: u64,
+    pos: u64,
+    stream: &Stream,
+    limits: &WalkLimits,
+) -> Option<Option<(u64, u32)>> {
+    for i in memchr::memchr2_iter(8, 9, bytes) {
+        let at = base + i as u64;
+        if let Some(run) = valid_run(src, at, limits.resync_tags) {
+            let continues = run.iter().all(|t| stream.same_codec(t))
+                && stream.continues_at(run[0].ts, at - pos);
+            return Some(continues.then_some((at, run[0].ts)));
+        }
     }
     None
 }

@@ -1,0 +1,47 @@
+#!/usr/bin/env python3
+"""Builds a reproducible benchmark image: random bytes, zeros, text, executables and
+FLV recordings (the committed fixtures), in 1 MiB-ish pieces aligned to 4 KiB, seeded.
+
+    python3 bench/make-image.py OUT SIZE_MIB [LONG_FLV]
+
+LONG_FLV, if given, is placed once near the middle (a long recording to time reads).
+"""
+import random
+import sys
+from pathlib import Path
+
+out, size_mib = Path(sys.argv[1]), int(sys.argv[2])
+root = Path(__file__).resolve().parent.parent
+flvs = [p.read_bytes() for p in sorted((root / "tests/fixtures/flv").glob("*.flv"))]
+exes = [Path(p).read_bytes() for p in ("/bin/ls", "/bin/bash", "/usr/bin/python3") if Path(p).exists()]
+rng = random.Random(2020)
+text = (" ".join(rng.choice("disk sector stream recording backup mongo offset video audio".split())
+                 for _ in range(200_000))).encode()
+total = size_mib << 20
+long_flv = Path(sys.argv[3]).read_bytes() if len(sys.argv) > 3 else None
+written = flv_count = 0
+out.parent.mkdir(parents=True, exist_ok=True)
+with open(out, "wb") as f:
+    while written < total:
+        kind = rng.random()
+        if long_flv and written > total // 2:
+            piece, long_flv = long_flv, None
+            flv_count += 1
+        elif kind < 0.35:
+            piece = rng.randbytes(rng.randint(256 << 10, 2 << 20))
+        elif kind < 0.50:
+            piece = bytes(rng.randint(64 << 10, 1 << 20))
+        elif kind < 0.70:
+            start = rng.randint(0, len(text) - 1)
+            piece = text[start:start + rng.randint(64 << 10, 1 << 20)]
+        elif kind < 0.80 and exes:
+            piece = rng.choice(exes)
+        else:
+            piece = rng.choice(flvs)
+            flv_count += 1
+        # Files on a filesystem start on 4 KiB blocks; carvers such as photorec rely on it.
+        piece += rng.randbytes(-len(piece) % 4096)
+        piece = piece[: total - written]
+        f.write(piece)
+        written += len(piece)
+print(f"{out}: {written} bytes, {flv_count} FLV recordings")

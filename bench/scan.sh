@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Times, side by side in one run and with the page cache warm, everything that reads the
+# same image: cat (the limit), grep (the incident's method), photorec restricted to FLV,
+# salvagefs scan; then reading a carved file through the mount against dd from the image,
+# and the time to mount with an existing index.
+#
+#   bench/scan.sh [SIZE_MIB]      (default 1024; needs ffmpeg fixtures, testdisk for photorec)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+size=${1:-1024}
+work=bench/work
+mkdir -p "$work"
+img="$work/bench-$size.img"
+long="$work/long.flv"   # a 10-minute recording (~150 MB) for the read-through-mount test
+[ -f "$long" ] || ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=320x240:rate=25 \
+  -f lavfi -i sine=frequency=440 -t 600 -c:v libx264 -preset ultrafast -b:v 2000k -c:a aac "$long"
+[ -f "$img" ] || python3 bench/make-image.py "$img" "$size" "$long"
+cargo build --release -q
+bin=target/release/salvagefs
+bytes=$(stat -c %s "$img")
+
+t() { # t LABEL CMD...: wall seconds of CMD (best of 3)
+  local label=$1; shift; local best=
+  for _ in 1 2 3; do
+    # Output to a file, not /dev/null: GNU grep stops at the first match when its
+    # output is /dev/null, which would time nothing.
+    local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1 || true; e=$(date +%s.%N)
+    best=$(python3 -c "b='$best'; x=$e-$s; print(x if not b else min(float(b), x))")
+  done
+  printf '%s\t%s\n' "$label" "$best"
+}
+
+cat "$img" >/dev/null   # warm the page cache
+results=$(mktemp)
+{
+  t "cat IMAGE >/dev/null" cat "$img"
+  t "grep -c -a -P 'FLV\\x01\\x05' IMAGE" sh -c "grep -c -a -P 'FLV\x01\x05' $img >$work/grep.out"
+  if command -v photorec >/dev/null; then
+    t "photorec (FLV only)" sh -c "rm -rf $work/photorec*; mkdir -p $work/photorec; photorec /d $work/photorec/out /cmd $img partition_none,fileopt,everything,disable,flv,enable,search"
+  fi
+  t "salvagefs scan (FLV)" "$bin" scan "$img" --index "$work/bench.idx" --rescan
+} | tee "$results"
+
+echo
+python3 - "$results" "$bytes" <<'PY'
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
+size = int(sys.argv[2])
+cat = float(rows[0][1])
+print(f"| command | seconds | GB/s | time vs cat |")
+print(f"|---|---|---|---|")
+for label, s in rows:
+    s = float(s)
+    print(f"| `{label}` | {s:.2f} | {size / s / 1e9:.2f} | {s / cat:.2f}x |")
+PY
+
+echo "FLV files found: grep $(cat $work/grep.out) lines with a header, photorec $(ls $work/photorec/out.1/*.flv 2>/dev/null | wc -l), salvagefs $("$bin" scan "$img" --index "$work/bench.idx" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["flv"]["total"])')"
+
+# Serving: the long recording through the mount (first read, fresh mount each time)
+# against dd bs=1M of the same byte range of the image.
+mnt=$work/mnt; mkdir -p "$mnt"
+fusermount3 -u "$mnt" 2>/dev/null || true
+s=$(date +%s.%N); "$bin" mount "$img" "$mnt" --index "$work/bench.idx" >/dev/null; e=$(date +%s.%N)
+echo "mount with an existing index: $(python3 -c "print(f'{$e-$s:.3f}')") s"
+f=$(ls -S "$mnt"/flv/*.flv | sed -n 1p)
+off=$((10#$(basename "$f" .flv))); len=$(stat -c %s "$f")
+fusermount3 -u "$mnt"
+best() { python3 -c "import sys; print(min(float(x) for x in sys.argv[1:]))" "$@"; }
+via_mount=(); via_dd=()
+for _ in 1 2 3; do
+  "$bin" mount "$img" "$mnt" --index "$work/bench.idx" >/dev/null
+  s=$(date +%s.%N); cat "$mnt/flv/$(basename "$f")" >/dev/null; e=$(date +%s.%N)
+  via_mount+=("$(python3 -c "print($e-$s)")")
+  fusermount3 -u "$mnt"
+  s=$(date +%s.%N); dd if="$img" of=/dev/null bs=1M iflag=skip_bytes,count_bytes skip="$off" count="$len" status=none; e=$(date +%s.%N)
+  via_dd+=("$(python3 -c "print($e-$s)")")
+done
+m=$(best "${via_mount[@]}"); d=$(best "${via_dd[@]}")
+python3 -c "print(f'read {$len/1e6:.0f} MB recording: cat through the mount {$len/$m/1e6:.0f} MB/s, dd bs=1M from the image {$len/$d/1e6:.0f} MB/s ({$d/$m*100:.0f}%)')"
