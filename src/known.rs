@@ -26,7 +26,8 @@ pub struct KnownSet {
 
 impl KnownSet {
     /// Hashes the first [`PREFIX`] bytes of every regular file under `dir`, recursively
-    /// (symbolic links are not followed, empty files are ignored).
+    /// (symbolic links to files are followed, to directories not, so there are no
+    /// loops; empty files are ignored).
     pub fn load(dir: &Path) -> io::Result<KnownSet> {
         let meta = std::fs::metadata(dir)?;
         if !meta.is_dir() {
@@ -46,7 +47,7 @@ impl KnownSet {
                 let ft = entry.file_type()?;
                 if ft.is_dir() {
                     pending.push(entry.path());
-                } else if ft.is_file() {
+                } else if ft.is_file() || (ft.is_symlink() && entry.path().is_file()) {
                     set.add_file(&entry.path())?;
                 }
             }
