@@ -17,25 +17,11 @@ use fuser::{
     ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
 };
 
-use crate::extent::SourceReader;
-use crate::source::Source;
+use crate::source::Sources;
 use crate::tree::{NodeKind, Tree};
 
 /// Nothing in the tree ever changes while mounted.
 const TTL: Duration = Duration::from_secs(24 * 3600);
-
-/// Serves reads of source bytes for the mount; a failed read becomes EIO for that read.
-pub struct Sources(pub Vec<Source>);
-
-impl SourceReader for Sources {
-    fn read_source(&self, source: u32, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        let src = self
-            .0
-            .get(source as usize)
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::EIO))?;
-        src.read_exact_at(buf, offset)
-    }
-}
 
 /// The mounted filesystem.
 pub struct SalvageFs {

@@ -101,19 +101,13 @@ fn scan(args: ScanArgs) -> anyhow::Result<()> {
     let index_path = prepared.index_path.clone();
     let reused = prepared.origin == IndexOrigin::Reused;
     let index = prepared.index.clone();
-    let known = match &args.common.known {
-        Some(dir) => {
-            let set = salvagefs::known::KnownSet::load(dir).map_err(|e| {
-                anyhow::anyhow!(
-                    "--known {}: {e}; give a directory of surviving files",
-                    dir.display()
-                )
-            })?;
-            let sources = salvagefs::fs::Sources(prepared.sources);
-            Some(pipeline::identify_known(&index, &sources, &set))
-        }
-        None => None,
-    };
+    let sources = salvagefs::source::Sources(prepared.sources);
+    let known = args
+        .common
+        .known
+        .as_deref()
+        .map(|dir| pipeline::match_known(&index, &sources, dir))
+        .transpose()?;
     let bytes: u64 = index.sources.iter().map(|s| s.size).sum();
     let count = |st: &str| {
         index

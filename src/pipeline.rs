@@ -6,12 +6,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use crate::extent::SourceReader;
-use crate::fs::Sources;
 use crate::guard;
 use crate::index::{self, Index, IndexError, IndexLock, ScanSettings, SourceRecord};
 use crate::known::{self, KnownSet};
 use crate::scan::{self, Progress};
-use crate::source::Source;
+use crate::source::{Source, Sources};
 use crate::tree::Tree;
 use crate::tree::build::{self, KnownMatches, flv_extents};
 
@@ -124,23 +123,28 @@ pub fn identify_known(
         .collect()
 }
 
+/// Loads the `--known` directory and identifies the carved files that match it.
+pub fn match_known(index: &Index, sources: &Sources, dir: &Path) -> Result<Vec<Option<PathBuf>>> {
+    let set = KnownSet::load(dir).with_context(|| {
+        format!(
+            "--known {}: cannot read it; give a directory of surviving files",
+            dir.display()
+        )
+    })?;
+    Ok(identify_known(index, sources, &set))
+}
+
 /// Everything the mount shows, from prepared sources and an optional `--known` dir.
 pub fn build_tree(prepared: Prepared, known_dir: Option<&Path>) -> Result<(Tree, Sources, u64)> {
     let Prepared { sources, index, .. } = prepared;
     let sources = Sources(sources);
-    let matches = match known_dir {
-        Some(dir) => {
-            let set = KnownSet::load(dir).with_context(|| {
-                format!(
-                    "--known {}: cannot read it; give a directory of surviving files",
-                    dir.display()
-                )
-            })?;
-            Some(identify_known(&index, &sources, &set))
-        }
-        None => None,
-    };
-    let known = known_dir
+    let matches = known_dir
+        .map(|dir| match_known(&index, &sources, dir))
+        .transpose()?;
+    // README.txt names the directory absolutely: the mount outlives the shell's cwd.
+    let shown = known_dir.map(|d| std::fs::canonicalize(d).unwrap_or_else(|_| d.to_path_buf()));
+    let known = shown
+        .as_deref()
         .zip(matches.as_deref())
         .map(|(dir, matches)| KnownMatches { dir, matches });
     let tree = build::build(&index, known.as_ref());

@@ -10,6 +10,8 @@ use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use md5::{Digest, Md5};
+
+use crate::extent::SourceReader;
 use serde::{Deserialize, Serialize};
 
 /// Errors met while opening a source; each says what the user can do about it.
@@ -158,6 +160,20 @@ fn block_device_size(file: &File) -> io::Result<u64> {
         return Err(io::Error::last_os_error());
     }
     Ok(size)
+}
+
+/// All the sources of a scan, by number: what extent lists read from. A failed read
+/// (a bad sector) is an error for that read only.
+pub struct Sources(pub Vec<Source>);
+
+impl SourceReader for Sources {
+    fn read_source(&self, source: u32, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let src = self
+            .0
+            .get(source as usize)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EIO))?;
+        src.read_exact_at(buf, offset)
+    }
 }
 
 #[cfg(test)]
