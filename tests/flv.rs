@@ -127,7 +127,19 @@ fn incident_image(dir: &Path) -> (PathBuf, PathBuf, &'static str) {
     (img, known, "stream-av-2.flv")
 }
 
-fn check_incident_mount(m: &Mount, lost: &str) {
+/// Mounts `source` with the survivors as --known and checks the incident's outcome.
+fn mount_and_check_incident(source: &Path, dir: &Path, known: &Path, lost: &str) {
+    let idx = dir.join(format!(
+        "{}.idx",
+        source.file_name().unwrap().to_string_lossy()
+    ));
+    let args = [
+        "--index",
+        idx.to_str().unwrap(),
+        "--known",
+        known.to_str().unwrap(),
+    ];
+    let m = Mount::new(&[source], &dir.join("mnt"), &args);
     let lost_files: Vec<PathBuf> = std::fs::read_dir(m.path("flv"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -157,18 +169,7 @@ fn incident_lost_recording_on_ext4_comes_back_exact() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let (img, known, lost) = incident_image(tmp.path());
-    let idx = tmp.path().join("i.idx");
-    let m = Mount::new(
-        &[&img],
-        &tmp.path().join("mnt"),
-        &[
-            "--index",
-            idx.to_str().unwrap(),
-            "--known",
-            known.to_str().unwrap(),
-        ],
-    );
-    check_incident_mount(&m, lost);
+    mount_and_check_incident(&img, tmp.path(), &known, lost);
 }
 
 #[test]
@@ -212,19 +213,7 @@ fn incident_through_a_read_only_loop_device() {
         32 << 20,
         "block device size read with BLKGETSIZE64"
     );
-    {
-        let m = Mount::new(
-            &[Path::new(&dev)],
-            &tmp.path().join("mnt"),
-            &[
-                "--index",
-                idx.to_str().unwrap(),
-                "--known",
-                known.to_str().unwrap(),
-            ],
-        );
-        check_incident_mount(&m, lost);
-    }
+    mount_and_check_incident(Path::new(&dev), tmp.path(), &known, lost);
 }
 
 #[test]
