@@ -18,6 +18,7 @@ pub enum Command {
     /// Scan sources once and write the offset index (nothing is written to the sources)
     Scan(ScanArgs),
     /// Mount the recovered files read-only (scans first if the index is missing or stale)
+    #[command(override_usage = "salvagefs mount [OPTIONS] <SOURCE>... <MOUNTPOINT>")]
     Mount(MountArgs),
 }
 
@@ -55,7 +56,7 @@ pub struct ScanArgs {
 #[derive(Args, Debug)]
 pub struct MountArgs {
     /// Sources (as for scan), then the mountpoint: an existing, empty directory
-    #[arg(required = true, num_args = 2.., value_name = "SOURCE... MOUNTPOINT")]
+    #[arg(required = true, num_args = 2.., value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub common: CommonArgs,
