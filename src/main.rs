@@ -40,11 +40,11 @@ fn main() -> ExitCode {
 struct Bar(ProgressBar);
 
 impl Bar {
-    fn new(total: u64) -> Bar {
+    fn new() -> Bar {
         if !std::io::stderr().is_terminal() {
             return Bar(ProgressBar::hidden());
         }
-        let bar = ProgressBar::new(total);
+        let bar = ProgressBar::new(0);
         let style = ProgressStyle::with_template(
             "{msg:20} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
         )
@@ -59,6 +59,9 @@ impl Progress for Bar {
     fn warn(&self, message: &str) {
         self.0.suspend(|| eprintln!("salvagefs: {message}"));
     }
+    fn begin(&self, total: u64) {
+        self.0.set_length(total);
+    }
     fn advance(&self, n: u64) {
         self.0.inc(n);
     }
@@ -69,12 +72,7 @@ impl Progress for Bar {
 
 /// Opens the sources and gets their index, with a progress bar while scanning.
 fn prepare(sources: &[std::path::PathBuf], common: &CommonArgs) -> anyhow::Result<Prepared> {
-    let total: u64 = sources
-        .iter()
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum();
-    let bar = Bar::new(total);
+    let bar = Bar::new();
     let settings = ScanSettings {
         resync_window: common.repair_window,
     };

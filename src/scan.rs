@@ -29,6 +29,9 @@ thread_local! {
 pub trait Progress: Sync {
     /// Something the user must see now, even if the command then fails.
     fn warn(&self, message: &str);
+    /// The scan starts and will read `total` bytes (block devices have no st_size,
+    /// so only the scan, with the sources open, knows this).
+    fn begin(&self, total: u64);
     /// `n` more bytes of the sources were scanned.
     fn advance(&self, n: u64);
     /// The scan entered a new phase.
@@ -40,6 +43,7 @@ pub struct Quiet;
 
 impl Progress for Quiet {
     fn warn(&self, _: &str) {}
+    fn begin(&self, _: u64) {}
     fn advance(&self, _: u64) {}
     fn phase(&self, _: &str) {}
 }
@@ -52,6 +56,7 @@ pub fn scan(
     progress: &dyn Progress,
 ) -> Index {
     let started = Instant::now();
+    progress.begin(sources.iter().map(|s| s.size).sum());
     let bad = Mutex::new(Vec::new());
 
     let work: Vec<(u32, u64)> = sources

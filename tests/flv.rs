@@ -201,12 +201,7 @@ fn incident_through_a_read_only_loop_device() {
     }
     let _detach = Detach(dev.clone());
     let idx = tmp.path().join("loop.idx");
-    let out = salvagefs(&[&"scan", &dev, &"--index", &idx, &"--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = salvagefs_ok(&[&"scan", &dev, &"--index", &idx, &"--json"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         json["bytes_scanned"],
@@ -373,12 +368,7 @@ fn bad_input_gets_clear_errors_never_panics() {
 
     let empty = t.join("empty.img");
     std::fs::write(&empty, b"").unwrap();
-    let out = salvagefs(&[&"scan", &empty, &"--index", &idx]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = salvagefs_ok(&[&"scan", &empty, &"--index", &idx]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("0 FLV"));
 
     let no_flv = t.join("noflv.img");

@@ -76,6 +76,17 @@ pub fn salvagefs(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
     run(&mut cmd)
 }
 
+/// `salvagefs ARGS...`, which must succeed (its stderr is shown if not).
+pub fn salvagefs_ok(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    let out = salvagefs(args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// sha256 of a file, by the real `sha256sum`.
 pub fn sha256(path: &Path) -> String {
     let out = ok(Command::new("sha256sum").arg(path));
