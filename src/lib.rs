@@ -8,6 +8,7 @@
 
 pub mod carve;
 pub mod extent;
+pub mod extjson;
 pub mod fs;
 pub mod guard;
 pub mod index;

@@ -4,6 +4,7 @@
 //! a plain slice implements (tests, fuzzing) and the scanner implements over a source.
 //! Carvers must never panic, loop forever or allocate without bound, whatever the bytes.
 
+pub mod bson;
 pub mod flv;
 
 /// Random access to a run of bytes, which may be far larger than memory.

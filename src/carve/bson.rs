@@ -1,0 +1,341 @@
+//! BSON documents: find candidates in raw bytes and validate them completely.
+//!
+//! A candidate is a plausible 4-byte length followed, in the default mode, by the
+//! element `<type> "_id" 0x00` that MongoDB writes first in every stored document: a
+//! cheap anchor found with `memchr`. `--bson-any` tries every offset instead. A
+//! candidate becomes a document only after [`validate`] walked every element, nested
+//! documents, arrays and code-with-scope included, within [`MAX_DOC_LEN`] and
+//! [`MAX_DEPTH`], and the plausibility checks that byte-flipped garbage fails passed.
+//!
+//! MMAPv1 marks a deleted record by overwriting the first four bytes of the document
+//! (its length) with `EE EE EE EE`; [`deleted_len`] finds such a document's end by
+//! walking its elements, so it can be recovered as a deleted document.
+//!
+//! Everything here is pure and total: no input panics, loops without progress, or
+//! allocates more than the document it looks at.
+
+use bson::RawDocument;
+use bson::raw::RawBsonRef;
+use memchr::memmem;
+
+/// MongoDB's limit on a stored document (16 MiB).
+pub const MAX_DOC_LEN: usize = 16 << 20;
+/// Deepest nesting accepted (mongod refuses deeper documents).
+pub const MAX_DEPTH: usize = 200;
+/// What MMAPv1 writes over the length of a deleted record.
+pub const DELETED_MARK: [u8; 4] = [0xEE; 4];
+/// Smallest document: length and terminator.
+const MIN_DOC_LEN: usize = 5;
+/// ObjectIds are trusted between 2009-01-01 (MongoDB's first release) and 2100.
+const OID_TIME_RANGE: std::ops::Range<u32> = 1_230_768_000..4_102_444_800;
+
+/// A position worth validating.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    /// Offset of the 4-byte length (or of the deleted mark).
+    pub offset: usize,
+    /// The length is the MMAPv1 deleted mark: the document must be walked to its end.
+    pub deleted: bool,
+}
+
+/// Why bytes are not a document.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Invalid {
+    #[error("malformed: {0}")]
+    Malformed(String),
+    #[error("nested deeper than {MAX_DEPTH} levels")]
+    TooDeep,
+    #[error("array keys out of order")]
+    ArrayKeys,
+    #[error("duplicate key")]
+    DuplicateKey,
+    #[error("ObjectId with an implausible time")]
+    ObjectIdTime,
+}
+
+/// What the scan keeps of a valid document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Summary<'a> {
+    /// The `_id` value: its type byte followed by its value bytes (empty without `_id`).
+    pub id: Vec<u8>,
+    /// Top-level field names, in document order.
+    pub fields: Vec<&'a str>,
+}
+
+fn is_value_type(t: u8) -> bool {
+    matches!(t, 0x01..=0x13 | 0x7F | 0xFF)
+}
+
+fn le_i32(b: &[u8], at: usize) -> Option<i32> {
+    b.get(at..at.checked_add(4)?)
+        .map(|s| i32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+/// The declared length at `at`, if it is a plausible document length.
+fn plausible_len(buf: &[u8], at: usize) -> Option<usize> {
+    let len = usize::try_from(le_i32(buf, at)?).ok()?;
+    (MIN_DOC_LEN..=MAX_DOC_LEN).contains(&len).then_some(len)
+}
+
+/// Appends to `out` the candidates starting before `limit` in `buf` (bytes past `limit`
+/// are overlap with the next chunk). With `any`, every offset with a plausible length and
+/// element type is a candidate; otherwise only documents whose first element is `_id`.
+pub fn find_candidates(buf: &[u8], limit: usize, any: bool, out: &mut Vec<Candidate>) {
+    let limit = limit.min(buf.len());
+    if any {
+        for at in 0..limit {
+            let Some(&first) = buf.get(at + 4) else { break };
+            if let Some(len) = plausible_len(buf, at)
+                && (is_value_type(first) || (len == MIN_DOC_LEN && first == 0))
+                && buf.get(at + len - 1).is_none_or(|&b| b == 0)
+            {
+                out.push(Candidate {
+                    offset: at,
+                    deleted: false,
+                });
+            } else if buf[at..].starts_with(&DELETED_MARK) && is_value_type(first) {
+                out.push(Candidate {
+                    offset: at,
+                    deleted: true,
+                });
+            }
+        }
+        return;
+    }
+    for p in memmem::find_iter(buf, b"_id\0") {
+        let Some(start) = p.checked_sub(5) else {
+            continue;
+        };
+        if start >= limit {
+            break;
+        }
+        if !is_value_type(buf[p - 1]) {
+            continue;
+        }
+        if buf[start..].starts_with(&DELETED_MARK) {
+            out.push(Candidate {
+                offset: start,
+                deleted: true,
+            });
+        } else if let Some(len) = plausible_len(buf, start)
+            && buf.get(start + len - 1).is_none_or(|&b| b == 0)
+        {
+            out.push(Candidate {
+                offset: start,
+                deleted: false,
+            });
+        }
+    }
+}
+
+/// The declared length of a live candidate at the start of `bytes`.
+pub fn declared_len(bytes: &[u8]) -> Option<usize> {
+    plausible_len(bytes, 0)
+}
+
+/// Size in bytes of the value of an element of type `t` starting at `at`, following
+/// the BSON spec; `None` when it cannot be determined within `b`.
+pub(crate) fn value_len(b: &[u8], t: u8, at: usize) -> Option<usize> {
+    let cstring = |from: usize| memchr::memchr(0, b.get(from..)?).map(|n| n + 1);
+    let prefixed = |extra: usize| {
+        let n = usize::try_from(le_i32(b, at)?).ok()?;
+        n.checked_add(extra)
+    };
+    Some(match t {
+        0x01 | 0x09 | 0x11 | 0x12 => 8,
+        0x02 | 0x0D | 0x0E => prefixed(4)?,
+        0x03 | 0x04 | 0x0F => prefixed(0)?,
+        0x05 => prefixed(5)?,
+        0x06 | 0x0A | 0x7F | 0xFF => 0,
+        0x07 => 12,
+        0x08 => 1,
+        0x0B => {
+            let pattern = cstring(at)?;
+            pattern + cstring(at + pattern)?
+        }
+        0x0C => prefixed(4 + 12)?,
+        0x10 => 4,
+        0x13 => 16,
+        _ => return None,
+    })
+}
+
+/// The length of a deleted document whose first four bytes were overwritten: its
+/// top-level elements are walked to the terminating zero, never past `bound` bytes.
+pub fn deleted_len(bytes: &[u8], bound: usize) -> Option<usize> {
+    let b = &bytes[..bytes.len().min(bound).min(MAX_DOC_LEN)];
+    let mut at = 4;
+    loop {
+        let t = *b.get(at)?;
+        if t == 0 {
+            return Some(at + 1);
+        }
+        let key_end = at + 1 + memchr::memchr(0, b.get(at + 1..)?)?;
+        let value = value_len(b, t, key_end + 1)?;
+        at = key_end.checked_add(1 + value).filter(|&e| e <= b.len())?;
+    }
+}
+
+/// Checks that `bytes` is exactly one valid, plausible BSON document and summarizes it.
+pub fn validate(bytes: &[u8]) -> Result<Summary<'_>, Invalid> {
+    if bytes.len() > MAX_DOC_LEN {
+        return Err(Invalid::Malformed("longer than 16 MiB".into()));
+    }
+    let doc = RawDocument::from_bytes(bytes).map_err(|e| Invalid::Malformed(e.to_string()))?;
+    let mut fields = Vec::new();
+    walk(doc, 0, Kind::Top(&mut fields))?;
+    // `_id` first: its value starts right after the 4-byte length, the type byte and
+    // "_id\0", and spans the element's size (nested documents and arrays included).
+    let id = match doc.iter_elements().next() {
+        Some(Ok(first)) if first.key().as_str() == "_id" => {
+            let mut id = vec![first.element_type() as u8];
+            id.extend_from_slice(bytes.get(9..9 + first.size()).unwrap_or_default());
+            id
+        }
+        _ => Vec::new(),
+    };
+    Ok(Summary { id, fields })
+}
+
+enum Kind<'f, 'a> {
+    Top(&'f mut Vec<&'a str>),
+    Nested,
+    Array,
+}
+
+fn walk<'a>(doc: &'a RawDocument, depth: usize, mut kind: Kind<'_, 'a>) -> Result<(), Invalid> {
+    if depth > MAX_DEPTH {
+        return Err(Invalid::TooDeep);
+    }
+    let mut keys: Vec<&str> = Vec::new();
+    for (i, element) in doc.iter_elements().enumerate() {
+        let element = element.map_err(|e| Invalid::Malformed(e.to_string()))?;
+        let key = element.key().as_str();
+        match &mut kind {
+            Kind::Array => {
+                if key.parse::<usize>().ok() != Some(i) || (key.len() > 1 && key.starts_with('0')) {
+                    return Err(Invalid::ArrayKeys);
+                }
+            }
+            Kind::Top(_) | Kind::Nested => {
+                if keys.contains(&key) {
+                    return Err(Invalid::DuplicateKey);
+                }
+                keys.push(key);
+            }
+        }
+        match element
+            .value()
+            .map_err(|e| Invalid::Malformed(e.to_string()))?
+        {
+            RawBsonRef::Document(d) => walk(d, depth + 1, Kind::Nested)?,
+            RawBsonRef::Array(a) => {
+                let d = RawDocument::from_bytes(a.as_bytes())
+                    .map_err(|e| Invalid::Malformed(e.to_string()))?;
+                walk(d, depth + 1, Kind::Array)?
+            }
+            RawBsonRef::JavaScriptCodeWithScope(c) => walk(c.scope, depth + 1, Kind::Nested)?,
+            RawBsonRef::ObjectId(oid) => {
+                let t = u32::from_be_bytes(oid.bytes()[..4].try_into().unwrap_or_default());
+                if !OID_TIME_RANGE.contains(&t) {
+                    return Err(Invalid::ObjectIdTime);
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Kind::Top(fields) = kind {
+        *fields = keys;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::{doc, oid::ObjectId};
+
+    fn encode(d: &bson::Document) -> Vec<u8> {
+        d.to_vec().unwrap()
+    }
+
+    fn sample() -> Vec<u8> {
+        encode(&doc! {
+            "_id": ObjectId::parse_str("5f1d7a0e2a3b4c5d6e7f8091").unwrap(),
+            "name": "Zoë",
+            "n": 3_i64,
+            "tags": ["a", "b"],
+            "sub": { "_id": 1, "x": 1.5 },
+        })
+    }
+
+    #[test]
+    fn validates_and_summarizes() {
+        let d = sample();
+        let s = validate(&d).unwrap();
+        assert_eq!(s.fields, ["_id", "name", "n", "tags", "sub"]);
+        assert_eq!(s.id[0], 0x07);
+        assert_eq!(&s.id[1..], &d[9..21]);
+    }
+
+    #[test]
+    fn finds_documents_not_their_sub_documents_first() {
+        let d = sample();
+        let mut buf = vec![0xAB; 10];
+        buf.extend_from_slice(&d);
+        let mut found = Vec::new();
+        find_candidates(&buf, buf.len(), false, &mut found);
+        // The top-level document and its sub-document both match the anchor; the scan
+        // drops hits inside accepted documents.
+        assert_eq!(found[0].offset, 10);
+        assert!(found.iter().all(|c| !c.deleted));
+    }
+
+    #[test]
+    fn rejects_what_flipped_bytes_make() {
+        let mut dup = encode(&doc! { "_id": 1, "a": 1, "b": 2 });
+        let b = dup.iter().rposition(|&c| c == b'b').unwrap();
+        dup[b] = b'a';
+        assert_eq!(validate(&dup), Err(Invalid::DuplicateKey));
+
+        let mut arr = encode(&doc! { "_id": 1, "v": [1, 2] });
+        let one = arr.iter().rposition(|&c| c == b'1').unwrap();
+        arr[one] = b'7';
+        assert_eq!(validate(&arr), Err(Invalid::ArrayKeys));
+
+        let old = encode(&doc! { "_id": ObjectId::from_bytes([0; 12]) });
+        assert_eq!(validate(&old), Err(Invalid::ObjectIdTime));
+
+        let mut bad_len = sample();
+        bad_len[0] ^= 1;
+        assert!(validate(&bad_len).is_err());
+    }
+
+    #[test]
+    fn walks_a_deleted_record_to_its_end() {
+        let d = sample();
+        let mut marked = d.clone();
+        marked[..4].copy_from_slice(&DELETED_MARK);
+        marked.extend_from_slice(&[9; 40]);
+        assert_eq!(deleted_len(&marked, marked.len()), Some(d.len()));
+        assert_eq!(deleted_len(&marked, d.len() - 1), None);
+        let mut found = Vec::new();
+        find_candidates(&marked, marked.len(), false, &mut found);
+        assert!(found[0].deleted);
+    }
+
+    #[test]
+    fn refuses_deep_nesting_without_overflowing_the_stack() {
+        let mut inner = encode(&doc! { "x": 1 });
+        for _ in 0..10_000 {
+            let mut d = Vec::new();
+            let len = 4 + 1 + 2 + inner.len() + 1;
+            d.extend_from_slice(&(len as i32).to_le_bytes());
+            d.extend_from_slice(b"\x03a\0");
+            d.extend_from_slice(&inner);
+            d.push(0);
+            inner = d;
+        }
+        assert!(validate(&inner).is_err());
+    }
+}

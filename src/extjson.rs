@@ -1,0 +1,482 @@
+//! MongoDB Extended JSON, rendered straight from raw BSON bytes.
+//!
+//! Going through `bson::Document` and `serde_json` allocates a tree per document and
+//! renders a few tens of MB/s; this writer walks the bytes once and appends to a buffer.
+//! Its output equals the `bson` crate's and pymongo's `json_util` as JSON values (tests
+//! check both). Dates follow pymongo in relaxed mode: ISO-8601 for 1970..=9999 with
+//! milliseconds only when non-zero, `$numberLong` otherwise.
+//!
+//! Total over any input: malformed bytes give an error, never a panic; nesting is bounded
+//! by [`MAX_DEPTH`](crate::carve::bson::MAX_DEPTH).
+
+use std::io::Write as _;
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use crate::carve::bson::{MAX_DEPTH, value_len};
+
+/// Which Extended JSON flavour to write.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+pub enum JsonMode {
+    /// Numbers and dates as plain JSON where that loses nothing obvious (mongoexport's
+    /// default; `jq`-friendly).
+    #[default]
+    Relaxed,
+    /// Every number typed (`$numberInt`, `$numberLong`...): lossless on import.
+    Canonical,
+}
+
+/// The bytes are not a well-formed document.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed BSON at byte {0}")]
+pub struct Malformed(pub usize);
+
+/// Appends the Extended JSON of the document `doc` to `out`: one line without
+/// whitespace, or indented by two spaces per level when `pretty`. On error `out` may
+/// hold a partial rendering.
+pub fn render(
+    doc: &[u8],
+    mode: JsonMode,
+    pretty: bool,
+    out: &mut Vec<u8>,
+) -> Result<(), Malformed> {
+    Writer {
+        out,
+        canonical: mode == JsonMode::Canonical,
+        pretty,
+        depth: 0,
+    }
+    .document(doc, 0, false)
+}
+
+struct Writer<'o> {
+    out: &'o mut Vec<u8>,
+    canonical: bool,
+    pretty: bool,
+    depth: usize,
+}
+
+fn le<const N: usize>(b: &[u8], at: usize) -> Result<[u8; N], Malformed> {
+    b.get(at..at + N)
+        .and_then(|s| s.try_into().ok())
+        .ok_or(Malformed(at))
+}
+
+const DATE_ISO_MAX_MS: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+
+impl Writer<'_> {
+    fn begin(&mut self, open: u8) {
+        self.out.push(open);
+        self.depth += 1;
+    }
+
+    fn item(&mut self, index: usize) {
+        if index > 0 {
+            self.out.push(b',');
+        }
+        if self.pretty {
+            self.out.push(b'\n');
+            self.out.resize(self.out.len() + 2 * self.depth, b' ');
+        }
+    }
+
+    fn end(&mut self, close: u8, count: usize) {
+        self.depth -= 1;
+        if self.pretty && count > 0 {
+            self.out.push(b'\n');
+            self.out.resize(self.out.len() + 2 * self.depth, b' ');
+        }
+        self.out.push(close);
+    }
+
+    fn key(&mut self, key: &[u8]) {
+        self.string(key);
+        self.out.push(b':');
+        if self.pretty {
+            self.out.push(b' ');
+        }
+    }
+
+    /// `{"k1": v1, ...}` for wrapper objects like `{"$oid": ...}`.
+    fn wrapper(&mut self, fields: &[(&str, &dyn Fn(&mut Self))]) {
+        self.begin(b'{');
+        for (i, (k, v)) in fields.iter().enumerate() {
+            self.item(i);
+            self.key(k.as_bytes());
+            v(self);
+        }
+        self.end(b'}', fields.len());
+    }
+
+    fn string(&mut self, s: &[u8]) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        self.out.push(b'"');
+        let mut start = 0;
+        for (i, &c) in s.iter().enumerate() {
+            let esc: &[u8] = match c {
+                b'"' => b"\\\"",
+                b'\\' => b"\\\\",
+                b'\n' => b"\\n",
+                b'\r' => b"\\r",
+                b'\t' => b"\\t",
+                0x08 => b"\\b",
+                0x0C => b"\\f",
+                0..0x20 => &[],
+                _ => continue,
+            };
+            self.out.extend_from_slice(&s[start..i]);
+            if esc.is_empty() {
+                self.out.extend_from_slice(b"\\u00");
+                self.out.push(HEX[(c >> 4) as usize]);
+                self.out.push(HEX[(c & 15) as usize]);
+            } else {
+                self.out.extend_from_slice(esc);
+            }
+            start = i + 1;
+        }
+        self.out.extend_from_slice(&s[start..]);
+        self.out.push(b'"');
+    }
+
+    fn raw(&mut self, s: &str) {
+        self.out.extend_from_slice(s.as_bytes());
+    }
+
+    fn quoted_display(&mut self, v: impl std::fmt::Display) {
+        self.out.push(b'"');
+        let _ = write!(self.out, "{v}");
+        self.out.push(b'"');
+    }
+
+    fn typed_number(&mut self, tag: &str, v: impl std::fmt::Display) {
+        self.wrapper(&[(tag, &|w: &mut Self| w.quoted_display(&v))]);
+    }
+
+    fn document(&mut self, b: &[u8], depth: usize, array: bool) -> Result<(), Malformed> {
+        if depth > MAX_DEPTH {
+            return Err(Malformed(0));
+        }
+        let len = i32::from_le_bytes(le(b, 0)?);
+        if len < 5 || len as usize != b.len() || b[b.len() - 1] != 0 {
+            return Err(Malformed(0));
+        }
+        self.begin(if array { b'[' } else { b'{' });
+        let (mut at, mut count) = (4, 0);
+        while at < b.len() - 1 {
+            let t = b[at];
+            let key_len = memchr::memchr(0, &b[at + 1..]).ok_or(Malformed(at))?;
+            let key = &b[at + 1..at + 1 + key_len];
+            let value_at = at + 2 + key_len;
+            let n = value_len(b, t, value_at)
+                .filter(|n| value_at + n < b.len())
+                .ok_or(Malformed(at))?;
+            self.item(count);
+            if !array {
+                std::str::from_utf8(key).map_err(|_| Malformed(at))?;
+                self.key(key);
+            }
+            self.value(t, &b[value_at..value_at + n], depth)
+                .map_err(|Malformed(p)| Malformed(value_at + p))?;
+            count += 1;
+            at = value_at + n;
+        }
+        self.end(if array { b']' } else { b'}' }, count);
+        Ok(())
+    }
+
+    /// A length-prefixed, NUL-terminated UTF-8 string at the start of `v`.
+    fn bson_str(v: &[u8]) -> Result<&[u8], Malformed> {
+        let n = i32::from_le_bytes(le(v, 0)?);
+        let s = usize::try_from(n)
+            .ok()
+            .filter(|&n| n >= 1)
+            .and_then(|n| v.get(4..4 + n))
+            .ok_or(Malformed(0))?;
+        let (text, nul) = s.split_at(s.len() - 1);
+        if nul != [0] {
+            return Err(Malformed(0));
+        }
+        std::str::from_utf8(text).map_err(|_| Malformed(4))?;
+        Ok(text)
+    }
+
+    fn value(&mut self, t: u8, v: &[u8], depth: usize) -> Result<(), Malformed> {
+        match t {
+            0x01 => self.double(f64::from_le_bytes(le(v, 0)?)),
+            0x02 => {
+                let s = Self::bson_str(v)?;
+                self.string(s);
+            }
+            0x03 => self.document(v, depth + 1, false)?,
+            0x04 => self.document(v, depth + 1, true)?,
+            0x05 => {
+                let subtype = *v.get(4).ok_or(Malformed(4))?;
+                let mut data = &v[5..];
+                if subtype == 2 {
+                    // The old binary subtype repeats the length inside; drivers strip it.
+                    let inner = i32::from_le_bytes(le(data, 0)?);
+                    if inner < 0 || inner as usize + 4 != data.len() {
+                        return Err(Malformed(5));
+                    }
+                    data = &data[4..];
+                }
+                let b64 = base64::engine::general_purpose::STANDARD.encode(data);
+                let sub = format!("{subtype:02x}");
+                self.wrapper(&[("$binary", &|w: &mut Self| {
+                    w.wrapper(&[
+                        ("base64", &|w: &mut Self| w.string(b64.as_bytes())),
+                        ("subType", &|w: &mut Self| w.string(sub.as_bytes())),
+                    ])
+                })]);
+            }
+            0x06 => self.wrapper(&[("$undefined", &|w: &mut Self| w.raw("true"))]),
+            0x07 => self.oid(le::<12>(v, 0)?),
+            0x08 => match v.first() {
+                Some(0) => self.raw("false"),
+                Some(1) => self.raw("true"),
+                _ => return Err(Malformed(0)),
+            },
+            0x09 => self.date(i64::from_le_bytes(le(v, 0)?)),
+            0x0A => self.raw("null"),
+            0x0B => {
+                let p = memchr::memchr(0, v).ok_or(Malformed(0))?;
+                let (pattern, rest) = (&v[..p], &v[p + 1..]);
+                let o = memchr::memchr(0, rest).ok_or(Malformed(p))?;
+                std::str::from_utf8(pattern).map_err(|_| Malformed(0))?;
+                let mut options = rest[..o].to_vec();
+                std::str::from_utf8(&options).map_err(|_| Malformed(p))?;
+                options.sort_unstable();
+                self.wrapper(&[("$regularExpression", &|w: &mut Self| {
+                    w.wrapper(&[
+                        ("pattern", &|w: &mut Self| w.string(pattern)),
+                        ("options", &|w: &mut Self| w.string(&options)),
+                    ])
+                })]);
+            }
+            0x0C => {
+                let ns = Self::bson_str(v)?;
+                let oid = le::<12>(v, v.len().checked_sub(12).ok_or(Malformed(0))?)?;
+                self.wrapper(&[("$dbPointer", &|w: &mut Self| {
+                    w.wrapper(&[
+                        ("$ref", &|w: &mut Self| w.string(ns)),
+                        ("$id", &|w: &mut Self| w.oid(oid)),
+                    ])
+                })]);
+            }
+            0x0D | 0x0E => {
+                let s = Self::bson_str(v)?;
+                let tag = if t == 0x0D { "$code" } else { "$symbol" };
+                self.wrapper(&[(tag, &|w: &mut Self| w.string(s))]);
+            }
+            0x0F => {
+                let code = Self::bson_str(v.get(4..).ok_or(Malformed(0))?)?;
+                let scope = v.get(8 + code.len() + 1..).ok_or(Malformed(0))?;
+                // The scope must be a document; rendered into a side buffer first so a
+                // malformed one fails before anything is written.
+                let mut inner = Vec::new();
+                Writer {
+                    out: &mut inner,
+                    canonical: self.canonical,
+                    pretty: self.pretty,
+                    depth: self.depth + 1,
+                }
+                .document(scope, depth + 1, false)?;
+                self.wrapper(&[
+                    ("$code", &|w: &mut Self| w.string(code)),
+                    ("$scope", &|w: &mut Self| w.out.extend_from_slice(&inner)),
+                ]);
+            }
+            0x10 => {
+                let n = i32::from_le_bytes(le(v, 0)?);
+                if self.canonical {
+                    self.typed_number("$numberInt", n);
+                } else {
+                    let _ = write!(self.out, "{n}");
+                }
+            }
+            0x11 => {
+                let (i, t) = (u32::from_le_bytes(le(v, 0)?), u32::from_le_bytes(le(v, 4)?));
+                self.wrapper(&[("$timestamp", &|w: &mut Self| {
+                    w.wrapper(&[
+                        ("t", &|w: &mut Self| {
+                            let _ = write!(w.out, "{t}");
+                        }),
+                        ("i", &|w: &mut Self| {
+                            let _ = write!(w.out, "{i}");
+                        }),
+                    ])
+                })]);
+            }
+            0x12 => {
+                let n = i64::from_le_bytes(le(v, 0)?);
+                if self.canonical {
+                    self.typed_number("$numberLong", n);
+                } else {
+                    let _ = write!(self.out, "{n}");
+                }
+            }
+            0x13 => {
+                let d = bson::Decimal128::from_bytes(le(v, 0)?);
+                self.typed_number("$numberDecimal", d);
+            }
+            0xFF => self.wrapper(&[("$minKey", &|w: &mut Self| w.raw("1"))]),
+            0x7F => self.wrapper(&[("$maxKey", &|w: &mut Self| w.raw("1"))]),
+            _ => return Err(Malformed(0)),
+        }
+        Ok(())
+    }
+
+    fn oid(&mut self, bytes: [u8; 12]) {
+        let hex = bson::oid::ObjectId::from_bytes(bytes).to_hex();
+        self.wrapper(&[("$oid", &|w: &mut Self| w.string(hex.as_bytes()))]);
+    }
+
+    fn double(&mut self, f: f64) {
+        let special = if f.is_nan() {
+            "NaN"
+        } else if f == f64::INFINITY {
+            "Infinity"
+        } else if f == f64::NEG_INFINITY {
+            "-Infinity"
+        } else if self.canonical {
+            // Debug prints the shortest round-trip form, with an exponent when long.
+            return self.typed_number("$numberDouble", format!("{f:?}"));
+        } else {
+            let _ = write!(self.out, "{f:?}");
+            return;
+        };
+        self.typed_number("$numberDouble", special);
+    }
+
+    fn date(&mut self, ms: i64) {
+        if self.canonical || !(0..=DATE_ISO_MAX_MS).contains(&ms) {
+            let long = |w: &mut Self| w.typed_number("$numberLong", ms);
+            return self.wrapper(&[("$date", &long)]);
+        }
+        let iso = iso8601(ms);
+        self.wrapper(&[("$date", &|w: &mut Self| w.string(iso.as_bytes()))]);
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.mmm]Z` for milliseconds since the epoch (0..=year 9999).
+fn iso8601(ms: i64) -> String {
+    let (days, ms_of_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    // Civil date from days since 1970-01-01 (proleptic Gregorian, H. Hinnant's method).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + (month <= 2) as i64;
+    let (s, milli) = (ms_of_day / 1000, ms_of_day % 1000);
+    let frac = if milli == 0 {
+        String::new()
+    } else {
+        format!(".{milli:03}")
+    };
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}{frac}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::{Bson, doc};
+
+    /// A rendering with `$date` strings turned into instants and `$numberDouble` strings
+    /// into numbers: the crate trims trailing zeros of the milliseconds (".5Z") where
+    /// pymongo keeps three (".500Z"), and writes 1e300 with all its digits.
+    fn normalized(v: serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match v {
+            Value::Object(m) => Value::Object(
+                m.into_iter()
+                    .map(|(k, v)| match (k.as_str(), v) {
+                        ("$date", Value::String(s)) => {
+                            let t = bson::DateTime::parse_rfc3339_str(&s).unwrap();
+                            (k, Value::from(t.timestamp_millis()))
+                        }
+                        ("$numberDouble", Value::String(s))
+                            if s.parse::<f64>().is_ok_and(f64::is_finite) =>
+                        {
+                            (k, Value::from(s.parse::<f64>().unwrap()))
+                        }
+                        (_, v) => (k, normalized(v)),
+                    })
+                    .collect(),
+            ),
+            Value::Array(a) => Value::Array(a.into_iter().map(normalized).collect()),
+            v => v,
+        }
+    }
+
+    fn ours(d: &bson::Document, mode: JsonMode, pretty: bool) -> serde_json::Value {
+        let mut out = Vec::new();
+        render(&d.to_vec().unwrap(), mode, pretty, &mut out).unwrap();
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    fn every_type() -> bson::Document {
+        doc! {
+            "_id": bson::oid::ObjectId::parse_str("5f1d7a0e2a3b4c5d6e7f8091").unwrap(),
+            "s": "Zoë \"quoted\" \\ \n\t\u{1} 山田",
+            "i32": 42, "i64": 1_i64 << 40, "neg": -7_i64,
+            "f": 1.5, "big": 1e300, "tiny": -2.5e-300, "whole": 3.0, "inf": f64::INFINITY, "nan": f64::NAN,
+            "dec": "67021.72".parse::<bson::Decimal128>().unwrap(),
+            "t": true, "n": Bson::Null,
+            "d": bson::DateTime::from_millis(1_655_000_000_500),
+            "d0": bson::DateTime::from_millis(1_655_000_000_000),
+            "old": bson::DateTime::from_millis(-86_400_000),
+            "far": bson::DateTime::from_millis(300_000_000_000_000),
+            "bin": bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: vec![1, 2, 255] },
+            "re": bson::Regex { pattern: "^a.b$".try_into().unwrap(), options: "mi".try_into().unwrap() },
+            "ts": bson::Timestamp { time: 1_700_000_000, increment: 9 },
+            "code": Bson::JavaScriptCode("f()".into()),
+            "cws": Bson::JavaScriptCodeWithScope(bson::JavaScriptCodeWithScope { code: "g(k)".into(), scope: doc! {"k": 1} }),
+            "min": Bson::MinKey, "max": Bson::MaxKey, "undef": Bson::Undefined,
+            "arr": [1, "two", { "three": [3.0] }, []], "empty": {},
+        }
+    }
+
+    #[test]
+    fn equals_the_bson_crate_as_json_values() {
+        let d = every_type();
+        for pretty in [false, true] {
+            let relaxed = Bson::Document(d.clone()).into_relaxed_extjson();
+            assert_eq!(
+                normalized(ours(&d, JsonMode::Relaxed, pretty)),
+                normalized(relaxed)
+            );
+            let canonical = Bson::Document(d.clone()).into_canonical_extjson();
+            assert_eq!(
+                normalized(ours(&d, JsonMode::Canonical, pretty)),
+                normalized(canonical)
+            );
+        }
+    }
+
+    #[test]
+    fn dates_as_pymongo_writes_them() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601(1_655_000_000_500), "2022-06-12T02:13:20.500Z");
+        assert_eq!(iso8601(DATE_ISO_MAX_MS), "9999-12-31T23:59:59.999Z");
+        assert_eq!(iso8601(951_782_400_000), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn malformed_input_is_an_error() {
+        let good = every_type().to_vec().unwrap();
+        for cut in [0, 3, 5, good.len() / 2, good.len() - 1] {
+            let mut out = Vec::new();
+            assert!(render(&good[..cut], JsonMode::Relaxed, false, &mut out).is_err());
+        }
+    }
+}
