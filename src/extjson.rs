@@ -50,6 +50,9 @@ pub fn render(
     .document(doc, 0, false)
 }
 
+/// A key and the closure writing its value.
+type Field<'f, W> = (&'f str, &'f dyn Fn(&mut W));
+
 struct Writer<'o> {
     out: &'o mut Vec<u8>,
     canonical: bool,
@@ -99,7 +102,7 @@ impl Writer<'_> {
     }
 
     /// `{"k1": v1, ...}` for wrapper objects like `{"$oid": ...}`.
-    fn wrapper(&mut self, fields: &[(&str, &dyn Fn(&mut Self))]) {
+    fn wrapper(&mut self, fields: &[Field<'_, Self>]) {
         self.begin(b'{');
         for (i, (k, v)) in fields.iter().enumerate() {
             self.item(i);
