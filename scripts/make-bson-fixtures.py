@@ -191,7 +191,7 @@ class Extent:
         """MMAPv1 deleteRecord: the header becomes a DeletedRecord and the first four
         bytes of the data are scribbled with 0xEE; the rest of the document stays."""
         at = rec["offset"] - RECORD_HEADER
-        struct.pack_into("<iiii", self.file.buf, at + 8, -1, 0, 0, 0)  # nextDeleted
+        struct.pack_into("<ii", self.file.buf, at + 8, -1, 0)  # nextDeleted (null DiskLoc)
         self.file.buf[rec["offset"]:rec["offset"] + 4] = b"\xee" * 4
         rec["state"] = "deleted"
 

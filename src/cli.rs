@@ -3,8 +3,10 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use salvagefs::extjson::JsonMode;
 
-/// Recover carved FLV videos from a damaged disk or image as a read-only filesystem.
+/// Recover FLV videos and MongoDB documents from a damaged disk, image or data files,
+/// as a read-only filesystem.
 #[derive(Parser, Debug)]
 #[command(name = "salvagefs", version, about, long_about = None)]
 pub struct Cli {
@@ -37,6 +39,18 @@ pub struct CommonArgs {
     /// Scan again even if a matching index exists
     #[arg(long)]
     pub rescan: bool,
+    /// Try every offset as a BSON document, not only documents starting with _id (slow)
+    #[arg(long)]
+    pub bson_any: bool,
+    /// Extended JSON flavour of mongo/json and mongo/docs (canonical keeps every number's type)
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = JsonMode::Relaxed)]
+    pub json: JsonMode,
+    /// Schema file {"db.coll": ["field", ...]}: a document goes to the collection whose fields it all has
+    #[arg(long, value_name = "FILE", conflicts_with = "schema_from")]
+    pub schema: Option<PathBuf>,
+    /// Derive the schema from an old mongodump directory (DIR/<db>/<coll>.bson)
+    #[arg(long, value_name = "DIR")]
+    pub schema_from: Option<PathBuf>,
 }
 
 /// `salvagefs scan`.
@@ -49,7 +63,7 @@ pub struct ScanArgs {
     pub common: CommonArgs,
     /// Print a machine-readable JSON summary on stdout instead of the one-line summary
     #[arg(long)]
-    pub json: bool,
+    pub json_summary: bool,
 }
 
 /// `salvagefs mount`.

@@ -15,13 +15,16 @@ pub enum Extent {
     Source { source: u32, offset: u64, len: u64 },
     /// Bytes held in memory.
     Bytes(Arc<[u8]>),
+    /// Document number `doc` of the index, rendered as Extended JSON (indented when
+    /// `pretty`) with a newline, on read; `len` was measured by the scan.
+    Document { doc: u32, pretty: bool, len: u64 },
 }
 
 impl Extent {
     /// Length in bytes.
     pub fn len(&self) -> u64 {
         match self {
-            Extent::Source { len, .. } => *len,
+            Extent::Source { len, .. } | Extent::Document { len, .. } => *len,
             Extent::Bytes(b) => b.len() as u64,
         }
     }
@@ -36,6 +39,12 @@ impl Extent {
 pub trait SourceReader {
     /// Fills `buf` from `source` at `offset`.
     fn read_source(&self, source: u32, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+
+    /// The rendering of a [`Extent::Document`]; readers without documents have none.
+    fn document(&self, doc: u32, pretty: bool) -> io::Result<Arc<[u8]>> {
+        let _ = (doc, pretty);
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
 }
 
 /// The ordered extents of one file, with the file offset where each one starts.
@@ -100,6 +109,15 @@ impl ExtentList {
                     ..
                 } => reader.read_source(*source, src_off + within, dst)?,
                 Extent::Bytes(b) => dst.copy_from_slice(&b[within as usize..][..n]),
+                Extent::Document { doc, pretty, len } => {
+                    let text = reader.document(*doc, *pretty)?;
+                    if text.len() as u64 != *len {
+                        // The source changed under the index: refuse rather than serve
+                        // a file whose bytes disagree with its size.
+                        return Err(io::Error::from_raw_os_error(libc::EIO));
+                    }
+                    dst.copy_from_slice(&text[within as usize..][..n]);
+                }
             }
             pos += n as u64;
             i += 1;

@@ -17,7 +17,7 @@ use fuser::{
     ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
 };
 
-use crate::source::Sources;
+use crate::content::Content;
 use crate::tree::{NodeKind, Tree};
 
 /// Nothing in the tree ever changes while mounted.
@@ -26,7 +26,7 @@ const TTL: Duration = Duration::from_secs(24 * 3600);
 /// The mounted filesystem.
 pub struct SalvageFs {
     tree: Arc<Tree>,
-    sources: Arc<Sources>,
+    content: Arc<Content>,
     mtime: SystemTime,
     uid: u32,
     gid: u32,
@@ -35,12 +35,12 @@ pub struct SalvageFs {
 impl SalvageFs {
     /// A filesystem showing `tree`, whose files read from `sources`; every file has
     /// `mtime` (the scan time, stable across remounts of the same index).
-    pub fn new(tree: Tree, sources: Sources, mtime: u64) -> SalvageFs {
+    pub fn new(tree: Tree, content: Content, mtime: u64) -> SalvageFs {
         // SAFETY: getuid/getgid cannot fail and touch no memory.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
         SalvageFs {
             tree: Arc::new(tree),
-            sources: Arc::new(sources),
+            content: Arc::new(content),
             mtime: UNIX_EPOCH + Duration::from_secs(mtime),
             uid,
             gid,
@@ -164,7 +164,7 @@ impl Filesystem for SalvageFs {
         let Some(NodeKind::File(file)) = self.tree.get(ino.0).map(|n| &n.kind) else {
             return reply.error(Errno::ENOENT);
         };
-        match file.read(offset, size as usize, self.sources.as_ref()) {
+        match file.read(offset, size as usize, self.content.as_ref()) {
             Ok(data) => reply.data(&data),
             Err(e) => {
                 log::warn!("read of inode {} at {offset}: {e}", ino.0);

@@ -14,11 +14,12 @@ use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
 use crate::carve::flv::Carved;
+use crate::extjson::JsonMode;
 use crate::source::{Source, SourceKind};
 
 const MAGIC: &[u8; 16] = b"salvagefs-index\n";
 /// Bumped whenever the payload layout or the carvers' results change.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 const HEADER_LEN: usize = 16 + 4 + 8 + 4;
 
 /// Why an index cannot be used.
@@ -72,6 +73,53 @@ impl SourceRecord {
 pub struct ScanSettings {
     /// Bytes past a chain break searched for a continuation.
     pub resync_window: u64,
+    /// Try every offset as a BSON document, not only those starting with `_id`.
+    pub bson_any: bool,
+    /// The Extended JSON flavour whose rendered lengths the index holds.
+    pub json: JsonMode,
+}
+
+/// A BSON document found by the scan. Its bytes stay on the source; the index keeps
+/// what classification and `stat` need, so a mount renders nothing until a read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocEntry {
+    /// Position of the source in [`Index::sources`].
+    pub source: u32,
+    /// Offset of the document's first byte (its length, or the deleted mark).
+    pub offset: u64,
+    /// Length in bytes.
+    pub len: u32,
+    /// An MMAPv1 deleted record: the length on disk reads `EE EE EE EE` and must be
+    /// restored from `len` when the document is served.
+    pub deleted: bool,
+    /// Hash of the (restored) bytes: equal hashes are byte-identical copies.
+    pub hash: u64,
+    /// The `_id` element's type byte and value (long values: type byte and md5).
+    pub id: Vec<u8>,
+    /// Its top-level field names, as a position in [`Index::shapes`].
+    pub shape: u32,
+    /// The extent offset in the MMAPv1 record header before the document, if any
+    /// (ties the document to the extent header that names its collection).
+    pub extent_ofs: Option<i32>,
+    /// Bytes of its one-line Extended JSON, newline included.
+    pub json_len: u32,
+    /// Bytes of its indented Extended JSON, newline included.
+    pub pretty_len: u32,
+}
+
+/// An MMAPv1 extent header: the namespace written on disk for the records after it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NsExtent {
+    /// Position of the source in [`Index::sources`].
+    pub source: u32,
+    /// Offset of the header on the source.
+    pub offset: u64,
+    /// Length of the extent, header included.
+    pub len: u64,
+    /// The extent's own offset within its data file (records point back to it).
+    pub file_ofs: i32,
+    /// `db.collection`.
+    pub ns: String,
 }
 
 /// A carved FLV file and the source it lives on.
@@ -111,6 +159,12 @@ pub struct Index {
     pub flv: Vec<FlvEntry>,
     /// Unreadable ranges met by the scan.
     pub bad_ranges: Vec<BadRange>,
+    /// BSON documents, in (source, offset) order, none inside another.
+    pub docs: Vec<DocEntry>,
+    /// Distinct lists of top-level field names, referenced by [`DocEntry::shape`].
+    pub shapes: Vec<Vec<String>>,
+    /// MMAPv1 extent headers, in (source, offset) order.
+    pub ns_extents: Vec<NsExtent>,
 }
 
 impl Index {
@@ -284,8 +338,15 @@ mod tests {
                 fingerprint: [7; 16],
                 mtime: 5,
             }],
-            settings: ScanSettings { resync_window: 1 },
+            settings: ScanSettings {
+                resync_window: 1,
+                bson_any: false,
+                json: JsonMode::Relaxed,
+            },
             flv: vec![],
+            docs: vec![],
+            shapes: vec![],
+            ns_extents: vec![],
             bad_ranges: vec![BadRange {
                 source: 0,
                 start: 4096,
@@ -333,8 +394,14 @@ mod tests {
                 .contains("changed")
         );
         assert!(
-            idx.mismatch(&idx.sources, &ScanSettings { resync_window: 2 })
-                .is_some()
+            idx.mismatch(
+                &idx.sources,
+                &ScanSettings {
+                    resync_window: 2,
+                    ..idx.settings.clone()
+                }
+            )
+            .is_some()
         );
     }
 }

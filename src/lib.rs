@@ -7,6 +7,8 @@
 //! (the virtual files), [`fs`] (the FUSE layer) and [`pipeline`] (what the commands do).
 
 pub mod carve;
+pub mod classify;
+pub mod content;
 pub mod extent;
 pub mod extjson;
 pub mod fs;

@@ -75,6 +75,8 @@ fn prepare(sources: &[std::path::PathBuf], common: &CommonArgs) -> anyhow::Resul
     let bar = Bar::new();
     let settings = ScanSettings {
         resync_window: common.repair_window,
+        bson_any: common.bson_any,
+        json: common.json,
     };
     let prepared = pipeline::prepare(
         sources,
@@ -115,7 +117,14 @@ fn scan(args: ScanArgs) -> anyhow::Result<()> {
             .count()
     };
     let known_count = known.as_ref().map(|k| k.iter().flatten().count());
-    if args.json {
+    let schema = pipeline::load_schema(
+        args.common.schema.as_deref(),
+        args.common.schema_from.as_deref(),
+    )?;
+    let catalog = pipeline::catalog(&index, schema.as_ref());
+    let live: usize = catalog.values().map(|c| c.docs.len()).sum();
+    let deleted: usize = catalog.values().map(|c| c.deleted.len()).sum();
+    if args.json_summary {
         let candidates: Vec<serde_json::Value> = index
             .flv
             .iter()
@@ -143,6 +152,9 @@ fn scan(args: ScanArgs) -> anyhow::Result<()> {
                     "truncated": count("truncated"), "known": known_count},
             "bad_ranges": index.bad_ranges.iter().map(|b| [b.source as u64, b.start, b.end]).collect::<Vec<_>>(),
             "candidates": candidates,
+            "mongo": catalog.iter().map(|(ns, c)| (ns.clone(), serde_json::json!({
+                "documents": c.docs.len(), "deleted": c.deleted.len(), "duplicates": c.duplicates,
+                "conflicts": c.conflicts.len(), "named_by": c.named_by.as_str()}))).collect::<serde_json::Map<_, _>>(),
         });
         println!("{}", serde_json::to_string_pretty(&summary)?);
         return Ok(());
@@ -161,11 +173,12 @@ fn scan(args: ScanArgs) -> anyhow::Result<()> {
         .map(|k| format!(", {k} known, {} unknown", index.flv.len() - k))
         .unwrap_or_default();
     println!(
-        "{how}: {} FLV ({} complete, {} repaired, {} truncated){known_part}; {} unreadable ranges; index {}",
+        "{how}: {} FLV ({} complete, {} repaired, {} truncated){known_part}; {live} MongoDB documents in {} collections, {deleted} deleted; {} unreadable ranges; index {}",
         index.flv.len(),
         count("complete"),
         count("repaired"),
         count("truncated"),
+        catalog.len(),
         index.bad_ranges.len(),
         index_path.display()
     );

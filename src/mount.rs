@@ -30,13 +30,18 @@ pub fn run(args: MountArgs) -> Result<()> {
         .ok_or_else(|| anyhow!("no mountpoint given"))?;
     check_mountpoint(mountpoint)?;
     let config = fuse_config(&args)?;
+    let schema = pipeline::load_schema(
+        args.common.schema.as_deref(),
+        args.common.schema_from.as_deref(),
+    )?;
     if !args.foreground && !args.daemon_child {
         crate::prepare(sources, &args.common)?;
         return start_daemon(mountpoint);
     }
     let prepared = crate::prepare(sources, &args.common)?;
-    let (tree, srcs, mtime) = pipeline::build_tree(prepared, args.common.known.as_deref())?;
-    let fs = SalvageFs::new(tree, srcs, mtime);
+    let (tree, content, mtime) =
+        pipeline::build_tree(prepared, args.common.known.as_deref(), schema.as_ref())?;
+    let fs = SalvageFs::new(tree, content, mtime);
     let session = fuser::Session::new(fs, mountpoint, &config)
         .with_context(|| format!("cannot mount on {}", mountpoint.display()))?;
 

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
+use crate::classify::{self, Catalog, Schema};
+use crate::content::Content;
 use crate::extent::SourceReader;
 use crate::guard;
 use crate::index::{self, Index, IndexError, IndexLock, ScanSettings, SourceRecord};
@@ -134,8 +136,27 @@ pub fn match_known(index: &Index, sources: &Sources, dir: &Path) -> Result<Vec<O
     Ok(identify_known(index, sources, &set))
 }
 
-/// Everything the mount shows, from prepared sources and an optional `--known` dir.
-pub fn build_tree(prepared: Prepared, known_dir: Option<&Path>) -> Result<(Tree, Sources, u64)> {
+/// Where documents go: the schema from `--schema FILE` or `--schema-from DIR`, if any.
+pub fn load_schema(file: Option<&Path>, dump: Option<&Path>) -> Result<Option<Schema>> {
+    match (file, dump) {
+        (Some(f), _) => Schema::load(f).map(Some),
+        (None, Some(d)) => Schema::from_dump(d).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Sorts the documents of `index` into collections.
+pub fn catalog(index: &Index, schema: Option<&Schema>) -> Catalog {
+    classify::classify(index, schema)
+}
+
+/// Everything the mount shows, from prepared sources, an optional `--known` dir and
+/// an optional schema.
+pub fn build_tree(
+    prepared: Prepared,
+    known_dir: Option<&Path>,
+    schema: Option<&Schema>,
+) -> Result<(Tree, Content, u64)> {
     let Prepared { sources, index, .. } = prepared;
     let sources = Sources(sources);
     let matches = known_dir
@@ -147,6 +168,9 @@ pub fn build_tree(prepared: Prepared, known_dir: Option<&Path>) -> Result<(Tree,
         .as_deref()
         .zip(matches.as_deref())
         .map(|(dir, matches)| KnownMatches { dir, matches });
-    let tree = build::build(&index, known.as_ref());
-    Ok((tree, sources, index.created))
+    let catalog = catalog(&index, schema);
+    let tree = build::build(&index, known.as_ref(), &catalog);
+    let created = index.created;
+    let content = Content::new(sources, index.docs, index.settings.json);
+    Ok((tree, content, created))
 }

@@ -201,7 +201,7 @@ fn incident_through_a_read_only_loop_device() {
     }
     let _detach = Detach(dev.clone());
     let idx = tmp.path().join("loop.idx");
-    let out = salvagefs_ok(&[&"scan", &dev, &"--index", &idx, &"--json"]);
+    let out = salvagefs_ok(&[&"scan", &dev, &"--index", &idx, &"--json-summary"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         json["bytes_scanned"],
@@ -438,7 +438,7 @@ fn default_index_lives_in_the_xdg_cache() {
     let out = run(Command::new(bin())
         .arg("scan")
         .arg(&img)
-        .arg("--json")
+        .arg("--json-summary")
         .env("XDG_CACHE_HOME", tmp.path().join("cache")));
     assert!(out.status.success());
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -63,7 +63,7 @@ fn concurrent_scans_leave_a_valid_index() {
                     .arg("--index")
                     .arg(&idx)
                     .arg("--rescan")
-                    .arg("--json")
+                    .arg("--json-summary")
                     .output()
                     .unwrap()
             })

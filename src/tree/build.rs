@@ -5,12 +5,14 @@
 //! /flv/<offset>.flv         every carved video nobody knows about (the lost ones)
 //! /flv/known/<offset>.flv   with --known: candidates identical to a surviving file
 //! /flv/candidates.tsv       one line per candidate: size, duration, status, known-as...
+//! /mongo/...                recovered MongoDB documents (see [`super::mongo`])
 //! ```
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::Tree;
+use crate::classify::Catalog;
 use crate::extent::{Extent, ExtentList};
 use crate::index::{FlvEntry, Index};
 
@@ -47,8 +49,8 @@ pub struct KnownMatches<'a> {
     pub matches: &'a [Option<PathBuf>],
 }
 
-/// Builds the tree for `index`.
-pub fn build(index: &Index, known: Option<&KnownMatches>) -> Tree {
+/// Builds the tree for `index`, with its documents sorted into `catalog`.
+pub fn build(index: &Index, known: Option<&KnownMatches>, catalog: &Catalog) -> Tree {
     let mut tree = Tree::new();
     let mut tsv = String::from(
         "file\tsource\toffset\tbytes\tduration_s\ttags\tstreams\tstatus\tskipped\tknown_as\n",
@@ -114,16 +116,22 @@ pub fn build(index: &Index, known: Option<&KnownMatches>) -> Tree {
         "candidates.tsv",
         ExtentList::from_bytes(tsv.into_bytes()),
     );
+    super::mongo::add(&mut tree, index, catalog);
     tree.add_file(
         "",
         "README.txt",
-        ExtentList::from_bytes(readme(index, known, known_count).into_bytes()),
+        ExtentList::from_bytes(readme(index, known, known_count, catalog).into_bytes()),
     );
     tree.finish();
     tree
 }
 
-fn readme(index: &Index, known: Option<&KnownMatches>, known_count: usize) -> String {
+fn readme(
+    index: &Index,
+    known: Option<&KnownMatches>,
+    known_count: usize,
+    catalog: &Catalog,
+) -> String {
     let mut r = String::new();
     let _ = writeln!(
         r,
@@ -170,6 +178,15 @@ fn readme(index: &Index, known: Option<&KnownMatches>, known_count: usize) -> St
         known_count,
         index.flv.len() - known_count
     );
+    let live: usize = catalog.values().map(|c| c.docs.len()).sum();
+    let deleted: usize = catalog.values().map(|c| c.deleted.len()).sum();
+    let duplicates: usize = catalog.values().map(|c| c.duplicates).sum();
+    let conflicts: usize = catalog.values().map(|c| c.conflicts.len()).sum();
+    let _ = writeln!(
+        r,
+        "MongoDB documents: {live} in {} collections, {deleted} deleted records, {duplicates} duplicate copies dropped, {conflicts} _ids with conflicting versions",
+        catalog.len()
+    );
     if index.bad_ranges.is_empty() {
         let _ = writeln!(r, "Unreadable ranges: none");
     } else {
@@ -188,6 +205,12 @@ fn readme(index: &Index, known: Option<&KnownMatches>, known_count: usize) -> St
          \x20 flv/<offset>.flv        a carved video; <offset> is its byte offset on the source\n\
          \x20 flv/known/<offset>.flv  a carved video identical to a file under --known (not lost)\n\
          \x20 flv/candidates.tsv      every candidate: size, duration, streams, status, skipped gaps\n\
+         \x20 mongo/summary.tsv       per collection: documents, duplicates, conflicts, deleted, named_by\n\
+         \x20 mongo/dump/<db>/        <coll>.bson + .metadata.json: mongorestore --dir mongo/dump\n\
+         \x20 mongo/json/<db>/        <coll>.json: one Extended JSON document per line (mongoimport, jq)\n\
+         \x20 mongo/docs/<db>/<coll>/ <_id>.json: one indented document per file\n\
+         \x20 mongo/conflicts/        every version of an _id found with different contents\n\
+         \x20 mongo/deleted/          deleted records (MMAPv1 marks them): recovered, never mixed in\n\
          Status: complete = the tag chain ran cleanly to its end; repaired = damaged regions were\n\
          skipped (see 'skipped'); truncated = the chain broke with no continuation in reach.\n\
          Everything here is read-only and computed on read from the source; copy what you need:\n\

@@ -4,6 +4,7 @@
 //! gives the same inode numbers on every mount (what `rsync` and `cp -u` rely on).
 
 pub mod build;
+pub mod mongo;
 
 use std::collections::HashMap;
 

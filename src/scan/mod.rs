@@ -1,9 +1,11 @@
 //! The scan: drives the carvers over the sources in parallel and produces an [`Index`].
 //!
-//! Pass 1 reads every source once, in fixed-size chunks (with a small overlap so a
-//! header straddling two chunks is seen whole, and counted only in the chunk where it
-//! starts), on all cores, and collects FLV header offsets. Pass 2 walks each header's
-//! tag chain; it reads only the tag headers it needs, through a small read-ahead window.
+//! Pass 1 reads every source once, in fixed-size chunks (with an overlap so a header or
+//! a document straddling two chunks is seen whole, and counted only in the chunk where
+//! it starts), on all cores, and collects FLV header offsets, BSON documents and MMAPv1
+//! extent headers. Pass 2 walks each FLV header's tag chain (reading only the tag
+//! headers it needs, through a small read-ahead window) and reads the few documents
+//! longer than the overlap.
 //! Memory is bounded by the chunk size times the number of threads, whatever the size of
 //! the disk.
 
@@ -16,10 +18,16 @@ use rayon::prelude::*;
 use crate::carve::ByteSource;
 use crate::carve::flv::{self, WalkLimits};
 use crate::index::{BadRange, FlvEntry, Index, ScanSettings, SourceRecord};
+use crate::scan::documents::BufferFinds;
 use crate::source::Source;
+
+pub mod documents;
 
 /// Bytes read per work item of pass 1.
 const CHUNK: u64 = 8 << 20;
+/// Bytes read past the end of a chunk: documents up to this long that start in the
+/// chunk are validated there; longer ones are read again in pass 2.
+const OVERLAP: u64 = 64 << 10;
 
 thread_local! {
     static CHUNK_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
@@ -64,17 +72,16 @@ pub fn scan(
         .enumerate()
         .flat_map(|(i, s)| (0..s.size.div_ceil(CHUNK)).map(move |c| (i as u32, c * CHUNK)))
         .collect();
-    let mut headers: Vec<(u32, u64)> = work
+    let per_chunk: Vec<(Vec<(u32, u64)>, BufferFinds)> = work
         .par_iter()
-        .flat_map_iter(|&(src, start)| {
+        .map(|&(src, start)| {
             let source = &sources[src as usize];
             let len = (source.size - start).min(CHUNK) as usize;
-            let with_overlap =
-                (source.size - start).min(CHUNK + flv::HEADER_LEN as u64 - 1) as usize;
+            let with_overlap = (source.size - start).min(CHUNK + OVERLAP) as usize;
             let found = CHUNK_BUF.with_borrow_mut(|buf| {
                 // One buffer per thread, reused: a fresh 8 MiB allocation per chunk would
                 // be page-faulted in again every time and cost more than the read.
-                buf.resize(CHUNK as usize + flv::HEADER_LEN, 0);
+                buf.resize((CHUNK + OVERLAP) as usize, 0);
                 let unreadable = source.read_salvaging(&mut buf[..with_overlap], start);
                 if !unreadable.is_empty() {
                     let mut bad = bad.lock().unwrap_or_else(|e| e.into_inner());
@@ -95,12 +102,33 @@ pub fn scan(
                             }),
                     );
                 }
-                flv::find_headers(&buf[..with_overlap], len)
+                let chunk = &buf[..with_overlap];
+                let flv_headers = flv::find_headers(chunk, len)
+                    .into_iter()
+                    .map(|p| (src, start + p as u64))
+                    .collect();
+                let docs = documents::scan_buffer(
+                    chunk,
+                    start,
+                    len,
+                    src,
+                    settings.bson_any,
+                    settings.json,
+                );
+                (flv_headers, docs)
             });
             progress.advance(len as u64);
-            found.into_iter().map(move |p| (src, start + p as u64))
+            found
         })
         .collect();
+    let mut headers = Vec::new();
+    let (mut found_docs, mut deferred, mut ns_extents) = (Vec::new(), Vec::new(), Vec::new());
+    for (flv_headers, finds) in per_chunk {
+        headers.extend(flv_headers);
+        found_docs.extend(finds.docs);
+        deferred.extend(finds.deferred);
+        ns_extents.extend(finds.extents);
+    }
     headers.sort_unstable();
 
     progress.phase(&format!("walking {} FLV candidates", headers.len()));
@@ -119,6 +147,13 @@ pub fn scan(
         })
         .collect();
 
+    progress.phase(&format!("reading {} long BSON candidates", deferred.len()));
+    found_docs.par_extend(deferred.par_iter().filter_map(|&(src, offset, deleted)| {
+        documents::read_deferred(&sources[src as usize], src, offset, deleted, settings.json)
+    }));
+    let (docs, shapes) = documents::finish(found_docs);
+    ns_extents.sort_by_key(|e| (e.source, e.offset));
+
     let mut bad_ranges = bad.into_inner().unwrap_or_else(|e| e.into_inner());
     bad_ranges.sort_by_key(|b| (b.source, b.start));
     Index {
@@ -132,6 +167,9 @@ pub fn scan(
         settings: settings.clone(),
         flv,
         bad_ranges,
+        docs,
+        shapes,
+        ns_extents,
     }
 }
 

@@ -1,0 +1,366 @@
+//! Documents to collections, then de-duplication and conflicts.
+//!
+//! Where a document goes, in order of trust:
+//! 1. the namespace written on disk: an MMAPv1 extent header whose own offset equals the
+//!    `extentOfs` in the document's record header;
+//! 2. a schema (`--schema FILE`, or `--schema-from` an old mongodump): the collection
+//!    whose listed fields the document all has, the most specific one when several do;
+//!    none: `recovered._unclassified`;
+//! 3. without a schema, its set of top-level fields: `recovered.auto_<first fields>`.
+//!
+//! Byte-identical copies are kept once (the copy with the most trusted namespace).
+//! Different documents sharing an `_id` in a collection are a conflict: one version
+//! goes in the collection (a live record before a deleted one, then one whose namespace
+//! was on disk, then the version seen in most copies, then the later on disk), and
+//! every version is listed. Deleted records are never live documents.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+
+use crate::carve::bson;
+use crate::index::{DocEntry, Index};
+
+/// Collections and the fields that identify their documents.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Schema {
+    /// `(db.collection, fields)`, in file order.
+    pub collections: Vec<(String, Vec<String>)>,
+}
+
+impl Schema {
+    /// Parses `{"db.collection": ["field", ...], ...}`.
+    pub fn from_json(text: &str) -> Result<Schema> {
+        let value: serde_json::Value = serde_json::from_str(text).context("not valid JSON")?;
+        let Some(map) = value.as_object() else {
+            bail!("expected an object {{\"db.collection\": [\"field\", ...]}}");
+        };
+        let mut collections = Vec::new();
+        for (ns, fields) in map {
+            if !valid_ns(ns) {
+                bail!("{ns:?} is not a namespace of the form db.collection");
+            }
+            let Some(list) = fields.as_array() else {
+                bail!("{ns}: expected a list of field names");
+            };
+            let names = list
+                .iter()
+                .map(|f| f.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+                .with_context(|| format!("{ns}: field names must be strings"))?;
+            if names.is_empty() {
+                bail!("{ns}: list at least one field");
+            }
+            collections.push((ns.clone(), names));
+        }
+        Ok(Schema { collections })
+    }
+
+    /// Reads a schema file.
+    pub fn load(path: &Path) -> Result<Schema> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("--schema {}: cannot read it", path.display()))?;
+        Schema::from_json(&text).with_context(|| {
+            format!(
+                "--schema {}: give a JSON object {{\"db.collection\": [\"field\", ...]}}",
+                path.display()
+            )
+        })
+    }
+
+    /// Derives a schema from a mongodump directory (`DIR/<db>/<coll>.bson`): each
+    /// collection's fields are those present in every one of its dumped documents.
+    pub fn from_dump(dir: &Path) -> Result<Schema> {
+        let hint = "give the directory of an old mongodump (DIR/<db>/<coll>.bson)";
+        let mut collections = Vec::new();
+        let mut dbs: Vec<_> = std::fs::read_dir(dir)
+            .with_context(|| format!("--schema-from {}: cannot read it; {hint}", dir.display()))?
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .collect();
+        dbs.sort_by_key(|e| e.file_name());
+        for db in dbs {
+            let mut files: Vec<_> = std::fs::read_dir(db.path())?
+                .flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "bson"))
+                .collect();
+            files.sort_by_key(|e| e.file_name());
+            for file in files {
+                let bytes = std::fs::read(file.path())?;
+                let coll = file
+                    .path()
+                    .file_stem()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .to_string();
+                let ns = format!("{}.{coll}", db.file_name().to_string_lossy());
+                if let Some(fields) = common_fields(&bytes) {
+                    collections.push((ns, fields));
+                }
+            }
+        }
+        if collections.is_empty() {
+            bail!(
+                "--schema-from {}: no documents found; {hint}",
+                dir.display()
+            );
+        }
+        Ok(Schema { collections })
+    }
+
+    /// The collection a document with these fields belongs to: the one with the most
+    /// listed fields among those whose fields it all has.
+    fn collection_for(&self, fields: &[String]) -> Option<&str> {
+        let mut best: Option<(&str, usize)> = None;
+        for (ns, wanted) in &self.collections {
+            if wanted.iter().all(|w| fields.contains(w)) {
+                match best {
+                    Some((other, n)) if n == wanted.len() => {
+                        log::info!(
+                            "fields {fields:?} match {other} and {ns} equally; {other} wins"
+                        );
+                    }
+                    Some((_, n)) if n > wanted.len() => {}
+                    _ => best = Some((ns, wanted.len())),
+                }
+            }
+        }
+        best.map(|(ns, _)| ns)
+    }
+}
+
+/// The fields present in every document of a concatenated BSON file, in the order of
+/// the first document; `None` without a valid document.
+fn common_fields(bytes: &[u8]) -> Option<Vec<String>> {
+    let mut common: Option<Vec<String>> = None;
+    let mut at = 0;
+    while let Some(len) = bson::declared_len(&bytes[at..]) {
+        let Some(doc) = bytes.get(at..at + len) else {
+            break;
+        };
+        let Ok(summary) = bson::validate(doc) else {
+            break;
+        };
+        common = Some(match common {
+            None => summary.fields.iter().map(|f| f.to_string()).collect(),
+            Some(c) => c
+                .into_iter()
+                .filter(|f| summary.fields.contains(&f.as_str()))
+                .collect(),
+        });
+        at += len;
+    }
+    common
+}
+
+fn valid_ns(ns: &str) -> bool {
+    matches!(ns.split_once('.'), Some((db, coll)) if !db.is_empty() && !coll.is_empty())
+}
+
+/// How a collection got its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NamedBy {
+    /// An MMAPv1 extent header on disk.
+    Disk,
+    /// The schema.
+    Schema,
+    /// The documents' field names.
+    Fields,
+}
+
+impl NamedBy {
+    /// Short word for tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NamedBy::Disk => "disk",
+            NamedBy::Schema => "schema",
+            NamedBy::Fields => "fields",
+        }
+    }
+}
+
+/// Documents sharing an `_id` with different contents.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conflict {
+    /// Every version (positions in [`Index::docs`]), in disk order.
+    pub versions: Vec<usize>,
+    /// The version in the live collection, if any was live.
+    pub chosen: Option<usize>,
+}
+
+/// One collection's documents.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Collection {
+    /// How the name was found (the most trusted way among its documents).
+    pub named_by: NamedBy,
+    /// Live documents (positions in [`Index::docs`]), in disk order.
+    pub docs: Vec<usize>,
+    /// Deleted records, in disk order.
+    pub deleted: Vec<usize>,
+    /// Byte-identical copies dropped.
+    pub duplicates: usize,
+    /// `_id`s with more than one version.
+    pub conflicts: Vec<Conflict>,
+}
+
+/// Every collection, by `db.collection`.
+pub type Catalog = BTreeMap<String, Collection>;
+
+/// Sorts the index's documents into collections.
+pub fn classify(index: &Index, schema: Option<&Schema>) -> Catalog {
+    let docs = &index.docs;
+    // Where each document goes, decided once per shape when it is not on disk.
+    let mut by_shape: HashMap<u32, (String, NamedBy)> = HashMap::new();
+    let auto = auto_names(index);
+    let placed: Vec<(String, NamedBy)> = docs
+        .iter()
+        .map(|d| match ns_on_disk(index, d) {
+            Some(ns) => (ns.to_string(), NamedBy::Disk),
+            None => by_shape
+                .entry(d.shape)
+                .or_insert_with(|| {
+                    let fields = &index.shapes[d.shape as usize];
+                    match schema {
+                        Some(s) => match s.collection_for(fields) {
+                            Some(ns) => (ns.to_string(), NamedBy::Schema),
+                            None => ("recovered._unclassified".to_string(), NamedBy::Schema),
+                        },
+                        None => (auto[d.shape as usize].clone(), NamedBy::Fields),
+                    }
+                })
+                .clone(),
+        })
+        .collect();
+
+    // Byte-identical copies: keep the most trusted one.
+    let trust = |i: usize| (!docs[i].deleted, placed[i].1 == NamedBy::Disk);
+    let mut best: HashMap<u64, usize> = HashMap::new();
+    let mut copies = vec![1usize; docs.len()];
+    for i in 0..docs.len() {
+        match best.get_mut(&docs[i].hash) {
+            None => {
+                best.insert(docs[i].hash, i);
+            }
+            Some(kept) => {
+                copies[*kept] += 1;
+                if trust(i) > trust(*kept) {
+                    copies[i] = copies[*kept];
+                    *kept = i;
+                }
+            }
+        }
+    }
+    let mut kept: Vec<usize> = best.into_values().collect();
+    kept.sort_unstable();
+
+    let mut catalog = Catalog::new();
+    let mut by_id: BTreeMap<(&str, &[u8]), Vec<usize>> = BTreeMap::new();
+    for &i in &kept {
+        let (ns, named_by) = &placed[i];
+        let coll = catalog.entry(ns.clone()).or_insert_with(|| Collection {
+            named_by: *named_by,
+            docs: Vec::new(),
+            deleted: Vec::new(),
+            duplicates: 0,
+            conflicts: Vec::new(),
+        });
+        coll.duplicates += copies[i] - 1;
+        if *named_by == NamedBy::Disk {
+            coll.named_by = NamedBy::Disk;
+        }
+        if docs[i].deleted {
+            coll.deleted.push(i);
+        }
+        if docs[i].id.is_empty() {
+            if !docs[i].deleted {
+                coll.docs.push(i);
+            }
+        } else {
+            by_id.entry((ns, &docs[i].id)).or_default().push(i);
+        }
+    }
+    for ((ns, _), versions) in by_id {
+        let coll = catalog.get_mut(ns).expect("collection created above");
+        let chosen = versions
+            .iter()
+            .copied()
+            .filter(|&i| !docs[i].deleted)
+            .max_by_key(|&i| (placed[i].1 == NamedBy::Disk, copies[i], i));
+        if let Some(c) = chosen {
+            coll.docs.push(c);
+        }
+        if versions.len() > 1 {
+            coll.conflicts.push(Conflict { versions, chosen });
+        }
+    }
+    for coll in catalog.values_mut() {
+        coll.docs.sort_unstable();
+    }
+    catalog
+}
+
+/// The namespace of the extent holding `doc`, if its record header points to it.
+fn ns_on_disk<'a>(index: &'a Index, doc: &DocEntry) -> Option<&'a str> {
+    let extent_ofs = doc.extent_ofs?;
+    let extents = &index.ns_extents;
+    let after = extents.partition_point(|e| (e.source, e.offset) <= (doc.source, doc.offset));
+    let e = extents[..after].last()?;
+    (e.source == doc.source
+        && doc.offset < e.offset + e.len
+        && e.file_ofs == extent_ofs
+        && !e.ns.contains('$'))
+    .then_some(e.ns.as_str())
+}
+
+/// Readable, stable names for field sets: `recovered.auto_<first fields>`, made unique
+/// with a number in shape order.
+fn auto_names(index: &Index) -> Vec<String> {
+    let mut used: HashMap<String, usize> = HashMap::new();
+    index
+        .shapes
+        .iter()
+        .map(|fields| {
+            let mut base: String = fields
+                .iter()
+                .filter(|f| f.as_str() != "_id")
+                .take(3)
+                .map(|f| {
+                    f.chars()
+                        .map(|c| if c.is_alphanumeric() { c } else { '_' })
+                        .take(20)
+                        .collect::<String>()
+                })
+                .collect::<Vec<_>>()
+                .join("_");
+            if base.is_empty() {
+                base = "id_only".into();
+            }
+            let n = used.entry(base.clone()).or_insert(0);
+            *n += 1;
+            if *n == 1 {
+                format!("recovered.auto_{base}")
+            } else {
+                format!("recovered.auto_{base}_{n}")
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_file_errors_explain() {
+        assert!(Schema::from_json("[1]").is_err());
+        assert!(Schema::from_json(r#"{"nodot": ["a"]}"#).is_err());
+        assert!(Schema::from_json(r#"{"a.b": "x"}"#).is_err());
+        assert!(Schema::from_json(r#"{"a.b": [1]}"#).is_err());
+        let s = Schema::from_json(r#"{"a.b": ["x", "y"], "a.c": ["x"]}"#).unwrap();
+        let fields = |f: &[&str]| f.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(s.collection_for(&fields(&["x", "y", "z"])), Some("a.b"));
+        assert_eq!(s.collection_for(&fields(&["x"])), Some("a.c"));
+        assert_eq!(s.collection_for(&fields(&["y"])), None);
+    }
+}

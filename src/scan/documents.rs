@@ -1,0 +1,214 @@
+//! The BSON side of the scan: turns candidates in a buffer into [`DocEntry`]s.
+//!
+//! A chunk worker accepts every document that lies wholly in its buffer (chunk plus
+//! overlap); a candidate that reaches past it is deferred and read whole from the
+//! source afterwards, so a document is found exactly once however chunks fall, up to
+//! the 16 MiB limit. Rendered JSON lengths are measured here, once, so that `stat` on
+//! the mount never renders.
+
+use std::cell::RefCell;
+
+use md5::{Digest, Md5};
+
+use crate::carve::bson::{self, Candidate, MAX_DOC_LEN};
+use crate::carve::mmapv1::{self, RECORD_HEADER_LEN};
+use crate::extjson::{self, JsonMode};
+use crate::index::{DocEntry, NsExtent};
+use crate::source::Source;
+
+/// Longest `_id` kept verbatim; longer ones are kept as type byte + md5.
+const MAX_ID_LEN: usize = 64;
+
+thread_local! {
+    static RENDER_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A document accepted by a worker, before its field names are interned.
+pub struct Found {
+    /// The index entry (its `shape` is set by [`finish`]).
+    pub entry: DocEntry,
+    /// Top-level field names.
+    pub fields: Vec<String>,
+}
+
+/// What the BSON side found in one buffer.
+#[derive(Default)]
+pub struct BufferFinds {
+    /// Documents wholly inside the buffer.
+    pub docs: Vec<Found>,
+    /// Candidates reaching past the buffer: `(source, offset, deleted)`.
+    pub deferred: Vec<(u32, u64, bool)>,
+    /// MMAPv1 extent headers.
+    pub extents: Vec<NsExtent>,
+}
+
+enum Outcome {
+    Accepted(Found),
+    NeedMore,
+    Rejected,
+}
+
+/// Scans `buf`, which holds source `source` from offset `base`; only candidates starting
+/// before `limit` belong to this buffer.
+pub fn scan_buffer(
+    buf: &[u8],
+    base: u64,
+    limit: usize,
+    source: u32,
+    any: bool,
+    mode: JsonMode,
+) -> BufferFinds {
+    let mut candidates = Vec::new();
+    bson::find_candidates(buf, limit, any, &mut candidates);
+    let mut finds = BufferFinds::default();
+    for c in candidates {
+        match accept(buf, c, base, source, mode) {
+            Outcome::Accepted(found) => finds.docs.push(found),
+            Outcome::NeedMore => finds
+                .deferred
+                .push((source, base + c.offset as u64, c.deleted)),
+            Outcome::Rejected => {}
+        }
+    }
+    finds.extents = mmapv1::find_extent_headers(buf, limit)
+        .into_iter()
+        .map(|(at, h)| NsExtent {
+            source,
+            offset: base + at as u64,
+            len: h.len as u64,
+            file_ofs: h.file_ofs,
+            ns: h.ns.to_string(),
+        })
+        .collect();
+    finds
+}
+
+/// Reads a deferred candidate whole from the source and validates it.
+pub fn read_deferred(
+    src: &Source,
+    index: u32,
+    offset: u64,
+    deleted: bool,
+    mode: JsonMode,
+) -> Option<Found> {
+    let start = offset.saturating_sub(RECORD_HEADER_LEN as u64);
+    let at = (offset - start) as usize;
+    let mut head = [0u8; 4];
+    src.read_exact_at(&mut head, offset).ok()?;
+    let want = if deleted {
+        MAX_DOC_LEN
+    } else {
+        bson::declared_len(&head)?
+    };
+    let n = (at as u64 + want as u64).min(src.size - start) as usize;
+    let mut buf = vec![0u8; n];
+    src.read_exact_at(&mut buf, start).ok()?;
+    match accept(
+        &buf,
+        Candidate {
+            offset: at,
+            deleted,
+        },
+        start,
+        index,
+        mode,
+    ) {
+        Outcome::Accepted(found) => Some(found),
+        _ => None,
+    }
+}
+
+fn accept(buf: &[u8], c: Candidate, base: u64, source: u32, mode: JsonMode) -> Outcome {
+    let record = mmapv1::record_header(buf, c.offset);
+    let restored;
+    let bytes: &[u8] = if c.deleted {
+        // Bounded by the record slot when the record header survived.
+        let bound = record
+            .and_then(|(slot, _)| usize::try_from(slot).ok())
+            .and_then(|slot| slot.checked_sub(RECORD_HEADER_LEN))
+            .filter(|&b| b >= 5)
+            .unwrap_or(MAX_DOC_LEN);
+        let rest = &buf[c.offset..];
+        match bson::deleted_len(rest, bound) {
+            Some(n) => {
+                let mut doc = Vec::with_capacity(n);
+                doc.extend_from_slice(&(n as i32).to_le_bytes());
+                doc.extend_from_slice(&rest[4..n]);
+                restored = doc;
+                &restored
+            }
+            None if rest.len() < bound || (record.is_none() && c.offset < RECORD_HEADER_LEN) => {
+                return Outcome::NeedMore;
+            }
+            None => return Outcome::Rejected,
+        }
+    } else {
+        let Some(len) = bson::declared_len(&buf[c.offset..]) else {
+            return Outcome::Rejected;
+        };
+        match buf.get(c.offset..c.offset + len) {
+            Some(b) => b,
+            None => return Outcome::NeedMore,
+        }
+    };
+    let Ok(summary) = bson::validate(bytes) else {
+        return Outcome::Rejected;
+    };
+    let (json_len, pretty_len) = RENDER_BUF
+        .with_borrow_mut(|out| {
+            let mut measure = |pretty| {
+                out.clear();
+                extjson::render(bytes, mode, pretty, out).map(|_| out.len() as u32 + 1)
+            };
+            Some((measure(false).ok()?, measure(true).ok()?))
+        })
+        .unwrap_or((0, 0));
+    if json_len == 0 {
+        return Outcome::Rejected;
+    }
+    let digest = Md5::digest(bytes);
+    let id = if summary.id.len() > MAX_ID_LEN {
+        let mut id = vec![summary.id[0]];
+        id.extend_from_slice(&Md5::digest(&summary.id[1..]));
+        id
+    } else {
+        summary.id
+    };
+    Outcome::Accepted(Found {
+        entry: DocEntry {
+            source,
+            offset: base + c.offset as u64,
+            len: bytes.len() as u32,
+            deleted: c.deleted,
+            hash: u64::from_le_bytes(digest[..8].try_into().unwrap_or_default()),
+            id,
+            shape: 0,
+            extent_ofs: record.map(|(_, extent)| extent),
+            json_len,
+            pretty_len,
+        },
+        fields: summary.fields.into_iter().map(str::to_string).collect(),
+    })
+}
+
+/// Orders the documents, drops those inside another accepted document (sub-documents
+/// that matched the anchor) and interns the field lists.
+pub fn finish(mut found: Vec<Found>) -> (Vec<DocEntry>, Vec<Vec<String>>) {
+    found.sort_by_key(|f| (f.entry.source, f.entry.offset));
+    let mut shapes: Vec<Vec<String>> = Vec::new();
+    let mut shape_ids = std::collections::HashMap::new();
+    let mut docs: Vec<DocEntry> = Vec::with_capacity(found.len());
+    let mut covered_until = (u32::MAX, 0u64);
+    for Found { mut entry, fields } in found {
+        if entry.source == covered_until.0 && entry.offset < covered_until.1 {
+            continue;
+        }
+        covered_until = (entry.source, entry.offset + entry.len as u64);
+        entry.shape = *shape_ids.entry(fields.clone()).or_insert_with(|| {
+            shapes.push(fields);
+            shapes.len() as u32 - 1
+        });
+        docs.push(entry);
+    }
+    (docs, shapes)
+}

@@ -1,0 +1,245 @@
+//! Lays the classified documents out under `/mongo`:
+//!
+//! ```text
+//! mongo/summary.tsv                      per collection: documents, duplicates, conflicts...
+//! mongo/dump/<db>/<coll>.bson            the live documents, as stored (mongorestore --dir)
+//! mongo/dump/<db>/<coll>.metadata.json   the default _id index, for mongorestore
+//! mongo/json/<db>/<coll>.json            one Extended JSON document per line
+//! mongo/docs/<db>/<coll>/<_id>.json      one indented document per file
+//! mongo/conflicts/<db>/<coll>/<_id>/     every version of an _id with several versions
+//! mongo/deleted/{dump,json}/<db>/...     deleted records, never mixed with live ones
+//! ```
+//!
+//! Nothing is rendered here: `.json` files are lists of document extents whose lengths
+//! the scan measured.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+
+use super::Tree;
+use crate::classify::{Catalog, Collection};
+use crate::extent::{Extent, ExtentList};
+use crate::index::{DocEntry, Index};
+
+/// Adds `/mongo` to `tree` (nothing when no document was found).
+pub fn add(tree: &mut Tree, index: &Index, catalog: &Catalog) {
+    if catalog.is_empty() {
+        return;
+    }
+    let mut tsv =
+        String::from("collection\tdocuments\tduplicates\tconflicts\tdeleted\tbytes\tnamed_by\n");
+    for (ns, coll) in catalog {
+        let (db, name) = split_ns(ns);
+        let bytes: u64 = coll.docs.iter().map(|&i| index.docs[i].len as u64).sum();
+        let _ = writeln!(
+            tsv,
+            "{ns}\t{}\t{}\t{}\t{}\t{bytes}\t{}",
+            coll.docs.len(),
+            coll.duplicates,
+            coll.conflicts.len(),
+            coll.deleted.len(),
+            coll.named_by.as_str()
+        );
+        add_collection(
+            tree,
+            index,
+            &format!("mongo/dump/{db}"),
+            &format!("mongo/json/{db}"),
+            &name,
+            &coll.docs,
+        );
+        tree.add_file(
+            &format!("mongo/dump/{db}"),
+            &format!("{name}.metadata.json"),
+            ExtentList::from_bytes(metadata(&name).into_bytes()),
+        );
+        add_docs(tree, index, &format!("mongo/docs/{db}/{name}"), &coll.docs);
+        if !coll.deleted.is_empty() {
+            add_collection(
+                tree,
+                index,
+                &format!("mongo/deleted/dump/{db}"),
+                &format!("mongo/deleted/json/{db}"),
+                &name,
+                &coll.deleted,
+            );
+        }
+        add_conflicts(tree, index, &format!("mongo/conflicts/{db}/{name}"), coll);
+    }
+    tree.add_file(
+        "mongo",
+        "summary.tsv",
+        ExtentList::from_bytes(tsv.into_bytes()),
+    );
+}
+
+/// `<dump>/<name>.bson` and `<json>/<name>.json` for the documents `docs`.
+fn add_collection(
+    tree: &mut Tree,
+    index: &Index,
+    dump: &str,
+    json: &str,
+    name: &str,
+    docs: &[usize],
+) {
+    let bson = docs.iter().flat_map(|&i| bson_extents(&index.docs[i]));
+    tree.add_file(dump, &format!("{name}.bson"), ExtentList::new(bson));
+    let lines = docs.iter().map(|&i| Extent::Document {
+        doc: i as u32,
+        pretty: false,
+        len: index.docs[i].json_len as u64,
+    });
+    tree.add_file(json, &format!("{name}.json"), ExtentList::new(lines));
+}
+
+/// One indented file per document, named after its `_id`.
+fn add_docs(tree: &mut Tree, index: &Index, dir: &str, docs: &[usize]) {
+    tree.mkdir_p(dir);
+    let mut used = HashSet::new();
+    for &i in docs {
+        let name = unique(&mut used, id_name(&index.docs[i]));
+        tree.add_file(dir, &format!("{name}.json"), pretty(index, i));
+    }
+}
+
+fn add_conflicts(tree: &mut Tree, index: &Index, dir: &str, coll: &Collection) {
+    let mut used = HashSet::new();
+    for conflict in &coll.conflicts {
+        let first = &index.docs[conflict.versions[0]];
+        let sub = format!("{dir}/{}", unique(&mut used, id_name(first)));
+        for &v in &conflict.versions {
+            let d = &index.docs[v];
+            let state = if Some(v) == conflict.chosen {
+                "chosen"
+            } else if d.deleted {
+                "deleted"
+            } else {
+                "live"
+            };
+            let place = if index.sources.len() > 1 {
+                format!("{}-{:013}", d.source + 1, d.offset)
+            } else {
+                format!("{:013}", d.offset)
+            };
+            tree.add_file(&sub, &format!("{place}-{state}.json"), pretty(index, v));
+        }
+    }
+}
+
+fn pretty(index: &Index, i: usize) -> ExtentList {
+    ExtentList::new([Extent::Document {
+        doc: i as u32,
+        pretty: true,
+        len: index.docs[i].pretty_len as u64,
+    }])
+}
+
+/// The stored bytes of a document; a deleted record gets its length back.
+fn bson_extents(d: &DocEntry) -> Vec<Extent> {
+    if d.deleted {
+        vec![
+            Extent::Bytes(d.len.to_le_bytes().to_vec().into()),
+            Extent::Source {
+                source: d.source,
+                offset: d.offset + 4,
+                len: d.len as u64 - 4,
+            },
+        ]
+    } else {
+        vec![Extent::Source {
+            source: d.source,
+            offset: d.offset,
+            len: d.len as u64,
+        }]
+    }
+}
+
+/// `db` and `collection` of a namespace, made safe as path components.
+fn split_ns(ns: &str) -> (String, String) {
+    let (db, coll) = ns.split_once('.').unwrap_or(("recovered", ns));
+    (safe_name(db), safe_name(coll))
+}
+
+/// A path component that is never empty, `.`, `..`, or contains `/`, NUL or control
+/// characters, and stays under 200 bytes.
+fn safe_name(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c == '/' || c == '%' || c.is_control() {
+            let mut b = [0u8; 4];
+            for byte in c.encode_utf8(&mut b).bytes() {
+                let _ = write!(out, "%{byte:02X}");
+            }
+        } else {
+            out.push(c);
+        }
+        if out.len() > 200 {
+            break;
+        }
+    }
+    match out.as_str() {
+        "" | "." | ".." => format!("%{out}"),
+        _ => out,
+    }
+}
+
+/// A readable file name for a document's `_id`: ObjectId hex, the string, the number;
+/// otherwise the hex of the value.
+fn id_name(d: &DocEntry) -> String {
+    let (t, v) = match d.id.split_first() {
+        Some((t, v)) => (*t, v),
+        None => return format!("no_id-{:013}", d.offset),
+    };
+    let le = |n: usize| {
+        v.get(..n)
+            .map(|b| b.iter().rev().fold(0u64, |a, &x| a << 8 | x as u64))
+    };
+    match t {
+        0x07 => v.iter().map(|b| format!("{b:02x}")).collect(),
+        0x02 if v.len() > 5 => safe_name(&String::from_utf8_lossy(&v[4..v.len() - 1])),
+        0x10 => le(4)
+            .map(|n| (n as u32 as i32).to_string())
+            .unwrap_or_default(),
+        0x12 => le(8).map(|n| (n as i64).to_string()).unwrap_or_default(),
+        _ => {
+            let hex: String = v.iter().take(32).map(|b| format!("{b:02x}")).collect();
+            format!("id{t:02x}-{hex}")
+        }
+    }
+}
+
+/// `name`, or `name~2`, `name~3`... if taken.
+fn unique(used: &mut HashSet<String>, name: String) -> String {
+    let mut candidate = name.clone();
+    let mut n = 1;
+    while !used.insert(candidate.clone()) {
+        n += 1;
+        candidate = format!("{name}~{n}");
+    }
+    candidate
+}
+
+/// What mongorestore needs beside a `.bson`: the default `_id` index.
+fn metadata(collection: &str) -> String {
+    let name = serde_json::to_string(collection).unwrap_or_default();
+    format!(
+        "{{\"options\":{{}},\"indexes\":[{{\"v\":2,\"key\":{{\"_id\":1}},\"name\":\"_id_\"}}],\"collectionName\":{name},\"type\":\"collection\"}}\n"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_safe_path_components() {
+        assert_eq!(safe_name("a/b"), "a%2Fb");
+        assert_eq!(safe_name(".."), "%..");
+        assert_eq!(safe_name(""), "%");
+        assert_eq!(safe_name("c-00001/ship"), "c-00001%2Fship");
+        assert!(safe_name(&"x".repeat(1000)).len() <= 201);
+        let mut used = HashSet::new();
+        assert_eq!(unique(&mut used, "a".into()), "a");
+        assert_eq!(unique(&mut used, "a".into()), "a~2");
+    }
+}
