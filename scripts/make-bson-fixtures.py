@@ -309,10 +309,13 @@ for df in files.values():
             "sha256": hashlib.sha256(r["bytes"]).hexdigest()})
 
 loose = bytearray()
+manifest["loose"] = []
 for ns, docs in collections.items():
     for d in docs:
         loose += rng_bytes(rng.choice([0, 0, 7, 100, 3000]))
-        loose += bson.encode(d)
+        data = bson.encode(d)
+        manifest["loose"].append({"ns": ns, "offset": len(loose), "sha256": hashlib.sha256(data).hexdigest()})
+        loose += data
 (out / "loose.bin").write_bytes(bytes(loose))
 
 h = bytearray()
@@ -333,6 +336,7 @@ schema = {
     "blog.posts": ["_id", "title", "body", "published"],
 }
 (out / "schema.json").write_text(json.dumps(schema, indent=2) + "\n")
+manifest["hostile_bin_valid"] = [hashlib.sha256(bson.encode(comments[i])).hexdigest() for i in range(len(hostile))]
 (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
 live = [d for d in manifest["documents"] if d["state"] == "live"]
 print(f"{len(live)} live documents, {sum(d['intact'] for d in live)} intact; "

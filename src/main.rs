@@ -97,6 +97,10 @@ fn prepare(sources: &[std::path::PathBuf], common: &CommonArgs) -> anyhow::Resul
 }
 
 fn scan(args: ScanArgs) -> anyhow::Result<()> {
+    let schema = pipeline::load_schema(
+        args.common.schema.as_deref(),
+        args.common.schema_from.as_deref(),
+    )?;
     let prepared = prepare(&args.sources, &args.common)?;
     let index_path = prepared.index_path.clone();
     let reused = prepared.origin == IndexOrigin::Reused;
@@ -117,10 +121,6 @@ fn scan(args: ScanArgs) -> anyhow::Result<()> {
             .count()
     };
     let known_count = known.as_ref().map(|k| k.iter().flatten().count());
-    let schema = pipeline::load_schema(
-        args.common.schema.as_deref(),
-        args.common.schema_from.as_deref(),
-    )?;
     let catalog = pipeline::catalog(&index, schema.as_ref());
     let live: usize = catalog.values().map(|c| c.docs.len()).sum();
     let deleted: usize = catalog.values().map(|c| c.deleted.len()).sum();
