@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-"""Builds a reproducible benchmark image: random bytes, zeros, text, executables and
-FLV recordings (the committed fixtures), in 1 MiB-ish pieces aligned to 4 KiB, seeded.
+"""Builds a reproducible benchmark image: random bytes, zeros, text, executables, FLV
+recordings (the committed fixtures) and MongoDB documents, in 1 MiB-ish pieces aligned
+to 4 KiB, seeded.
 
-    python3 bench/make-image.py OUT SIZE_MIB [LONG_FLV]
+    python3 bench/make-image.py OUT SIZE_MIB [LONG_FLV [DOCS]]
 
 LONG_FLV, if given, is placed once near the middle (a long recording to time reads).
+DOCS (from bench/make-docs.py), if given, is laid out in pieces of 64 KiB to 1 MiB,
+in order, as data files scattered over a disk would be.
 """
 import random
 import sys
@@ -18,7 +21,9 @@ rng = random.Random(2020)
 text = (" ".join(rng.choice("disk sector stream recording backup mongo offset video audio".split())
                  for _ in range(200_000))).encode()
 total = size_mib << 20
-long_flv = Path(sys.argv[3]).read_bytes() if len(sys.argv) > 3 else None
+long_flv = Path(sys.argv[3]).read_bytes() if len(sys.argv) > 3 and sys.argv[3] else None
+docs = Path(sys.argv[4]).read_bytes() if len(sys.argv) > 4 else b""
+docs_at = 0
 written = flv_count = 0
 out.parent.mkdir(parents=True, exist_ok=True)
 with open(out, "wb") as f:
@@ -27,14 +32,17 @@ with open(out, "wb") as f:
         if long_flv and written > total // 2:
             piece, long_flv = long_flv, None
             flv_count += 1
-        elif kind < 0.35:
+        elif kind < 0.30 and docs_at < len(docs):
+            piece = docs[docs_at:docs_at + rng.randint(64 << 10, 1 << 20)]
+            docs_at += len(piece)
+        elif kind < 0.55:
             piece = rng.randbytes(rng.randint(256 << 10, 2 << 20))
-        elif kind < 0.50:
+        elif kind < 0.65:
             piece = bytes(rng.randint(64 << 10, 1 << 20))
-        elif kind < 0.70:
+        elif kind < 0.80:
             start = rng.randint(0, len(text) - 1)
             piece = text[start:start + rng.randint(64 << 10, 1 << 20)]
-        elif kind < 0.80 and exes:
+        elif kind < 0.88 and exes:
             piece = rng.choice(exes)
         else:
             piece = rng.choice(flvs)
@@ -44,4 +52,4 @@ with open(out, "wb") as f:
         piece = piece[: total - written]
         f.write(piece)
         written += len(piece)
-print(f"{out}: {written} bytes, {flv_count} FLV recordings")
+print(f"{out}: {written} bytes, {flv_count} FLV recordings, {docs_at} bytes of BSON documents")
