@@ -27,8 +27,8 @@ thread_local! {
 pub struct Found {
     /// The index entry (its `shape` is set by [`finish`]).
     pub entry: DocEntry,
-    /// Top-level field names.
-    pub fields: Vec<String>,
+    /// Top-level field names, each followed by a NUL (one allocation per document).
+    pub fields: Box<str>,
 }
 
 /// What the BSON side found in one buffer.
@@ -187,7 +187,12 @@ fn accept(buf: &[u8], c: Candidate, base: u64, source: u32, mode: JsonMode) -> O
             json_len,
             pretty_len,
         },
-        fields: summary.fields.into_iter().map(str::to_string).collect(),
+        fields: summary
+            .fields
+            .iter()
+            .flat_map(|f| [*f, "\0"])
+            .collect::<String>()
+            .into_boxed_str(),
     })
 }
 
@@ -196,7 +201,7 @@ fn accept(buf: &[u8], c: Candidate, base: u64, source: u32, mode: JsonMode) -> O
 pub fn finish(mut found: Vec<Found>) -> (Vec<DocEntry>, Vec<Vec<String>>) {
     found.sort_by_key(|f| (f.entry.source, f.entry.offset));
     let mut shapes: Vec<Vec<String>> = Vec::new();
-    let mut shape_ids = std::collections::HashMap::new();
+    let mut shape_ids: std::collections::HashMap<Box<str>, u32> = std::collections::HashMap::new();
     let mut docs: Vec<DocEntry> = Vec::with_capacity(found.len());
     let mut covered_until = (u32::MAX, 0u64);
     for Found { mut entry, fields } in found {
@@ -204,10 +209,15 @@ pub fn finish(mut found: Vec<Found>) -> (Vec<DocEntry>, Vec<Vec<String>>) {
             continue;
         }
         covered_until = (entry.source, entry.offset + entry.len as u64);
-        entry.shape = *shape_ids.entry(fields.clone()).or_insert_with(|| {
-            shapes.push(fields);
-            shapes.len() as u32 - 1
-        });
+        entry.shape = match shape_ids.get(&fields) {
+            Some(&id) => id,
+            None => {
+                shapes.push(fields.split_terminator('\0').map(str::to_string).collect());
+                let id = shapes.len() as u32 - 1;
+                shape_ids.insert(fields, id);
+                id
+            }
+        };
         docs.push(entry);
     }
     (docs, shapes)
