@@ -281,7 +281,9 @@ pub fn classify(index: &Index, schema: Option<&Schema>) -> Catalog {
         }
     }
     for ((ns, _), versions) in by_id {
-        let coll = catalog.get_mut(ns).expect("collection created above");
+        let Some(coll) = catalog.get_mut(ns) else {
+            continue; // every ns in by_id got its collection in the loop above
+        };
         let chosen = versions
             .iter()
             .copied()

@@ -152,6 +152,19 @@ impl Writer<'_> {
         self.out.push(b'"');
     }
 
+    fn number(&mut self, n: impl std::fmt::Display) {
+        let _ = write!(self.out, "{n}");
+    }
+
+    /// A plain number in relaxed mode, `{"$numberInt": "n"}` (or Long) in canonical.
+    fn integer(&mut self, tag: &str, n: impl std::fmt::Display) {
+        if self.canonical {
+            self.typed_number(tag, n);
+        } else {
+            self.number(n);
+        }
+    }
+
     fn typed_number(&mut self, tag: &str, v: impl std::fmt::Display) {
         self.wrapper(&[(tag, &|w: &mut Self| w.quoted_display(&v))]);
     }
@@ -290,35 +303,17 @@ impl Writer<'_> {
                     ("$scope", &|w: &mut Self| w.out.extend_from_slice(&inner)),
                 ]);
             }
-            0x10 => {
-                let n = i32::from_le_bytes(le(v, 0)?);
-                if self.canonical {
-                    self.typed_number("$numberInt", n);
-                } else {
-                    let _ = write!(self.out, "{n}");
-                }
-            }
+            0x10 => self.integer("$numberInt", i32::from_le_bytes(le(v, 0)?)),
             0x11 => {
                 let (i, t) = (u32::from_le_bytes(le(v, 0)?), u32::from_le_bytes(le(v, 4)?));
                 self.wrapper(&[("$timestamp", &|w: &mut Self| {
                     w.wrapper(&[
-                        ("t", &|w: &mut Self| {
-                            let _ = write!(w.out, "{t}");
-                        }),
-                        ("i", &|w: &mut Self| {
-                            let _ = write!(w.out, "{i}");
-                        }),
+                        ("t", &|w: &mut Self| w.number(t)),
+                        ("i", &|w: &mut Self| w.number(i)),
                     ])
                 })]);
             }
-            0x12 => {
-                let n = i64::from_le_bytes(le(v, 0)?);
-                if self.canonical {
-                    self.typed_number("$numberLong", n);
-                } else {
-                    let _ = write!(self.out, "{n}");
-                }
-            }
+            0x12 => self.integer("$numberLong", i64::from_le_bytes(le(v, 0)?)),
             0x13 => {
                 let d = bson::Decimal128::from_bytes(le(v, 0)?);
                 self.typed_number("$numberDecimal", d);
@@ -346,8 +341,7 @@ impl Writer<'_> {
             // Debug prints the shortest round-trip form, with an exponent when long.
             return self.typed_number("$numberDouble", format!("{f:?}"));
         } else {
-            let _ = write!(self.out, "{f:?}");
-            return;
+            return self.number(format_args!("{f:?}"));
         };
         self.typed_number("$numberDouble", special);
     }

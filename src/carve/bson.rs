@@ -208,6 +208,9 @@ fn walk<'a>(doc: &'a RawDocument, depth: usize, mut kind: Kind<'_, 'a>) -> Resul
         return Err(Invalid::TooDeep);
     }
     let mut keys: Vec<&str> = Vec::new();
+    // A linear search for the few keys of a usual document; a set beyond that, so a
+    // hostile document with a million keys costs linear, not quadratic, time.
+    let mut seen: Option<std::collections::HashSet<&str>> = None;
     for (i, element) in doc.iter_elements().enumerate() {
         let element = element.map_err(|e| Invalid::Malformed(e.to_string()))?;
         let key = element.key().as_str();
@@ -218,10 +221,17 @@ fn walk<'a>(doc: &'a RawDocument, depth: usize, mut kind: Kind<'_, 'a>) -> Resul
                 }
             }
             Kind::Top(_) | Kind::Nested => {
-                if keys.contains(&key) {
+                let duplicate = match &mut seen {
+                    Some(set) => !set.insert(key),
+                    None => keys.contains(&key),
+                };
+                if duplicate {
                     return Err(Invalid::DuplicateKey);
                 }
                 keys.push(key);
+                if seen.is_none() && keys.len() >= 16 {
+                    seen = Some(keys.iter().copied().collect());
+                }
             }
         }
         match element
@@ -309,6 +319,19 @@ mod tests {
         let mut bad_len = sample();
         bad_len[0] ^= 1;
         assert!(validate(&bad_len).is_err());
+    }
+
+    #[test]
+    fn finds_duplicate_keys_in_wide_documents_too() {
+        let mut d = bson::Document::new();
+        for k in 0..40 {
+            d.insert(format!("k{k:02}"), k);
+        }
+        let mut wide = encode(&d);
+        assert!(validate(&wide).is_ok());
+        let last = wide.iter().rposition(|&c| c == b'k').unwrap();
+        wide[last + 1..last + 3].copy_from_slice(b"05");
+        assert_eq!(validate(&wide), Err(Invalid::DuplicateKey));
     }
 
     #[test]

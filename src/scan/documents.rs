@@ -93,12 +93,13 @@ pub fn read_deferred(
 ) -> Option<Found> {
     let start = offset.saturating_sub(RECORD_HEADER_LEN as u64);
     let at = (offset - start) as usize;
-    let mut head = [0u8; 4];
-    src.read_exact_at(&mut head, offset).ok()?;
+    // The record header and the length first: they say how much to read.
+    let mut head = vec![0u8; at + 4];
+    src.read_exact_at(&mut head, start).ok()?;
     let want = if deleted {
-        MAX_DOC_LEN
+        deleted_bound(mmapv1::record_header(&head, at))
     } else {
-        bson::declared_len(&head)?
+        bson::declared_len(&head[at..])?
     };
     let n = (at as u64 + want as u64).min(src.size - start) as usize;
     let mut buf = vec![0u8; n];
@@ -118,16 +119,21 @@ pub fn read_deferred(
     }
 }
 
+/// How far a deleted record may reach: its record slot when the record header
+/// `(lengthWithHeaders, extentOfs)` survived, else the document size limit.
+fn deleted_bound(record: Option<(i32, i32)>) -> usize {
+    record
+        .and_then(|(slot, _)| usize::try_from(slot).ok())
+        .and_then(|slot| slot.checked_sub(RECORD_HEADER_LEN))
+        .filter(|&b| b >= 5)
+        .unwrap_or(MAX_DOC_LEN)
+}
+
 fn accept(buf: &[u8], c: Candidate, base: u64, source: u32, mode: JsonMode) -> Outcome {
     let record = mmapv1::record_header(buf, c.offset);
     let restored;
     let bytes: &[u8] = if c.deleted {
-        // Bounded by the record slot when the record header survived.
-        let bound = record
-            .and_then(|(slot, _)| usize::try_from(slot).ok())
-            .and_then(|slot| slot.checked_sub(RECORD_HEADER_LEN))
-            .filter(|&b| b >= 5)
-            .unwrap_or(MAX_DOC_LEN);
+        let bound = deleted_bound(record);
         let rest = &buf[c.offset..];
         match bson::deleted_len(rest, bound) {
             Some(n) => {
