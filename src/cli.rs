@@ -80,6 +80,11 @@ pub struct MountArgs {
     /// Mount options, comma separated: allow_other, allow_root
     #[arg(short = 'o', value_name = "OPTS")]
     pub options: Vec<String>,
+    /// Serve unreadable sectors of a source as zeros instead of failing the read with
+    /// EIO, so that cp and rsync copy everything readable (README.txt lists the files
+    /// that touch unreadable ranges)
+    #[arg(long)]
+    pub fill_bad_sectors: bool,
     /// Worker threads serving requests
     #[arg(long, default_value_t = 8)]
     pub threads: usize,

@@ -143,6 +143,11 @@ impl Filesystem for SalvageFs {
             Some(NodeKind::File(_)) if flags.0 & libc::O_ACCMODE != libc::O_RDONLY => {
                 reply.error(Errno::EROFS)
             }
+            // Around unreadable bytes, serve each read as asked so that EIO hits only
+            // the reads that need them.
+            Some(NodeKind::File(_)) if self.tree.is_unreadable(ino.0) => {
+                reply.opened(FileHandle(0), FopenFlags::FOPEN_DIRECT_IO)
+            }
             // Contents never change: let the kernel keep its page cache across opens.
             Some(NodeKind::File(_)) => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
             Some(NodeKind::Dir(_)) => reply.error(Errno::EISDIR),

@@ -195,13 +195,18 @@ impl Index {
 
     /// Serializes the index to bytes (header + checksummed payload).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let payload = postcard::to_allocvec(self).unwrap_or_default();
+        Index::wrap_payload(&postcard::to_allocvec(self).unwrap_or_default())
+    }
+
+    /// Puts the header (magic, version, length, checksum) in front of an encoded
+    /// payload; public so that the fuzzer can hand the decoder well-framed garbage.
+    pub fn wrap_payload(payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
         out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-        out.extend_from_slice(&payload);
+        out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        out.extend_from_slice(payload);
         out
     }
 

@@ -105,7 +105,7 @@ fn scan(args: ScanArgs) -> anyhow::Result<()> {
     let index_path = prepared.index_path.clone();
     let reused = prepared.origin == IndexOrigin::Reused;
     let index = prepared.index.clone();
-    let sources = salvagefs::source::Sources(prepared.sources);
+    let sources = salvagefs::source::Sources::new(prepared.sources, false);
     let known = args
         .common
         .known

@@ -39,8 +39,12 @@ pub fn run(args: MountArgs) -> Result<()> {
         return start_daemon(mountpoint);
     }
     let prepared = crate::prepare(sources, &args.common)?;
-    let (tree, content, mtime) =
-        pipeline::build_tree(prepared, args.common.known.as_deref(), schema.as_ref())?;
+    let (tree, content, mtime) = pipeline::build_tree(
+        prepared,
+        args.common.known.as_deref(),
+        schema.as_ref(),
+        args.fill_bad_sectors,
+    )?;
     let fs = SalvageFs::new(tree, content, mtime);
     let session = fuser::Session::new(fs, mountpoint, &config)
         .with_context(|| format!("cannot mount on {}", mountpoint.display()))?;

@@ -156,9 +156,10 @@ pub fn build_tree(
     prepared: Prepared,
     known_dir: Option<&Path>,
     schema: Option<&Schema>,
+    fill_bad: bool,
 ) -> Result<(Tree, Content, u64)> {
     let Prepared { sources, index, .. } = prepared;
-    let sources = Sources(sources);
+    let sources = Sources::new(sources, fill_bad);
     let matches = known_dir
         .map(|dir| match_known(&index, &sources, dir))
         .transpose()?;
@@ -169,7 +170,7 @@ pub fn build_tree(
         .zip(matches.as_deref())
         .map(|(dir, matches)| KnownMatches { dir, matches });
     let catalog = catalog(&index, schema);
-    let tree = build::build(&index, known.as_ref(), &catalog);
+    let tree = build::build(&index, known.as_ref(), &catalog, fill_bad);
     let created = index.created;
     let content = Content::new(sources, index.docs, index.settings.json);
     Ok((tree, content, created))

@@ -163,16 +163,36 @@ fn block_device_size(file: &File) -> io::Result<u64> {
 }
 
 /// All the sources of a scan, by number: what extent lists read from. A failed read
-/// (a bad sector) is an error for that read only.
-pub struct Sources(pub Vec<Source>);
+/// (a bad sector) is an error for that read only, or, with `fill_bad`, reads as zeros
+/// (like `ddrescue --fill`), so that a copy of a file gets everything readable.
+pub struct Sources {
+    list: Vec<Source>,
+    fill_bad: bool,
+}
+
+impl Sources {
+    /// The sources; `fill_bad` turns unreadable sectors into zeros instead of EIO.
+    pub fn new(list: Vec<Source>, fill_bad: bool) -> Sources {
+        Sources { list, fill_bad }
+    }
+}
 
 impl SourceReader for Sources {
     fn read_source(&self, source: u32, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         let src = self
-            .0
+            .list
             .get(source as usize)
             .ok_or_else(|| io::Error::from_raw_os_error(libc::EIO))?;
-        src.read_exact_at(buf, offset)
+        if !self.fill_bad {
+            return src.read_exact_at(buf, offset);
+        }
+        for (start, end) in src.read_salvaging(buf, offset) {
+            log::warn!(
+                "{}: unreadable bytes {start}..{end} served as zeros (--fill-bad-sectors)",
+                src.path.display()
+            );
+        }
+        Ok(())
     }
 }
 

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use super::Tree;
 use crate::classify::Catalog;
 use crate::extent::{Extent, ExtentList};
-use crate::index::{FlvEntry, Index};
+use crate::index::{BadRange, FlvEntry, Index};
 
 /// The file name of a carved FLV: zero-padded decimal offset so `ls` order is disk
 /// order; with several sources, prefixed by the source number (1-based).
@@ -50,7 +50,14 @@ pub struct KnownMatches<'a> {
 }
 
 /// Builds the tree for `index`, with its documents sorted into `catalog`.
-pub fn build(index: &Index, known: Option<&KnownMatches>, catalog: &Catalog) -> Tree {
+/// `fill_bad` (the mount's `--fill-bad-sectors`) only changes what `README.txt` says
+/// about files that touch unreadable ranges.
+pub fn build(
+    index: &Index,
+    known: Option<&KnownMatches>,
+    catalog: &Catalog,
+    fill_bad: bool,
+) -> Tree {
     let mut tree = Tree::new();
     let mut tsv = String::from(
         "file\tsource\toffset\tbytes\tduration_s\ttags\tstreams\tstatus\tskipped\tknown_as\n",
@@ -117,20 +124,95 @@ pub fn build(index: &Index, known: Option<&KnownMatches>, catalog: &Catalog) -> 
         ExtentList::from_bytes(tsv.into_bytes()),
     );
     super::mongo::add(&mut tree, index, catalog);
+    let unreadable = unreadable_files(&tree, index);
+    let readme = readme(
+        &tree,
+        &unreadable,
+        index,
+        known,
+        known_count,
+        catalog,
+        fill_bad,
+    );
+    for &(ino, _) in &unreadable {
+        tree.mark_unreadable(ino);
+    }
     tree.add_file(
         "",
         "README.txt",
-        ExtentList::from_bytes(readme(index, known, known_count, catalog).into_bytes()),
+        ExtentList::from_bytes(readme.into_bytes()),
     );
     tree.finish();
     tree
 }
 
+/// Bytes of `[start, end)` of `source` that lie in the scan's unreadable ranges.
+fn unreadable_bytes(bad: &[BadRange], source: u32, start: u64, end: u64) -> u64 {
+    // Ranges are sorted and disjoint: walk back from the last one starting before `end`.
+    let upto = bad.partition_point(|b| (b.source, b.start) < (source, end));
+    bad[..upto]
+        .iter()
+        .rev()
+        .take_while(|b| b.source == source && b.end > start)
+        .map(|b| b.end.min(end) - b.start.max(start))
+        .sum()
+}
+
+/// Files holding bytes of the scan's unreadable ranges: `(inode, unreadable bytes)`.
+fn unreadable_files(tree: &Tree, index: &Index) -> Vec<(u64, u64)> {
+    let bad = &index.bad_ranges;
+    if bad.is_empty() {
+        return Vec::new();
+    }
+    tree.files()
+        .map(|(ino, file)| {
+            let bytes = file
+                .extents()
+                .iter()
+                .map(|e| match *e {
+                    Extent::Source {
+                        source,
+                        offset,
+                        len,
+                    } => unreadable_bytes(bad, source, offset, offset + len),
+                    Extent::Document { doc, .. } => index.docs.get(doc as usize).map_or(0, |d| {
+                        unreadable_bytes(bad, d.source, d.offset, d.offset + d.len as u64)
+                    }),
+                    Extent::Bytes(_) => 0,
+                })
+                .sum();
+            (ino, bytes)
+        })
+        .filter(|&(_, bytes)| bytes > 0)
+        .collect()
+}
+
+/// Appends to `readme` the files with unreadable bytes and what a read of them does:
+/// the answer to "which of my files are damaged?".
+fn describe_unreadable(tree: &Tree, files: &[(u64, u64)], fill_bad: bool, readme: &mut String) {
+    if files.is_empty() {
+        readme.push_str("No file touches an unreadable range.\n");
+        return;
+    }
+    readme.push_str(if fill_bad {
+        "Files with unreadable ranges, read as zeros (mounted with --fill-bad-sectors):\n"
+    } else {
+        "Files with unreadable ranges; reads of those bytes fail with EIO\n\
+         (mount with --fill-bad-sectors to read zeros there instead):\n"
+    });
+    for &(ino, bytes) in files {
+        let _ = writeln!(readme, "  {}: {bytes} unreadable bytes", tree.path(ino));
+    }
+}
+
 fn readme(
+    tree: &Tree,
+    unreadable: &[(u64, u64)],
     index: &Index,
     known: Option<&KnownMatches>,
     known_count: usize,
     catalog: &Catalog,
+    fill_bad: bool,
 ) -> String {
     let mut r = String::new();
     let _ = writeln!(
@@ -199,6 +281,7 @@ fn readme(
         for b in &index.bad_ranges {
             let _ = writeln!(r, "  source {}: {}..{}", b.source + 1, b.start, b.end);
         }
+        describe_unreadable(tree, unreadable, fill_bad, &mut r);
     }
     r.push_str(
         "\nThe tree:\n\

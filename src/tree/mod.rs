@@ -6,7 +6,7 @@
 pub mod build;
 pub mod mongo;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::extent::ExtentList;
 
@@ -38,6 +38,7 @@ pub enum NodeKind {
 pub struct Tree {
     nodes: Vec<Node>,
     by_name: HashMap<(u64, String), u64>,
+    unreadable: HashSet<u64>,
 }
 
 impl Default for Tree {
@@ -57,6 +58,7 @@ impl Tree {
         Tree {
             nodes: vec![root],
             by_name: HashMap::new(),
+            unreadable: HashSet::new(),
         }
     }
 
@@ -133,6 +135,40 @@ impl Tree {
         self.nodes.is_empty()
     }
 
+    /// Every file: inode and contents, in inode order.
+    pub fn files(&self) -> impl Iterator<Item = (u64, &ExtentList)> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| match &n.kind {
+                NodeKind::File(f) => Some((i as u64 + 1, f)),
+                NodeKind::Dir(_) => None,
+            })
+    }
+
+    /// Records that file `ino` holds bytes of an unreadable range.
+    pub fn mark_unreadable(&mut self, ino: u64) {
+        self.unreadable.insert(ino);
+    }
+
+    /// True if file `ino` holds bytes of an unreadable range: the mount serves it
+    /// without the page cache, so that only reads of the bad bytes themselves fail
+    /// (a cached read would fail a whole folio, up to megabytes around them).
+    pub fn is_unreadable(&self, ino: u64) -> bool {
+        self.unreadable.contains(&ino)
+    }
+
+    /// The path of inode `ino` from the root, without a leading `/`.
+    pub fn path(&self, mut ino: u64) -> String {
+        let mut parts = Vec::new();
+        while let Some(node) = self.get(ino).filter(|_| ino != ROOT) {
+            parts.push(node.name.as_str());
+            ino = node.parent;
+        }
+        parts.reverse();
+        parts.join("/")
+    }
+
     /// Total bytes of all files (for `statfs`).
     pub fn total_bytes(&self) -> u64 {
         self.nodes
@@ -166,6 +202,11 @@ mod tests {
             .map(|c| t.get(*c).unwrap().name.as_str())
             .collect();
         assert_eq!(names, ["a.flv", "b.flv", "known"]);
+        let paths: Vec<String> = t.files().map(|(i, _)| t.path(i)).collect();
+        assert_eq!(
+            paths,
+            ["flv/b.flv", "flv/known/a.flv", "flv/a.flv", "README.txt"]
+        );
         let a = t.resolve("flv/a.flv").unwrap();
         let NodeKind::File(f) = &t.get(a).unwrap().kind else {
             panic!()
