@@ -81,3 +81,101 @@ fn concurrent_scans_leave_a_valid_index() {
         "the index survived intact"
     );
 }
+
+#[test]
+fn a_damaged_foreign_or_older_index_is_never_served() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = tmp.path().join("a.img");
+    let mut data = noise(12, 1 << 20);
+    data.extend_from_slice(&fixture("short-av.flv"));
+    std::fs::write(&img, &data).unwrap();
+    let idx = tmp.path().join("a.idx");
+    salvagefs_ok(&[&"scan", &img, &"--index", &idx]);
+    let good = std::fs::read(&idx).unwrap();
+    let mut flipped = good.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x01;
+    let mut older = good.clone();
+    older[16..20].copy_from_slice(&1u32.to_le_bytes());
+    let cases: [(&str, Vec<u8>, &str); 4] = [
+        ("truncated", good[..good.len() - 7].to_vec(), "truncated"),
+        ("bit-flipped", flipped, "checksum mismatch"),
+        ("older", older, "format version 1"),
+        (
+            "foreign",
+            std::fs::read("/bin/sh").unwrap(),
+            "not a salvagefs index",
+        ),
+    ];
+    for (what, bytes, reason) in cases {
+        std::fs::write(&idx, bytes).unwrap();
+        let out = salvagefs_ok(&[&"scan", &img, &"--index", &idx, &"--json-summary"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(reason) && err.contains("scanned again"),
+            "{what}: {err}"
+        );
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            json["flv"]["complete"], 1,
+            "{what}: the rescan found the file"
+        );
+        let out = salvagefs_ok(&[&"scan", &img, &"--index", &idx]);
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("nothing rescanned"),
+            "{what}: the rescan wrote a good index"
+        );
+    }
+}
+
+#[test]
+fn other_users_see_nothing_without_allow_other() {
+    if !require(&["fusermount3", "setpriv"], true) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    // The mountpoints must be reachable by the other user for the test to mean anything.
+    let mut perms = std::fs::metadata(tmp.path()).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(tmp.path(), perms).unwrap();
+    let img = tmp.path().join("a.img");
+    std::fs::write(&img, fixture("short-av.flv")).unwrap();
+    let idx = tmp.path().join("a.idx");
+    let idx = idx.to_str().unwrap();
+    let as_nobody = |cmd: &str| {
+        run(Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "sh",
+                "-c",
+            ])
+            .arg(cmd))
+    };
+    let m = Mount::new(&[&img], &tmp.path().join("private"), &["--index", idx]);
+    let out = as_nobody(&format!("ls {}", m.dir.display()));
+    assert!(!out.status.success(), "another user listed a private mount");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Permission denied"));
+
+    let shared = Mount::new(
+        &[&img],
+        &tmp.path().join("shared"),
+        &["--index", idx, "-o", "allow_other"],
+    );
+    let out = as_nobody(&format!(
+        "cat {}/flv/0000000000000.flv | wc -c",
+        shared.dir.display()
+    ));
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        fixture("short-av.flv").len().to_string()
+    );
+    let out = as_nobody(&format!(
+        "touch {0}/x || echo > {0}/README.txt || rm {0}/README.txt",
+        shared.dir.display()
+    ));
+    assert!(!out.status.success(), "another user changed the mount");
+    drop(m);
+}

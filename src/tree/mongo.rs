@@ -13,7 +13,7 @@
 //! Nothing is rendered here: `.json` files are lists of document extents whose lengths
 //! the scan measured.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use super::Tree;
@@ -28,8 +28,8 @@ pub fn add(tree: &mut Tree, index: &Index, catalog: &Catalog) {
     }
     let mut tsv =
         String::from("collection\tdocuments\tduplicates\tconflicts\tdeleted\tbytes\tnamed_by\n");
-    for (ns, coll) in catalog {
-        let (db, name) = split_ns(ns);
+    let dirs = dir_names(catalog.keys().map(String::as_str));
+    for ((ns, coll), (db, name)) in catalog.iter().zip(dirs) {
         let bytes: u64 = coll.docs.iter().map(|&i| index.docs[i].len as u64).sum();
         let _ = writeln!(
             tsv,
@@ -154,10 +154,18 @@ fn bson_extents(d: &DocEntry) -> Vec<Extent> {
     }
 }
 
-/// `db` and `collection` of a namespace, made safe as path components.
-fn split_ns(ns: &str) -> (String, String) {
-    let (db, coll) = ns.split_once('.').unwrap_or(("recovered", ns));
-    (safe_name(db), safe_name(coll))
+/// `db` and `collection` of each namespace, made safe as path components and unique:
+/// two namespaces that sanitize alike (names cut at 200 bytes) get `~2`, `~3`...
+fn dir_names<'a>(namespaces: impl Iterator<Item = &'a str>) -> Vec<(String, String)> {
+    let mut used: HashMap<String, HashSet<String>> = HashMap::new();
+    namespaces
+        .map(|ns| {
+            let (db, coll) = ns.split_once('.').unwrap_or(("recovered", ns));
+            let db = safe_name(db);
+            let name = unique(used.entry(db.clone()).or_default(), safe_name(coll));
+            (db, name)
+        })
+        .collect()
 }
 
 /// A path component that is never empty, `.`, `..`, or contains `/`, NUL or control
@@ -241,5 +249,18 @@ mod tests {
         let mut used = HashSet::new();
         assert_eq!(unique(&mut used, "a".into()), "a");
         assert_eq!(unique(&mut used, "a".into()), "a~2");
+        let long = "c".repeat(300);
+        let (a, b) = (format!("db.{long}a"), format!("db.{long}b"));
+        let dirs = dir_names([a.as_str(), b.as_str(), "db./..", "d/b.x"].into_iter());
+        assert_eq!(dirs[0].1.len(), dirs[1].1.len() - 2);
+        assert!(dirs[1].1.ends_with("~2"));
+        assert_eq!(dirs[2], ("db".into(), "%2F..".into()));
+        assert_eq!(dirs[3], ("d%2Fb".into(), "x".into()));
+        for (db, name) in &dirs {
+            for part in [db, name] {
+                assert!(part.len() < 255 - ".metadata.json".len());
+                assert!(!part.contains(['/', '\0']) && part != "." && part != "..");
+            }
+        }
     }
 }
