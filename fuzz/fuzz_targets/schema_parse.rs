@@ -1,12 +1,8 @@
-//! The `--schema` file parser on any text: never a panic, only a clear error or a
-//! schema.
+//! Fuzz target: see `invariants::schema_parse`.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use salvagefs::classify::Schema;
+#[allow(dead_code)] // each target uses one of the invariants
+#[path = "../invariants.rs"]
+mod invariants;
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok(text) = std::str::from_utf8(data) {
-        let _ = Schema::from_json(text);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| invariants::schema_parse(data));

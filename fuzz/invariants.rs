@@ -1,0 +1,105 @@
+//! What must hold for any input, shared by the fuzz targets (`fuzz_targets/`) and the
+//! test suite (`tests/fuzz_invariants.rs`, which replays the committed corpus and
+//! random inputs through the same functions). Each function panics on a violation.
+
+use std::path::Path;
+
+use salvagefs::carve::bson;
+use salvagefs::carve::flv::{self, WalkLimits};
+use salvagefs::classify::Schema;
+use salvagefs::extjson::{self, JsonMode};
+use salvagefs::index::Index;
+use salvagefs::scan::documents;
+
+/// FLV header finder and tag walker: every carved file, gathered from its extents and
+/// walked again on its own, is itself, whole.
+pub fn flv_walk(data: &[u8]) {
+    let limits = WalkLimits {
+        resync_window: 64 * 1024,
+        ..WalkLimits::default()
+    };
+    for offset in flv::find_headers(data, data.len()).into_iter().take(64) {
+        let Some(carved) = flv::walk(data, offset as u64, &limits) else {
+            continue;
+        };
+        let bytes: Vec<u8> = carved
+            .extents
+            .iter()
+            .flat_map(|&(o, l)| data[o as usize..(o + l) as usize].iter().copied())
+            .collect();
+        assert_eq!(bytes.len() as u64, carved.len());
+        let again = flv::walk(&bytes[..], 0, &limits).expect("a carved file starts with a header");
+        assert_eq!(again.len(), carved.len());
+        assert_eq!(again.tags, carved.tags);
+    }
+}
+
+/// The document scan of one buffer (candidates, validator, deleted records, MMAPv1
+/// headers, JSON length measurement), flags in the first byte: every accepted document
+/// validates again on its own and renders to the length the scan recorded.
+pub fn bson_scan(input: &[u8]) {
+    let Some((&flags, data)) = input.split_first() else {
+        return;
+    };
+    let any = flags & 1 != 0;
+    let mode = if flags & 2 != 0 {
+        JsonMode::Canonical
+    } else {
+        JsonMode::Relaxed
+    };
+    let finds = documents::scan_buffer(data, 0, data.len(), 0, any, mode);
+    for found in &finds.docs {
+        let entry = &found.entry;
+        let start = entry.offset as usize;
+        let mut doc = data[start..start + entry.len as usize].to_vec();
+        if entry.deleted {
+            // The mount gives a deleted record its length back; do the same here.
+            doc[..4].copy_from_slice(&entry.len.to_le_bytes());
+        }
+        bson::validate(&doc).expect("an accepted document re-validates");
+        let mut line = Vec::new();
+        extjson::render(&doc, mode, false, &mut line).expect("an accepted document renders");
+        assert_eq!(line.len() as u64 + 1, entry.json_len as u64);
+    }
+}
+
+/// The Extended JSON writer on any bytes, flags in the first byte: never a panic; a
+/// document the validator accepts always renders, as one JSON object.
+pub fn extjson_render(input: &[u8]) {
+    let Some((&flags, doc)) = input.split_first() else {
+        return;
+    };
+    let mode = if flags & 1 != 0 {
+        JsonMode::Canonical
+    } else {
+        JsonMode::Relaxed
+    };
+    let mut out = Vec::new();
+    let rendered = extjson::render(doc, mode, flags & 2 != 0, &mut out);
+    if bson::validate(doc).is_ok() {
+        rendered.expect("a valid document renders");
+        let text = std::str::from_utf8(&out).expect("JSON is UTF-8");
+        assert!(text.starts_with('{') && text.ends_with('}'), "{text}");
+    }
+}
+
+/// The index loader, on the bytes as they are and wrapped in a valid header with the
+/// right checksum (so the decoder meets hostile payloads): a decoded index encodes
+/// back to bytes that decode to the same index.
+pub fn index_load(data: &[u8]) {
+    let path = Path::new("fuzz.idx");
+    let _ = Index::from_bytes(data, path);
+    if let Ok(index) = Index::from_bytes(&Index::wrap_payload(data), path) {
+        // Compared as bytes: a payload may hold a NaN scan time, never equal to itself.
+        let bytes = index.to_bytes();
+        let again = Index::from_bytes(&bytes, path).expect("re-encoded index loads");
+        assert!(again.to_bytes() == bytes);
+    }
+}
+
+/// The `--schema` parser on any text: a schema or an error, never a panic.
+pub fn schema_parse(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = Schema::from_json(text);
+    }
+}
