@@ -97,7 +97,11 @@ fn sixteen_readers_rsync_and_ls_for_a_while() {
         &["--index", idx.to_str().unwrap()],
     );
     let listed = std::fs::read_dir(m.path("flv")).unwrap().count();
-    assert_eq!(listed, FILES + 1, "every recording carved, plus candidates.tsv");
+    assert_eq!(
+        listed,
+        FILES + 1,
+        "every recording carved, plus candidates.tsv"
+    );
     let pid = daemon_pid(&m.dir);
 
     let deadline = Instant::now() + Duration::from_secs(secs);
