@@ -76,7 +76,10 @@ pub fn prepare(
     })?;
     let records: Vec<SourceRecord> = sources.iter().map(SourceRecord::of).collect();
 
-    let stale = match Index::load(&index_path) {
+    let started = std::time::Instant::now();
+    let loaded = Index::load(&index_path);
+    log::info!("index loaded in {:.3} s", started.elapsed().as_secs_f64());
+    let stale = match loaded {
         _ if rescan => Some("--rescan was given".to_string()),
         Ok(idx) => match idx.mismatch(&records, settings) {
             None => {
@@ -169,8 +172,19 @@ pub fn build_tree(
         .as_deref()
         .zip(matches.as_deref())
         .map(|(dir, matches)| KnownMatches { dir, matches });
+    let started = std::time::Instant::now();
     let catalog = catalog(&index, schema);
+    log::info!(
+        "documents classified in {:.3} s",
+        started.elapsed().as_secs_f64()
+    );
+    let started = std::time::Instant::now();
     let tree = build::build(&index, known.as_ref(), &catalog, fill_bad);
+    log::info!(
+        "tree of {} inodes built in {:.3} s",
+        tree.len(),
+        started.elapsed().as_secs_f64()
+    );
     let created = index.created;
     let content = Content::new(sources, index.docs, index.settings.json);
     Ok((tree, content, created))

@@ -34,10 +34,14 @@ pub enum NodeKind {
 }
 
 /// The whole tree; inode `n` is `nodes[n - 1]`.
+///
+/// Lookups binary-search a directory's sorted children; only directories are also kept
+/// in a map while building (to find them again by path). A million document files cost
+/// one node each and no hashing.
 #[derive(Debug)]
 pub struct Tree {
     nodes: Vec<Node>,
-    by_name: HashMap<(u64, String), u64>,
+    dirs: HashMap<(u64, String), u64>,
     unreadable: HashSet<u64>,
 }
 
@@ -57,22 +61,18 @@ impl Tree {
         };
         Tree {
             nodes: vec![root],
-            by_name: HashMap::new(),
+            dirs: HashMap::new(),
             unreadable: HashSet::new(),
         }
     }
 
     fn add(&mut self, parent: u64, name: &str, kind: NodeKind) -> u64 {
-        if let Some(&ino) = self.by_name.get(&(parent, name.to_string())) {
-            return ino;
-        }
         let ino = self.nodes.len() as u64 + 1;
         self.nodes.push(Node {
             name: name.to_string(),
             parent,
             kind,
         });
-        self.by_name.insert((parent, name.to_string()), ino);
         if let Some(Node {
             kind: NodeKind::Dir(children),
             ..
@@ -88,24 +88,43 @@ impl Tree {
         path.split('/')
             .filter(|c| !c.is_empty())
             .fold(ROOT, |parent, name| {
-                self.add(parent, name, NodeKind::Dir(Vec::new()))
+                if let Some(&ino) = self.dirs.get(&(parent, name.to_string())) {
+                    return ino;
+                }
+                let ino = self.add(parent, name, NodeKind::Dir(Vec::new()));
+                self.dirs.insert((parent, name.to_string()), ino);
+                ino
             })
     }
 
-    /// Adds a file in directory `dir` (created if needed). Names must be unique.
+    /// Adds a file in directory `dir` (created if needed). Names within a directory
+    /// must be unique (the callers make them so); this is not checked.
     pub fn add_file(&mut self, dir: &str, name: &str, content: ExtentList) -> u64 {
         let parent = self.mkdir_p(dir);
+        self.add_file_in(parent, name, content)
+    }
+
+    /// Adds a file in the directory with inode `parent` (from [`Tree::mkdir_p`]): the
+    /// way to add many files to one directory without resolving its path each time.
+    pub fn add_file_in(&mut self, parent: u64, name: &str, content: ExtentList) -> u64 {
         self.add(parent, name, NodeKind::File(content))
     }
 
-    /// Sorts every directory's entries by name; call once after building.
+    /// Sorts every directory's entries by name; call once after building, before any
+    /// lookup.
     pub fn finish(&mut self) {
-        let names: Vec<String> = self.nodes.iter().map(|n| n.name.clone()).collect();
-        for node in &mut self.nodes {
-            if let NodeKind::Dir(children) = &mut node.kind {
-                children.sort_by(|a, b| names[*a as usize - 1].cmp(&names[*b as usize - 1]));
-            }
+        for i in 0..self.nodes.len() {
+            let NodeKind::Dir(children) = &mut self.nodes[i].kind else {
+                continue;
+            };
+            let mut children = std::mem::take(children);
+            children.sort_unstable_by(|a, b| self.name(*a).cmp(self.name(*b)));
+            self.nodes[i].kind = NodeKind::Dir(children);
         }
+    }
+
+    fn name(&self, ino: u64) -> &str {
+        self.get(ino).map_or("", |n| n.name.as_str())
     }
 
     /// The node with inode `ino`.
@@ -115,7 +134,13 @@ impl Tree {
 
     /// The child `name` of directory `parent`.
     pub fn lookup(&self, parent: u64, name: &str) -> Option<u64> {
-        self.by_name.get(&(parent, name.to_string())).copied()
+        let NodeKind::Dir(children) = &self.get(parent)?.kind else {
+            return None;
+        };
+        children
+            .binary_search_by(|c| self.name(*c).cmp(name))
+            .ok()
+            .map(|i| children[i])
     }
 
     /// Looks a path up from the root (`flv/known/x.flv`).

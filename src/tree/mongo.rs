@@ -94,16 +94,17 @@ fn add_collection(
 
 /// One indented file per document, named after its `_id`.
 fn add_docs(tree: &mut Tree, index: &Index, dir: &str, docs: &[usize]) {
-    tree.mkdir_p(dir);
-    let mut used = HashSet::new();
+    let dir = tree.mkdir_p(dir);
+    let mut used = Used::default();
     for &i in docs {
-        let name = unique(&mut used, id_name(&index.docs[i]));
-        tree.add_file(dir, &format!("{name}.json"), pretty(index, i));
+        let mut name = unique(&mut used, id_name(&index.docs[i]));
+        name.push_str(".json");
+        tree.add_file_in(dir, &name, pretty(index, i));
     }
 }
 
 fn add_conflicts(tree: &mut Tree, index: &Index, dir: &str, coll: &Collection) {
-    let mut used = HashSet::new();
+    let mut used = Used::default();
     for conflict in &coll.conflicts {
         let first = &index.docs[conflict.versions[0]];
         let sub = format!("{dir}/{}", unique(&mut used, id_name(first)));
@@ -157,7 +158,7 @@ fn bson_extents(d: &DocEntry) -> Vec<Extent> {
 /// `db` and `collection` of each namespace, made safe as path components and unique:
 /// two namespaces that sanitize alike (names cut at 200 bytes) get `~2`, `~3`...
 fn dir_names<'a>(namespaces: impl Iterator<Item = &'a str>) -> Vec<(String, String)> {
-    let mut used: HashMap<String, HashSet<String>> = HashMap::new();
+    let mut used: HashMap<String, Used> = HashMap::new();
     namespaces
         .map(|ns| {
             let (db, coll) = ns.split_once('.').unwrap_or(("recovered", ns));
@@ -203,21 +204,34 @@ fn id_name(d: &DocEntry) -> String {
             .map(|b| b.iter().rev().fold(0u64, |a, &x| a << 8 | x as u64))
     };
     match t {
-        0x07 => v.iter().map(|b| format!("{b:02x}")).collect(),
+        0x07 => hex(v),
         0x02 if v.len() > 5 => safe_name(&String::from_utf8_lossy(&v[4..v.len() - 1])),
         0x10 => le(4)
             .map(|n| (n as u32 as i32).to_string())
             .unwrap_or_default(),
         0x12 => le(8).map(|n| (n as i64).to_string()).unwrap_or_default(),
         _ => {
-            let hex: String = v.iter().take(32).map(|b| format!("{b:02x}")).collect();
-            format!("id{t:02x}-{hex}")
+            format!("id{t:02x}-{}", hex(&v[..v.len().min(32)]))
         }
     }
 }
 
+/// Lower-case hex of `bytes`.
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[(b >> 4) as usize] as char);
+        out.push(DIGITS[(b & 15) as usize] as char);
+    }
+    out
+}
+
+/// Names already given in one directory.
+type Used = HashSet<String, foldhash::fast::RandomState>;
+
 /// `name`, or `name~2`, `name~3`... if taken.
-fn unique(used: &mut HashSet<String>, name: String) -> String {
+fn unique(used: &mut Used, name: String) -> String {
     let mut candidate = name.clone();
     let mut n = 1;
     while !used.insert(candidate.clone()) {
@@ -246,7 +260,7 @@ mod tests {
         assert_eq!(safe_name(""), "%");
         assert_eq!(safe_name("c-00001/ship"), "c-00001%2Fship");
         assert!(safe_name(&"x".repeat(1000)).len() <= 201);
-        let mut used = HashSet::new();
+        let mut used = Used::default();
         assert_eq!(unique(&mut used, "a".into()), "a");
         assert_eq!(unique(&mut used, "a".into()), "a~2");
         let long = "c".repeat(300);
