@@ -53,12 +53,12 @@ impl SalvageFs {
             NodeKind::Dir(children) => {
                 let subdirs = children
                     .iter()
-                    .filter(|c| {
-                        matches!(self.tree.get(**c).map(|n| &n.kind), Some(NodeKind::Dir(_)))
-                    })
+                    .filter(|c| self.tree.get(**c).is_some_and(|n| n.is_dir()))
                     .count();
                 (FileType::Directory, 0o555, 0, 2 + subdirs as u32)
             }
+            // A lazy directory holds only files; no need to build it for its nlink.
+            NodeKind::LazyDir(_) => (FileType::Directory, 0o555, 0, 2),
             NodeKind::File(f) => (FileType::RegularFile, 0o444, f.len(), 1),
         };
         Some(FileAttr {
@@ -80,36 +80,26 @@ impl SalvageFs {
         })
     }
 
-    /// Directory entries from `offset` on (`.`, `..`, then the children), at most as
-    /// many as one reply can hold, so a 100 000-entry listing stays linear.
-    fn entries(&self, ino: u64, offset: u64) -> Option<Vec<(u64, FileType, String)>> {
-        const BATCH: usize = 4096;
+    /// Directory entries from `offset` on (`.`, `..`, then the children), made one by
+    /// one as the reply takes them, so a listing of 100 000 files stays linear.
+    fn entries(&self, ino: u64, offset: u64) -> Option<impl Iterator<Item = (u64, &str)>> {
         let node = self.tree.get(ino)?;
-        let NodeKind::Dir(children) = &node.kind else {
-            return None;
-        };
+        let children = self.tree.children(ino)?;
         let start = usize::try_from(offset).unwrap_or(usize::MAX);
-        let dots = [(ino, ".".to_string()), (node.parent, "..".to_string())]
-            .into_iter()
-            .skip(start);
+        let dots = [(ino, "."), (node.parent, "..")].into_iter().skip(start);
         let kids = children
             .get(start.saturating_sub(2)..)
             .unwrap_or_default()
             .iter()
-            .filter_map(|&c| {
-                let n = self.tree.get(c)?;
-                Some((c, n.name.clone()))
-            });
-        let kind_of = |c: u64| match self.tree.get(c).map(|n| &n.kind) {
-            Some(NodeKind::Dir(_)) => FileType::Directory,
-            _ => FileType::RegularFile,
-        };
-        Some(
-            dots.chain(kids)
-                .take(BATCH)
-                .map(|(c, name)| (c, kind_of(c), name))
-                .collect(),
-        )
+            .filter_map(|&c| Some((c, self.tree.get(c)?.name.as_str())));
+        Some(dots.chain(kids))
+    }
+
+    fn file_type(&self, ino: u64) -> FileType {
+        match self.tree.get(ino).is_some_and(|n| n.is_dir()) {
+            true => FileType::Directory,
+            false => FileType::RegularFile,
+        }
     }
 }
 
@@ -150,7 +140,7 @@ impl Filesystem for SalvageFs {
             }
             // Contents never change: let the kernel keep its page cache across opens.
             Some(NodeKind::File(_)) => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
-            Some(NodeKind::Dir(_)) => reply.error(Errno::EISDIR),
+            Some(NodeKind::Dir(_) | NodeKind::LazyDir(_)) => reply.error(Errno::EISDIR),
             None => reply.error(Errno::ENOENT),
         }
     }
@@ -180,7 +170,9 @@ impl Filesystem for SalvageFs {
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         match self.tree.get(ino.0).map(|n| &n.kind) {
-            Some(NodeKind::Dir(_)) => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
+            Some(NodeKind::Dir(_) | NodeKind::LazyDir(_)) => {
+                reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE)
+            }
             Some(NodeKind::File(_)) => reply.error(Errno::ENOTDIR),
             None => reply.error(Errno::ENOENT),
         }
@@ -197,7 +189,8 @@ impl Filesystem for SalvageFs {
         let Some(entries) = self.entries(ino.0, offset) else {
             return reply.error(Errno::ENOTDIR);
         };
-        for (i, (child, kind, name)) in entries.into_iter().enumerate() {
+        for (i, (child, name)) in entries.enumerate() {
+            let kind = self.file_type(child);
             if reply.add(INodeNo(child), offset + i as u64 + 1, kind, name) {
                 break;
             }
@@ -216,7 +209,7 @@ impl Filesystem for SalvageFs {
         let Some(entries) = self.entries(ino.0, offset) else {
             return reply.error(Errno::ENOTDIR);
         };
-        for (i, (child, _, name)) in entries.into_iter().enumerate() {
+        for (i, (child, name)) in entries.enumerate() {
             let Some(attr) = self.attr(child) else {
                 continue;
             };
@@ -247,7 +240,9 @@ impl Filesystem for SalvageFs {
         _size: u32,
         reply: ReplyXattr,
     ) {
-        reply.error(Errno::ENODATA);
+        // Not ENODATA: ENOSYS tells the kernel once that there are no xattrs here, so
+        // `ls -l` stops asking for ACLs file by file (two requests per entry).
+        reply.error(Errno::ENOSYS);
     }
 
     fn listxattr(&self, _req: &Request, _ino: INodeNo, size: u32, reply: ReplyXattr) {

@@ -7,6 +7,8 @@ pub mod build;
 pub mod mongo;
 
 use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::OnceLock;
 
 use crate::extent::ExtentList;
 
@@ -29,8 +31,75 @@ pub struct Node {
 pub enum NodeKind {
     /// Children inode numbers, sorted by name.
     Dir(Vec<u64>),
+    /// A directory whose files are made on first use: number of [`Tree`]'s lazy dirs.
+    LazyDir(usize),
     /// The file's bytes.
     File(ExtentList),
+}
+
+impl Node {
+    /// True for directories, lazy or not.
+    pub fn is_dir(&self) -> bool {
+        matches!(self.kind, NodeKind::Dir(_) | NodeKind::LazyDir(_))
+    }
+}
+
+/// Makes the files of a lazy directory, in inode order; names must be unique.
+pub type MakeFiles = Box<dyn Fn() -> Vec<(String, ExtentList)> + Send + Sync>;
+
+/// Inodes of lazy directories' files start here, far above the eagerly built nodes,
+/// so they are fixed when the directory is added and stable across mounts.
+const LAZY_BASE: u64 = 1 << 40;
+
+/// A directory of many files (a collection's one-file-per-document view) that costs
+/// nothing until someone looks into it: a million documents mount instantly.
+struct LazyDir {
+    /// Inode of the directory itself.
+    dir: u64,
+    /// Inode of its first file.
+    first: u64,
+    /// Number of files.
+    count: u64,
+    /// Total size of the files (for `statfs`, without building them).
+    bytes: u64,
+    make: MakeFiles,
+    built: OnceLock<Built>,
+}
+
+/// A lazy directory's files once made: nodes in inode order, inodes sorted by name.
+struct Built {
+    nodes: Vec<Node>,
+    sorted: Vec<u64>,
+}
+
+impl LazyDir {
+    fn built(&self) -> &Built {
+        self.built.get_or_init(|| {
+            let nodes: Vec<Node> = (self.make)()
+                .into_iter()
+                .map(|(name, content)| Node {
+                    name,
+                    parent: self.dir,
+                    kind: NodeKind::File(content),
+                })
+                .collect();
+            let mut order: Vec<usize> = (0..nodes.len()).collect();
+            order.sort_unstable_by(|&a, &b| nodes[a].name.cmp(&nodes[b].name));
+            let sorted = order.into_iter().map(|i| self.first + i as u64).collect();
+            Built { nodes, sorted }
+        })
+    }
+}
+
+impl fmt::Debug for LazyDir {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LazyDir")
+            .field("dir", &self.dir)
+            .field("first", &self.first)
+            .field("count", &self.count)
+            .field("built", &self.built.get().is_some())
+            .finish()
+    }
 }
 
 /// The whole tree; inode `n` is `nodes[n - 1]`.
@@ -42,6 +111,7 @@ pub enum NodeKind {
 pub struct Tree {
     nodes: Vec<Node>,
     dirs: HashMap<(u64, String), u64>,
+    lazy: Vec<LazyDir>,
     unreadable: HashSet<u64>,
 }
 
@@ -62,6 +132,7 @@ impl Tree {
         Tree {
             nodes: vec![root],
             dirs: HashMap::new(),
+            lazy: Vec::new(),
             unreadable: HashSet::new(),
         }
     }
@@ -101,13 +172,24 @@ impl Tree {
     /// must be unique (the callers make them so); this is not checked.
     pub fn add_file(&mut self, dir: &str, name: &str, content: ExtentList) -> u64 {
         let parent = self.mkdir_p(dir);
-        self.add_file_in(parent, name, content)
+        self.add(parent, name, NodeKind::File(content))
     }
 
-    /// Adds a file in the directory with inode `parent` (from [`Tree::mkdir_p`]): the
-    /// way to add many files to one directory without resolving its path each time.
-    pub fn add_file_in(&mut self, parent: u64, name: &str, content: ExtentList) -> u64 {
-        self.add(parent, name, NodeKind::File(content))
+    /// Adds the directory at `path` (which must not exist yet) holding `count` files
+    /// of `bytes` in all, made by `make` when the directory is first used.
+    pub fn add_lazy_dir(&mut self, path: &str, count: u64, bytes: u64, make: MakeFiles) {
+        let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
+        let parent = self.mkdir_p(parent);
+        let dir = self.add(parent, name, NodeKind::LazyDir(self.lazy.len()));
+        let first = self.lazy.last().map_or(LAZY_BASE, |l| l.first + l.count);
+        self.lazy.push(LazyDir {
+            dir,
+            first,
+            count,
+            bytes,
+            make,
+            built: OnceLock::new(),
+        });
     }
 
     /// Sorts every directory's entries by name; call once after building, before any
@@ -129,14 +211,31 @@ impl Tree {
 
     /// The node with inode `ino`.
     pub fn get(&self, ino: u64) -> Option<&Node> {
-        self.nodes.get(usize::try_from(ino).ok()?.checked_sub(1)?)
+        if ino < LAZY_BASE {
+            return self.nodes.get(usize::try_from(ino).ok()?.checked_sub(1)?);
+        }
+        let at = self
+            .lazy
+            .partition_point(|l| l.first <= ino)
+            .checked_sub(1)?;
+        let lazy = &self.lazy[at];
+        lazy.built()
+            .nodes
+            .get(usize::try_from(ino - lazy.first).ok()?)
+    }
+
+    /// The entries of directory `ino`, sorted by name; `None` for a file.
+    pub fn children(&self, ino: u64) -> Option<&[u64]> {
+        match &self.get(ino)?.kind {
+            NodeKind::Dir(children) => Some(children),
+            NodeKind::LazyDir(i) => Some(&self.lazy[*i].built().sorted),
+            NodeKind::File(_) => None,
+        }
     }
 
     /// The child `name` of directory `parent`.
     pub fn lookup(&self, parent: u64, name: &str) -> Option<u64> {
-        let NodeKind::Dir(children) = &self.get(parent)?.kind else {
-            return None;
-        };
+        let children = self.children(parent)?;
         children
             .binary_search_by(|c| self.name(*c).cmp(name))
             .ok()
@@ -152,7 +251,7 @@ impl Tree {
 
     /// Number of inodes.
     pub fn len(&self) -> usize {
-        self.nodes.len()
+        self.nodes.len() + self.lazy.iter().map(|l| l.count as usize).sum::<usize>()
     }
 
     /// Always false: there is at least the root.
@@ -160,15 +259,21 @@ impl Tree {
         self.nodes.is_empty()
     }
 
-    /// Every file: inode and contents, in inode order.
+    /// Every file: inode and contents, in inode order (building lazy directories).
     pub fn files(&self) -> impl Iterator<Item = (u64, &ExtentList)> {
-        self.nodes
+        let eager = self
+            .nodes
             .iter()
             .enumerate()
-            .filter_map(|(i, n)| match &n.kind {
-                NodeKind::File(f) => Some((i as u64 + 1, f)),
-                NodeKind::Dir(_) => None,
-            })
+            .map(|(i, n)| (i as u64 + 1, n));
+        let lazy = self.lazy.iter().flat_map(|l| {
+            let nodes = l.built().nodes.iter();
+            nodes.enumerate().map(|(i, n)| (l.first + i as u64, n))
+        });
+        eager.chain(lazy).filter_map(|(ino, n)| match &n.kind {
+            NodeKind::File(f) => Some((ino, f)),
+            _ => None,
+        })
     }
 
     /// Records that file `ino` holds bytes of an unreadable range.
@@ -196,13 +301,15 @@ impl Tree {
 
     /// Total bytes of all files (for `statfs`).
     pub fn total_bytes(&self) -> u64 {
-        self.nodes
+        let eager: u64 = self
+            .nodes
             .iter()
             .map(|n| match &n.kind {
                 NodeKind::File(f) => f.len(),
-                NodeKind::Dir(_) => 0,
+                _ => 0,
             })
-            .sum()
+            .sum();
+        eager + self.lazy.iter().map(|l| l.bytes).sum::<u64>()
     }
 }
 
