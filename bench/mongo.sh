@@ -4,7 +4,8 @@
 #     and FLV: cat, salvagefs scan (FLV + BSON), and the incident's Python method timed
 #     on a slice and scaled;
 #   - 1 000 000 documents: mount time with an existing index, cat of the collection's
-#     .json through the mount.
+#     .json through the mount;
+#   - 100 000 documents in one collection: ls -l of its docs/ directory.
 #
 #   bench/mongo.sh          (needs pymongo: python3 -m pip install pymongo)
 set -euo pipefail
@@ -61,4 +62,17 @@ echo "mount of 1M documents with an existing index: $(best "${m[@]}") s (index $
 json=$(ls "$mnt"/mongo/json/recovered/*.json | head -1)
 a=$(now); cat "$json" >/dev/null; b=$(now)
 echo "cat of $(basename "$json") ($(stat -c %s "$json") bytes, first read) through the mount: $(python3 -c "print(f'{$(stat -c %s "$json")/($b-$a)/1e6:.0f}')") MB/s"
+fusermount3 -u "$mnt"
+
+# 100 000 documents in one collection: ls -l of its docs/ directory on a fresh mount
+# (the directory is made on first use), then again.
+hundred="$work/docs-100k.bson"
+[ -f "$hundred" ] || python3 bench/make-docs.py 100000 "$hundred"
+"$bin" scan "$hundred" --index "$work/100k.idx" >/dev/null
+"$bin" mount "$hundred" "$mnt" --index "$work/100k.idx"
+dir=$(ls -d "$mnt"/mongo/docs/recovered/*)
+for run in fresh warm; do
+  a=$(now); n=$(ls -l "$dir" | wc -l); b=$(now)
+  echo "ls -l of $((n - 1)) documents ($run): $(python3 -c "print(f'{$b-$a:.2f}')") s"
+done
 fusermount3 -u "$mnt"
