@@ -5,8 +5,23 @@
 //! `candidates.tsv`). A read of `[a, b)` binary-searches the list and touches only the
 //! extents it covers, so a 2 GB file costs nothing until someone reads it.
 
+use std::cell::RefCell;
 use std::io;
 use std::sync::Arc;
+
+thread_local! {
+    /// Scratch space for documents rendered whole, reused by every read of a thread.
+    static RENDERED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A rendering whose length differs from the one the scan measured means the source
+/// changed under the index: refuse rather than serve bytes that disagree with the size.
+fn check_len(text: &[u8], len: u64) -> io::Result<()> {
+    match text.len() as u64 == len {
+        true => Ok(()),
+        false => Err(io::Error::from_raw_os_error(libc::EIO)),
+    }
+}
 
 /// One piece of a virtual file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,7 +55,16 @@ pub trait SourceReader {
     /// Fills `buf` from `source` at `offset`.
     fn read_source(&self, source: u32, offset: u64, buf: &mut [u8]) -> io::Result<()>;
 
-    /// The rendering of a [`Extent::Document`]; readers without documents have none.
+    /// Appends the rendering of an [`Extent::Document`] to `out`, uncached: for a
+    /// document read whole, which (in a sequential read) nobody asks for again.
+    /// Readers without documents have none.
+    fn render_document(&self, doc: u32, pretty: bool, out: &mut Vec<u8>) -> io::Result<()> {
+        let _ = (doc, pretty, out);
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
+
+    /// The same rendering, shared and cached: for a document read in pieces (split
+    /// between two read requests, or larger than one), so it is rendered once.
     fn document(&self, doc: u32, pretty: bool) -> io::Result<Arc<[u8]>> {
         let _ = (doc, pretty);
         Err(io::Error::from(io::ErrorKind::Unsupported))
@@ -109,13 +133,18 @@ impl ExtentList {
                     ..
                 } => reader.read_source(*source, src_off + within, dst)?,
                 Extent::Bytes(b) => dst.copy_from_slice(&b[within as usize..][..n]),
+                Extent::Document { doc, pretty, len } if within == 0 && n as u64 == *len => {
+                    RENDERED.with_borrow_mut(|text| {
+                        text.clear();
+                        reader.render_document(*doc, *pretty, text)?;
+                        check_len(text, *len)?;
+                        dst.copy_from_slice(text);
+                        Ok::<_, io::Error>(())
+                    })?;
+                }
                 Extent::Document { doc, pretty, len } => {
                     let text = reader.document(*doc, *pretty)?;
-                    if text.len() as u64 != *len {
-                        // The source changed under the index: refuse rather than serve
-                        // a file whose bytes disagree with its size.
-                        return Err(io::Error::from_raw_os_error(libc::EIO));
-                    }
+                    check_len(&text, *len)?;
                     dst.copy_from_slice(&text[within as usize..][..n]);
                 }
             }
@@ -175,5 +204,48 @@ mod tests {
         }
         assert!(list.read(12, 10, &Pattern).unwrap().is_empty());
         assert!(list.read(u64::MAX, 10, &Pattern).unwrap().is_empty());
+    }
+
+    /// Documents rendered as `doc<N>\n` (`len` 5): whole reads use the uncached path,
+    /// pieces the cached one, and both give the same bytes; a wrong length is EIO.
+    struct Docs;
+    impl SourceReader for Docs {
+        fn read_source(&self, _: u32, _: u64, _: &mut [u8]) -> io::Result<()> {
+            Err(io::Error::from(io::ErrorKind::Unsupported))
+        }
+        fn render_document(&self, doc: u32, _: bool, out: &mut Vec<u8>) -> io::Result<()> {
+            out.extend_from_slice(format!("doc{doc}\n").as_bytes());
+            Ok(())
+        }
+        fn document(&self, doc: u32, _: bool) -> io::Result<Arc<[u8]>> {
+            Ok(format!("doc{doc}\n").into_bytes().into())
+        }
+    }
+
+    #[test]
+    fn documents_read_whole_or_in_pieces() {
+        let doc = |doc, len| Extent::Document {
+            doc,
+            pretty: false,
+            len,
+        };
+        let list = ExtentList::new([doc(1, 5), doc(2, 5), doc(3, 5)]);
+        let all = list.read(0, 15, &Docs).unwrap();
+        assert_eq!(all, b"doc1\ndoc2\ndoc3\n");
+        for a in 0..15u64 {
+            for n in 0..16usize {
+                let want: Vec<u8> = all.iter().copied().skip(a as usize).take(n).collect();
+                assert_eq!(list.read(a, n, &Docs).unwrap(), want, "read({a}, {n})");
+            }
+        }
+        let wrong = ExtentList::new([doc(10, 5)]);
+        assert_eq!(
+            wrong.read(0, 5, &Docs).unwrap_err().raw_os_error(),
+            Some(libc::EIO)
+        );
+        assert_eq!(
+            wrong.read(1, 2, &Docs).unwrap_err().raw_os_error(),
+            Some(libc::EIO)
+        );
     }
 }

@@ -175,6 +175,11 @@ impl Sources {
     pub fn new(list: Vec<Source>, fill_bad: bool) -> Sources {
         Sources { list, fill_bad }
     }
+
+    /// Size of source number `source`.
+    pub fn size(&self, source: u32) -> Option<u64> {
+        self.list.get(source as usize).map(|s| s.size)
+    }
 }
 
 impl SourceReader for Sources {
