@@ -36,7 +36,7 @@ pub fn flv_walk(data: &[u8]) {
 
 /// The document scan of one buffer (candidates, validator, deleted records, MMAPv1
 /// headers, JSON length measurement), flags in the first byte: every accepted document
-/// validates again on its own and renders to the length the scan recorded.
+/// validates again on its own and renders to the lengths the scan recorded.
 pub fn bson_scan(input: &[u8]) {
     let Some((&flags, data)) = input.split_first() else {
         return;
@@ -60,6 +60,9 @@ pub fn bson_scan(input: &[u8]) {
         let mut line = Vec::new();
         extjson::render(&doc, mode, false, &mut line).expect("an accepted document renders");
         assert_eq!(line.len() as u64 + 1, entry.json_len as u64);
+        let mut pretty = Vec::new();
+        extjson::render(&doc, mode, true, &mut pretty).expect("and renders indented");
+        assert_eq!(pretty.len() as u64 + 1, entry.pretty_len as u64);
     }
 }
 

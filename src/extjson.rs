@@ -46,8 +46,30 @@ pub fn render(
         canonical: mode == JsonMode::Canonical,
         pretty,
         depth: 0,
+        pretty_extra: 0,
     }
     .document(doc, 0, false)
+}
+
+/// Appends the one-line rendering of `doc` to `out`, like [`render`] without `pretty`,
+/// and returns the length the indented rendering would have: the scan measures both
+/// lengths with one rendering.
+pub fn render_measuring_pretty(
+    doc: &[u8],
+    mode: JsonMode,
+    out: &mut Vec<u8>,
+) -> Result<usize, Malformed> {
+    let before = out.len();
+    let mut w = Writer {
+        out,
+        canonical: mode == JsonMode::Canonical,
+        pretty: false,
+        depth: 0,
+        pretty_extra: 0,
+    };
+    w.document(doc, 0, false)?;
+    let extra = w.pretty_extra;
+    Ok(out.len() - before + extra)
 }
 
 /// A key and the closure writing its value.
@@ -58,6 +80,8 @@ struct Writer<'o> {
     canonical: bool,
     pretty: bool,
     depth: usize,
+    /// When not `pretty`: the bytes indentation would have added so far.
+    pretty_extra: usize,
 }
 
 fn le<const N: usize>(b: &[u8], at: usize) -> Result<[u8; N], Malformed> {
@@ -78,17 +102,23 @@ impl Writer<'_> {
         if index > 0 {
             self.out.push(b',');
         }
+        self.newline();
+    }
+
+    /// A newline and the indentation of the current depth, when pretty (else counted).
+    fn newline(&mut self) {
         if self.pretty {
             self.out.push(b'\n');
             self.out.resize(self.out.len() + 2 * self.depth, b' ');
+        } else {
+            self.pretty_extra += 1 + 2 * self.depth;
         }
     }
 
     fn end(&mut self, close: u8, count: usize) {
         self.depth -= 1;
-        if self.pretty && count > 0 {
-            self.out.push(b'\n');
-            self.out.resize(self.out.len() + 2 * self.depth, b' ');
+        if count > 0 {
+            self.newline();
         }
         self.out.push(close);
     }
@@ -98,6 +128,8 @@ impl Writer<'_> {
         self.out.push(b':');
         if self.pretty {
             self.out.push(b' ');
+        } else {
+            self.pretty_extra += 1;
         }
     }
 
@@ -291,13 +323,15 @@ impl Writer<'_> {
                 // The scope must be a document; rendered into a side buffer first so a
                 // malformed one fails before anything is written.
                 let mut inner = Vec::new();
-                Writer {
+                let mut scope_writer = Writer {
                     out: &mut inner,
                     canonical: self.canonical,
                     pretty: self.pretty,
                     depth: self.depth + 1,
-                }
-                .document(scope, depth + 1, false)?;
+                    pretty_extra: 0,
+                };
+                scope_writer.document(scope, depth + 1, false)?;
+                self.pretty_extra += scope_writer.pretty_extra;
                 self.wrapper(&[
                     ("$code", &|w: &mut Self| w.string(code)),
                     ("$scope", &|w: &mut Self| w.out.extend_from_slice(&inner)),
@@ -457,6 +491,24 @@ mod tests {
                 normalized(ours(&d, JsonMode::Canonical, pretty)),
                 normalized(canonical)
             );
+        }
+    }
+
+    #[test]
+    fn one_rendering_measures_both_lengths() {
+        let mut docs = vec![every_type(), bson::doc! {}, bson::doc! {"a": [], "b": {}}];
+        docs.push(bson::doc! {"nested": {"x": [1, {"y": [[], [2]]}]}, "s": "\u{7}\"é"});
+        for d in docs {
+            let bytes = d.to_vec().unwrap();
+            for mode in [JsonMode::Relaxed, JsonMode::Canonical] {
+                let (mut line, mut pretty) = (Vec::new(), Vec::new());
+                let measured = render_measuring_pretty(&bytes, mode, &mut line).unwrap();
+                render(&bytes, mode, true, &mut pretty).unwrap();
+                let mut again = Vec::new();
+                render(&bytes, mode, false, &mut again).unwrap();
+                assert_eq!(line, again);
+                assert_eq!(measured, pretty.len(), "{d}");
+            }
         }
     }
 

@@ -9,6 +9,7 @@
 use std::cell::RefCell;
 
 use md5::{Digest, Md5};
+use xxhash_rust::xxh3::xxh3_64;
 
 use crate::carve::bson::{self, Candidate, MAX_DOC_LEN};
 use crate::carve::mmapv1::{self, RECORD_HEADER_LEN};
@@ -160,19 +161,15 @@ fn accept(buf: &[u8], c: Candidate, base: u64, source: u32, mode: JsonMode) -> O
     let Ok(summary) = bson::validate(bytes) else {
         return Outcome::Rejected;
     };
-    let (json_len, pretty_len) = RENDER_BUF
-        .with_borrow_mut(|out| {
-            let mut measure = |pretty| {
-                out.clear();
-                extjson::render(bytes, mode, pretty, out).map(|_| out.len() as u32 + 1)
-            };
-            Some((measure(false).ok()?, measure(true).ok()?))
-        })
-        .unwrap_or((0, 0));
-    if json_len == 0 {
+    // Both renderings end with a newline.
+    let measured = RENDER_BUF.with_borrow_mut(|out| {
+        out.clear();
+        let pretty = extjson::render_measuring_pretty(bytes, mode, out).ok()?;
+        Some((out.len() as u32 + 1, pretty as u32 + 1))
+    });
+    let Some((json_len, pretty_len)) = measured else {
         return Outcome::Rejected;
-    }
-    let digest = Md5::digest(bytes);
+    };
     let id = if summary.id.len() > MAX_ID_LEN {
         let mut id = vec![summary.id[0]];
         id.extend_from_slice(&Md5::digest(&summary.id[1..]));
@@ -186,7 +183,7 @@ fn accept(buf: &[u8], c: Candidate, base: u64, source: u32, mode: JsonMode) -> O
             offset: base + c.offset as u64,
             len: bytes.len() as u32,
             deleted: c.deleted,
-            hash: u64::from_le_bytes(digest[..8].try_into().unwrap_or_default()),
+            hash: xxh3_64(bytes),
             id,
             shape: 0,
             extent_ofs: record.map(|(_, extent)| extent),
