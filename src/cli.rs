@@ -22,11 +22,17 @@ pub enum Command {
     /// Mount the recovered files read-only (scans first if the index is missing or stale)
     #[command(override_usage = "salvagefs mount [OPTIONS] <SOURCE>... <MOUNTPOINT>")]
     Mount(MountArgs),
+    /// Join the indexes of `scan --range` parts into the index of the whole sources
+    Merge(MergeArgs),
 }
 
 /// Options shared by `scan` and `mount`.
 #[derive(Args, Debug)]
 pub struct CommonArgs {
+    /// Save the scan's progress every SIZE bytes (to INDEX.partial), so that an
+    /// interrupted scan resumes there; suffixes K, M, G, T (powers of 1024)
+    #[arg(long, value_name = "SIZE", default_value = "4G", value_parser = parse_size)]
+    pub checkpoint_every: u64,
     /// Index file [default: $XDG_CACHE_HOME/salvagefs/<source>-<hash>.idx]; never on a source disk
     #[arg(long, value_name = "PATH")]
     pub index: Option<PathBuf>,
@@ -64,6 +70,60 @@ pub struct ScanArgs {
     /// Print a machine-readable JSON summary on stdout instead of the one-line summary
     #[arg(long)]
     pub json_summary: bool,
+    /// Scan only what starts in bytes START..END of each source (END omitted: to the
+    /// end; suffixes K, M, G, T), into a partial index for `salvagefs merge`
+    #[arg(long, value_name = "START..END", value_parser = parse_range)]
+    pub range: Option<(u64, u64)>,
+}
+
+/// `salvagefs merge`.
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// The partial indexes, from `salvagefs scan --range` over the same sources
+    #[arg(required = true, value_name = "PART")]
+    pub parts: Vec<PathBuf>,
+    /// Where to write the whole index [default: the default index of the sources]
+    #[arg(long, value_name = "PATH")]
+    pub index: Option<PathBuf>,
+}
+
+/// `4096`, `512K`, `3G`, `2T`: a size in bytes, suffixes in powers of 1024.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (digits, shift) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err(format!("unknown size suffix in '{s}': use K, M, G or T")),
+            };
+            (&s[..i], shift)
+        }
+        _ => (s, 0),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| format!("'{s}' is not a size (examples: 4096, 512K, 3G)"))
+}
+
+/// `START..END` or `START..`: a byte range, sizes as in [`parse_size`].
+pub fn parse_range(s: &str) -> Result<(u64, u64), String> {
+    let (start, end) = s
+        .split_once("..")
+        .ok_or_else(|| format!("'{s}' is not a range; write START..END, e.g. 0..500G"))?;
+    let start = parse_size(start)?;
+    let end = match end.trim() {
+        "" => u64::MAX,
+        e => parse_size(e)?,
+    };
+    if end <= start {
+        return Err(format!("the range {s} is empty; END must be past START"));
+    }
+    Ok((start, end))
 }
 
 /// `salvagefs mount`.
@@ -91,4 +151,21 @@ pub struct MountArgs {
     /// Internal: report readiness on stderr to the process that started this daemon
     #[arg(long, hide = true)]
     pub daemon_child: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_ranges() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("512K"), Ok(512 << 10));
+        assert_eq!(parse_size("3g"), Ok(3 << 30));
+        assert!(parse_size("2X").is_err() && parse_size("").is_err());
+        assert!(parse_size("99999999999T").is_err());
+        assert_eq!(parse_range("0..500G"), Ok((0, 500 << 30)));
+        assert_eq!(parse_range("1T.."), Ok((1 << 40, u64::MAX)));
+        assert!(parse_range("5..5").is_err() && parse_range("5").is_err());
+    }
 }

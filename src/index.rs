@@ -9,6 +9,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
@@ -132,6 +133,44 @@ pub struct FlvEntry {
     pub carved: Carved,
 }
 
+/// The bytes `[start, end)` of source number `source`: what a scan covered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Span {
+    /// Position of the source in [`Index::sources`].
+    pub source: u32,
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+}
+
+impl Span {
+    /// Every byte of every source: what a whole scan covers (empty sources have no
+    /// span: spans are never empty).
+    pub fn whole(sources: &[SourceRecord]) -> Vec<Span> {
+        sources
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Span {
+                source: i as u32,
+                start: 0,
+                end: s.size,
+            })
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+
+    /// Number of bytes.
+    pub fn len(&self) -> u64 {
+        self.end.saturating_sub(self.start)
+    }
+
+    /// True for a span of no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// A range of a source that could not be read.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BadRange {
@@ -156,6 +195,9 @@ pub struct Index {
     pub sources: Vec<SourceRecord>,
     /// The options that shaped the results.
     pub settings: ScanSettings,
+    /// The byte ranges scanned, sorted and disjoint: every source whole, or what
+    /// `scan --range` or an interrupted scan covered.
+    pub covered: Vec<Span>,
     /// Carved FLV files, in (source, offset) order.
     pub flv: Vec<FlvEntry>,
     /// Unreadable ranges met by the scan.
@@ -169,8 +211,34 @@ pub struct Index {
 }
 
 impl Index {
-    /// Why this index does not describe `sources` scanned with `settings`, if it does not.
-    pub fn mismatch(&self, sources: &[SourceRecord], settings: &ScanSettings) -> Option<String> {
+    /// An index of `spans` of `sources` in which nothing was found (yet).
+    pub fn empty(sources: Vec<SourceRecord>, settings: &ScanSettings, spans: &[Span]) -> Index {
+        Index {
+            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            created: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            scan_seconds: 0.0,
+            sources,
+            settings: settings.clone(),
+            covered: spans.to_vec(),
+            flv: Vec::new(),
+            bad_ranges: Vec::new(),
+            docs: Vec::new(),
+            shapes: Vec::new(),
+            ns_extents: Vec::new(),
+        }
+    }
+
+    /// Why this index does not describe the byte ranges `covered` of `sources` scanned
+    /// with `settings`, if it does not.
+    pub fn mismatch(
+        &self,
+        sources: &[SourceRecord],
+        settings: &ScanSettings,
+        covered: &[Span],
+    ) -> Option<String> {
         if self.sources.len() != sources.len() {
             return Some(format!(
                 "it covers {} sources, not {}",
@@ -191,7 +259,16 @@ impl Index {
                 return Some(format!("{} changed since the scan", new.path.display()));
             }
         }
-        (self.settings != *settings).then(|| "it was made with other scan options".to_string())
+        if self.settings != *settings {
+            return Some("it was made with other scan options".to_string());
+        }
+        (self.covered != covered).then(|| {
+            format!(
+                "it covers {}, not {}",
+                describe(&self.covered, &self.sources),
+                describe(covered, sources)
+            )
+        })
     }
 
     /// Serializes the index to bytes (header + checksummed payload).
@@ -276,6 +353,28 @@ impl Index {
     }
 }
 
+/// "all of a.img" or "bytes 0..1000 of a.img, ...", for messages.
+pub fn describe(spans: &[Span], sources: &[SourceRecord]) -> String {
+    let parts: Vec<String> = spans
+        .iter()
+        .map(|s| {
+            let name = sources.get(s.source as usize).map_or_else(
+                || format!("source {}", s.source + 1),
+                |r| r.path.display().to_string(),
+            );
+            match sources.get(s.source as usize) {
+                Some(r) if s.start == 0 && s.end == r.size => format!("all of {name}"),
+                _ => format!("bytes {}..{} of {name}", s.start, s.end),
+            }
+        })
+        .collect();
+    if parts.is_empty() {
+        "nothing".to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
 /// Holds an exclusive lock on `<index>.lock` so that two scans for the same index run
 /// one after the other instead of racing.
 pub struct IndexLock {
@@ -349,6 +448,11 @@ mod tests {
                 bson_any: false,
                 json: JsonMode::Relaxed,
             },
+            covered: vec![Span {
+                source: 0,
+                start: 0,
+                end: 10,
+            }],
             flv: vec![],
             docs: vec![],
             shapes: vec![],
@@ -391,23 +495,23 @@ mod tests {
     #[test]
     fn mismatch_explains() {
         let idx = sample();
-        assert!(idx.mismatch(&idx.sources, &idx.settings).is_none());
+        let all = Span::whole(&idx.sources);
+        assert!(idx.mismatch(&idx.sources, &idx.settings, &all).is_none());
         let mut other = idx.sources.clone();
         other[0].fingerprint = [0; 16];
-        assert!(
-            idx.mismatch(&other, &idx.settings)
-                .unwrap()
-                .contains("changed")
-        );
-        assert!(
-            idx.mismatch(
-                &idx.sources,
-                &ScanSettings {
-                    resync_window: 2,
-                    ..idx.settings.clone()
-                }
-            )
-            .is_some()
-        );
+        let why = idx.mismatch(&other, &idx.settings, &all).unwrap();
+        assert!(why.contains("changed"), "{why}");
+        let settings = ScanSettings {
+            resync_window: 2,
+            ..idx.settings.clone()
+        };
+        assert!(idx.mismatch(&idx.sources, &settings, &all).is_some());
+        let part = [Span {
+            source: 0,
+            start: 0,
+            end: 4,
+        }];
+        let why = idx.mismatch(&idx.sources, &idx.settings, &part).unwrap();
+        assert_eq!(why, "it covers all of /dev/x, not bytes 0..4 of /dev/x");
     }
 }

@@ -15,6 +15,7 @@ pub mod fs;
 pub mod guard;
 pub mod index;
 pub mod known;
+pub mod merge;
 pub mod pipeline;
 pub mod scan;
 pub mod source;

@@ -10,10 +10,10 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use salvagefs::index::ScanSettings;
-use salvagefs::pipeline::{self, IndexOrigin, Prepared};
+use salvagefs::pipeline::{self, IndexOrigin, Prepared, ScanPlan};
 use salvagefs::scan::Progress;
 
-use cli::{Cli, Command, CommonArgs, ScanArgs};
+use cli::{Cli, Command, CommonArgs, MergeArgs, ScanArgs};
 
 fn main() -> ExitCode {
     // Behave like other Unix tools when piped into `head`: die quietly on a closed pipe.
@@ -24,6 +24,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Scan(args) => scan(args),
         Command::Mount(args) => mount::run(args),
+        Command::Merge(args) => merge(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -71,7 +72,11 @@ impl Progress for Bar {
 }
 
 /// Opens the sources and gets their index, with a progress bar while scanning.
-fn prepare(sources: &[std::path::PathBuf], common: &CommonArgs) -> anyhow::Result<Prepared> {
+fn prepare(
+    sources: &[std::path::PathBuf],
+    common: &CommonArgs,
+    range: Option<(u64, u64)>,
+) -> anyhow::Result<Prepared> {
     let bar = Bar::new();
     let settings = ScanSettings {
         resync_window: common.repair_window,
@@ -82,7 +87,11 @@ fn prepare(sources: &[std::path::PathBuf], common: &CommonArgs) -> anyhow::Resul
         sources,
         common.index.as_deref(),
         &settings,
-        common.rescan,
+        &ScanPlan {
+            range,
+            checkpoint_every: common.checkpoint_every,
+            rescan: common.rescan,
+        },
         &bar,
     );
     bar.0.finish_and_clear();
@@ -101,7 +110,7 @@ fn scan(args: ScanArgs) -> anyhow::Result<()> {
         args.common.schema.as_deref(),
         args.common.schema_from.as_deref(),
     )?;
-    let prepared = prepare(&args.sources, &args.common)?;
+    let prepared = prepare(&args.sources, &args.common, args.range)?;
     let index_path = prepared.index_path.clone();
     let reused = prepared.origin == IndexOrigin::Reused;
     let index = prepared.index.clone();
@@ -112,7 +121,7 @@ fn scan(args: ScanArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(|dir| pipeline::match_known(&index, &sources, dir))
         .transpose()?;
-    let bytes: u64 = index.sources.iter().map(|s| s.size).sum();
+    let bytes: u64 = index.covered.iter().map(|s| s.len()).sum();
     let count = |st: &str| {
         index
             .flv
@@ -181,6 +190,19 @@ fn scan(args: ScanArgs) -> anyhow::Result<()> {
         catalog.len(),
         index.bad_ranges.len(),
         index_path.display()
+    );
+    Ok(())
+}
+
+fn merge(args: MergeArgs) -> anyhow::Result<()> {
+    let (index, path) = pipeline::merge_parts(&args.parts, args.index.as_deref())?;
+    println!(
+        "merged {} parts: {} FLV, {} MongoDB documents, {} unreadable ranges; index {}",
+        args.parts.len(),
+        index.flv.len(),
+        index.docs.len(),
+        index.bad_ranges.len(),
+        path.display()
     );
     Ok(())
 }

@@ -35,10 +35,10 @@ pub fn run(args: MountArgs) -> Result<()> {
         args.common.schema_from.as_deref(),
     )?;
     if !args.foreground && !args.daemon_child {
-        crate::prepare(sources, &args.common)?;
+        crate::prepare(sources, &args.common, None)?;
         return start_daemon(mountpoint);
     }
-    let prepared = crate::prepare(sources, &args.common)?;
+    let prepared = crate::prepare(sources, &args.common, None)?;
     let (tree, content, mtime) = pipeline::build_tree(
         prepared,
         args.common.known.as_deref(),

@@ -9,8 +9,9 @@ use crate::classify::{self, Catalog, Schema};
 use crate::content::Content;
 use crate::extent::SourceReader;
 use crate::guard;
-use crate::index::{self, Index, IndexError, IndexLock, ScanSettings, SourceRecord};
+use crate::index::{self, Index, IndexError, IndexLock, ScanSettings, SourceRecord, Span};
 use crate::known::{self, KnownSet};
+use crate::merge;
 use crate::scan::{self, Progress};
 use crate::source::{Source, Sources};
 use crate::tree::Tree;
@@ -50,13 +51,24 @@ pub fn open_sources(paths: &[PathBuf]) -> Result<Vec<Source>> {
         .collect()
 }
 
+/// What to scan when a scan is needed, besides the options that shape its results.
+#[derive(Clone, Debug, Default)]
+pub struct ScanPlan {
+    /// Only the bytes `start..end` of each source (`scan --range`), else everything.
+    pub range: Option<(u64, u64)>,
+    /// Save progress every this many bytes (0: the default).
+    pub checkpoint_every: u64,
+    /// Scan even if a matching index exists.
+    pub rescan: bool,
+}
+
 /// Opens the sources and loads their index, scanning when there is none or it does
-/// not match (`rescan` forces a scan).
+/// not match.
 pub fn prepare(
     paths: &[PathBuf],
     index_path: Option<&Path>,
     settings: &ScanSettings,
-    rescan: bool,
+    plan: &ScanPlan,
     progress: &dyn Progress,
 ) -> Result<Prepared> {
     let sources = open_sources(paths)?;
@@ -75,13 +87,24 @@ pub fn prepare(
         )
     })?;
     let records: Vec<SourceRecord> = sources.iter().map(SourceRecord::of).collect();
+    let wanted: Vec<Span> = match plan.range {
+        None => Span::whole(&records),
+        Some((start, end)) => (0..records.len() as u32)
+            .map(|source| Span {
+                source,
+                start: start.min(records[source as usize].size),
+                end: end.min(records[source as usize].size),
+            })
+            .filter(|s| !s.is_empty())
+            .collect(),
+    };
 
     let started = std::time::Instant::now();
     let loaded = Index::load(&index_path);
     log::info!("index loaded in {:.3} s", started.elapsed().as_secs_f64());
     let stale = match loaded {
-        _ if rescan => Some("--rescan was given".to_string()),
-        Ok(idx) => match idx.mismatch(&records, settings) {
+        _ if plan.rescan => Some("--rescan was given".to_string()),
+        Ok(idx) => match idx.mismatch(&records, settings, &wanted) {
             None => {
                 return Ok(Prepared {
                     sources,
@@ -95,7 +118,14 @@ pub fn prepare(
         Err(IndexError::Missing(_)) => None,
         Err(e) => Some(e.to_string()),
     };
-    let index = scan::scan(&sources, records, settings, progress);
+    let mut checkpoint = index_path.clone().into_os_string();
+    checkpoint.push(".partial");
+    let every = match plan.checkpoint_every {
+        0 => scan::CHECKPOINT_EVERY,
+        n => n,
+    };
+    let checkpoint = (Path::new(&checkpoint), every);
+    let index = scan::scan_resumable(&sources, records, settings, &wanted, checkpoint, progress);
     index.save(&index_path).with_context(|| {
         format!(
             "cannot write the index {}; use --index PATH elsewhere",
@@ -188,4 +218,45 @@ pub fn build_tree(
     let created = index.created;
     let content = Content::new(sources, index.docs, index.settings.json);
     Ok((tree, content, created))
+}
+
+/// Joins the partial indexes `parts` (from `scan --range`) into the index of the whole
+/// sources and saves it at `out` (default: the sources' default index). Fails, saying
+/// what to scan, unless the parts cover every byte exactly once and the sources are
+/// unchanged since.
+pub fn merge_parts(parts: &[PathBuf], out: Option<&Path>) -> Result<(Index, PathBuf)> {
+    let mut loaded = parts
+        .iter()
+        .map(|p| Ok((Index::load(p)?, p)))
+        .collect::<Result<Vec<_>, IndexError>>()?;
+    loaded.sort_by_key(|(idx, _)| idx.covered.first().copied());
+    let mut loaded = loaded.into_iter();
+    let Some((mut whole, _)) = loaded.next() else {
+        bail!("no index to merge; name the parts made by salvagefs scan --range");
+    };
+    for (part, path) in loaded {
+        whole = merge::merge(whole, part)
+            .with_context(|| format!("cannot merge {}", path.display()))?;
+    }
+    let missing = merge::missing(&Span::whole(&whole.sources), &whole.covered);
+    if !missing.is_empty() {
+        bail!(
+            "the parts do not cover {}; scan it with salvagefs scan --range START..END and merge again",
+            index::describe(&missing, &whole.sources)
+        );
+    }
+    let paths: Vec<PathBuf> = whole.sources.iter().map(|s| s.path.clone()).collect();
+    let sources = open_sources(&paths)?;
+    let records: Vec<SourceRecord> = sources.iter().map(SourceRecord::of).collect();
+    if let Some(why) = whole.mismatch(&records, &whole.settings, &Span::whole(&records)) {
+        bail!("the parts no longer match the sources ({why}); scan again");
+    }
+    let out = out.map_or_else(|| index::default_path(&paths), Path::to_path_buf);
+    guard::check_index_location(&out, &sources).map_err(anyhow::Error::msg)?;
+    let _lock = IndexLock::acquire(&out)
+        .with_context(|| format!("cannot lock {}; use --index PATH", out.display()))?;
+    whole
+        .save(&out)
+        .with_context(|| format!("cannot write the index {}; use --index PATH", out.display()))?;
+    Ok((whole, out))
 }

@@ -15,6 +15,7 @@ use crate::carve::bson::{self, Candidate, MAX_DOC_LEN};
 use crate::carve::mmapv1::{self, RECORD_HEADER_LEN};
 use crate::extjson::{self, JsonMode};
 use crate::index::{DocEntry, NsExtent};
+use crate::merge::Outermost;
 use crate::source::Source;
 
 /// Longest `_id` kept verbatim; longer ones are kept as type byte + md5.
@@ -206,12 +207,11 @@ pub fn finish(mut found: Vec<Found>) -> (Vec<DocEntry>, Vec<Vec<String>>) {
     let mut shapes: Vec<Vec<String>> = Vec::new();
     let mut shape_ids: std::collections::HashMap<Box<str>, u32> = std::collections::HashMap::new();
     let mut docs: Vec<DocEntry> = Vec::with_capacity(found.len());
-    let mut covered_until = (u32::MAX, 0u64);
+    let mut outermost = Outermost::default();
     for Found { mut entry, fields } in found {
-        if entry.source == covered_until.0 && entry.offset < covered_until.1 {
+        if !outermost.keep(entry.source, entry.offset, entry.len as u64) {
             continue;
         }
-        covered_until = (entry.source, entry.offset + entry.len as u64);
         entry.shape = match shape_ids.get(&fields) {
             Some(&id) => id,
             None => {

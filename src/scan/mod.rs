@@ -10,14 +10,16 @@
 //! the disk.
 
 use std::cell::RefCell;
+use std::path::Path;
 use std::sync::Mutex;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use rayon::prelude::*;
 
 use crate::carve::ByteSource;
 use crate::carve::flv::{self, WalkLimits};
-use crate::index::{BadRange, FlvEntry, Index, ScanSettings, SourceRecord};
+use crate::index::{BadRange, FlvEntry, Index, ScanSettings, SourceRecord, Span};
+use crate::merge;
 use crate::scan::documents::BufferFinds;
 use crate::source::Source;
 
@@ -56,27 +58,104 @@ impl Progress for Quiet {
     fn phase(&self, _: &str) {}
 }
 
-/// Scans `sources` and returns the index of everything found.
+/// Bytes scanned between two checkpoints, unless told otherwise: a multiple of the
+/// chunk size, so that checkpoints do not move chunk boundaries.
+pub const CHECKPOINT_EVERY: u64 = 512 * CHUNK;
+
+/// Scans the byte ranges `spans` of `sources` segment by segment, saving what is done
+/// to `checkpoint` after each segment of `every` bytes; a matching checkpoint left by
+/// an interrupted scan is picked up, so only the rest is scanned. The result equals a
+/// scan in one go (the segments are joined by [`merge`]).
+pub fn scan_resumable(
+    sources: &[Source],
+    records: Vec<SourceRecord>,
+    settings: &ScanSettings,
+    spans: &[Span],
+    (checkpoint, every): (&Path, u64),
+    progress: &dyn Progress,
+) -> Index {
+    let every = every.max(CHUNK).next_multiple_of(CHUNK);
+    let mut done = Index::load(checkpoint).ok().filter(|p| {
+        p.sources == records
+            && p.settings == *settings
+            && merge::missing(&p.covered, spans).is_empty()
+    });
+    let total: u64 = spans.iter().map(Span::len).sum();
+    progress.begin(total);
+    let todo = match &done {
+        Some(partial) => {
+            let have: u64 = partial.covered.iter().map(Span::len).sum();
+            progress.warn(&format!(
+                "resuming the interrupted scan saved in {}: {have} of {total} bytes already done",
+                checkpoint.display()
+            ));
+            progress.advance(have);
+            merge::missing(spans, &partial.covered)
+        }
+        None => spans.to_vec(),
+    };
+    let segments: Vec<Span> = todo
+        .iter()
+        .flat_map(|s| {
+            (s.start..s.end)
+                .step_by(every as usize)
+                .map(move |start| Span {
+                    start,
+                    end: (start + every).min(s.end),
+                    ..*s
+                })
+        })
+        .collect();
+    for (i, segment) in segments.iter().enumerate() {
+        let part = scan(sources, records.clone(), settings, &[*segment], progress);
+        done = Some(match done {
+            None => part,
+            // Same sources and options, disjoint ranges: merging cannot fail.
+            Some(so_far) => merge::merge(so_far, part).unwrap_or_else(|e| {
+                log::error!("cannot join scan segments: {e}");
+                Index::empty(records.clone(), settings, spans)
+            }),
+        });
+        if i + 1 < segments.len()
+            && let Some(so_far) = &done
+            && let Err(e) = so_far.save(checkpoint)
+        {
+            progress.warn(&format!(
+                "cannot save progress to {}: {e}",
+                checkpoint.display()
+            ));
+        }
+    }
+    let _ = std::fs::remove_file(checkpoint);
+    done.unwrap_or_else(|| Index::empty(records, settings, spans))
+}
+
+/// Scans the byte ranges `spans` of `sources` (all on all cores) and returns the index
+/// of everything that starts in them.
 pub fn scan(
     sources: &[Source],
     records: Vec<SourceRecord>,
     settings: &ScanSettings,
+    spans: &[Span],
     progress: &dyn Progress,
 ) -> Index {
     let started = Instant::now();
-    progress.begin(sources.iter().map(|s| s.size).sum());
     let bad = Mutex::new(Vec::new());
 
-    let work: Vec<(u32, u64)> = sources
+    // (source, chunk start, chunk length): chunks start at each span's start.
+    let work: Vec<(u32, u64, u64)> = spans
         .iter()
-        .enumerate()
-        .flat_map(|(i, s)| (0..s.size.div_ceil(CHUNK)).map(move |c| (i as u32, c * CHUNK)))
+        .flat_map(|s| {
+            (s.start..s.end)
+                .step_by(CHUNK as usize)
+                .map(move |at| (s.source, at, (s.end - at).min(CHUNK)))
+        })
         .collect();
     let per_chunk: Vec<(Vec<(u32, u64)>, BufferFinds)> = work
         .par_iter()
-        .map(|&(src, start)| {
+        .map(|&(src, start, len)| {
             let source = &sources[src as usize];
-            let len = (source.size - start).min(CHUNK) as usize;
+            let len = len as usize;
             let with_overlap = (source.size - start).min(CHUNK + OVERLAP) as usize;
             let found = CHUNK_BUF.with_borrow_mut(|buf| {
                 // One buffer per thread, reused: a fresh 8 MiB allocation per chunk would
@@ -157,19 +236,13 @@ pub fn scan(
     let mut bad_ranges = bad.into_inner().unwrap_or_else(|e| e.into_inner());
     bad_ranges.sort_by_key(|b| (b.source, b.start));
     Index {
-        tool_version: env!("CARGO_PKG_VERSION").to_string(),
-        created: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
         scan_seconds: started.elapsed().as_secs_f64(),
-        sources: records,
-        settings: settings.clone(),
         flv,
         bad_ranges,
         docs,
         shapes,
         ns_extents,
+        ..Index::empty(records, settings, spans)
     }
 }
 

@@ -32,6 +32,8 @@ pub struct Faults {
     pub slow_for: Duration,
     /// Reads answered with EIO so far.
     pub eio_replies: u64,
+    /// Bytes served so far.
+    pub bytes_read: u64,
 }
 
 struct FaultyFs {
@@ -110,6 +112,7 @@ impl Filesystem for FaultyFs {
             let mut f = self.faults.lock().unwrap();
             let bad = overlaps(&f.bad, &range);
             f.eio_replies += bad as u64;
+            f.bytes_read += range.end - range.start;
             (bad, overlaps(&f.slow, &range).then_some(f.slow_for))
         };
         if let Some(d) = slow_for {

@@ -1,0 +1,192 @@
+//! Joins indexes of disjoint byte ranges of the same sources into one, exactly as if the
+//! ranges had been scanned at once: what `salvagefs merge` does with the parts of a disk
+//! scanned in parallel (`scan --range`), and how an interrupted scan resumes from its
+//! checkpoint.
+
+use std::collections::HashMap;
+
+use crate::index::{DocEntry, Index, Span};
+
+/// Why two indexes cannot be joined.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MergeError {
+    /// Different sources, or the same ones changed in between.
+    #[error("they describe different sources (or a source changed between the scans)")]
+    Sources,
+    /// Different scan options.
+    #[error("they were made with different scan options")]
+    Settings,
+    /// The same bytes twice.
+    #[error("both cover bytes {start}..{end} of source {source}", source = .0.source + 1, start = .0.start, end = .0.end)]
+    Overlap(Span),
+}
+
+/// Keeps the outermost of nested byte ranges, fed in (source, offset) order: a BSON
+/// document inside an accepted one is a sub-document, not a document.
+#[derive(Default)]
+pub struct Outermost {
+    until: Option<(u32, u64)>,
+}
+
+impl Outermost {
+    /// True if the range starting at `offset` lies outside every range kept so far
+    /// (and keeps it).
+    pub fn keep(&mut self, source: u32, offset: u64, len: u64) -> bool {
+        if let Some((s, end)) = self.until
+            && s == source
+            && offset < end
+        {
+            return false;
+        }
+        self.until = Some((source, offset + len));
+        true
+    }
+}
+
+/// The union of two sorted lists of disjoint spans, with adjacent spans joined.
+pub fn union(a: &[Span], b: &[Span]) -> Result<Vec<Span>, MergeError> {
+    let mut all: Vec<Span> = a
+        .iter()
+        .chain(b)
+        .copied()
+        .filter(|s| !s.is_empty())
+        .collect();
+    all.sort_unstable();
+    let mut out: Vec<Span> = Vec::with_capacity(all.len());
+    for s in all {
+        match out.last_mut() {
+            Some(last) if last.source == s.source && s.start < last.end => {
+                return Err(MergeError::Overlap(Span {
+                    source: s.source,
+                    start: s.start,
+                    end: s.end.min(last.end),
+                }));
+            }
+            Some(last) if last.source == s.source && s.start == last.end => last.end = s.end,
+            _ => out.push(s),
+        }
+    }
+    Ok(out)
+}
+
+/// The parts of `want` that `have` does not cover (both sorted and disjoint).
+pub fn missing(want: &[Span], have: &[Span]) -> Vec<Span> {
+    let mut out = Vec::new();
+    for w in want {
+        let mut at = w.start;
+        for h in have
+            .iter()
+            .filter(|h| h.source == w.source && h.end > w.start)
+        {
+            if h.start >= w.end {
+                break;
+            }
+            if h.start > at {
+                out.push(Span {
+                    start: at,
+                    end: h.start,
+                    ..*w
+                });
+            }
+            at = at.max(h.end);
+        }
+        if at < w.end {
+            out.push(Span { start: at, ..*w });
+        }
+    }
+    out
+}
+
+/// Joins `a` and `b`, which must describe the same sources, scanned with the same
+/// options, over disjoint byte ranges.
+pub fn merge(a: Index, b: Index) -> Result<Index, MergeError> {
+    if a.sources != b.sources {
+        return Err(MergeError::Sources);
+    }
+    if a.settings != b.settings {
+        return Err(MergeError::Settings);
+    }
+    let covered = union(&a.covered, &b.covered)?;
+    let mut flv = a.flv;
+    flv.extend(b.flv);
+    flv.sort_by_key(|e| (e.source, e.carved.offset));
+    let mut bad_ranges = a.bad_ranges;
+    bad_ranges.extend(b.bad_ranges);
+    bad_ranges.sort_by_key(|r| (r.source, r.start));
+    let mut ns_extents = a.ns_extents;
+    ns_extents.extend(b.ns_extents);
+    ns_extents.sort_by_key(|e| (e.source, e.offset));
+
+    // Documents of both, each with the field names of its own index, then renumbered
+    // by first use, as a single scan numbers them.
+    let mut docs: Vec<(DocEntry, &[String])> = Vec::with_capacity(a.docs.len() + b.docs.len());
+    for (list, shapes) in [(a.docs, &a.shapes), (b.docs, &b.shapes)] {
+        docs.extend(list.into_iter().map(|d| {
+            let fields = shapes.get(d.shape as usize).map_or(&[][..], Vec::as_slice);
+            (d, fields)
+        }));
+    }
+    docs.sort_by_key(|(d, _)| (d.source, d.offset));
+    let mut shapes: Vec<Vec<String>> = Vec::new();
+    let mut numbers: HashMap<&[String], u32> = HashMap::new();
+    let mut outermost = Outermost::default();
+    let mut kept = Vec::with_capacity(docs.len());
+    for (mut d, fields) in docs {
+        if !outermost.keep(d.source, d.offset, d.len as u64) {
+            continue;
+        }
+        d.shape = *numbers.entry(fields).or_insert_with(|| {
+            shapes.push(fields.to_vec());
+            shapes.len() as u32 - 1
+        });
+        kept.push(d);
+    }
+    Ok(Index {
+        tool_version: a.tool_version,
+        created: a.created.max(b.created),
+        scan_seconds: a.scan_seconds + b.scan_seconds,
+        sources: a.sources,
+        settings: a.settings,
+        covered,
+        flv,
+        bad_ranges,
+        docs: kept,
+        shapes,
+        ns_extents,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(source: u32, start: u64, end: u64) -> Span {
+        Span { source, start, end }
+    }
+
+    #[test]
+    fn unions_and_gaps() {
+        let parts = union(&[span(0, 0, 10), span(1, 0, 5)], &[span(0, 10, 20)]).unwrap();
+        assert_eq!(parts, [span(0, 0, 20), span(1, 0, 5)]);
+        assert_eq!(
+            union(&[span(0, 0, 10)], &[span(0, 5, 20)]),
+            Err(MergeError::Overlap(span(0, 5, 10)))
+        );
+        let want = [span(0, 0, 100), span(1, 0, 50)];
+        let have = [span(0, 10, 20), span(0, 30, 100)];
+        assert_eq!(
+            missing(&want, &have),
+            [span(0, 0, 10), span(0, 20, 30), span(1, 0, 50)]
+        );
+        assert!(missing(&want, &want).is_empty());
+    }
+
+    #[test]
+    fn outermost_drops_nested() {
+        let mut o = Outermost::default();
+        assert!(o.keep(0, 10, 100));
+        assert!(!o.keep(0, 50, 10));
+        assert!(o.keep(0, 110, 5));
+        assert!(o.keep(1, 0, 5));
+    }
+}
