@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 # Times, side by side in one run and with the page cache warm, everything that reads the
-# same image: cat (the limit), grep (the incident's method), photorec restricted to FLV,
-# salvagefs scan; then reading a carved file through the mount against dd from the image,
-# and the time to mount with an existing index.
+# same image (random bytes, zeros, text, executables, FLV recordings and MongoDB data
+# files, built reproducibly): cat (the limit), grep (the incident's method), photorec
+# restricted to FLV, salvagefs scan (FLV + BSON, with its peak RSS); then serving: mount
+# time with an existing index, a carved recording read through the mount against dd of
+# the same bytes from the image, four parallel readers, and the first byte of a file.
 #
-#   bench/scan.sh [SIZE_MIB]      (default 1024; needs ffmpeg fixtures, testdisk for photorec)
+#   bench/scan.sh [SIZE_MIB]      (default 4096; needs ffmpeg, pymongo, testdisk for photorec)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-size=${1:-1024}
+size=${1:-4096}
 work=bench/work
 mkdir -p "$work"
 img="$work/bench-$size.img"
 long="$work/long.flv"   # a 10-minute recording (~150 MB) for the read-through-mount test
 [ -f "$long" ] || ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=320x240:rate=25 \
   -f lavfi -i sine=frequency=440 -t 600 -c:v libx264 -preset ultrafast -b:v 2000k -c:a aac "$long"
-[ -f "$img" ] || python3 bench/make-image.py "$img" "$size" "$long"
+docs="$work/docs-400k.bson"   # ~400 000 pymongo-made documents, laid out as data files
+[ -f "$docs" ] || python3 bench/make-docs.py 400000 "$docs"
+[ -f "$img" ] || python3 bench/make-image.py "$img" "$size" "$long" "$docs"
 cargo build --release -q
 bin=target/release/salvagefs
 bytes=$(stat -c %s "$img")
@@ -38,7 +42,7 @@ results=$(mktemp)
   if command -v photorec >/dev/null; then
     t "photorec (FLV only)" sh -c "rm -rf $work/photorec*; mkdir -p $work/photorec; photorec /d $work/photorec/out /cmd $img partition_none,fileopt,everything,disable,flv,enable,search"
   fi
-  t "salvagefs scan (FLV)" "$bin" scan "$img" --index "$work/bench.idx" --rescan
+  t "salvagefs scan (FLV + BSON)" "$bin" scan "$img" --index "$work/bench.idx" --rescan
 } | tee "$results"
 
 echo
@@ -54,7 +58,9 @@ for label, s in rows:
     print(f"| `{label}` | {s:.2f} | {size / s / 1e9:.2f} | {s / cat:.2f}x |")
 PY
 
-echo "FLV files found: grep $(cat $work/grep.out) lines with a header, photorec $(ls $work/photorec/out.1/*.flv 2>/dev/null | wc -l), salvagefs $("$bin" scan "$img" --index "$work/bench.idx" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["flv"]["total"])')"
+echo "FLV files found: grep $(cat $work/grep.out) lines with a header, photorec $(ls $work/photorec/out.1/*.flv 2>/dev/null | wc -l), salvagefs $("$bin" scan "$img" --index "$work/bench.idx" --json-summary | python3 -c 'import json,sys; print(json.load(sys.stdin)["flv"]["total"])')"
+rss=$( { /usr/bin/time -f %M "$bin" scan "$img" --index "$work/bench.idx" --rescan >/dev/null; } 2>&1 | tail -1)
+echo "salvagefs scan peak RSS: $((rss / 1024)) MB for $size MiB"
 
 # Serving: the long recording through the mount (first read, fresh mount each time)
 # against dd bs=1M of the same byte range of the image.
@@ -77,3 +83,19 @@ for _ in 1 2 3; do
 done
 m=$(best "${via_mount[@]}"); d=$(best "${via_dd[@]}")
 python3 -c "print(f'read {$len/1e6:.0f} MB recording: cat through the mount {$len/$m/1e6:.0f} MB/s, dd bs=1M from the image {$len/$d/1e6:.0f} MB/s ({$d/$m*100:.0f}%)')"
+
+# Four readers of four different recordings at once (fresh mount), and the time to the
+# first byte of a recording.
+"$bin" mount "$img" "$mnt" --index "$work/bench.idx" >/dev/null
+four=$(ls -S "$mnt"/flv/*.flv | sed -n 2,5p)
+total=$(stat -c %s $four | paste -sd+ | bc)
+s=$(date +%s.%N)
+for f in $four; do cat "$f" >/dev/null & done; wait
+e=$(date +%s.%N)
+python3 -c "print(f'four parallel readers: {$total/($e-$s)/1e6:.0f} MB/s aggregate ({$total/1e6:.0f} MB)')"
+fusermount3 -u "$mnt"
+"$bin" mount "$img" "$mnt" --index "$work/bench.idx" >/dev/null
+f=$(ls "$mnt"/flv/*.flv | sed -n 3p)
+s=$(date +%s.%N); head -c 1 "$f" >/dev/null; e=$(date +%s.%N)
+python3 -c "print(f'first byte of a recording (fresh mount): {($e-$s)*1000:.1f} ms')"
+fusermount3 -u "$mnt"

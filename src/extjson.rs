@@ -292,13 +292,16 @@ impl Writer<'_> {
                 let (pattern, rest) = (&v[..p], &v[p + 1..]);
                 let o = memchr::memchr(0, rest).ok_or(Malformed(p))?;
                 std::str::from_utf8(pattern).map_err(|_| Malformed(0))?;
-                let mut options = rest[..o].to_vec();
-                std::str::from_utf8(&options).map_err(|_| Malformed(p))?;
-                options.sort_unstable();
+                let options = std::str::from_utf8(&rest[..o]).map_err(|_| Malformed(p))?;
+                // Sorted as pymongo writes them: by character, never splitting one.
+                let mut sorted: Vec<char> = options.chars().collect();
+                sorted.sort_unstable();
+                let options: String = sorted.into_iter().collect();
+                let options = options.as_bytes();
                 self.wrapper(&[("$regularExpression", &|w: &mut Self| {
                     w.wrapper(&[
                         ("pattern", &|w: &mut Self| w.string(pattern)),
-                        ("options", &|w: &mut Self| w.string(&options)),
+                        ("options", &|w: &mut Self| w.string(options)),
                     ])
                 })]);
             }
@@ -518,6 +521,19 @@ mod tests {
         assert_eq!(iso8601(1_655_000_000_500), "2022-06-12T02:13:20.500Z");
         assert_eq!(iso8601(DATE_ISO_MAX_MS), "9999-12-31T23:59:59.999Z");
         assert_eq!(iso8601(951_782_400_000), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn regex_options_are_sorted_by_character() {
+        // {"r": /a/ with options "xé" (not valid BSON flags, but well framed)}.
+        let mut d = vec![
+            0, 0, 0, 0, 0x0B, b'r', 0, b'a', 0, b'x', 0xC3, 0xA9, b'i', 0, 0,
+        ];
+        d[0] = d.len() as u8;
+        let mut out = Vec::new();
+        render(&d, JsonMode::Relaxed, false, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains(r#""options":"ixé""#), "{text}");
     }
 
     #[test]

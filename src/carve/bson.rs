@@ -51,6 +51,8 @@ pub enum Invalid {
     DuplicateKey,
     #[error("ObjectId with an implausible time")]
     ObjectIdTime,
+    #[error("regular expression flags other than i, l, m, s, u, x")]
+    RegexFlags,
 }
 
 /// What the scan keeps of a valid document.
@@ -251,6 +253,13 @@ fn walk<'a>(doc: &'a RawDocument, depth: usize, mut kind: Kind<'_, 'a>) -> Resul
                     return Err(Invalid::ObjectIdTime);
                 }
             }
+            // The BSON spec allows only these flags (stored sorted; drivers write no
+            // other), so anything else is garbage that happens to be well framed.
+            RawBsonRef::RegularExpression(re)
+                if !re.options.as_str().bytes().all(|f| b"ilmsux".contains(&f)) =>
+            {
+                return Err(Invalid::RegexFlags);
+            }
             _ => {}
         }
     }
@@ -277,6 +286,23 @@ mod tests {
             "tags": ["a", "b"],
             "sub": { "_id": 1, "x": 1.5 },
         })
+    }
+
+    #[test]
+    fn regex_flags_must_be_bson_flags() {
+        // {"_id": 1, "r": /a+/options}, built by hand: the bson crate would check the flags.
+        let re = |options: &str| {
+            let mut d = vec![0, 0, 0, 0, 0x10, b'_', b'i', b'd', 0, 1, 0, 0, 0];
+            d.extend_from_slice(b"\x0Br\0a+\0");
+            d.extend_from_slice(options.as_bytes());
+            d.extend_from_slice(&[0, 0]);
+            let n = d.len() as i32;
+            d[..4].copy_from_slice(&n.to_le_bytes());
+            d
+        };
+        assert!(validate(&re("imx")).is_ok());
+        assert_eq!(validate(&re("q")), Err(Invalid::RegexFlags));
+        assert_eq!(validate(&re("é")), Err(Invalid::RegexFlags));
     }
 
     #[test]
