@@ -1,4 +1,5 @@
 //! Carver throughput per core on mixed data (criterion): the FLV header finder, the
+//! orphan-run finder (fragment starts), the
 //! BSON document scan of a buffer (finder, validation, JSON length measurement), and
 //! both together as one scan chunk does them. Run: `cargo bench --bench carvers`.
 //!
@@ -9,7 +10,7 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use salvagefs::carve::flv;
+use salvagefs::carve::{flv, fragments};
 use salvagefs::extjson::JsonMode;
 use salvagefs::scan::documents;
 
@@ -61,6 +62,9 @@ fn carvers(c: &mut Criterion) {
     group.sample_size(10);
     group.bench_function("flv_find_headers", |b| {
         b.iter(|| flv::find_headers(black_box(&data), data.len()))
+    });
+    group.bench_function("flv_find_orphans", |b| {
+        b.iter(|| fragments::find_orphans(black_box(&data), 0, data.len()))
     });
     group.bench_function("bson_scan_buffer", |b| {
         b.iter(|| {

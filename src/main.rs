@@ -157,7 +157,7 @@ fn scan(args: ScanArgs) -> anyhow::Result<()> {
             "sources": index.sources.iter().map(|s| serde_json::json!({"path": s.path, "bytes": s.size})).collect::<Vec<_>>(),
             "bytes_scanned": bytes,
             "scan_seconds": index.scan_seconds,
-            "flv": {"total": index.flv.len(), "complete": count("complete"), "repaired": count("repaired"),
+            "flv": {"total": index.flv.len(), "complete": count("complete"), "repaired": count("repaired"), "reassembled": count("reassembled"),
                     "truncated": count("truncated"), "known": known_count},
             "bad_ranges": index.bad_ranges.iter().map(|b| [b.source as u64, b.start, b.end]).collect::<Vec<_>>(),
             "candidates": candidates,
@@ -182,10 +182,11 @@ fn scan(args: ScanArgs) -> anyhow::Result<()> {
         .map(|k| format!(", {k} known, {} unknown", index.flv.len() - k))
         .unwrap_or_default();
     println!(
-        "{how}: {} FLV ({} complete, {} repaired, {} truncated){known_part}; {live} MongoDB documents in {} collections, {deleted} deleted; {} unreadable ranges; index {}",
+        "{how}: {} FLV ({} complete, {} repaired, {} reassembled, {} truncated){known_part}; {live} MongoDB documents in {} collections, {deleted} deleted; {} unreadable ranges; index {}",
         index.flv.len(),
         count("complete"),
         count("repaired"),
+        count("reassembled"),
         count("truncated"),
         catalog.len(),
         index.bad_ranges.len(),

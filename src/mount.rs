@@ -94,7 +94,10 @@ fn raise_readahead(mountpoint: &Path) {
     let Ok(dev) = std::fs::metadata(mountpoint).map(|m| m.dev()) else {
         return;
     };
-    let (major, minor) = (libc::major(dev as libc::dev_t), libc::minor(dev as libc::dev_t));
+    let (major, minor) = (
+        libc::major(dev as libc::dev_t),
+        libc::minor(dev as libc::dev_t),
+    );
     let knob = format!("/sys/class/bdi/{major}:{minor}/read_ahead_kb");
     if let Err(e) = std::fs::write(&knob, "1024") {
         log::debug!("readahead left at the kernel's default ({knob}: {e})");

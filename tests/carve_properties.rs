@@ -5,6 +5,7 @@ mod common;
 
 use proptest::prelude::*;
 use salvagefs::carve::flv::{self, WalkLimits};
+use salvagefs::carve::fragments::{self, Continuations};
 
 /// The carved file's bytes, gathered from its extents.
 fn gather(data: &[u8], extents: &[(u64, u64)]) -> Vec<u8> {
@@ -19,8 +20,11 @@ fn check_all_headers(data: &[u8]) {
         resync_window: 64 * 1024,
         ..WalkLimits::default()
     };
-    for offset in flv::find_headers(data, data.len()) {
-        let Some(c) = flv::walk(data, offset as u64, &limits) else {
+    let headers = flv::find_headers(data, data.len());
+    let starts: Vec<u64> = headers.iter().map(|&h| h as u64).collect();
+    let fragments = Continuations::new(&fragments::find_orphans(data, 0, data.len()), &starts);
+    for offset in headers {
+        let Some(c) = flv::walk(data, offset as u64, &limits, &fragments) else {
             continue;
         };
         let bytes = gather(data, &c.extents);
@@ -42,7 +46,8 @@ fn check_all_headers(data: &[u8]) {
             );
         }
         // The carved file, walked on its own, is itself, whole and intact.
-        let again = flv::walk(&bytes[..], 0, &limits).expect("carved file has a header");
+        let again = flv::walk(&bytes[..], 0, &limits, &Continuations::default())
+            .expect("carved file has a header");
         assert_eq!(again.len(), bytes.len() as u64);
         assert_eq!(again.extents.len(), 1);
         assert_eq!(again.tags, c.tags);

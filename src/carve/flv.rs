@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ByteSource;
+use super::fragments::{Continuations, Join};
 
 /// FLV file header (9 bytes) plus PreviousTagSize0 (4 bytes).
 pub const HEADER_LEN: usize = 13;
@@ -25,6 +26,8 @@ pub enum Status {
     Truncated,
     /// Damaged regions were skipped; the file is several extents and plays through.
     Repaired,
+    /// The file was put together from fragments lying apart on the disk.
+    Reassembled,
 }
 
 impl Status {
@@ -34,6 +37,7 @@ impl Status {
             Status::Complete => "complete",
             Status::Truncated => "truncated",
             Status::Repaired => "repaired",
+            Status::Reassembled => "reassembled",
         }
     }
 }
@@ -62,6 +66,8 @@ pub struct Carved {
     pub status: Status,
     /// Regions skipped by repair.
     pub gaps: Vec<Gap>,
+    /// Jumps from one fragment to the next, for a reassembled file.
+    pub joins: Vec<Join>,
     /// Number of tags in the carved file.
     pub tags: u64,
     /// Duration in ms: `onMetaData.duration` when present, else the last timestamp.
@@ -126,23 +132,24 @@ pub fn find_headers(buf: &[u8], limit: usize) -> Vec<usize> {
         .collect()
 }
 
+/// A tag header, as far as the carver needs it.
 #[derive(Clone, Copy, Debug)]
-struct Tag {
-    kind: u8,
-    size: u32,
-    ts: u32,
+pub(super) struct Tag {
+    pub(super) kind: u8,
+    pub(super) size: u32,
+    pub(super) ts: u32,
     /// First data byte: codec information for audio and video tags.
-    codec: u8,
+    pub(super) codec: u8,
 }
 
 impl Tag {
-    fn total_len(&self) -> u64 {
+    pub(super) fn total_len(&self) -> u64 {
         TAG_HEADER_LEN + self.size as u64 + 4
     }
 }
 
 /// Parses an 11-byte tag header plus the first data byte.
-fn parse_tag_header(h: &[u8; 12]) -> Option<Tag> {
+pub(super) fn parse_tag_header(h: &[u8; 12]) -> Option<Tag> {
     let kind = h[0];
     if !matches!(kind, 8 | 9 | 18) {
         return None;
@@ -161,7 +168,7 @@ fn parse_tag_header(h: &[u8; 12]) -> Option<Tag> {
 }
 
 /// Reads and fully checks the tag at `pos`: header sane and PreviousTagSize matching.
-fn tag_at<S: ByteSource + ?Sized>(src: &S, pos: u64) -> Option<Tag> {
+pub(super) fn tag_at<S: ByteSource + ?Sized>(src: &S, pos: u64) -> Option<Tag> {
     let mut h = [0u8; 12];
     if !src.read_at(pos, &mut h) {
         return None;
@@ -225,9 +232,15 @@ impl Stream {
     }
 }
 
-/// Walks the tag chain of the FLV file whose header is at `offset` in `src`.
-/// Returns `None` if there is no valid header there.
-pub fn walk<S: ByteSource + ?Sized>(src: &S, offset: u64, limits: &WalkLimits) -> Option<Carved> {
+/// Walks the tag chain of the FLV file whose header is at `offset` in `src`; where the
+/// chain breaks, it continues in a fragment from `fragments` that provably fits, else
+/// after damage skipped within reach. Returns `None` if there is no valid header there.
+pub fn walk<S: ByteSource + ?Sized>(
+    src: &S,
+    offset: u64,
+    limits: &WalkLimits,
+    fragments: &Continuations,
+) -> Option<Carved> {
     let mut header = [0u8; HEADER_LEN];
     if !src.read_at(offset, &mut header) || !is_header(&header) {
         return None;
@@ -236,6 +249,7 @@ pub fn walk<S: ByteSource + ?Sized>(src: &S, offset: u64, limits: &WalkLimits) -
     let mut stream = Stream::default();
     let mut extents: Vec<(u64, u64)> = Vec::new();
     let mut gaps = Vec::new();
+    let mut joins: Vec<Join> = Vec::new();
     let mut extent_start = offset;
     let mut pos = offset + HEADER_LEN as u64;
     let mut meta = Metadata::default();
@@ -257,8 +271,23 @@ pub fn walk<S: ByteSource + ?Sized>(src: &S, offset: u64, limits: &WalkLimits) -
         // The file's own metadata says this is its end: nothing to look for.
         let carved_len = extents.iter().map(|e| e.1).sum::<u64>() + (pos - extent_start);
         let ends_as_announced = meta.filesize == Some(carved_len) && gaps.is_empty();
-        if ends_as_announced || gaps.len() >= limits.max_gaps || stream.tags == 0 {
+        if ends_as_announced || gaps.len() + joins.len() >= limits.max_gaps || stream.tags == 0 {
             break;
+        }
+        let fits = |t: &Tag| stream.same_codec(t);
+        if let Some((join, resume)) = fragments.find(src, pos, stream.last_ts, fits)
+            && !joins.iter().any(|j| j.to == join.to)
+            && join.from > extent_start
+        {
+            // The straddling tag is whole again: its start here, its rest there.
+            stream.tags += 1;
+            stream.bytes += (join.from - pos) + (resume - join.to);
+            extents.push((extent_start, join.from - extent_start));
+            extent_start = join.to;
+            pos = resume;
+            joins.push(join);
+            cut_off = false;
+            continue;
         }
         match find_continuation(src, pos, &stream, limits) {
             Some((resume, first_ts)) => {
@@ -283,7 +312,9 @@ pub fn walk<S: ByteSource + ?Sized>(src: &S, offset: u64, limits: &WalkLimits) -
         .duration_ms
         .is_some_and(|d| (stream.last_ts as u64) + 1_000 < d)
         || (gaps.is_empty() && meta.filesize.is_some_and(|f| carved_len < f));
-    let status = if !gaps.is_empty() {
+    let status = if !joins.is_empty() {
+        Status::Reassembled
+    } else if !gaps.is_empty() {
         Status::Repaired
     } else if cut_off || short_of_metadata || stream.tags == 0 {
         Status::Truncated
@@ -295,6 +326,7 @@ pub fn walk<S: ByteSource + ?Sized>(src: &S, offset: u64, limits: &WalkLimits) -
         extents,
         status,
         gaps,
+        joins,
         tags: stream.tags,
         duration_ms: meta.duration_ms.unwrap_or(stream.last_ts as u64),
         has_audio: stream.audio_codec.is_some(),
@@ -537,7 +569,13 @@ mod tests {
         let mut disk = vec![0xAAu8; 1000];
         disk.extend_from_slice(&flv);
         disk.extend(std::iter::repeat_n(0x33, 5000));
-        let c = walk(&disk[..], 1000, &WalkLimits::default()).unwrap();
+        let c = walk(
+            &disk[..],
+            1000,
+            &WalkLimits::default(),
+            &Continuations::default(),
+        )
+        .unwrap();
         assert_eq!(c.extents, vec![(1000, flv.len() as u64)]);
         assert_eq!(c.status, Status::Complete);
         assert_eq!(c.tags, 50);
@@ -549,7 +587,7 @@ mod tests {
     fn cut_off_by_end_of_data_is_truncated_and_ends_on_a_tag() {
         let flv = synth(20, 300);
         let cut = &flv[..flv.len() - 100];
-        let c = walk(cut, 0, &WalkLimits::default()).unwrap();
+        let c = walk(cut, 0, &WalkLimits::default(), &Continuations::default()).unwrap();
         assert_eq!(c.status, Status::Truncated);
         let len = c.len() as usize;
         assert_eq!(len, 13 + 19 * 315);
@@ -564,7 +602,13 @@ mod tests {
         for (i, b) in flv[hole.clone()].iter_mut().enumerate() {
             *b = (i * 7 % 251) as u8;
         }
-        let c = walk(&flv[..], 0, &WalkLimits::default()).unwrap();
+        let c = walk(
+            &flv[..],
+            0,
+            &WalkLimits::default(),
+            &Continuations::default(),
+        )
+        .unwrap();
         assert_eq!(c.status, Status::Repaired);
         assert_eq!(c.extents.len(), 2);
         assert!(c.extents[0].1 <= hole.start as u64);
@@ -580,7 +624,13 @@ mod tests {
         let mut disk = a.clone();
         disk.extend(std::iter::repeat_n(0u8, 4096));
         disk.extend_from_slice(&b);
-        let c = walk(&disk[..], 0, &WalkLimits::default()).unwrap();
+        let c = walk(
+            &disk[..],
+            0,
+            &WalkLimits::default(),
+            &Continuations::default(),
+        )
+        .unwrap();
         assert_eq!(c.extents, vec![(0, a.len() as u64)]);
         // Even with the next file's header destroyed, its timestamps restart at 0
         // far behind ours... but a stream that late could still match: check that a
@@ -588,7 +638,13 @@ mod tests {
         let mut disk2 = a.clone();
         disk2.extend(std::iter::repeat_n(0u8, 4096));
         disk2.extend_from_slice(&b[13..]);
-        let c2 = walk(&disk2[..], 0, &WalkLimits::default()).unwrap();
+        let c2 = walk(
+            &disk2[..],
+            0,
+            &WalkLimits::default(),
+            &Continuations::default(),
+        )
+        .unwrap();
         assert_eq!(c2.status, Status::Complete);
         assert_eq!(c2.len(), a.len() as u64);
     }
@@ -600,7 +656,15 @@ mod tests {
         buf[40..53].copy_from_slice(b"FLV\x01\x07\x00\x00\x00\x09\x00\x00\x00\x00");
         assert_eq!(find_headers(&buf, 100), vec![10]);
         assert_eq!(find_headers(&buf, 10), Vec::<usize>::new());
-        assert!(walk(&buf[..], 40, &WalkLimits::default()).is_none());
+        assert!(
+            walk(
+                &buf[..],
+                40,
+                &WalkLimits::default(),
+                &Continuations::default()
+            )
+            .is_none()
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod bson;
 pub mod flv;
+pub mod fragments;
 pub mod mmapv1;
 
 /// Random access to a run of bytes, which may be far larger than memory.

@@ -18,6 +18,7 @@ use rayon::prelude::*;
 
 use crate::carve::ByteSource;
 use crate::carve::flv::{self, WalkLimits};
+use crate::carve::fragments::{self, Continuations, Orphan};
 use crate::index::{BadRange, FlvEntry, Index, ScanSettings, SourceRecord, Span};
 use crate::merge;
 use crate::scan::documents::BufferFinds;
@@ -30,6 +31,16 @@ const CHUNK: u64 = 8 << 20;
 /// Bytes read past the end of a chunk: documents up to this long that start in the
 /// chunk are validated there; longer ones are read again in pass 2.
 const OVERLAP: u64 = 64 << 10;
+
+/// What pass 1 found in one chunk.
+struct ChunkFinds {
+    /// `(source, offset)` of FLV headers.
+    flv_headers: Vec<(u32, u64)>,
+    /// Runs of tags without a header: possible fragment starts.
+    orphans: Vec<Orphan>,
+    /// Documents and MMAPv1 headers.
+    docs: BufferFinds,
+}
 
 thread_local! {
     static CHUNK_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
@@ -151,7 +162,7 @@ pub fn scan(
                 .map(move |at| (s.source, at, (s.end - at).min(CHUNK)))
         })
         .collect();
-    let per_chunk: Vec<(Vec<(u32, u64)>, BufferFinds)> = work
+    let per_chunk: Vec<ChunkFinds> = work
         .par_iter()
         .map(|&(src, start, len)| {
             let source = &sources[src as usize];
@@ -186,6 +197,7 @@ pub fn scan(
                     .into_iter()
                     .map(|p| (src, start + p as u64))
                     .collect();
+                let orphans = fragments::find_orphans(chunk, start, len);
                 let docs = documents::scan_buffer(
                     chunk,
                     start,
@@ -194,7 +206,11 @@ pub fn scan(
                     settings.bson_any,
                     settings.json,
                 );
-                (flv_headers, docs)
+                ChunkFinds {
+                    flv_headers,
+                    orphans,
+                    docs,
+                }
             });
             progress.advance(len as u64);
             found
@@ -202,8 +218,11 @@ pub fn scan(
         .collect();
     let mut headers = Vec::new();
     let (mut found_docs, mut deferred, mut ns_extents) = (Vec::new(), Vec::new(), Vec::new());
-    for (flv_headers, finds) in per_chunk {
-        headers.extend(flv_headers);
+    let mut orphans: Vec<Vec<Orphan>> = vec![Vec::new(); sources.len()];
+    for (found, &(src, _, _)) in per_chunk.into_iter().zip(&work) {
+        let finds = found.docs;
+        headers.extend(found.flv_headers);
+        orphans[src as usize].extend(found.orphans);
         found_docs.extend(finds.docs);
         deferred.extend(finds.deferred);
         ns_extents.extend(finds.extents);
@@ -215,16 +234,54 @@ pub fn scan(
         resync_window: settings.resync_window,
         ..WalkLimits::default()
     };
-    let flv: Vec<FlvEntry> = headers
-        .par_iter()
-        .filter_map(|&(src, offset)| {
-            let reader = ReadAhead::new(&sources[src as usize]);
-            flv::walk(&reader, offset, &limits).map(|carved| FlvEntry {
-                source: src,
-                carved,
-            })
+    let mut fragments: Vec<Continuations> = orphans
+        .iter()
+        .enumerate()
+        .map(|(src, found)| {
+            let own: Vec<u64> = headers
+                .iter()
+                .filter(|h| h.0 as usize == src)
+                .map(|h| h.1)
+                .collect();
+            Continuations::new(found, &own)
         })
         .collect();
+    let walk_all = |headers: &[(u32, u64)], fragments: &[Continuations]| -> Vec<FlvEntry> {
+        headers
+            .par_iter()
+            .filter_map(|&(src, offset)| {
+                let reader = ReadAhead::new(&sources[src as usize]);
+                let fragments = &fragments[src as usize];
+                flv::walk(&reader, offset, &limits, fragments).map(|carved| FlvEntry {
+                    source: src,
+                    carved,
+                })
+            })
+            .collect()
+    };
+    let mut flv = walk_all(&headers, &fragments);
+    // Where one recording provably continues is other data for every other recording:
+    // files whose joins were uncertain are walked again knowing those fragment starts.
+    let uncertain: Vec<(u32, u64)> = flv
+        .iter()
+        .filter(|e| e.carved.joins.iter().any(|j| j.alternatives > 0))
+        .map(|e| (e.source, e.carved.offset))
+        .collect();
+    if !uncertain.is_empty() {
+        for e in &flv {
+            let proven = e.carved.joins.iter().filter(|j| j.alternatives == 0);
+            fragments[e.source as usize].mark_starts(proven.map(|j| j.to));
+        }
+        let again = walk_all(&uncertain, &fragments);
+        for entry in again {
+            if let Some(old) = flv
+                .iter_mut()
+                .find(|e| (e.source, e.carved.offset) == (entry.source, entry.carved.offset))
+            {
+                *old = entry;
+            }
+        }
+    }
 
     progress.phase(&format!("reading {} long BSON candidates", deferred.len()));
     found_docs.par_extend(deferred.par_iter().filter_map(|&(src, offset, deleted)| {

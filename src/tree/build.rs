@@ -41,6 +41,80 @@ pub fn flv_extents(entry: &FlvEntry) -> ExtentList {
     )
 }
 
+/// Per FLV entry, the other entries that use some of the same source bytes: a fragment
+/// claimed by two reassembled files is shown in both, never silently.
+fn shared_fragments(index: &Index) -> Vec<Vec<usize>> {
+    let mut pieces: Vec<(u32, u64, u64, usize)> = index
+        .flv
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.carved.extents.len() > 1)
+        .flat_map(|(i, e)| {
+            e.carved
+                .extents
+                .iter()
+                .map(move |&(o, l)| (e.source, o, o + l, i))
+        })
+        .collect();
+    pieces.sort_unstable();
+    let mut shared = vec![Vec::new(); index.flv.len()];
+    for (k, a) in pieces.iter().enumerate() {
+        for b in pieces[k + 1..]
+            .iter()
+            .take_while(|b| b.0 == a.0 && b.1 < a.2)
+        {
+            if a.3 != b.3 && !shared[a.3].contains(&b.3) {
+                shared[a.3].push(b.3);
+                shared[b.3].push(a.3);
+            }
+        }
+    }
+    shared
+}
+
+/// `<file>.extents.txt`: where each piece of a repaired or reassembled file comes from,
+/// so a user can check what was joined.
+fn extents_view(path: &str, entry: &FlvEntry, shared_with: &[usize]) -> String {
+    let c = &entry.carved;
+    let mut t = format!(
+        "# {path}: {} from {} pieces of source {}\n# file_offset\tsource_offset\tbytes\thow it continues\n",
+        c.status.as_str(),
+        c.extents.len(),
+        entry.source + 1
+    );
+    let mut at = 0;
+    for (k, &(offset, len)) in c.extents.iter().enumerate() {
+        let next = c.extents.get(k + 1).map(|e| e.0);
+        let how = match next {
+            None => "end of the recording".to_string(),
+            Some(to) => match c.joins.iter().find(|j| j.to == to) {
+                Some(j) if j.alternatives == 0 => {
+                    format!(
+                        "fragment continues at {to} ({:.3}s), proven by the straddling tag",
+                        j.at_ms as f64 / 1000.0
+                    )
+                }
+                Some(j) => format!(
+                    "fragment continues at {to} ({:.3}s); {} other fits: check this join",
+                    j.at_ms as f64 / 1000.0,
+                    j.alternatives
+                ),
+                None => format!("damage skipped, resumes at {to}"),
+            },
+        };
+        let _ = writeln!(t, "{at}\t{offset}\t{len}\t{how}");
+        at += len;
+    }
+    for other in shared_with {
+        let _ = writeln!(
+            t,
+            "# shares source bytes with candidate #{} of candidates.tsv",
+            other + 1
+        );
+    }
+    t
+}
+
 /// What `--known` found: for each entry of `index.flv`, the surviving file it matches.
 pub struct KnownMatches<'a> {
     /// The `--known` directory.
@@ -60,8 +134,9 @@ pub fn build(
 ) -> Tree {
     let mut tree = Tree::new();
     let mut tsv = String::from(
-        "file\tsource\toffset\tbytes\tduration_s\ttags\tstreams\tstatus\tskipped\tknown_as\n",
+        "file\tsource\toffset\tbytes\tduration_s\ttags\tstreams\tstatus\tskipped\tfragments\tknown_as\n",
     );
+    let shared = shared_fragments(index);
     let mut known_count = 0;
     tree.mkdir_p("flv");
     for (i, entry) in index.flv.iter().enumerate() {
@@ -77,6 +152,21 @@ pub fn build(
         };
         known_count += known_as.is_some() as usize;
         tree.add_file(dir, &name, flv_extents(entry));
+        let fragments = if c.extents.len() > 1 {
+            let text = extents_view(&format!("{dir}/{name}"), entry, &shared[i]);
+            tree.add_file(
+                dir,
+                &format!("{name}.extents.txt"),
+                ExtentList::from_bytes(text.into_bytes()),
+            );
+            c.extents
+                .iter()
+                .map(|(o, l)| format!("{o}+{l}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        } else {
+            "-".to_string()
+        };
         let streams = match (c.has_audio, c.has_video) {
             (true, true) => "audio+video",
             (true, false) => "audio",
@@ -106,7 +196,7 @@ pub fn build(
             .map(|s| s.path.display().to_string());
         let _ = writeln!(
             tsv,
-            "{dir}/{name}\t{}\t{}\t{}\t{:.3}\t{}\t{streams}\t{}\t{skipped}\t{}",
+            "{dir}/{name}\t{}\t{}\t{}\t{:.3}\t{}\t{streams}\t{}\t{skipped}\t{fragments}\t{}",
             source.unwrap_or_default(),
             c.offset,
             c.len(),
@@ -252,10 +342,11 @@ fn readme(
     };
     let _ = writeln!(
         r,
-        "\nFLV videos: {} carved ({} complete, {} repaired, {} truncated), {} known, {} unknown",
+        "\nFLV videos: {} carved ({} complete, {} repaired, {} reassembled, {} truncated), {} known, {} unknown",
         index.flv.len(),
         count("complete"),
         count("repaired"),
+        count("reassembled"),
         count("truncated"),
         known_count,
         index.flv.len() - known_count
@@ -295,7 +386,9 @@ fn readme(
          \x20 mongo/conflicts/        every version of an _id found with different contents\n\
          \x20 mongo/deleted/          deleted records (MMAPv1 marks them): recovered, never mixed in\n\
          Status: complete = the tag chain ran cleanly to its end; repaired = damaged regions were\n\
-         skipped (see 'skipped'); truncated = the chain broke with no continuation in reach.\n\
+         skipped (see 'skipped'); reassembled = put together from fragments lying apart on the\n\
+         disk (see 'fragments' and <file>.extents.txt); truncated = the chain broke with no\n\
+         continuation in reach.\n\
          Everything here is read-only and computed on read from the source; copy what you need:\n\
          \x20 cp flv/0000001234567.flv ~/rescued/    rsync -a ./ backup:salvage/\n",
     );
