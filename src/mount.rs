@@ -89,16 +89,30 @@ pub fn run(args: MountArgs) -> Result<()> {
 /// The kernel caps a FUSE mount's readahead at 128 KiB whatever the daemon asks for;
 /// as root, raise it to 1 MiB through sysfs (sequential reads of large recordings get
 /// about 20% faster). Without the rights this is skipped: it is only an optimization.
+/// The mount's device number comes from /proc/self/mountinfo, not from a `stat` of the
+/// mountpoint: that would cache the root's attributes for a day, and a `stat` after the
+/// daemon died would then still succeed instead of telling that the mount is dead.
 fn raise_readahead(mountpoint: &Path) {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(dev) = std::fs::metadata(mountpoint).map(|m| m.dev()) else {
+    let Ok(path) = std::fs::canonicalize(mountpoint) else {
         return;
     };
-    let (major, minor) = (
-        libc::major(dev as libc::dev_t),
-        libc::minor(dev as libc::dev_t),
-    );
-    let knob = format!("/sys/class/bdi/{major}:{minor}/read_ahead_kb");
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    // "36 25 0:39 / /mnt/salvage ro,... - fuse.salvagefs salvagefs ...": the device is
+    // the third field, the mountpoint the fifth (with spaces escaped as \040).
+    let wanted = path.to_string_lossy().replace(' ', "\\040");
+    let device = info
+        .lines()
+        .filter_map(|l| {
+            let fields: Vec<&str> = l.split(' ').collect();
+            (fields.get(4) == Some(&wanted.as_str())).then(|| fields.get(2).copied())?
+        })
+        .last();
+    let Some(device) = device else {
+        return;
+    };
+    let knob = format!("/sys/class/bdi/{device}/read_ahead_kb");
     if let Err(e) = std::fs::write(&knob, "1024") {
         log::debug!("readahead left at the kernel's default ({knob}: {e})");
     }
