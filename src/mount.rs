@@ -102,13 +102,10 @@ fn raise_readahead(mountpoint: &Path) {
     // "36 25 0:39 / /mnt/salvage ro,... - fuse.salvagefs salvagefs ...": the device is
     // the third field, the mountpoint the fifth (with spaces escaped as \040).
     let wanted = path.to_string_lossy().replace(' ', "\\040");
-    let device = info
-        .lines()
-        .filter_map(|l| {
-            let fields: Vec<&str> = l.split(' ').collect();
-            (fields.get(4) == Some(&wanted.as_str())).then(|| fields.get(2).copied())?
-        })
-        .last();
+    let device = info.lines().rev().find_map(|l| {
+        let fields: Vec<&str> = l.split(' ').collect();
+        (fields.get(4) == Some(&wanted.as_str())).then(|| fields.get(2).copied())?
+    });
     let Some(device) = device else {
         return;
     };
