@@ -6,6 +6,7 @@ use std::path::Path;
 
 use salvagefs::carve::bson;
 use salvagefs::carve::flv::{self, WalkLimits};
+use salvagefs::carve::fragments::{self, Continuations};
 use salvagefs::classify::Schema;
 use salvagefs::extjson::{self, JsonMode};
 use salvagefs::index::Index;
@@ -18,8 +19,11 @@ pub fn flv_walk(data: &[u8]) {
         resync_window: 64 * 1024,
         ..WalkLimits::default()
     };
-    for offset in flv::find_headers(data, data.len()).into_iter().take(64) {
-        let Some(carved) = flv::walk(data, offset as u64, &limits) else {
+    let headers = flv::find_headers(data, data.len());
+    let starts: Vec<u64> = headers.iter().map(|&h| h as u64).collect();
+    let fragments = Continuations::new(&fragments::find_orphans(data, 0, data.len()), &starts);
+    for offset in headers.into_iter().take(64) {
+        let Some(carved) = flv::walk(data, offset as u64, &limits, &fragments) else {
             continue;
         };
         let bytes: Vec<u8> = carved
@@ -28,7 +32,8 @@ pub fn flv_walk(data: &[u8]) {
             .flat_map(|&(o, l)| data[o as usize..(o + l) as usize].iter().copied())
             .collect();
         assert_eq!(bytes.len() as u64, carved.len());
-        let again = flv::walk(&bytes[..], 0, &limits).expect("a carved file starts with a header");
+        let again = flv::walk(&bytes[..], 0, &limits, &Continuations::default())
+            .expect("a carved file starts with a header");
         assert_eq!(again.len(), carved.len());
         assert_eq!(again.tags, carved.tags);
     }
