@@ -239,36 +239,10 @@ impl Index {
         settings: &ScanSettings,
         covered: &[Span],
     ) -> Option<String> {
-        if self.sources.len() != sources.len() {
-            return Some(format!(
-                "it covers {} sources, not {}",
-                self.sources.len(),
-                sources.len()
-            ));
-        }
-        for (old, new) in self.sources.iter().zip(sources) {
-            if old.path != new.path {
-                return Some(format!(
-                    "it was made for {}, not {}",
-                    old.path.display(),
-                    new.path.display()
-                ));
-            }
-            if old.size != new.size || old.fingerprint != new.fingerprint || old.mtime != new.mtime
-            {
-                return Some(format!("{} changed since the scan", new.path.display()));
-            }
-        }
-        if self.settings != *settings {
-            return Some("it was made with other scan options".to_string());
-        }
-        (self.covered != covered).then(|| {
-            format!(
-                "it covers {}, not {}",
-                describe(&self.covered, &self.sources),
-                describe(covered, sources)
-            )
-        })
+        mismatch(
+            (&self.sources, &self.settings, &self.covered),
+            (sources, settings, covered),
+        )
     }
 
     /// Serializes the index to bytes (header + checksummed payload).
@@ -290,44 +264,12 @@ impl Index {
 
     /// Parses bytes written by [`Index::to_bytes`]; `path` is only used in errors.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Index, IndexError> {
-        let corrupt = |reason: &str| IndexError::Corrupt {
-            path: path.to_path_buf(),
-            reason: reason.to_string(),
-        };
-        if bytes.len() < HEADER_LEN || &bytes[..16] != MAGIC {
-            return Err(corrupt("not a salvagefs index (bad magic)"));
-        }
-        let version = u32::from_le_bytes(bytes[16..20].try_into().unwrap_or_default());
-        if version != FORMAT_VERSION {
-            return Err(IndexError::Version {
-                path: path.to_path_buf(),
-                found: version,
-            });
-        }
-        let len = u64::from_le_bytes(bytes[20..28].try_into().unwrap_or_default());
-        let crc = u32::from_le_bytes(bytes[28..32].try_into().unwrap_or_default());
-        let payload = &bytes[HEADER_LEN..];
-        if payload.len() as u64 != len {
-            return Err(corrupt(
-                "truncated or padded (length does not match the header)",
-            ));
-        }
-        if crc32fast::hash(payload) != crc {
-            return Err(corrupt("checksum mismatch"));
-        }
-        postcard::from_bytes(payload).map_err(|e| corrupt(&format!("undecodable payload: {e}")))
+        decode(bytes, path)
     }
 
     /// Loads and verifies the index at `path`.
     pub fn load(path: &Path) -> Result<Index, IndexError> {
-        let bytes = fs::read(path).map_err(|err| match err.kind() {
-            io::ErrorKind::NotFound => IndexError::Missing(path.to_path_buf()),
-            _ => IndexError::Io {
-                path: path.to_path_buf(),
-                err,
-            },
-        })?;
-        Index::from_bytes(&bytes, path)
+        decode(&read(path)?, path)
     }
 
     /// Writes the index atomically: temporary file, fsync, rename.
@@ -351,6 +293,125 @@ impl Index {
         }
         result
     }
+}
+
+/// The first fields of an [`Index`] (same order, so postcard decodes them from the
+/// start of its payload): enough to tell whether the index fits, without decoding a
+/// million documents. `salvagefs mount` checks with it before handing over to the
+/// daemon, which loads the whole index once.
+#[derive(Debug, Deserialize)]
+pub struct IndexHead {
+    /// See [`Index::tool_version`].
+    pub tool_version: String,
+    /// See [`Index::created`].
+    pub created: u64,
+    /// See [`Index::scan_seconds`].
+    pub scan_seconds: f64,
+    /// See [`Index::sources`].
+    pub sources: Vec<SourceRecord>,
+    /// See [`Index::settings`].
+    pub settings: ScanSettings,
+    /// See [`Index::covered`].
+    pub covered: Vec<Span>,
+}
+
+impl IndexHead {
+    /// Loads the head of the index at `path`, after verifying the whole file.
+    pub fn load(path: &Path) -> Result<IndexHead, IndexError> {
+        decode(&read(path)?, path)
+    }
+
+    /// As [`Index::mismatch`].
+    pub fn mismatch(
+        &self,
+        sources: &[SourceRecord],
+        settings: &ScanSettings,
+        covered: &[Span],
+    ) -> Option<String> {
+        mismatch(
+            (&self.sources, &self.settings, &self.covered),
+            (sources, settings, covered),
+        )
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, IndexError> {
+    fs::read(path).map_err(|err| match err.kind() {
+        io::ErrorKind::NotFound => IndexError::Missing(path.to_path_buf()),
+        _ => IndexError::Io {
+            path: path.to_path_buf(),
+            err,
+        },
+    })
+}
+
+/// Checks the header and checksum of index bytes, then decodes (the start of) the
+/// payload as `T`.
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], path: &Path) -> Result<T, IndexError> {
+    let corrupt = |reason: &str| IndexError::Corrupt {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    };
+    if bytes.len() < HEADER_LEN || &bytes[..16] != MAGIC {
+        return Err(corrupt("not a salvagefs index (bad magic)"));
+    }
+    let version = u32::from_le_bytes(bytes[16..20].try_into().unwrap_or_default());
+    if version != FORMAT_VERSION {
+        return Err(IndexError::Version {
+            path: path.to_path_buf(),
+            found: version,
+        });
+    }
+    let len = u64::from_le_bytes(bytes[20..28].try_into().unwrap_or_default());
+    let crc = u32::from_le_bytes(bytes[28..32].try_into().unwrap_or_default());
+    let payload = &bytes[HEADER_LEN..];
+    if payload.len() as u64 != len {
+        return Err(corrupt(
+            "truncated or padded (length does not match the header)",
+        ));
+    }
+    if crc32fast::hash(payload) != crc {
+        return Err(corrupt("checksum mismatch"));
+    }
+    postcard::take_from_bytes(payload)
+        .map(|(value, _)| value)
+        .map_err(|e| corrupt(&format!("undecodable payload: {e}")))
+}
+
+/// Why an index of `have` (sources, settings, covered bytes) does not describe `want`.
+fn mismatch(
+    (have_sources, have_settings, have_covered): (&[SourceRecord], &ScanSettings, &[Span]),
+    (sources, settings, covered): (&[SourceRecord], &ScanSettings, &[Span]),
+) -> Option<String> {
+    if have_sources.len() != sources.len() {
+        return Some(format!(
+            "it covers {} sources, not {}",
+            have_sources.len(),
+            sources.len()
+        ));
+    }
+    for (old, new) in have_sources.iter().zip(sources) {
+        if old.path != new.path {
+            return Some(format!(
+                "it was made for {}, not {}",
+                old.path.display(),
+                new.path.display()
+            ));
+        }
+        if old.size != new.size || old.fingerprint != new.fingerprint || old.mtime != new.mtime {
+            return Some(format!("{} changed since the scan", new.path.display()));
+        }
+    }
+    if have_settings != settings {
+        return Some("it was made with other scan options".to_string());
+    }
+    (have_covered != covered).then(|| {
+        format!(
+            "it covers {}, not {}",
+            describe(have_covered, have_sources),
+            describe(covered, sources)
+        )
+    })
 }
 
 /// "all of a.img" or "bytes 0..1000 of a.img, ...", for messages.

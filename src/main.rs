@@ -71,6 +71,31 @@ impl Progress for Bar {
     }
 }
 
+/// The scan options and plan that the command line asks for.
+fn scan_options(common: &CommonArgs, range: Option<(u64, u64)>) -> (ScanSettings, ScanPlan) {
+    let settings = ScanSettings {
+        resync_window: common.repair_window,
+        bson_any: common.bson_any,
+        json: common.json,
+    };
+    let plan = ScanPlan {
+        range,
+        checkpoint_every: common.checkpoint_every,
+        rescan: common.rescan,
+    };
+    (settings, plan)
+}
+
+/// Says why an index was not used, if it was not.
+fn report_origin(origin: &IndexOrigin, index_path: &std::path::Path) {
+    if let IndexOrigin::Rescanned(reason) = origin {
+        eprintln!(
+            "salvagefs: index {} not used ({reason}); scanned again",
+            index_path.display()
+        );
+    }
+}
+
 /// Opens the sources and gets their index, with a progress bar while scanning.
 fn prepare(
     sources: &[std::path::PathBuf],
@@ -78,31 +103,24 @@ fn prepare(
     range: Option<(u64, u64)>,
 ) -> anyhow::Result<Prepared> {
     let bar = Bar::new();
-    let settings = ScanSettings {
-        resync_window: common.repair_window,
-        bson_any: common.bson_any,
-        json: common.json,
-    };
-    let prepared = pipeline::prepare(
-        sources,
-        common.index.as_deref(),
-        &settings,
-        &ScanPlan {
-            range,
-            checkpoint_every: common.checkpoint_every,
-            rescan: common.rescan,
-        },
-        &bar,
-    );
+    let (settings, plan) = scan_options(common, range);
+    let prepared = pipeline::prepare(sources, common.index.as_deref(), &settings, &plan, &bar);
     bar.0.finish_and_clear();
     let prepared = prepared?;
-    if let IndexOrigin::Rescanned(reason) = &prepared.origin {
-        eprintln!(
-            "salvagefs: index {} not used ({reason}); scanned again",
-            prepared.index_path.display()
-        );
-    }
+    report_origin(&prepared.origin, &prepared.index_path);
     Ok(prepared)
+}
+
+/// Makes sure a matching index exists (scanning with a progress bar if not), without
+/// loading it: for `mount`, whose daemon loads it.
+fn ensure_index(sources: &[std::path::PathBuf], common: &CommonArgs) -> anyhow::Result<()> {
+    let bar = Bar::new();
+    let (settings, plan) = scan_options(common, None);
+    let ensured = pipeline::ensure(sources, common.index.as_deref(), &settings, &plan, &bar);
+    bar.0.finish_and_clear();
+    let (origin, path) = ensured?;
+    report_origin(&origin, &path);
+    Ok(())
 }
 
 fn scan(args: ScanArgs) -> anyhow::Result<()> {

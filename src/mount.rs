@@ -35,7 +35,7 @@ pub fn run(args: MountArgs) -> Result<()> {
         args.common.schema_from.as_deref(),
     )?;
     if !args.foreground && !args.daemon_child {
-        crate::prepare(sources, &args.common, None)?;
+        crate::ensure_index(sources, &args.common)?;
         return start_daemon(mountpoint);
     }
     let prepared = crate::prepare(sources, &args.common, None)?;

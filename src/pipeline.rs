@@ -9,7 +9,9 @@ use crate::classify::{self, Catalog, Schema};
 use crate::content::Content;
 use crate::extent::SourceReader;
 use crate::guard;
-use crate::index::{self, Index, IndexError, IndexLock, ScanSettings, SourceRecord, Span};
+use crate::index::{
+    self, Index, IndexError, IndexHead, IndexLock, ScanSettings, SourceRecord, Span,
+};
 use crate::known::{self, KnownSet};
 use crate::merge;
 use crate::scan::{self, Progress};
@@ -62,6 +64,59 @@ pub struct ScanPlan {
     pub rescan: bool,
 }
 
+/// The index path given, or the sources' default one.
+fn index_path_for(given: Option<&Path>, sources: &[Source]) -> PathBuf {
+    match given {
+        Some(p) => p.to_path_buf(),
+        None => index::default_path(&sources.iter().map(|s| s.path.clone()).collect::<Vec<_>>()),
+    }
+}
+
+/// The bytes a scan with `range` covers: every source whole, or `start..end` of each.
+fn wanted_spans(records: &[SourceRecord], range: Option<(u64, u64)>) -> Vec<Span> {
+    match range {
+        None => Span::whole(records),
+        Some((start, end)) => records
+            .iter()
+            .enumerate()
+            .map(|(source, r)| Span {
+                source: source as u32,
+                start: start.min(r.size),
+                end: end.min(r.size),
+            })
+            .filter(|s| !s.is_empty())
+            .collect(),
+    }
+}
+
+/// Makes sure a matching index exists, scanning if there is none, without decoding it
+/// whole when there is: what `salvagefs mount` does before starting the daemon, which
+/// then loads it once (a million documents' index is not decoded twice).
+pub fn ensure(
+    paths: &[PathBuf],
+    index_path: Option<&Path>,
+    settings: &ScanSettings,
+    plan: &ScanPlan,
+    progress: &dyn Progress,
+) -> Result<(IndexOrigin, PathBuf)> {
+    if !plan.rescan {
+        let sources = open_sources(paths)?;
+        let records: Vec<SourceRecord> = sources.iter().map(SourceRecord::of).collect();
+        let path = index_path_for(index_path, &sources);
+        let wanted = wanted_spans(&records, plan.range);
+        if let Ok(head) = IndexHead::load(&path)
+            && head.mismatch(&records, settings, &wanted).is_none()
+        {
+            for warning in guard::mounted_read_write(&sources) {
+                progress.warn(&warning);
+            }
+            return Ok((IndexOrigin::Reused, path));
+        }
+    }
+    let prepared = prepare(paths, index_path, settings, plan, progress)?;
+    Ok((prepared.origin, prepared.index_path))
+}
+
 /// Opens the sources and loads their index, scanning when there is none or it does
 /// not match.
 pub fn prepare(
@@ -75,10 +130,7 @@ pub fn prepare(
     for warning in guard::mounted_read_write(&sources) {
         progress.warn(&warning);
     }
-    let index_path = match index_path {
-        Some(p) => p.to_path_buf(),
-        None => index::default_path(&sources.iter().map(|s| s.path.clone()).collect::<Vec<_>>()),
-    };
+    let index_path = index_path_for(index_path, &sources);
     guard::check_index_location(&index_path, &sources).map_err(anyhow::Error::msg)?;
     let _lock = IndexLock::acquire(&index_path).with_context(|| {
         format!(
@@ -87,17 +139,7 @@ pub fn prepare(
         )
     })?;
     let records: Vec<SourceRecord> = sources.iter().map(SourceRecord::of).collect();
-    let wanted: Vec<Span> = match plan.range {
-        None => Span::whole(&records),
-        Some((start, end)) => (0..records.len() as u32)
-            .map(|source| Span {
-                source,
-                start: start.min(records[source as usize].size),
-                end: end.min(records[source as usize].size),
-            })
-            .filter(|s| !s.is_empty())
-            .collect(),
-    };
+    let wanted = wanted_spans(&records, plan.range);
 
     let started = std::time::Instant::now();
     let loaded = Index::load(&index_path);
