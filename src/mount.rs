@@ -59,8 +59,7 @@ pub fn run(args: MountArgs) -> Result<()> {
         .context("cannot start the filesystem thread")?;
     raise_readahead(mountpoint);
     if args.daemon_child {
-        eprintln!("{READY}");
-        detach_stderr();
+        announce_ready_and_detach();
     } else {
         eprintln!(
             "salvagefs: mounted on {}; Ctrl-C or `fusermount3 -u {}` unmounts",
@@ -237,10 +236,21 @@ fn start_daemon(mountpoint: &Path) -> Result<()> {
 
 /// After `READY` nobody reads our stderr any more: point it at /dev/null so that later
 /// log lines cannot fail (or kill us with SIGPIPE).
-fn detach_stderr() {
+fn announce_ready_and_detach() {
+    use std::io::Write;
+    use std::os::fd::{AsRawFd, FromRawFd};
+    // The starting process exits once it reads READY; from then on the pipe behind
+    // stderr is closed, and a log line written there would kill the daemon (SIGPIPE).
+    // So stderr goes to /dev/null first, and READY is written through a copy of the pipe.
+    // SAFETY: signal() with SIG_IGN has no preconditions; dup/dup2 act on valid fds and
+    // the File takes sole ownership of the descriptor dup returned.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    let pipe = unsafe { libc::dup(2) };
     if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
-        use std::os::fd::AsRawFd;
-        // SAFETY: dup2 on two valid descriptors; replaces fd 2 atomically.
         unsafe { libc::dup2(null.as_raw_fd(), 2) };
+    }
+    if pipe >= 0 {
+        let mut pipe = unsafe { std::fs::File::from_raw_fd(pipe) };
+        let _ = writeln!(pipe, "{READY}");
     }
 }

@@ -187,6 +187,35 @@ fn two_similar_recordings_interleaved_borrow_nothing() {
 }
 
 #[test]
+fn a_lost_middle_fragment_leaves_a_hole_and_the_rest_plays() {
+    if !require(&["ffprobe", "ffmpeg", "fusermount3"], false) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let rec = fixture("stream-av-1.flv");
+    let parts = pieces(&rec, &[100 * BLOCK, 180 * BLOCK]);
+    // The middle fragment was overwritten in place by other data.
+    let lost = noise(77, parts[1].len());
+    let order = [&parts[2][..], &parts[0], &lost];
+    let (img, at) = lay_out(&order, 2, text);
+    let (_, m) = mount_image(tmp.path(), &img);
+    let found = candidates(&m);
+    assert_eq!(found.len(), 1, "{found:?}");
+    let c = &found[0];
+    assert_eq!(c["file"], format!("flv/{:013}.flv", at[1]));
+    assert_eq!(c["status"], "reassembled");
+    assert!(c["skipped"].starts_with("lost fragment ("), "{c:?}");
+    let file = m.path(&c["file"]);
+    // It plays to the end: the last fragment is there whole, entered at a keyframe.
+    let bytes = std::fs::read(&file).unwrap();
+    assert!(bytes.ends_with(&parts[2][parts[2].len() - 100_000..]));
+    assert!(bytes.starts_with(&parts[0][..parts[0].len() - 100_000]));
+    let want = ffprobe_clean(&fixtures().join("flv/stream-av-1.flv"));
+    assert!((ffprobe_clean(&file) - want).abs() < 0.1);
+    ffmpeg_decodes_cleanly(&file);
+}
+
+#[test]
 fn random_data_text_and_whole_files_are_never_reassembled() {
     if !require(&["fusermount3"], false) {
         return;

@@ -302,7 +302,34 @@ pub fn walk<S: ByteSource + ?Sized>(
                 pos = resume;
                 cut_off = false;
             }
-            None => break,
+            None => {
+                // The chain broke inside a tag, or the file says it goes on: the next
+                // fragment is lost, go on with the one that comes next in time.
+                let mut h = [0u8; 12];
+                let mid_tag = src.read_at(pos, &mut h) && parse_tag_header(&h).is_some();
+                let announced = meta
+                    .duration_ms
+                    .is_some_and(|d| d > stream.last_ts as u64 + 1_000)
+                    || meta.filesize.is_some_and(|f| f > carved_len);
+                if !mid_tag && !announced {
+                    break;
+                }
+                let with_video = stream.video_codec.is_some();
+                let fits = |t: &Tag| stream.same_codec(t);
+                let Some((mut join, resume)) =
+                    fragments.find_after_hole(src, stream.last_ts, with_video, fits)
+                else {
+                    break;
+                };
+                if joins.iter().any(|j| j.to == join.to) || resume == pos {
+                    break;
+                }
+                join.from = pos;
+                extents.push((extent_start, pos - extent_start));
+                extent_start = resume;
+                pos = resume;
+                joins.push(join);
+            }
         }
     }
     extents.push((extent_start, pos - extent_start));

@@ -149,6 +149,10 @@ pub struct Join {
     /// Other fragments, or other split points within the straddling tag, that fit the
     /// evidence as well: 0 when the join is unambiguous.
     pub alternatives: u32,
+    /// For a join across a lost fragment (overwritten, or nowhere in the source): the
+    /// time range missing, in ms. The file jumps from its last whole tag to the next
+    /// fragment's first keyframe.
+    pub lost_ms: Option<(u32, u32)>,
 }
 
 /// The orphan runs of one source, found by the scan, by where their straddling tag
@@ -158,6 +162,11 @@ pub struct Join {
 pub struct Continuations {
     by_key: HashMap<u64, Vec<Orphan>>,
     starts: HashSet<u64>,
+    /// Blocks where some recording provably continues: never offered across a hole.
+    claimed: HashSet<u64>,
+    /// Joins across a lost fragment are allowed once the first walks are done: these
+    /// are the source ranges their files cover (sorted), whose orphans are taken.
+    walked: Option<Vec<(u64, u64)>>,
 }
 
 /// How far a continuation's first timestamp may lie past the stream's last one.
@@ -178,7 +187,75 @@ impl Continuations {
     /// Records that fragments start at `positions` (proven by another recording's
     /// joins): those blocks are other data for everyone else.
     pub fn mark_starts(&mut self, positions: impl Iterator<Item = u64>) {
-        self.starts.extend(positions.map(|p| p / BLOCK));
+        for block in positions.map(|p| p / BLOCK) {
+            self.starts.insert(block);
+            self.claimed.insert(block);
+        }
+    }
+
+    /// Allows joins across lost fragments, now that `walked` (the source ranges of
+    /// every carved file, whose runs belong to them) is known.
+    pub fn allow_holes(&mut self, mut walked: Vec<(u64, u64)>) {
+        walked.sort_unstable();
+        self.walked = Some(walked);
+    }
+
+    /// Inside a range some carved file already covers.
+    fn taken(&self, at: u64) -> bool {
+        let Some(walked) = &self.walked else {
+            return true;
+        };
+        let i = walked.partition_point(|r| r.0 <= at);
+        walked[..i].iter().rev().take(64).any(|&(o, l)| at < o + l)
+    }
+
+    /// When no fragment continues a stream exactly (the next one was overwritten or
+    /// lies beyond the source), the fragment that comes next in time: same codecs, not
+    /// the start of a file, not proven to belong elsewhere, first timestamp after
+    /// `last_ts` (within two minutes), entered at its first video keyframe (with video)
+    /// so that playback resumes cleanly. Returns the join and where the walk resumes.
+    pub(super) fn find_after_hole<S: ByteSource + ?Sized>(
+        &self,
+        src: &S,
+        last_ts: u32,
+        with_video: bool,
+        fits_stream: impl Fn(&Tag) -> bool,
+    ) -> Option<(Join, u64)> {
+        const MAX_HOLE_MS: u32 = 120_000;
+        let next = self
+            .by_key
+            .values()
+            .flatten()
+            .filter(|o| o.prev_size >= 11 && !self.claimed.contains(&(o.at / BLOCK)))
+            .filter(|o| !self.taken(o.at))
+            .filter(|o| o.ts > last_ts && o.ts <= last_ts.saturating_add(MAX_HOLE_MS))
+            .filter(|o| {
+                fits_stream(&Tag {
+                    kind: o.kind,
+                    size: 0,
+                    ts: o.ts,
+                    codec: o.codec,
+                })
+            })
+            .min_by_key(|o| (o.ts, o.at))?;
+        // Walk the fragment's chain to its first keyframe (a bounded number of tags).
+        let mut at = next.at;
+        for _ in 0..10_000 {
+            let tag = flv::tag_at(src, at)?;
+            let keyframe = tag.kind == 9 && tag.codec >> 4 == 1;
+            if !with_video || keyframe {
+                let join = Join {
+                    from: 0,
+                    to: at,
+                    at_ms: tag.ts,
+                    alternatives: 1,
+                    lost_ms: Some((last_ts, tag.ts)),
+                };
+                return Some((join, at));
+            }
+            at += tag.total_len();
+        }
+        None
     }
 
     /// The continuation of a stream whose chain broke at `t` (where the next tag
@@ -265,6 +342,7 @@ impl Continuations {
             } else {
                 boundaries.len() as u32 - 1
             },
+            lost_ms: None,
         })
     }
 }
@@ -297,6 +375,7 @@ fn split_in_header<S: ByteSource + ?Sized>(
         to,
         at_ms: o.ts,
         alternatives: 0,
+        lost_ms: None,
     })
 }
 

@@ -262,15 +262,24 @@ pub fn scan(
     let mut flv = walk_all(&headers, &fragments);
     // Where one recording provably continues is other data for every other recording:
     // files whose joins were uncertain are walked again knowing those fragment starts.
+    // Files cut off mid-stream are walked again too: now their lost fragments can be
+    // stepped over to the next one in time, which no other file covers.
     let uncertain: Vec<(u32, u64)> = flv
         .iter()
-        .filter(|e| e.carved.joins.iter().any(|j| j.alternatives > 0))
+        .filter(|e| {
+            e.carved.status == flv::Status::Truncated
+                || e.carved.joins.iter().any(|j| j.alternatives > 0)
+        })
         .map(|e| (e.source, e.carved.offset))
         .collect();
     if !uncertain.is_empty() {
         for e in &flv {
             let proven = e.carved.joins.iter().filter(|j| j.alternatives == 0);
             fragments[e.source as usize].mark_starts(proven.map(|j| j.to));
+        }
+        for (src, fragments) in fragments.iter_mut().enumerate() {
+            let walked = flv.iter().filter(|e| e.source as usize == src);
+            fragments.allow_holes(walked.flat_map(|e| e.carved.extents.clone()).collect());
         }
         let again = walk_all(&uncertain, &fragments);
         for entry in again {

@@ -88,6 +88,14 @@ fn extents_view(path: &str, entry: &FlvEntry, shared_with: &[usize]) -> String {
         let how = match next {
             None => "end of the recording".to_string(),
             Some(to) => match c.joins.iter().find(|j| j.to == to) {
+                Some(j) if j.lost_ms.is_some() => {
+                    let (a, b) = j.lost_ms.unwrap_or_default();
+                    format!(
+                        "the next fragment is lost ({:.3}s-{:.3}s missing); continues at the keyframe at {to}, the next fragment in time: check this join",
+                        a as f64 / 1000.0,
+                        b as f64 / 1000.0
+                    )
+                }
                 Some(j) if j.alternatives == 0 => {
                     format!(
                         "fragment continues at {to} ({:.3}s), proven by the straddling tag",
@@ -173,22 +181,29 @@ pub fn build(
             (false, true) => "video",
             (false, false) => "none",
         };
-        let skipped = if c.gaps.is_empty() {
-            "-".to_string()
-        } else {
-            c.gaps
-                .iter()
-                .map(|g| {
-                    format!(
-                        "{}@{} ({:.3}s-{:.3}s)",
-                        g.len,
-                        g.from,
-                        g.before_ms as f64 / 1000.0,
-                        g.after_ms as f64 / 1000.0
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("; ")
+        let skipped: Vec<String> = c
+            .gaps
+            .iter()
+            .map(|g| {
+                format!(
+                    "{}@{} ({:.3}s-{:.3}s)",
+                    g.len,
+                    g.from,
+                    g.before_ms as f64 / 1000.0,
+                    g.after_ms as f64 / 1000.0
+                )
+            })
+            .chain(c.joins.iter().filter_map(|j| j.lost_ms).map(|(a, b)| {
+                format!(
+                    "lost fragment ({:.3}s-{:.3}s)",
+                    a as f64 / 1000.0,
+                    b as f64 / 1000.0
+                )
+            }))
+            .collect();
+        let skipped = match skipped.is_empty() {
+            true => "-".to_string(),
+            false => skipped.join("; "),
         };
         let source = index
             .sources
