@@ -22,7 +22,9 @@ fn check_all_headers(data: &[u8]) {
     };
     let headers = flv::find_headers(data, data.len());
     let starts: Vec<u64> = headers.iter().map(|&h| h as u64).collect();
-    let fragments = Continuations::new(&fragments::find_orphans(data, 0, data.len()), &starts);
+    let mut fragments = Continuations::new(&fragments::find_orphans(data, 0, data.len()), &starts);
+    // Joins across lost fragments too (normally only in the scan's second walk).
+    fragments.allow_holes(Vec::new());
     for offset in headers {
         let Some(c) = flv::walk(data, offset as u64, &limits, &fragments) else {
             continue;
