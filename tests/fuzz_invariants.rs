@@ -1,6 +1,7 @@
 //! The fuzzers' invariants on every test run: the committed fuzz corpus (inputs that
-//! reached new code in long `scripts/fuzz.sh` runs) is replayed, and proptest adds
-//! fresh random inputs, through the very functions the fuzz targets call.
+//! reached new code in long `scripts/fuzz.sh` runs) and the inputs that once found a
+//! bug (`fuzz/regressions/`) are replayed, and proptest adds fresh random inputs,
+//! through the very functions the fuzz targets call.
 
 #[path = "../fuzz/invariants.rs"]
 mod invariants;
@@ -21,15 +22,19 @@ const TARGETS: [(&str, Invariant); 5] = [
 
 #[test]
 fn committed_fuzz_corpus_replays_clean() {
-    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
     for (target, check) in TARGETS {
-        let dir = corpus.join(target);
-        let inputs: Vec<_> = std::fs::read_dir(&dir)
+        let dir = fuzz.join("corpus").join(target);
+        let mut inputs: Vec<_> = std::fs::read_dir(&dir)
             .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
             .flatten()
             .map(|e| e.path())
             .collect();
         assert!(inputs.len() > 10, "{target}: corpus nearly empty");
+        // Inputs that once found a bug, kept apart so minimization never drops them.
+        if let Ok(found) = std::fs::read_dir(fuzz.join("regressions").join(target)) {
+            inputs.extend(found.flatten().map(|e| e.path()));
+        }
         for input in inputs {
             // A running fuzzer may just have replaced the file: nothing to replay then.
             let Ok(bytes) = std::fs::read(&input) else {
