@@ -162,6 +162,10 @@ pub fn prepare(
     };
     let mut checkpoint = index_path.clone().into_os_string();
     checkpoint.push(".partial");
+    if plan.rescan {
+        // Starting over means not resuming either.
+        let _ = std::fs::remove_file(&checkpoint);
+    }
     let every = match plan.checkpoint_every {
         0 => scan::CHECKPOINT_EVERY,
         n => n,
