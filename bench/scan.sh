@@ -98,7 +98,7 @@ if [ -w /proc/sys/vm/drop_caches ]; then
     m=$(python3 -c "print(min($m, $e-$s))")
     fusermount3 -u "$mnt"
   done
-  for _ in 1 2 3; do
+  for _ in 1 2 3 4 5; do
     cold; s=$(date +%s.%N); cat "$img" >/dev/null; e=$(date +%s.%N); c=$(python3 -c "print(min($c, $e-$s))")
     cold; s=$(date +%s.%N); "$bin" scan "$img" --index "$work/cold.idx" --rescan >/dev/null 2>&1; e=$(date +%s.%N)
     sc=$(python3 -c "print(min($sc, $e-$s))")
