@@ -188,5 +188,14 @@ impl Drop for FaultyDisk {
         if let Some(s) = self.session.take() {
             let _ = s.umount_and_join();
         }
+        // A request still in flight (a killed reader) can keep the mount busy: detach it
+        // lazily rather than leave it behind.
+        if let Some(dir) = self.image_path.parent() {
+            let _ = std::process::Command::new("fusermount3")
+                .arg("-uz")
+                .arg(dir)
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
     }
 }
