@@ -12,8 +12,9 @@ use salvagefs::extjson::{self, JsonMode};
 use salvagefs::index::Index;
 use salvagefs::scan::documents;
 
-/// FLV header finder and tag walker: every carved file, gathered from its extents and
-/// walked again on its own, is itself, whole.
+/// FLV header finder and tag walker (with fragment joins): every carved file, gathered
+/// from its extents, ends on a PreviousTagSize that points at its last tag, and walked
+/// again on its own is itself, whole and in one piece.
 pub fn flv_walk(data: &[u8]) {
     let limits = WalkLimits {
         resync_window: 64 * 1024,
@@ -24,6 +25,7 @@ pub fn flv_walk(data: &[u8]) {
     let mut fragments = Continuations::new(&fragments::find_orphans(data, 0, data.len()), &starts);
     // Joins across lost fragments too (normally only in the scan's second walk).
     fragments.allow_holes(Vec::new());
+    // A bound per input, so that a fuzz input full of headers stays fast.
     for offset in headers.into_iter().take(64) {
         let Some(carved) = flv::walk(data, offset as u64, &limits, &fragments) else {
             continue;
@@ -34,9 +36,26 @@ pub fn flv_walk(data: &[u8]) {
             .flat_map(|&(o, l)| data[o as usize..(o + l) as usize].iter().copied())
             .collect();
         assert_eq!(bytes.len() as u64, carved.len());
+        assert!(bytes.len() >= flv::HEADER_LEN);
+        let tail = u32::from_be_bytes(bytes[bytes.len() - 4..].try_into().unwrap_or_default());
+        if carved.tags == 0 {
+            assert_eq!(tail, 0);
+        } else {
+            // The last tag's PreviousTagSize: 11 + data size of the last tag.
+            assert!(
+                tail >= 11 && tail as usize + 4 <= bytes.len(),
+                "tail {tail}"
+            );
+            let last_tag = bytes.len() - 4 - tail as usize;
+            assert!(
+                matches!(bytes[last_tag], 8 | 9 | 18),
+                "PreviousTagSize points at a tag"
+            );
+        }
         let again = flv::walk(&bytes[..], 0, &limits, &Continuations::default())
             .expect("a carved file starts with a header");
         assert_eq!(again.len(), carved.len());
+        assert_eq!(again.extents.len(), 1);
         assert_eq!(again.tags, carved.tags);
     }
 }

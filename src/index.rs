@@ -133,7 +133,8 @@ pub struct FlvEntry {
     pub carved: Carved,
 }
 
-/// The bytes `[start, end)` of source number `source`: what a scan covered.
+/// The bytes `[start, end)` of source number `source`: what a scan covered, or what
+/// it could not read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Span {
     /// Position of the source in [`Index::sources`].
@@ -171,17 +172,6 @@ impl Span {
     }
 }
 
-/// A range of a source that could not be read.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BadRange {
-    /// Position of the source in [`Index::sources`].
-    pub source: u32,
-    /// First unreadable byte.
-    pub start: u64,
-    /// One past the last unreadable byte.
-    pub end: u64,
-}
-
 /// Everything a scan found.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Index {
@@ -201,7 +191,7 @@ pub struct Index {
     /// Carved FLV files, in (source, offset) order.
     pub flv: Vec<FlvEntry>,
     /// Unreadable ranges met by the scan.
-    pub bad_ranges: Vec<BadRange>,
+    pub bad_ranges: Vec<Span>,
     /// BSON documents, in (source, offset) order, none inside another.
     pub docs: Vec<DocEntry>,
     /// Distinct lists of top-level field names, referenced by [`DocEntry::shape`].
@@ -518,7 +508,7 @@ mod tests {
             docs: vec![],
             shapes: vec![],
             ns_extents: vec![],
-            bad_ranges: vec![BadRange {
+            bad_ranges: vec![Span {
                 source: 0,
                 start: 4096,
                 end: 8192,

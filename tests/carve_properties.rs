@@ -2,59 +2,11 @@
 //! every carved file re-walks to itself and ends on a valid PreviousTagSize.
 
 mod common;
+#[allow(dead_code)] // the FLV invariant is the one these properties check
+#[path = "../fuzz/invariants.rs"]
+mod invariants;
 
 use proptest::prelude::*;
-use salvagefs::carve::flv::{self, WalkLimits};
-use salvagefs::carve::fragments::{self, Continuations};
-
-/// The carved file's bytes, gathered from its extents.
-fn gather(data: &[u8], extents: &[(u64, u64)]) -> Vec<u8> {
-    extents
-        .iter()
-        .flat_map(|&(o, l)| data[o as usize..(o + l) as usize].iter().copied())
-        .collect()
-}
-
-fn check_all_headers(data: &[u8]) {
-    let limits = WalkLimits {
-        resync_window: 64 * 1024,
-        ..WalkLimits::default()
-    };
-    let headers = flv::find_headers(data, data.len());
-    let starts: Vec<u64> = headers.iter().map(|&h| h as u64).collect();
-    let mut fragments = Continuations::new(&fragments::find_orphans(data, 0, data.len()), &starts);
-    // Joins across lost fragments too (normally only in the scan's second walk).
-    fragments.allow_holes(Vec::new());
-    for offset in headers {
-        let Some(c) = flv::walk(data, offset as u64, &limits, &fragments) else {
-            continue;
-        };
-        let bytes = gather(data, &c.extents);
-        assert_eq!(bytes.len() as u64, c.len());
-        assert!(bytes.len() >= flv::HEADER_LEN);
-        let tail = u32::from_be_bytes(bytes[bytes.len() - 4..].try_into().unwrap());
-        if c.tags == 0 {
-            assert_eq!(tail, 0);
-        } else {
-            // The last tag's PreviousTagSize: 11 + data size of the last tag.
-            assert!(
-                tail >= 11 && tail as usize + 4 <= bytes.len(),
-                "tail {tail}"
-            );
-            let last_tag = bytes.len() - 4 - tail as usize;
-            assert!(
-                matches!(bytes[last_tag], 8 | 9 | 18),
-                "PreviousTagSize points at a tag"
-            );
-        }
-        // The carved file, walked on its own, is itself, whole and intact.
-        let again = flv::walk(&bytes[..], 0, &limits, &Continuations::default())
-            .expect("carved file has a header");
-        assert_eq!(again.len(), bytes.len() as u64);
-        assert_eq!(again.extents.len(), 1);
-        assert_eq!(again.tags, c.tags);
-    }
-}
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
@@ -66,7 +18,7 @@ proptest! {
                 data[a..a + 13].copy_from_slice(b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00");
             }
         }
-        check_all_headers(&data);
+        invariants::flv_walk(&data);
     }
 
     #[test]
@@ -83,6 +35,6 @@ proptest! {
             }
         }
         data.truncate(cut.max(13));
-        check_all_headers(&data);
+        invariants::flv_walk(&data);
     }
 }

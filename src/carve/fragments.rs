@@ -41,6 +41,16 @@ pub struct Orphan {
 }
 
 impl Orphan {
+    /// Its first tag, as far as the run tells it (the size is not kept).
+    fn first_tag(&self) -> Tag {
+        Tag {
+            kind: self.kind,
+            size: 0,
+            ts: self.ts,
+            codec: self.codec,
+        }
+    }
+
     /// Where, within a block, the tag before it starts if it was contiguous: equal to
     /// the straddling tag's own position within its block.
     fn key(&self) -> u64 {
@@ -229,14 +239,7 @@ impl Continuations {
             .filter(|o| o.prev_size >= 11 && !self.claimed.contains(&(o.at / BLOCK)))
             .filter(|o| !self.taken(o.at))
             .filter(|o| o.ts > last_ts && o.ts <= last_ts.saturating_add(MAX_HOLE_MS))
-            .filter(|o| {
-                fits_stream(&Tag {
-                    kind: o.kind,
-                    size: 0,
-                    ts: o.ts,
-                    codec: o.codec,
-                })
-            })
+            .filter(|o| fits_stream(&o.first_tag()))
             .min_by_key(|o| (o.ts, o.at))?;
         // Walk the fragment's chain to its first keyframe (a bounded number of tags).
         let mut at = next.at;
@@ -280,15 +283,9 @@ impl Continuations {
             let Some(size) = o.prev_size.checked_sub(11) else {
                 continue;
             };
-            let first = Tag {
-                kind: o.kind,
-                size: 0,
-                ts: o.ts,
-                codec: o.codec,
-            };
             let in_time = o.ts.saturating_add(1_000) >= last_ts
                 && o.ts <= last_ts.saturating_add(MAX_JUMP_MS);
-            if !fits_stream(&first) || !in_time {
+            if !fits_stream(&o.first_tag()) || !in_time {
                 continue;
             }
             let total = 11 + size as u64 + 4;

@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use crate::carve::ByteSource;
 use crate::carve::flv::{self, WalkLimits};
 use crate::carve::fragments::{self, Continuations, Orphan};
-use crate::index::{BadRange, FlvEntry, Index, ScanSettings, SourceRecord, Span};
+use crate::index::{FlvEntry, Index, ScanSettings, SourceRecord, Span};
 use crate::merge;
 use crate::scan::documents::BufferFinds;
 use crate::source::Source;
@@ -184,7 +184,7 @@ pub fn scan(
                                     "{}: unreadable bytes {s}..{e}, skipped",
                                     source.path.display()
                                 );
-                                BadRange {
+                                Span {
                                     source: src,
                                     start: s,
                                     end: e.min(start + len as u64),

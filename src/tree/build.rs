@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use super::Tree;
 use crate::classify::Catalog;
 use crate::extent::{Extent, ExtentList};
-use crate::index::{BadRange, FlvEntry, Index};
+use crate::index::{FlvEntry, Index, Span};
 
 /// The file name of a carved FLV: zero-padded decimal offset so `ls` order is disk
 /// order; with several sources, prefixed by the source number (1-based).
@@ -252,7 +252,7 @@ pub fn build(
 }
 
 /// Bytes of `[start, end)` of `source` that lie in the scan's unreadable ranges.
-fn unreadable_bytes(bad: &[BadRange], source: u32, start: u64, end: u64) -> u64 {
+fn unreadable_bytes(bad: &[Span], source: u32, start: u64, end: u64) -> u64 {
     // Ranges are sorted and disjoint: walk back from the last one starting before `end`.
     let upto = bad.partition_point(|b| (b.source, b.start) < (source, end));
     bad[..upto]
