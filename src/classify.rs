@@ -2,16 +2,19 @@
 //!
 //! Where a document goes, in order of trust:
 //! 1. the namespace written on disk: an MMAPv1 extent header whose own offset equals the
-//!    `extentOfs` in the document's record header;
+//!    `extentOfs` in the document's record header; or, for a document of a WiredTiger
+//!    file (`collection-7-123.wt`), the namespace mongod's catalog gives that file;
 //! 2. a schema (`--schema FILE`, or `--schema-from` an old mongodump): the collection
 //!    whose listed fields the document all has, the most specific one when several do;
 //!    none: `recovered._unclassified`;
-//! 3. without a schema, its set of top-level fields: `recovered.auto_<first fields>`.
+//! 3. without a schema, the WiredTiger file it came from (`recovered.<file>`), else its
+//!    set of top-level fields: `recovered.auto_<first fields>`.
 //!
 //! Byte-identical copies are kept once (the copy with the most trusted namespace).
 //! Different documents sharing an `_id` in a collection are a conflict: one version
 //! goes in the collection (a live record before a deleted one, then one whose namespace
-//! was on disk, then the version seen in most copies, then the later on disk), and
+//! was on disk, then the one from the WiredTiger page written last (highest
+//! `write_gen`), then the version seen in most copies, then the later on disk), and
 //! every version is listed. Deleted records are never live documents.
 
 use std::collections::{BTreeMap, HashMap};
@@ -163,8 +166,12 @@ fn valid_ns(ns: &str) -> bool {
 pub enum NamedBy {
     /// An MMAPv1 extent header on disk.
     Disk,
+    /// mongod's catalog (`_mdb_catalog.wt`), for the WiredTiger file it came from.
+    Catalog,
     /// The schema.
     Schema,
+    /// The WiredTiger file it came from, whose collection the catalog does not name.
+    File,
     /// The documents' field names.
     Fields,
 }
@@ -174,9 +181,16 @@ impl NamedBy {
     pub fn as_str(self) -> &'static str {
         match self {
             NamedBy::Disk => "disk",
+            NamedBy::Catalog => "catalog",
             NamedBy::Schema => "schema",
+            NamedBy::File => "file",
             NamedBy::Fields => "fields",
         }
+    }
+
+    /// Written by MongoDB itself, not inferred.
+    fn on_disk(self) -> bool {
+        matches!(self, NamedBy::Disk | NamedBy::Catalog)
     }
 }
 
@@ -217,25 +231,32 @@ pub fn classify(index: &Index, schema: Option<&Schema>) -> Catalog {
     // Where each document goes, decided once per shape when it is not on disk.
     let mut by_shape: Vec<Option<(u32, NamedBy)>> = vec![None; index.shapes.len()];
     let auto = auto_names(index);
+    let files = wt_files(index);
     let placed: Vec<(u32, NamedBy)> = docs
         .iter()
-        .map(|d| match ns_on_disk(index, d) {
-            Some(ns) => (names.number(ns), NamedBy::Disk),
-            None => *by_shape[d.shape as usize].get_or_insert_with(|| {
-                let fields = &index.shapes[d.shape as usize];
-                match schema {
-                    Some(s) => match s.collection_for(fields) {
-                        Some(ns) => (names.number(ns), NamedBy::Schema),
-                        None => (names.number("recovered._unclassified"), NamedBy::Schema),
-                    },
-                    None => (names.number(&auto[d.shape as usize]), NamedBy::Fields),
+        .map(
+            |d| match (ns_on_disk(index, d), &files[d.source as usize]) {
+                (Some(ns), _) => (names.number(ns), NamedBy::Disk),
+                (None, WtFile::Named(ns)) if d.wt.is_some() => (names.number(ns), NamedBy::Catalog),
+                (None, WtFile::Unnamed(ns)) if d.wt.is_some() && schema.is_none() => {
+                    (names.number(ns), NamedBy::File)
                 }
-            }),
-        })
+                _ => *by_shape[d.shape as usize].get_or_insert_with(|| {
+                    let fields = &index.shapes[d.shape as usize];
+                    match schema {
+                        Some(s) => match s.collection_for(fields) {
+                            Some(ns) => (names.number(ns), NamedBy::Schema),
+                            None => (names.number("recovered._unclassified"), NamedBy::Schema),
+                        },
+                        None => (names.number(&auto[d.shape as usize]), NamedBy::Fields),
+                    }
+                }),
+            },
+        )
         .collect();
 
     // Byte-identical copies: keep the most trusted one.
-    let trust = |i: usize| (!docs[i].deleted, placed[i].1 == NamedBy::Disk);
+    let trust = |i: usize| (!docs[i].deleted, placed[i].1.on_disk());
     let mut best: HashMap<u64, usize, foldhash::fast::RandomState> = HashMap::default();
     let mut copies = vec![1usize; docs.len()];
     for i in 0..docs.len() {
@@ -269,7 +290,7 @@ pub fn classify(index: &Index, schema: Option<&Schema>) -> Catalog {
     for &i in &kept {
         let (ns, named_by) = placed[i];
         let coll = &mut colls[ns as usize];
-        if !used[ns as usize] || named_by == NamedBy::Disk {
+        if !used[ns as usize] || named_by.on_disk() {
             coll.named_by = named_by;
         }
         used[ns as usize] = true;
@@ -297,7 +318,7 @@ pub fn classify(index: &Index, schema: Option<&Schema>) -> Catalog {
             .iter()
             .copied()
             .filter(|&i| !docs[i].deleted)
-            .max_by_key(|&i| (placed[i].1 == NamedBy::Disk, copies[i], i));
+            .max_by_key(|&i| (placed[i].1.on_disk(), write_gen(index, i), copies[i], i));
         if let Some(c) = chosen {
             coll.docs.push(c);
         }
@@ -338,6 +359,55 @@ impl Namespaces {
         self.numbers.insert(ns.to_string(), n);
         n
     }
+}
+
+/// What a source says about the collection of the WiredTiger pages found in it.
+enum WtFile {
+    /// Not a WiredTiger file (a disk, an image): nothing.
+    Unknown,
+    /// A file the catalog names: its namespace.
+    Named(String),
+    /// A file the catalog does not name: `recovered.<file name>`.
+    Unnamed(String),
+}
+
+/// For each source, what its file name says: `collection-7-123.wt` is the file of
+/// ident `collection-7-123`, which the catalog maps to a namespace (the entry from the
+/// latest catalog page, when old copies disagree).
+fn wt_files(index: &Index) -> Vec<WtFile> {
+    let mut catalog: HashMap<&str, (u64, &str)> = HashMap::new();
+    for e in &index.wt_catalog {
+        let slot = catalog.entry(&e.ident).or_insert((e.write_gen, &e.ns));
+        if e.write_gen > slot.0 {
+            *slot = (e.write_gen, &e.ns);
+        }
+    }
+    index
+        .sources
+        .iter()
+        .map(|s| {
+            let Some(ident) = s
+                .path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".wt"))
+            else {
+                return WtFile::Unknown;
+            };
+            match catalog.get(ident) {
+                Some((_, ns)) if valid_ns(ns) => WtFile::Named(ns.to_string()),
+                _ => WtFile::Unnamed(format!("recovered.{ident}")),
+            }
+        })
+        .collect()
+}
+
+/// The write generation of the WiredTiger page holding document `i` (0 for others).
+fn write_gen(index: &Index, i: usize) -> u64 {
+    index.docs[i]
+        .wt
+        .and_then(|w| index.wt_pages.get(w.page as usize))
+        .map_or(0, |p| p.write_gen)
 }
 
 /// The namespace of the extent holding `doc`, if its record header points to it.

@@ -3,23 +3,27 @@
 //! the reply; one read in pieces (split between two requests) goes through a bounded LRU
 //! cache, so it is rendered once and memory stays bounded.
 //! Documents are read through a small per-thread window of the source, so reading a
-//! collection costs one `pread` per 256 KiB, not one per document.
+//! collection costs one `pread` per 256 KiB, not one per document. Documents of
+//! WiredTiger pages are read from the page image, decompressed once per page and kept
+//! (the thread's last page, and a bounded LRU cache shared by all threads).
 
 use std::cell::RefCell;
 use std::io;
-use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use lru::LruCache;
 
+use crate::carve::wiredtiger;
 use crate::extent::SourceReader;
 use crate::extjson::{self, JsonMode};
-use crate::index::DocEntry;
+use crate::index::{DocEntry, WtPage};
 use crate::source::Sources;
 
 /// Bytes of rendered documents kept in memory at most.
 const CACHE_BYTES: usize = 64 << 20;
+/// Bytes of decompressed WiredTiger pages kept in memory at most.
+const PAGE_CACHE_BYTES: usize = 64 << 20;
 
 /// Bytes of source read at once for documents.
 const WINDOW: usize = 256 << 10;
@@ -30,11 +34,14 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 /// A thread's last read of a source: `(content id, source, offset, bytes)`.
 type Window = (u64, u32, u64, Vec<u8>);
+/// A thread's last WiredTiger page image: `(content id, page, image)`.
+type LastPage = Option<(u64, u32, Arc<[u8]>)>;
 
 thread_local! {
     static LAST_READ: RefCell<Window> = const { RefCell::new((u64::MAX, 0, 0, Vec::new())) };
     /// A document's BSON bytes, before rendering.
     static BSON: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static LAST_PAGE: RefCell<LastPage> = const { RefCell::new(None) };
 }
 
 /// Sources plus documents: the [`SourceReader`] behind every mounted file.
@@ -42,28 +49,123 @@ pub struct Content {
     id: u64,
     sources: Sources,
     docs: Vec<DocEntry>,
+    pages: Vec<WtPage>,
     mode: JsonMode,
-    cache: Mutex<Cache>,
+    cache: Mutex<Cache<(u32, bool)>>,
+    page_cache: Mutex<Cache<u32>>,
 }
 
-struct Cache {
-    entries: LruCache<(u32, bool), Arc<[u8]>>,
+/// An LRU cache bounded by the bytes it holds.
+struct Cache<K: std::hash::Hash + Eq> {
+    entries: LruCache<K, Arc<[u8]>>,
     bytes: usize,
+    limit: usize,
+}
+
+impl<K: std::hash::Hash + Eq> Cache<K> {
+    fn new(limit: usize) -> Mutex<Cache<K>> {
+        Mutex::new(Cache {
+            entries: LruCache::unbounded(),
+            bytes: 0,
+            limit,
+        })
+    }
+
+    fn insert(&mut self, key: K, value: Arc<[u8]>) {
+        self.bytes += value.len();
+        if let Some((_, old)) = self.entries.push(key, value) {
+            self.bytes -= old.len();
+        }
+        while self.bytes > self.limit {
+            match self.entries.pop_lru() {
+                Some((_, old)) => self.bytes -= old.len(),
+                None => break,
+            }
+        }
+    }
 }
 
 impl Content {
-    /// Serves `sources` and renders `docs` (the index's documents) in `mode`.
-    pub fn new(sources: Sources, docs: Vec<DocEntry>, mode: JsonMode) -> Content {
+    /// Serves `sources` and renders `docs` (the index's documents, some of them in
+    /// the WiredTiger `pages`) in `mode`.
+    pub fn new(
+        sources: Sources,
+        docs: Vec<DocEntry>,
+        pages: Vec<WtPage>,
+        mode: JsonMode,
+    ) -> Content {
         Content {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             sources,
             docs,
+            pages,
             mode,
-            cache: Mutex::new(Cache {
-                entries: LruCache::new(NonZeroUsize::new(1 << 20).unwrap_or(NonZeroUsize::MIN)),
-                bytes: 0,
-            }),
+            cache: Cache::new(CACHE_BYTES),
+            page_cache: Cache::new(PAGE_CACHE_BYTES),
         }
+    }
+
+    /// The image of WiredTiger page `page`: the thread's last one, a cached one, or
+    /// the block read and decompressed again. A block that no longer matches the
+    /// checksum the scan saw is EIO: the source changed under the index.
+    fn page_image(&self, page: u32) -> io::Result<Arc<[u8]>> {
+        let held = LAST_PAGE.with_borrow(|last| match last {
+            Some((id, p, image)) if *id == self.id && *p == page => Some(image.clone()),
+            _ => None,
+        });
+        if let Some(image) = held {
+            return Ok(image);
+        }
+        let lock = || self.page_cache.lock().unwrap_or_else(|e| e.into_inner());
+        let cached = lock().entries.get(&page).cloned();
+        let image = match cached {
+            Some(image) => image,
+            None => {
+                let image: Arc<[u8]> = self.decode_page(page)?.into();
+                lock().insert(page, image.clone());
+                image
+            }
+        };
+        LAST_PAGE.set(Some((self.id, page, image.clone())));
+        Ok(image)
+    }
+
+    fn decode_page(&self, page: u32) -> io::Result<Vec<u8>> {
+        let eio = || io::Error::from_raw_os_error(libc::EIO);
+        let p = self.pages.get(page as usize).ok_or_else(eio)?;
+        let mut block = vec![0u8; p.disk_size as usize];
+        self.sources.read_source(p.source, p.offset, &mut block)?;
+        let h = wiredtiger::header(&block).ok_or_else(eio)?;
+        if h.checksum != p.checksum || !wiredtiger::checksum_ok(&block, &h) {
+            log::warn!("WiredTiger block at {} changed since the scan", p.offset);
+            return Err(eio());
+        }
+        let mut image = Vec::new();
+        match wiredtiger::page_image(&block, &h, &mut image) {
+            Some(codec) if codec == p.codec => Ok(image),
+            _ => Err(eio()),
+        }
+    }
+
+    /// Runs `f` on the stored BSON bytes of `d` (a deleted record's length restored).
+    fn with_bson<T>(&self, d: &DocEntry, f: impl FnOnce(&[u8]) -> io::Result<T>) -> io::Result<T> {
+        if let Some(wt) = d.wt {
+            let image = self.page_image(wt.page)?;
+            let bytes = usize::try_from(d.offset)
+                .ok()
+                .and_then(|at| image.get(at..at.checked_add(d.len as usize)?))
+                .ok_or_else(|| io::Error::from_raw_os_error(libc::EIO))?;
+            return f(bytes);
+        }
+        BSON.with_borrow_mut(|bytes| {
+            bytes.resize(d.len as usize, 0);
+            self.read_windowed(d.source, d.offset, bytes)?;
+            if d.deleted {
+                // The record's length was overwritten when it was deleted.
+                bytes[..4].copy_from_slice(&d.len.to_le_bytes());
+            }
+            f(bytes)
+        })
     }
 
     /// Fills `buf` from `source` at `offset` through this thread's window, refilled
@@ -103,13 +205,7 @@ impl SourceReader for Content {
 
     fn render_document(&self, doc: u32, pretty: bool, out: &mut Vec<u8>) -> io::Result<()> {
         let d = self.docs.get(doc as usize).ok_or(io::ErrorKind::NotFound)?;
-        BSON.with_borrow_mut(|bytes| {
-            bytes.resize(d.len as usize, 0);
-            self.read_windowed(d.source, d.offset, bytes)?;
-            if d.deleted {
-                // The record's length was overwritten when it was deleted.
-                bytes[..4].copy_from_slice(&d.len.to_le_bytes());
-            }
+        self.with_bson(d, |bytes| {
             extjson::render(bytes, self.mode, pretty, out)
                 .map_err(|_| io::Error::from_raw_os_error(libc::EIO))?;
             out.push(b'\n');
@@ -125,17 +221,19 @@ impl SourceReader for Content {
         let mut text = Vec::new();
         self.render_document(doc, pretty, &mut text)?;
         let text: Arc<[u8]> = text.into();
-        let mut cache = lock();
-        cache.bytes += text.len();
-        if let Some((_, old)) = cache.entries.push((doc, pretty), text.clone()) {
-            cache.bytes -= old.len();
-        }
-        while cache.bytes > CACHE_BYTES {
-            match cache.entries.pop_lru() {
-                Some((_, old)) => cache.bytes -= old.len(),
-                None => break,
-            }
-        }
+        lock().insert((doc, pretty), text.clone());
         Ok(text)
+    }
+
+    fn read_stored(&self, doc: u32, within: u64, buf: &mut [u8]) -> io::Result<()> {
+        let d = self.docs.get(doc as usize).ok_or(io::ErrorKind::NotFound)?;
+        self.with_bson(d, |bytes| {
+            let part = usize::try_from(within)
+                .ok()
+                .and_then(|at| bytes.get(at..at.checked_add(buf.len())?))
+                .ok_or_else(|| io::Error::from_raw_os_error(libc::EIO))?;
+            buf.copy_from_slice(part);
+            Ok(())
+        })
     }
 }

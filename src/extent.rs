@@ -33,13 +33,18 @@ pub enum Extent {
     /// Document number `doc` of the index, rendered as Extended JSON (indented when
     /// `pretty`) with a newline, on read; `len` was measured by the scan.
     Document { doc: u32, pretty: bool, len: u64 },
+    /// The BSON bytes of document number `doc`, which is not a plain range of a source
+    /// (it lives in a compressed WiredTiger page); `len` bytes.
+    Stored { doc: u32, len: u64 },
 }
 
 impl Extent {
     /// Length in bytes.
     pub fn len(&self) -> u64 {
         match self {
-            Extent::Source { len, .. } | Extent::Document { len, .. } => *len,
+            Extent::Source { len, .. }
+            | Extent::Document { len, .. }
+            | Extent::Stored { len, .. } => *len,
             Extent::Bytes(b) => b.len() as u64,
         }
     }
@@ -67,6 +72,13 @@ pub trait SourceReader {
     /// between two read requests, or larger than one), so it is rendered once.
     fn document(&self, doc: u32, pretty: bool) -> io::Result<Arc<[u8]>> {
         let _ = (doc, pretty);
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
+
+    /// Fills `buf` with the stored BSON bytes of an [`Extent::Stored`] document, from
+    /// byte `within` of it on.
+    fn read_stored(&self, doc: u32, within: u64, buf: &mut [u8]) -> io::Result<()> {
+        let _ = (doc, within, buf);
         Err(io::Error::from(io::ErrorKind::Unsupported))
     }
 }
@@ -133,6 +145,7 @@ impl ExtentList {
                     ..
                 } => reader.read_source(*source, src_off + within, dst)?,
                 Extent::Bytes(b) => dst.copy_from_slice(&b[within as usize..][..n]),
+                Extent::Stored { doc, .. } => reader.read_stored(*doc, within, dst)?,
                 Extent::Document { doc, pretty, len } if within == 0 && n as u64 == *len => {
                     RENDERED.with_borrow_mut(|text| {
                         text.clear();

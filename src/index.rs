@@ -15,12 +15,13 @@ use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
 use crate::carve::flv::Carved;
+use crate::carve::wiredtiger::{Codec, PageKind};
 use crate::extjson::JsonMode;
 use crate::source::{Source, SourceKind};
 
 const MAGIC: &[u8; 16] = b"salvagefs-index\n";
 /// Bumped whenever the payload layout or the carvers' results change.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 const HEADER_LEN: usize = 16 + 4 + 8 + 4;
 
 /// Why an index cannot be used.
@@ -86,7 +87,8 @@ pub struct ScanSettings {
 pub struct DocEntry {
     /// Position of the source in [`Index::sources`].
     pub source: u32,
-    /// Offset of the document's first byte (its length, or the deleted mark).
+    /// Offset of the document's first byte (its length, or the deleted mark) on the
+    /// source, or in its page image (see `wt`).
     pub offset: u64,
     /// Length in bytes.
     pub len: u32,
@@ -107,6 +109,48 @@ pub struct DocEntry {
     pub json_len: u32,
     /// Bytes of its indented Extended JSON, newline included.
     pub pretty_len: u32,
+    /// Set for a document read from a WiredTiger page: then `offset` is its position
+    /// in the page image (which may be compressed on the source), not on the source.
+    pub wt: Option<WtRef>,
+}
+
+/// Where a document of a WiredTiger file lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WtRef {
+    /// The page, as a position in [`Index::wt_pages`].
+    pub page: u32,
+    /// The record id (the table's key): stable across rewrites of the record.
+    pub record: i64,
+}
+
+/// A WiredTiger block whose checksum matched, holding documents.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WtPage {
+    /// Position of the source in [`Index::sources`].
+    pub source: u32,
+    /// Offset of the block on the source.
+    pub offset: u64,
+    /// Bytes of the block on the source.
+    pub disk_size: u32,
+    /// The block's checksum: names an overflow page, and tells a changed source.
+    pub checksum: u32,
+    /// Leaf page or overflow page.
+    pub kind: PageKind,
+    /// How the page image is stored.
+    pub codec: Codec,
+    /// The page's write generation: a later copy of a page has a higher one.
+    pub write_gen: u64,
+}
+
+/// An entry of mongod's catalog (`_mdb_catalog.wt`): which file holds which collection.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct CatalogEntry {
+    /// The file's name without `.wt` (`collection-7-123`).
+    pub ident: String,
+    /// `db.collection`.
+    pub ns: String,
+    /// Write generation of the page it was read from (the latest entry wins).
+    pub write_gen: u64,
 }
 
 /// An MMAPv1 extent header: the namespace written on disk for the records after it.
@@ -192,12 +236,17 @@ pub struct Index {
     pub flv: Vec<FlvEntry>,
     /// Unreadable ranges met by the scan.
     pub bad_ranges: Vec<Span>,
-    /// BSON documents, in (source, offset) order, none inside another.
+    /// BSON documents: those lying on a source in (source, offset) order, none inside
+    /// another, then those of WiredTiger pages in (page, offset) order.
     pub docs: Vec<DocEntry>,
     /// Distinct lists of top-level field names, referenced by [`DocEntry::shape`].
     pub shapes: Vec<Vec<String>>,
     /// MMAPv1 extent headers, in (source, offset) order.
     pub ns_extents: Vec<NsExtent>,
+    /// WiredTiger pages holding documents, in (source, offset) order.
+    pub wt_pages: Vec<WtPage>,
+    /// Entries of mongod's catalog found in WiredTiger pages, sorted.
+    pub wt_catalog: Vec<CatalogEntry>,
 }
 
 impl Index {
@@ -218,6 +267,8 @@ impl Index {
             docs: Vec::new(),
             shapes: Vec::new(),
             ns_extents: Vec::new(),
+            wt_pages: Vec::new(),
+            wt_catalog: Vec::new(),
         }
     }
 
@@ -512,6 +563,20 @@ mod tests {
                 source: 0,
                 start: 4096,
                 end: 8192,
+            }],
+            wt_pages: vec![WtPage {
+                source: 0,
+                offset: 0,
+                disk_size: 4096,
+                checksum: 9,
+                kind: PageKind::RowLeaf,
+                codec: Codec::Snappy,
+                write_gen: 3,
+            }],
+            wt_catalog: vec![CatalogEntry {
+                ident: "collection-2-1".into(),
+                ns: "db.c".into(),
+                write_gen: 3,
             }],
         }
     }

@@ -5,7 +5,8 @@
 
 use std::collections::HashMap;
 
-use crate::index::{DocEntry, Index, Span};
+use crate::index::{DocEntry, Index, Span, WtPage};
+use crate::scan::documents;
 
 /// Why two indexes cannot be joined.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -117,22 +118,48 @@ pub fn merge(a: Index, b: Index) -> Result<Index, MergeError> {
     ns_extents.extend(b.ns_extents);
     ns_extents.sort_by_key(|e| (e.source, e.offset));
 
+    // WiredTiger pages of both in disk order; documents follow their page.
+    let first_of_b = a.wt_pages.len() as u32;
+    let mut pages: Vec<(u32, WtPage)> = a
+        .wt_pages
+        .into_iter()
+        .chain(b.wt_pages)
+        .zip(0..)
+        .map(|(p, i)| (i, p))
+        .collect();
+    pages.sort_by_key(|(_, p)| (p.source, p.offset));
+    let mut renumber = vec![0u32; pages.len()];
+    for (new, (old, _)) in pages.iter().enumerate() {
+        renumber[*old as usize] = new as u32;
+    }
+    let wt_pages = pages.into_iter().map(|(_, p)| p).collect();
+    let mut wt_catalog = a.wt_catalog;
+    wt_catalog.extend(b.wt_catalog);
+    wt_catalog.sort();
+    wt_catalog.dedup();
+
     // Documents of both, each with the field names of its own index, then renumbered
     // by first use, as a single scan numbers them.
     let mut docs: Vec<(DocEntry, &[String])> = Vec::with_capacity(a.docs.len() + b.docs.len());
-    for (list, shapes) in [(a.docs, &a.shapes), (b.docs, &b.shapes)] {
-        docs.extend(list.into_iter().map(|d| {
+    for (list, shapes, page_base) in [(a.docs, &a.shapes, 0), (b.docs, &b.shapes, first_of_b)] {
+        docs.extend(list.into_iter().map(|mut d| {
+            if let Some(wt) = &mut d.wt {
+                wt.page = renumber
+                    .get((wt.page + page_base) as usize)
+                    .copied()
+                    .unwrap_or(u32::MAX);
+            }
             let fields = shapes.get(d.shape as usize).map_or(&[][..], Vec::as_slice);
             (d, fields)
         }));
     }
-    docs.sort_by_key(|(d, _)| (d.source, d.offset));
+    docs.sort_by_key(|(d, _)| documents::disk_order(d));
     let mut shapes: Vec<Vec<String>> = Vec::new();
     let mut numbers: HashMap<&[String], u32> = HashMap::new();
     let mut outermost = Outermost::default();
     let mut kept = Vec::with_capacity(docs.len());
     for (mut d, fields) in docs {
-        if !outermost.keep(d.source, d.offset, d.len as u64) {
+        if d.wt.is_none() && !outermost.keep(d.source, d.offset, d.len as u64) {
             continue;
         }
         d.shape = *numbers.entry(fields).or_insert_with(|| {
@@ -153,6 +180,8 @@ pub fn merge(a: Index, b: Index) -> Result<Index, MergeError> {
         docs: kept,
         shapes,
         ns_extents,
+        wt_pages,
+        wt_catalog,
     })
 }
 

@@ -262,7 +262,7 @@ pub fn build_tree(
         started.elapsed().as_secs_f64()
     );
     let created = index.created;
-    let content = Content::new(sources, index.docs, index.settings.json);
+    let content = Content::new(sources, index.docs, index.wt_pages, index.settings.json);
     Ok((tree, content, created))
 }
 

@@ -8,6 +8,7 @@ pub mod bson;
 pub mod flv;
 pub mod fragments;
 pub mod mmapv1;
+pub mod wiredtiger;
 
 /// Random access to a run of bytes, which may be far larger than memory.
 pub trait ByteSource {

@@ -159,18 +159,29 @@ fn accept(buf: &[u8], c: Candidate, base: u64, source: u32, mode: JsonMode) -> O
             None => return Outcome::NeedMore,
         }
     };
-    let Ok(summary) = bson::validate(bytes) else {
-        return Outcome::Rejected;
-    };
+    match describe(bytes, mode) {
+        Some(mut found) => {
+            let entry = &mut found.entry;
+            (entry.source, entry.offset) = (source, base + c.offset as u64);
+            entry.deleted = c.deleted;
+            entry.extent_ofs = record.map(|(_, extent)| extent);
+            Outcome::Accepted(found)
+        }
+        None => Outcome::Rejected,
+    }
+}
+
+/// Validates `bytes` as a document and describes it for the index: `_id`, hash, field
+/// names and both rendered lengths. Where it lies (`source`, `offset`, `deleted`,
+/// `extent_ofs`, `wt`) is left for the caller to fill in.
+pub fn describe(bytes: &[u8], mode: JsonMode) -> Option<Found> {
+    let summary = bson::validate(bytes).ok()?;
     // Both renderings end with a newline.
-    let measured = RENDER_BUF.with_borrow_mut(|out| {
+    let (json_len, pretty_len) = RENDER_BUF.with_borrow_mut(|out| {
         out.clear();
         let pretty = extjson::render_measuring_pretty(bytes, mode, out).ok()?;
         Some((out.len() as u32 + 1, pretty as u32 + 1))
-    });
-    let Some((json_len, pretty_len)) = measured else {
-        return Outcome::Rejected;
-    };
+    })?;
     let id = if summary.id.len() > MAX_ID_LEN {
         let mut id = vec![summary.id[0]];
         id.extend_from_slice(&Md5::digest(&summary.id[1..]));
@@ -178,18 +189,19 @@ fn accept(buf: &[u8], c: Candidate, base: u64, source: u32, mode: JsonMode) -> O
     } else {
         summary.id
     };
-    Outcome::Accepted(Found {
+    Some(Found {
         entry: DocEntry {
-            source,
-            offset: base + c.offset as u64,
+            source: 0,
+            offset: 0,
             len: bytes.len() as u32,
-            deleted: c.deleted,
+            deleted: false,
             hash: xxh3_64(bytes),
             id,
             shape: 0,
-            extent_ofs: record.map(|(_, extent)| extent),
+            extent_ofs: None,
             json_len,
             pretty_len,
+            wt: None,
         },
         fields: summary
             .fields
@@ -200,16 +212,16 @@ fn accept(buf: &[u8], c: Candidate, base: u64, source: u32, mode: JsonMode) -> O
     })
 }
 
-/// Orders the documents, drops those inside another accepted document (sub-documents
-/// that matched the anchor) and interns the field lists.
+/// Orders the documents (see [`crate::index::Index::docs`]), drops those inside another
+/// accepted document (sub-documents that matched the anchor) and interns the field lists.
 pub fn finish(mut found: Vec<Found>) -> (Vec<DocEntry>, Vec<Vec<String>>) {
-    found.sort_by_key(|f| (f.entry.source, f.entry.offset));
+    found.sort_by_key(|f| disk_order(&f.entry));
     let mut shapes: Vec<Vec<String>> = Vec::new();
     let mut shape_ids: std::collections::HashMap<Box<str>, u32> = std::collections::HashMap::new();
     let mut docs: Vec<DocEntry> = Vec::with_capacity(found.len());
     let mut outermost = Outermost::default();
     for Found { mut entry, fields } in found {
-        if !outermost.keep(entry.source, entry.offset, entry.len as u64) {
+        if entry.wt.is_none() && !outermost.keep(entry.source, entry.offset, entry.len as u64) {
             continue;
         }
         entry.shape = match shape_ids.get(&fields) {
@@ -224,4 +236,13 @@ pub fn finish(mut found: Vec<Found>) -> (Vec<DocEntry>, Vec<Vec<String>>) {
         docs.push(entry);
     }
     (docs, shapes)
+}
+
+/// The order of [`crate::index::Index::docs`]: documents lying on a source by (source,
+/// offset), then documents of WiredTiger pages by (page, offset in the page).
+pub fn disk_order(d: &DocEntry) -> (bool, u64, u64) {
+    match d.wt {
+        None => (false, u64::from(d.source), d.offset),
+        Some(w) => (true, u64::from(w.page), d.offset),
+    }
 }

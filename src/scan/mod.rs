@@ -25,6 +25,7 @@ use crate::scan::documents::BufferFinds;
 use crate::source::Source;
 
 pub mod documents;
+pub mod wiredtiger;
 
 /// Bytes read per work item of pass 1.
 const CHUNK: u64 = 8 << 20;
@@ -40,6 +41,8 @@ struct ChunkFinds {
     orphans: Vec<Orphan>,
     /// Documents and MMAPv1 headers.
     docs: BufferFinds,
+    /// WiredTiger pages and their documents.
+    pages: wiredtiger::PageFinds,
 }
 
 thread_local! {
@@ -206,10 +209,12 @@ pub fn scan(
                     settings.bson_any,
                     settings.json,
                 );
+                let pages = wiredtiger::scan_buffer(chunk, start, len, src, settings.json);
                 ChunkFinds {
                     flv_headers,
                     orphans,
                     docs,
+                    pages,
                 }
             });
             progress.advance(len as u64);
@@ -219,7 +224,9 @@ pub fn scan(
     let mut headers = Vec::new();
     let (mut found_docs, mut deferred, mut ns_extents) = (Vec::new(), Vec::new(), Vec::new());
     let mut orphans: Vec<Vec<Orphan>> = vec![Vec::new(); sources.len()];
+    let mut pages = wiredtiger::PageFinds::default();
     for (found, &(src, _, _)) in per_chunk.into_iter().zip(&work) {
+        pages.append(found.pages);
         let finds = found.docs;
         headers.extend(found.flv_headers);
         orphans[src as usize].extend(found.orphans);
@@ -296,6 +303,25 @@ pub fn scan(
     found_docs.par_extend(deferred.par_iter().filter_map(|&(src, offset, deleted)| {
         documents::read_deferred(&sources[src as usize], src, offset, deleted, settings.json)
     }));
+
+    progress.phase(&format!(
+        "reading {} long WiredTiger blocks, {} overflow values",
+        pages.deferred.len(),
+        pages.overflow_refs.len()
+    ));
+    let long_blocks: Vec<wiredtiger::PageFinds> = std::mem::take(&mut pages.deferred)
+        .par_iter()
+        .map(|&(src, offset)| {
+            wiredtiger::read_deferred(&sources[src as usize], src, offset, settings.json)
+        })
+        .collect();
+    for found in long_blocks {
+        pages.append(found);
+    }
+    wiredtiger::resolve_overflow(&mut pages, sources, settings.json);
+    wiredtiger::order(&mut pages);
+    wiredtiger::drop_claimed(&mut found_docs, &mut pages.claimed);
+    found_docs.append(&mut pages.docs);
     let (docs, shapes) = documents::finish(found_docs);
     ns_extents.sort_by_key(|e| (e.source, e.offset));
 
@@ -308,6 +334,8 @@ pub fn scan(
         docs,
         shapes,
         ns_extents,
+        wt_pages: pages.pages,
+        wt_catalog: pages.catalog,
         ..Index::empty(records, settings, spans)
     }
 }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use super::Tree;
 use crate::classify::Catalog;
 use crate::extent::{Extent, ExtentList};
-use crate::index::{FlvEntry, Index, Span};
+use crate::index::{DocEntry, FlvEntry, Index, Span};
 
 /// The file name of a carved FLV: zero-padded decimal offset so `ls` order is disk
 /// order; with several sources, prefixed by the source number (1-based).
@@ -280,9 +280,12 @@ fn unreadable_files(tree: &Tree, index: &Index) -> Vec<(u64, u64)> {
                         offset,
                         len,
                     } => unreadable_bytes(bad, source, offset, offset + len),
-                    Extent::Document { doc, .. } => index.docs.get(doc as usize).map_or(0, |d| {
-                        unreadable_bytes(bad, d.source, d.offset, d.offset + d.len as u64)
-                    }),
+                    Extent::Document { doc, .. } | Extent::Stored { doc, .. } => {
+                        index.docs.get(doc as usize).map_or(0, |d| {
+                            let (start, end) = stored_range(index, d);
+                            unreadable_bytes(bad, d.source, start, end)
+                        })
+                    }
                     Extent::Bytes(_) => 0,
                 })
                 .sum();
@@ -290,6 +293,14 @@ fn unreadable_files(tree: &Tree, index: &Index) -> Vec<(u64, u64)> {
         })
         .filter(|&(_, bytes)| bytes > 0)
         .collect()
+}
+
+/// The source bytes a document is read from: its own, or its WiredTiger block's.
+fn stored_range(index: &Index, d: &DocEntry) -> (u64, u64) {
+    match d.wt.and_then(|w| index.wt_pages.get(w.page as usize)) {
+        Some(page) => (page.offset, page.offset + u64::from(page.disk_size)),
+        None => (d.offset, d.offset + u64::from(d.len)),
+    }
 }
 
 /// Appends to `readme` the files with unreadable bytes and what a read of them does:

@@ -8,6 +8,7 @@
 //! mongo/docs/<db>/<coll>/<_id>.json      one indented document per file
 //! mongo/conflicts/<db>/<coll>/<_id>/     every version of an _id with several versions
 //! mongo/deleted/{dump,json}/<db>/...     deleted records, never mixed with live ones
+//! mongo/wiredtiger.tsv                   mongod's catalog as found: file -> collection
 //! ```
 //!
 //! Nothing is rendered here: `.json` files are lists of document extents whose lengths
@@ -71,6 +72,17 @@ pub fn add(tree: &mut Tree, index: &Index, catalog: &Catalog) {
         "summary.tsv",
         ExtentList::from_bytes(tsv.into_bytes()),
     );
+    if !index.wt_catalog.is_empty() {
+        let mut tsv = String::from("file	collection	write_gen\n");
+        for e in &index.wt_catalog {
+            let _ = writeln!(tsv, "{}.wt\t{}\t{}", e.ident, e.ns, e.write_gen);
+        }
+        tree.add_file(
+            "mongo",
+            "wiredtiger.tsv",
+            ExtentList::from_bytes(tsv.into_bytes()),
+        );
+    }
 }
 
 /// `<dump>/<name>.bson` and `<json>/<name>.json` for the documents `docs`.
@@ -82,7 +94,7 @@ fn add_collection(
     name: &str,
     docs: &[usize],
 ) {
-    let bson = docs.iter().flat_map(|&i| bson_extents(&index.docs[i]));
+    let bson = docs.iter().flat_map(|&i| bson_extents(&index.docs[i], i));
     tree.add_file(dump, &format!("{name}.bson"), ExtentList::new(bson));
     let lines = docs.iter().map(|&i| Extent::Document {
         doc: i as u32,
@@ -146,10 +158,17 @@ fn add_conflicts(tree: &mut Tree, index: &Index, dir: &str, coll: &Collection) {
             } else {
                 "live"
             };
+            // Where it is on disk: the document's offset, or its WiredTiger block's and
+            // that page's write generation.
+            let (offset, generation) = match d.wt.and_then(|w| index.wt_pages.get(w.page as usize))
+            {
+                Some(page) => (page.offset, format!("-gen{}", page.write_gen)),
+                None => (d.offset, String::new()),
+            };
             let place = if index.sources.len() > 1 {
-                format!("{}-{:013}", d.source + 1, d.offset)
+                format!("{}-{offset:013}{generation}", d.source + 1)
             } else {
-                format!("{:013}", d.offset)
+                format!("{offset:013}{generation}")
             };
             tree.add_file(&sub, &format!("{place}-{state}.json"), pretty(index, v));
         }
@@ -164,9 +183,14 @@ fn pretty(index: &Index, i: usize) -> ExtentList {
     }])
 }
 
-/// The stored bytes of a document; a deleted record gets its length back.
-fn bson_extents(d: &DocEntry) -> Vec<Extent> {
-    if d.deleted {
+/// The stored bytes of document number `i`; a deleted record gets its length back.
+fn bson_extents(d: &DocEntry, i: usize) -> Vec<Extent> {
+    if d.wt.is_some() {
+        vec![Extent::Stored {
+            doc: i as u32,
+            len: d.len as u64,
+        }]
+    } else if d.deleted {
         vec![
             Extent::Bytes(d.len.to_le_bytes().to_vec().into()),
             Extent::Source {

@@ -1,0 +1,310 @@
+//! The WiredTiger side of the scan: blocks in a buffer to pages and documents.
+//!
+//! A chunk worker proves each block it finds by its checksum, rebuilds the page image
+//! (decompressing it: this runs on every core, with the rest of the scan), and describes
+//! every record of a leaf page whose value is a valid document, exactly as a document
+//! found on the source is described. What a chunk cannot finish is left for afterwards:
+//! blocks reaching past its buffer, and values stored in overflow pages, which may lie
+//! anywhere and are matched to their leaf cell by the checksum the cell records.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use bson::RawDocument;
+
+use crate::carve::wiredtiger::{self as wt, Header, PageKind, Value};
+use crate::extjson::JsonMode;
+use crate::index::{CatalogEntry, Span, WtPage, WtRef};
+use crate::scan::documents::{self, Found};
+use crate::source::Source;
+
+thread_local! {
+    /// A page image, reused by every block a thread decodes.
+    static IMAGE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A leaf cell whose value is in an overflow page.
+pub struct OverflowRef {
+    /// The leaf page (a position in [`PageFinds::pages`]).
+    pub page: u32,
+    /// The record id.
+    pub record: i64,
+    /// Size of the overflow block in allocation units.
+    pub units: u64,
+    /// Checksum of the overflow block.
+    pub checksum: u32,
+}
+
+/// What the WiredTiger side found in one buffer (or in all of them, once joined).
+#[derive(Default)]
+pub struct PageFinds {
+    /// Leaf pages that hold documents.
+    pub pages: Vec<WtPage>,
+    /// Overflow pages (kept only if a leaf cell points to them).
+    pub overflow: Vec<WtPage>,
+    /// Documents of the leaf pages; `entry.wt.page` is a position in `pages`.
+    pub docs: Vec<Found>,
+    /// Values to fetch from overflow pages.
+    pub overflow_refs: Vec<OverflowRef>,
+    /// Entries of mongod's catalog.
+    pub catalog: Vec<CatalogEntry>,
+    /// Every block proven by its checksum: a document found on the source inside one
+    /// is a copy of a page's record, not a document of its own.
+    pub claimed: Vec<Span>,
+    /// Blocks reaching past the buffer: `(source, offset)`, read whole afterwards.
+    pub deferred: Vec<(u32, u64)>,
+}
+
+impl PageFinds {
+    /// Appends `other`, renumbering its pages after this one's.
+    pub fn append(&mut self, other: PageFinds) {
+        let base = self.pages.len() as u32;
+        self.pages.extend(other.pages);
+        self.overflow.extend(other.overflow);
+        self.docs.extend(other.docs.into_iter().map(|mut f| {
+            if let Some(wt) = &mut f.entry.wt {
+                wt.page += base;
+            }
+            f
+        }));
+        self.overflow_refs
+            .extend(other.overflow_refs.into_iter().map(|mut r| {
+                r.page += base;
+                r
+            }));
+        self.catalog.extend(other.catalog);
+        self.claimed.extend(other.claimed);
+        self.deferred.extend(other.deferred);
+    }
+}
+
+/// Scans `buf`, which holds source `source` from offset `base`; only blocks starting
+/// before `limit` belong to this buffer.
+pub fn scan_buffer(buf: &[u8], base: u64, limit: usize, source: u32, mode: JsonMode) -> PageFinds {
+    let mut finds = PageFinds::default();
+    for at in wt::candidates(buf, limit) {
+        let Some(h) = wt::header(&buf[at..]) else {
+            continue;
+        };
+        match buf.get(at..at + h.disk_size as usize) {
+            Some(block) => add_block(&mut finds, block, &h, source, base + at as u64, mode),
+            None => finds.deferred.push((source, base + at as u64)),
+        }
+    }
+    finds
+}
+
+/// Reads a deferred block whole from the source and adds what it holds.
+pub fn read_deferred(src: &Source, index: u32, offset: u64, mode: JsonMode) -> PageFinds {
+    let mut finds = PageFinds::default();
+    let mut head = [0u8; wt::COMPRESS_SKIP];
+    if src.read_exact_at(&mut head, offset).is_err() {
+        return finds;
+    }
+    let Some(h) = wt::header(&head) else {
+        return finds;
+    };
+    let mut block = vec![0u8; h.disk_size as usize];
+    if src.read_exact_at(&mut block, offset).is_ok() {
+        add_block(&mut finds, &block, &h, index, offset, mode);
+    }
+    finds
+}
+
+fn add_block(
+    finds: &mut PageFinds,
+    block: &[u8],
+    h: &Header,
+    source: u32,
+    offset: u64,
+    mode: JsonMode,
+) {
+    if !wt::checksum_ok(block, h) {
+        return;
+    }
+    IMAGE.with_borrow_mut(|image| {
+        let Some(codec) = wt::page_image(block, h, image) else {
+            log::debug!(
+                "WiredTiger block at {offset}: checksum matches, but no compressor decodes it"
+            );
+            return;
+        };
+        finds.claimed.push(Span {
+            source,
+            start: offset,
+            end: offset + block.len() as u64,
+        });
+        let page = WtPage {
+            source,
+            offset,
+            disk_size: h.disk_size,
+            checksum: h.checksum,
+            kind: h.kind,
+            codec,
+            write_gen: h.write_gen,
+        };
+        if h.kind == PageKind::Overflow {
+            finds.overflow.push(page);
+            return;
+        }
+        let Some(records) = wt::leaf_records(image, h.entries) else {
+            return;
+        };
+        let number = finds.pages.len() as u32;
+        let mut used = false;
+        for r in records {
+            match r.value {
+                Value::Inline { offset: at, len } => {
+                    let bytes = &image[at as usize..][..len as usize];
+                    let Some(mut found) = documents::describe(bytes, mode) else {
+                        continue;
+                    };
+                    if let Some(entry) = catalog_entry(bytes, &found, h.write_gen) {
+                        finds.catalog.push(entry);
+                        continue;
+                    }
+                    found.entry.source = source;
+                    found.entry.offset = u64::from(at);
+                    found.entry.wt = Some(WtRef {
+                        page: number,
+                        record: r.key,
+                    });
+                    finds.docs.push(found);
+                    used = true;
+                }
+                Value::Overflow { units, checksum } => {
+                    finds.overflow_refs.push(OverflowRef {
+                        page: number,
+                        record: r.key,
+                        units,
+                        checksum,
+                    });
+                    used = true;
+                }
+            }
+        }
+        if used {
+            finds.pages.push(page);
+        }
+    });
+}
+
+/// A document of mongod's catalog: `{md, ns: "db.coll", ident: "collection-..."}`.
+fn catalog_entry(bytes: &[u8], found: &Found, write_gen: u64) -> Option<CatalogEntry> {
+    let fields: Vec<&str> = found.fields.split_terminator('\0').collect();
+    if !(fields.contains(&"ns") && fields.contains(&"ident") && fields.contains(&"md")) {
+        return None;
+    }
+    let doc = RawDocument::from_bytes(bytes).ok()?;
+    let ns = doc.get_str("ns").ok()?;
+    let ident = doc.get_str("ident").ok()?;
+    (ns.contains('.') && !ident.is_empty()).then(|| CatalogEntry {
+        ident: ident.to_string(),
+        ns: ns.to_string(),
+        write_gen,
+    })
+}
+
+/// Fetches the values stored in overflow pages: each leaf cell names its overflow block
+/// by checksum and size; the block found with that checksum (and a size that is that
+/// many allocation units) holds the document. Adds the documents to `finds.docs` and
+/// the overflow pages they live in to `finds.pages`.
+pub fn resolve_overflow(finds: &mut PageFinds, sources: &[Source], mode: JsonMode) {
+    let mut by_checksum: HashMap<u32, Vec<usize>> = HashMap::new();
+    for (i, p) in finds.overflow.iter().enumerate() {
+        by_checksum.entry(p.checksum).or_default().push(i);
+    }
+    let mut refs = std::mem::take(&mut finds.overflow_refs);
+    // Two versions of a leaf page point to the same unchanged value: one document.
+    refs.sort_by_key(|r| (r.checksum, r.record));
+    refs.dedup_by_key(|r| (r.checksum, r.record));
+    let mut numbers: HashMap<usize, u32> = HashMap::new();
+    for r in refs {
+        let candidates = by_checksum.get(&r.checksum).map_or(&[][..], Vec::as_slice);
+        let Some(&i) = candidates.iter().find(|&&i| {
+            let size = u64::from(finds.overflow[i].disk_size);
+            r.units > 0 && size % r.units == 0 && (size / r.units).is_power_of_two()
+        }) else {
+            log::info!(
+                "overflow value of record {} not found (checksum {:08x})",
+                r.record,
+                r.checksum
+            );
+            continue;
+        };
+        let page = &finds.overflow[i];
+        let Some(found) = overflow_document(&sources[page.source as usize], page, mode) else {
+            continue;
+        };
+        let number = *numbers.entry(i).or_insert_with(|| {
+            finds.pages.push(page.clone());
+            finds.pages.len() as u32 - 1
+        });
+        let mut found = found;
+        found.entry.wt = Some(WtRef {
+            page: number,
+            record: r.record,
+        });
+        finds.docs.push(found);
+    }
+}
+
+/// Reads an overflow block and describes the document it holds.
+fn overflow_document(src: &Source, page: &WtPage, mode: JsonMode) -> Option<Found> {
+    let mut block = vec![0u8; page.disk_size as usize];
+    src.read_exact_at(&mut block, page.offset).ok()?;
+    let h = wt::header(&block)?;
+    if !wt::checksum_ok(&block, &h) {
+        return None;
+    }
+    let mut image = Vec::new();
+    wt::page_image(&block, &h, &mut image)?;
+    let bytes = image.get(wt::HEADER_LEN..wt::HEADER_LEN + h.entries as usize)?;
+    let mut found = documents::describe(bytes, mode)?;
+    found.entry.source = page.source;
+    found.entry.offset = wt::HEADER_LEN as u64;
+    Some(found)
+}
+
+/// Puts the pages in disk order (the documents follow their page) and the catalog in
+/// order, latest entry per ident first.
+pub fn order(finds: &mut PageFinds) {
+    let mut numbered: Vec<(u32, WtPage)> = std::mem::take(&mut finds.pages)
+        .into_iter()
+        .zip(0..)
+        .map(|(p, i)| (i, p))
+        .collect();
+    numbered.sort_by_key(|(_, p)| (p.source, p.offset));
+    let mut renumber = vec![0u32; numbered.len()];
+    for (new, (old, _)) in numbered.iter().enumerate() {
+        renumber[*old as usize] = new as u32;
+    }
+    finds.pages = numbered.into_iter().map(|(_, p)| p).collect();
+    for f in &mut finds.docs {
+        if let Some(wt) = &mut f.entry.wt {
+            wt.page = renumber[wt.page as usize];
+        }
+    }
+    finds.catalog.sort();
+    finds.catalog.dedup();
+}
+
+/// Drops the documents found on the source inside a WiredTiger block (an uncompressed
+/// page's records): the page's reading of them, with record id and write generation,
+/// is the one kept.
+pub fn drop_claimed(docs: &mut Vec<Found>, claimed: &mut [Span]) {
+    if claimed.is_empty() {
+        return;
+    }
+    claimed.sort_unstable();
+    docs.retain(|f| {
+        let e = &f.entry;
+        if e.wt.is_some() {
+            return true;
+        }
+        let after = claimed.partition_point(|s| (s.source, s.start) <= (e.source, e.offset));
+        !claimed[..after]
+            .last()
+            .is_some_and(|s| s.source == e.source && e.offset < s.end)
+    });
+}
