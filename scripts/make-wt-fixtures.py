@@ -109,21 +109,24 @@ def build(compressor):
         for rid, value in raw.items():
             cursor[rid] = value
         session.checkpoint()
-        replaced, removed = [], []
+        replaced, removed, first = [], [], {}
         for rid in sorted(rng.sample(sorted(raw), n // 10)):
             doc = bson.decode(raw[rid], bson.CodecOptions(document_class=SON))
             doc["revised"] = rng.randrange(1000)
-            replaced.append(sha(raw[rid]))
+            first[rid] = sha(raw[rid])
+            replaced.append(first[rid])
             raw[rid] = bson.encode(doc)
             cursor[rid] = raw[rid]
         for rid in sorted(rng.sample(sorted(raw), 3)):
             removed.append(sha(raw.pop(rid)))
+            if rid in first:  # replaced, then removed: only the first version was on disk
+                removed.append(replaced.pop(replaced.index(first[rid])))
             cursor.set_key(rid)
             cursor.remove()
         cursor.close()
         session.checkpoint()
         truth[ns] = {"ident": ident, "live": [sha(v) for v in raw.values()],
-                     "replaced": replaced, "removed": removed,
+                     "replaced": sorted(replaced), "removed": sorted(removed),
                      "overflow": [sha(v) for v in raw.values() if len(v) > 16 * 1024]}
     session.create("table:_mdb_catalog", TABLE.format(block))
     cursor = session.open_cursor("table:_mdb_catalog")
