@@ -159,9 +159,7 @@ fn overwrite_blocks(bytes: &mut [u8], filler: &[u8], fraction: f64, seed: u64) -
             as usize
             % blocks;
         let run = 1 + pick[(i + 2) % pick.len()] as usize % 4;
-        for b in at..(at + run).min(blocks) {
-            hit[b] = true;
-        }
+        hit[at..(at + run).min(blocks)].fill(true);
         i += 3;
     }
     let mut ranges = Vec::new();
