@@ -7,6 +7,7 @@ use std::path::Path;
 use salvagefs::carve::bson;
 use salvagefs::carve::flv::{self, WalkLimits};
 use salvagefs::carve::fragments::{self, Continuations};
+use salvagefs::carve::wiredtiger;
 use salvagefs::classify::Schema;
 use salvagefs::extjson::{self, JsonMode};
 use salvagefs::index::Index;
@@ -131,4 +132,70 @@ pub fn schema_parse(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = Schema::from_json(text);
     }
+}
+
+/// WiredTiger pages, flags in the first byte: the bytes as found on a disk, or wrapped
+/// in headers with a valid checksum (so that the fuzzer reaches the decompressors and
+/// the cell reader), as an uncompressed page image or as a compressed payload whose
+/// image size the next three bytes declare. Never a panic; every document found lies in
+/// its page image and re-validates there.
+pub fn wt_pages(input: &[u8]) {
+    let Some((&flags, data)) = input.split_first() else {
+        return;
+    };
+    let block = match flags & 3 {
+        0 => data.to_vec(),
+        1 => wt_block(flags >> 3, data.len() + wiredtiger::HEADER_LEN, false, data),
+        _ => {
+            let declared = data
+                .iter()
+                .take(3)
+                .fold(0usize, |n, &b| n << 8 | b as usize);
+            let mem = wiredtiger::COMPRESS_SKIP + declared % (1 << 20);
+            wt_block(flags >> 3, mem, true, data)
+        }
+    };
+    let finds =
+        salvagefs::scan::wiredtiger::scan_buffer(&block, 0, block.len(), 0, JsonMode::Relaxed);
+    for span in &finds.claimed {
+        assert!(span.start < span.end && span.end <= block.len() as u64);
+    }
+    for found in &finds.docs {
+        let (entry, wt) = (&found.entry, found.entry.wt.expect("a page's document"));
+        let page = &finds.pages[wt.page as usize];
+        let bytes = &block[page.offset as usize..][..page.disk_size as usize];
+        let h = wiredtiger::header(bytes).expect("an accepted block's header");
+        let mut image = Vec::new();
+        assert_eq!(
+            wiredtiger::page_image(bytes, &h, &mut image),
+            Some(page.codec)
+        );
+        let doc = &image[entry.offset as usize..][..entry.len as usize];
+        bson::validate(doc).expect("a page's document re-validates");
+    }
+}
+
+/// A block around `body`: leaf page (or overflow page when `kind` is odd) headers, the
+/// image size `mem`, then `body`, padded to 512 bytes, with its CRC32C.
+fn wt_block(kind: u8, mem: usize, compressed: bool, body: &[u8]) -> Vec<u8> {
+    let head = if compressed {
+        wiredtiger::COMPRESS_SKIP
+    } else {
+        wiredtiger::HEADER_LEN
+    };
+    let mut block = vec![0u8; head];
+    block.extend_from_slice(body);
+    block.resize(block.len().next_multiple_of(512), 0);
+    block[8] = 1; // write generation
+    block[16..20].copy_from_slice(&(mem as u32).to_le_bytes());
+    let entries = u32::from(kind >> 1);
+    block[20..24].copy_from_slice(&entries.to_le_bytes());
+    block[24] = if kind & 1 == 0 { 7 } else { 5 };
+    block[25] = u8::from(compressed);
+    let size = block.len() as u32;
+    block[28..32].copy_from_slice(&size.to_le_bytes());
+    block[36] = 1; // the checksum covers the whole block
+    let crc = crc32c::crc32c(&block);
+    block[32..36].copy_from_slice(&crc.to_le_bytes());
+    block
 }

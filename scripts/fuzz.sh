@@ -16,7 +16,7 @@ export RUSTC_BOOTSTRAP=1
 seconds=${1:-900}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(flv_walk bson_scan extjson_render index_load schema_parse)
+[ ${#targets[@]} -gt 0 ] || targets=(flv_walk bson_scan extjson_render index_load schema_parse wt_pages)
 command -v cargo-fuzz >/dev/null || { echo "fuzz.sh: cargo-fuzz missing; run: cargo install cargo-fuzz" >&2; exit 1; }
 
 seed() {
@@ -56,6 +56,14 @@ elif target == "extjson_render":
                 put(bytes([i % 4]) + d)
 elif target == "index_load":
     put(open(os.environ["SEED_INDEX"], "rb").read()[32:])
+elif target == "wt_pages":
+    # Real blocks as found on disk (flag 0), and page images behind valid headers (1).
+    for f in sorted(glob.glob(f"{F}/wt/*/*.wt")):
+        b = open(f, "rb").read()
+        for at in range(0, len(b), 4096):
+            if b[at + 24] in (5, 7) and int.from_bytes(b[at + 28:at + 32], "little") <= 8192:
+                put(b"\x00" + b[at:at + 8192])
+        put(b"\x01" + b[4096 + 40:4096 + 8192])
 elif target == "schema_parse":
     put(open(f"{F}/bson/schema.json", "rb").read())
     put(b'{"a.b": ["x", "y"], "c.d": []}')

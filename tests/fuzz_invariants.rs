@@ -12,12 +12,13 @@ use proptest::prelude::*;
 
 type Invariant = fn(&[u8]);
 
-const TARGETS: [(&str, Invariant); 5] = [
+const TARGETS: [(&str, Invariant); 6] = [
     ("flv_walk", invariants::flv_walk),
     ("bson_scan", invariants::bson_scan),
     ("extjson_render", invariants::extjson_render),
     ("index_load", invariants::index_load),
     ("schema_parse", invariants::schema_parse),
+    ("wt_pages", invariants::wt_pages),
 ];
 
 #[test]

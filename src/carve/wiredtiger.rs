@@ -555,6 +555,87 @@ mod tests {
         assert_eq!(unpack_whole_int(&[0x1f]), None, "negative length");
     }
 
+    /// A block with valid headers and checksum around `body`: a compressed payload
+    /// (image size `mem`) or, uncompressed, the cells of a leaf page.
+    fn block(entries: u32, mem: usize, compressed: bool, body: &[u8]) -> Vec<u8> {
+        let head = if compressed { COMPRESS_SKIP } else { HEADER_LEN };
+        let mut b = vec![0u8; head];
+        b.extend_from_slice(body);
+        b.resize(b.len().next_multiple_of(4096), 0);
+        b[8] = 1;
+        b[16..20].copy_from_slice(&(mem as u32).to_le_bytes());
+        b[20..24].copy_from_slice(&entries.to_le_bytes());
+        b[24] = TYPE_ROW_LEAF;
+        b[25] = u8::from(compressed);
+        let size = b.len() as u32;
+        b[28..32].copy_from_slice(&size.to_le_bytes());
+        b[36] = BLOCK_DATA_CHECKSUM;
+        let crc = crc32c::crc32c(&b);
+        b[32..36].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    /// What a decoded block gives: its codec, or `None`.
+    fn decode(b: &[u8]) -> Option<Codec> {
+        let h = header(b)?;
+        assert!(checksum_ok(b, &h));
+        page_image(b, &h, &mut Vec::new())
+    }
+
+    #[test]
+    fn decompression_bombs_stop_at_the_declared_size() {
+        let zeros = vec![0u8; 64 << 20];
+        // 64 MiB of zeros in a few KiB, behind a header declaring an 8 KiB page.
+        let zstd = zstd::bulk::compress(&zeros, 3).unwrap();
+        let mut framed = (zstd.len() as u64).to_le_bytes().to_vec();
+        framed.extend_from_slice(&zstd);
+        assert_eq!(decode(&block(0, 8192, true, &framed)), None);
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut z, &zeros).unwrap();
+        assert_eq!(decode(&block(0, 8192, true, &z.finish().unwrap())), None);
+        let snappy = snap::raw::Encoder::new().compress_vec(&zeros[..1 << 20]).unwrap();
+        let mut framed = (snappy.len() as u64).to_le_bytes().to_vec();
+        framed.extend_from_slice(&snappy);
+        assert_eq!(decode(&block(0, 8192, true, &framed)), None);
+        // An image larger than any page is refused before anything is allocated.
+        assert_eq!(header(&block(0, MAX_PAGE_LEN as usize + 1, true, &framed)), None);
+        // The same compressor output with the truthful size decodes.
+        let small = zstd::bulk::compress(&zeros[..8192 - COMPRESS_SKIP], 3).unwrap();
+        let mut framed = (small.len() as u64).to_le_bytes().to_vec();
+        framed.extend_from_slice(&small);
+        assert_eq!(decode(&block(0, 8192, true, &framed)), Some(Codec::Zstd));
+    }
+
+    #[test]
+    fn lying_lengths_are_refused() {
+        // A compressed length past the block.
+        let mut framed = u64::MAX.to_le_bytes().to_vec();
+        framed.extend_from_slice(&ZSTD_MAGIC);
+        assert_eq!(decode(&block(0, 8192, true, &framed)), None);
+        // A block size past the bytes there are: a plausible header, no block.
+        let mut b = block(0, 100, false, &[]);
+        b[28..32].copy_from_slice(&(16u32 << 20).to_le_bytes());
+        let h = header(&b).unwrap();
+        assert!(!checksum_ok(&b, &h));
+        // Cells: a value whose length runs past the page; a cell count past the page.
+        let key = [0x01 << 2 | 1, 0x81]; // short key: record id 1
+        let long_value = [CELL_VALUE, 0xe2, 0x7f, 0xff]; // 32 KiB + 8256 bytes
+        let mut cells = key.to_vec();
+        cells.extend_from_slice(&long_value);
+        let b = block(2, HEADER_LEN + cells.len() + 10, false, &cells);
+        let h = header(&b).unwrap();
+        let mut image = Vec::new();
+        page_image(&b, &h, &mut image).unwrap();
+        assert_eq!(leaf_records(&image, 2), None);
+        assert_eq!(leaf_records(&image, 1).map(|r| r.len()), Some(0));
+        assert_eq!(leaf_records(&image, u32::MAX), None);
+        // A value copy pointing before the page.
+        let copy = [0x01 << 2 | 1, 0x81, CELL_VALUE_COPY, 0xe2, 0x7f, 0xff];
+        let b = block(2, HEADER_LEN + copy.len(), false, &copy);
+        page_image(&b, &header(&b).unwrap(), &mut image).unwrap();
+        assert_eq!(leaf_records(&image, 2), None);
+    }
+
     #[test]
     fn garbage_is_no_block() {
         assert_eq!(header(&[0u8; 64]), None);
