@@ -179,6 +179,15 @@ fn scan(args: ScanArgs) -> anyhow::Result<()> {
                     "truncated": count("truncated"), "known": known_count},
             "bad_ranges": index.bad_ranges.iter().map(|b| [b.source as u64, b.start, b.end]).collect::<Vec<_>>(),
             "candidates": candidates,
+            "wiredtiger": {
+                "pages": index.wt_pages.len(),
+                "by_compressor": index.wt_pages.iter().fold(serde_json::Map::new(), |mut m, p| {
+                    let n = m.get(p.codec.as_str()).and_then(|v| v.as_u64()).unwrap_or(0);
+                    m.insert(p.codec.as_str().into(), (n + 1).into());
+                    m
+                }),
+                "catalog": index.wt_catalog.iter().map(|e| serde_json::json!({"file": format!("{}.wt", e.ident), "collection": e.ns})).collect::<Vec<_>>(),
+            },
             "mongo": catalog.iter().map(|(ns, c)| (ns.clone(), serde_json::json!({
                 "documents": c.docs.len(), "deleted": c.deleted.len(), "duplicates": c.duplicates,
                 "conflicts": c.conflicts.len(), "named_by": c.named_by.as_str()}))).collect::<serde_json::Map<_, _>>(),
