@@ -13,6 +13,8 @@ Outputs, for each block compressor in none, snappy, zstd, zlib:
 Each collection was filled, checkpointed, then about a tenth of its documents were
 updated (same _id and record id, other content) and a few removed, and checkpointed
 again: the first checkpoint's pages stay in the file as older copies (lower write_gen).
+"removed" lists what was on disk of each removed record (a record updated, then removed
+before the checkpoint, only ever had its first version on disk).
 Two documents of shop.customers are larger than half a leaf page: WiredTiger stores
 them in overflow pages.
   manifest.json   ground truth (the same documents in every compressor's files): per
@@ -118,9 +120,11 @@ def build(compressor):
             raw[rid] = bson.encode(doc)
             cursor[rid] = raw[rid]
         for rid in sorted(rng.sample(sorted(raw), 3)):
-            removed.append(sha(raw.pop(rid)))
+            value = raw.pop(rid)
             if rid in first:  # replaced, then removed: only the first version was on disk
                 removed.append(replaced.pop(replaced.index(first[rid])))
+            else:
+                removed.append(sha(value))
             cursor.set_key(rid)
             cursor.remove()
         cursor.close()

@@ -23,6 +23,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 
 use crate::carve::bson;
+use crate::carve::wiredtiger::PageKind;
 use crate::index::{DocEntry, Index};
 
 /// Collections and the fields that identify their documents.
@@ -255,8 +256,11 @@ pub fn classify(index: &Index, schema: Option<&Schema>) -> Catalog {
         )
         .collect();
 
+    let removed = removed_records(index, &files);
+    let deleted = |i: usize| docs[i].deleted || removed[i];
+
     // Byte-identical copies: keep the most trusted one.
-    let trust = |i: usize| (!docs[i].deleted, placed[i].1.on_disk());
+    let trust = |i: usize| (!deleted(i), placed[i].1.on_disk());
     let mut best: HashMap<u64, usize, foldhash::fast::RandomState> = HashMap::default();
     let mut copies = vec![1usize; docs.len()];
     for i in 0..docs.len() {
@@ -295,11 +299,11 @@ pub fn classify(index: &Index, schema: Option<&Schema>) -> Catalog {
         }
         used[ns as usize] = true;
         coll.duplicates += copies[i] - 1;
-        if docs[i].deleted {
+        if deleted(i) {
             coll.deleted.push(i);
         }
         if docs[i].id.is_empty() {
-            if !docs[i].deleted {
+            if !deleted(i) {
                 coll.docs.push(i);
             }
         } else {
@@ -317,7 +321,7 @@ pub fn classify(index: &Index, schema: Option<&Schema>) -> Catalog {
         let chosen = versions
             .iter()
             .copied()
-            .filter(|&i| !docs[i].deleted)
+            .filter(|&i| !deleted(i))
             .max_by_key(|&i| (placed[i].1.on_disk(), write_gen(index, i), copies[i], i));
         if let Some(c) = chosen {
             coll.docs.push(c);
@@ -400,6 +404,49 @@ fn wt_files(index: &Index) -> Vec<WtFile> {
             }
         })
         .collect()
+}
+
+/// Which documents are records a WiredTiger file no longer held: a leaf page written
+/// after the record's newest version holds every record between its first and last
+/// key, but not this one. Only within one source known to be a WiredTiger file (on a
+/// raw disk, pages of several collections mix, and their record ids overlap).
+fn removed_records(index: &Index, files: &[WtFile]) -> Vec<bool> {
+    let docs = &index.docs;
+    let mut removed = vec![false; docs.len()];
+    // (source, record) -> newest write_gen of any version, and the documents.
+    let mut records: BTreeMap<(u32, i64), (u64, Vec<usize>)> = BTreeMap::new();
+    let mut held: std::collections::HashSet<(u32, i64)> = Default::default();
+    for (i, d) in docs.iter().enumerate() {
+        let Some(wt) = d.wt else { continue };
+        if matches!(files[d.source as usize], WtFile::Unknown) {
+            continue;
+        }
+        let entry = records.entry((d.source, wt.record)).or_default();
+        entry.0 = entry.0.max(write_gen(index, i));
+        entry.1.push(i);
+        held.insert((wt.page, wt.record));
+    }
+    for (n, page) in index.wt_pages.iter().enumerate() {
+        let n = n as u32;
+        if page.kind != PageKind::RowLeaf || matches!(files[page.source as usize], WtFile::Unknown)
+        {
+            continue;
+        }
+        let (first, last) = page.keys;
+        for (&(_, record), (newest, versions)) in
+            records.range_mut((page.source, first)..=(page.source, last))
+        {
+            if *newest < page.write_gen
+                && !held.contains(&(n, record))
+                && !page.overflow_keys.contains(&record)
+            {
+                for &i in versions.iter() {
+                    removed[i] = true;
+                }
+            }
+        }
+    }
+    removed
 }
 
 /// The write generation of the WiredTiger page holding document `i` (0 for others).

@@ -140,6 +140,11 @@ pub struct WtPage {
     pub codec: Codec,
     /// The page's write generation: a later copy of a page has a higher one.
     pub write_gen: u64,
+    /// A leaf page's first and last record ids: the page held every record of the file
+    /// between them when it was written.
+    pub keys: (i64, i64),
+    /// Record ids of a leaf page whose values are in overflow pages.
+    pub overflow_keys: Vec<i64>,
 }
 
 /// An entry of mongod's catalog (`_mdb_catalog.wt`): which file holds which collection.
@@ -572,6 +577,8 @@ mod tests {
                 kind: PageKind::RowLeaf,
                 codec: Codec::Snappy,
                 write_gen: 3,
+                keys: (1, 9),
+                overflow_keys: vec![4],
             }],
             wt_catalog: vec![CatalogEntry {
                 ident: "collection-2-1".into(),

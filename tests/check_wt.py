@@ -65,12 +65,19 @@ for ns, truth in manifest["collections"].items():
     live, removed, replaced = set(truth["live"]), set(truth["removed"]), set(truth["replaced"])
     if missing := live - got:
         fail(f"{name}: {len(missing)} of {len(live)} live documents missing")
-    # Removed records whose old page survives come back (nothing on disk but the newer
-    # tree tells them apart); replaced versions never do: a newer write_gen holds them.
+    # Replaced versions never come back as live (a newer write_gen holds the record),
+    # nor do removed records: a newer page covering their record id lacks them.
     if stale := got & replaced:
         fail(f"{name}: {len(stale)} replaced versions served as live")
-    if strange := got - live - removed:
+    if zombies := got & removed:
+        fail(f"{name}: {len(zombies)} removed records served as live")
+    if strange := got - live:
         fail(f"{name}: {len(strange)} documents that were never written")
+    gone = mongo / "deleted" / "dump" / db / f"{coll}.bson"
+    deleted = {sha(d) for d in split(gone.read_bytes())} if gone.exists() else set()
+    if deleted != removed:
+        fail(f"{name}: deleted/ holds {len(deleted & removed)} of {len(removed)} removed records "
+             f"and {len(deleted - removed)} others")
     for overflow in truth["overflow"]:
         if overflow not in got:
             fail(f"{name}: overflow-page document {overflow[:12]} missing")
@@ -100,5 +107,5 @@ for ns, truth in manifest["collections"].items():
             fail(f"{name}: JSON line differs from pymongo's\n ours: {text[:200]}")
     checked += len(docs)
     print(f"{name}: {len(live)}/{len(live)} live documents byte-identical, "
-          f"{len(got & removed)} removed records back from old pages, {len(listed)} rewritten records listed")
+          f"{len(deleted)} removed records under deleted/, {len(listed)} rewritten records listed")
 print(f"check_wt: {checked} documents verified")

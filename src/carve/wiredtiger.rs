@@ -558,7 +558,11 @@ mod tests {
     /// A block with valid headers and checksum around `body`: a compressed payload
     /// (image size `mem`) or, uncompressed, the cells of a leaf page.
     fn block(entries: u32, mem: usize, compressed: bool, body: &[u8]) -> Vec<u8> {
-        let head = if compressed { COMPRESS_SKIP } else { HEADER_LEN };
+        let head = if compressed {
+            COMPRESS_SKIP
+        } else {
+            HEADER_LEN
+        };
         let mut b = vec![0u8; head];
         b.extend_from_slice(body);
         b.resize(b.len().next_multiple_of(4096), 0);
@@ -593,12 +597,17 @@ mod tests {
         let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
         std::io::Write::write_all(&mut z, &zeros).unwrap();
         assert_eq!(decode(&block(0, 8192, true, &z.finish().unwrap())), None);
-        let snappy = snap::raw::Encoder::new().compress_vec(&zeros[..1 << 20]).unwrap();
+        let snappy = snap::raw::Encoder::new()
+            .compress_vec(&zeros[..1 << 20])
+            .unwrap();
         let mut framed = (snappy.len() as u64).to_le_bytes().to_vec();
         framed.extend_from_slice(&snappy);
         assert_eq!(decode(&block(0, 8192, true, &framed)), None);
         // An image larger than any page is refused before anything is allocated.
-        assert_eq!(header(&block(0, MAX_PAGE_LEN as usize + 1, true, &framed)), None);
+        assert_eq!(
+            header(&block(0, MAX_PAGE_LEN as usize + 1, true, &framed)),
+            None
+        );
         // The same compressor output with the truthful size decodes.
         let small = zstd::bulk::compress(&zeros[..8192 - COMPRESS_SKIP], 3).unwrap();
         let mut framed = (small.len() as u64).to_le_bytes().to_vec();

@@ -142,6 +142,8 @@ fn add_block(
             kind: h.kind,
             codec,
             write_gen: h.write_gen,
+            keys: (0, 0),
+            overflow_keys: Vec::new(),
         };
         if h.kind == PageKind::Overflow {
             finds.overflow.push(page);
@@ -150,6 +152,10 @@ fn add_block(
         let Some(records) = wt::leaf_records(image, h.entries) else {
             return;
         };
+        let mut page = page;
+        if let (Some(first), Some(last)) = (records.first(), records.last()) {
+            page.keys = (first.key, last.key);
+        }
         let number = finds.pages.len() as u32;
         let mut used = false;
         for r in records {
@@ -173,6 +179,7 @@ fn add_block(
                     used = true;
                 }
                 Value::Overflow { units, checksum } => {
+                    page.overflow_keys.push(r.key);
                     finds.overflow_refs.push(OverflowRef {
                         page: number,
                         record: r.key,
