@@ -16,10 +16,11 @@ use salvagefs::index::Index;
 
 const MIB: usize = 1 << 20;
 
-/// Recordings and MongoDB data files over noise, several of them across the 8 MiB
-/// chunk boundaries and the part boundaries used below (13 MiB, 27 MiB).
+/// Recordings, MongoDB data files and WiredTiger files over noise, several of them
+/// across the 8 MiB chunk boundaries and the part boundaries used below (13 MiB, 27 MiB).
 fn image() -> Vec<u8> {
     let bson = |f: &str| std::fs::read(fixtures().join("bson").join(f)).unwrap();
+    let wt = |f: &str| std::fs::read(fixtures().join("wt").join(f)).unwrap();
     let mut img = noise(21, 40 * MIB);
     let mut put = |at: usize, bytes: Vec<u8>| img[at..at + bytes.len()].copy_from_slice(&bytes);
     put(8 * MIB - 500_000, fixture("stream-av-1.flv"));
@@ -28,6 +29,15 @@ fn image() -> Vec<u8> {
     put(27 * MIB - 700_000, bson("blog.0"));
     put(27 * MIB + 600_000, fixture("short-av.flv"));
     put(32 * MIB - 20_000, fixture("video-only.flv"));
+    put(
+        20 * MIB + 12_345,
+        wt("zstd/collection-2-1234567890123456789.wt"),
+    );
+    put(
+        24 * MIB - 150_001,
+        wt("snappy/collection-4-1234567890123456789.wt"),
+    );
+    put(35 * MIB + 777, wt("snappy/_mdb_catalog.wt"));
     img
 }
 
@@ -54,10 +64,11 @@ fn parts_and_segments_merge_into_the_whole_scan() {
     scan(&img, &whole, &[]);
     let want = comparable(&whole);
     assert!(
-        want.flv.len() == 3 && want.docs.len() > 1000,
-        "{} FLV, {} docs",
+        want.flv.len() == 3 && want.docs.len() > 1000 && want.wt_pages.len() > 5,
+        "{} FLV, {} docs, {} WiredTiger pages",
         want.flv.len(),
-        want.docs.len()
+        want.docs.len(),
+        want.wt_pages.len()
     );
 
     let parts: Vec<PathBuf> = ["0..13M", "13M..27M", "27M.."]
