@@ -2,10 +2,11 @@
 //!
 //! Pass 1 reads every source once, in fixed-size chunks (with an overlap so a header or
 //! a document straddling two chunks is seen whole, and counted only in the chunk where
-//! it starts), on all cores, and collects FLV header offsets, BSON documents and MMAPv1
-//! extent headers. Pass 2 walks each FLV header's tag chain (reading only the tag
-//! headers it needs, through a small read-ahead window) and reads the few documents
-//! longer than the overlap.
+//! it starts), on all cores, and collects FLV header offsets, BSON documents, MMAPv1
+//! extent headers and WiredTiger pages (checksummed, decompressed and read there).
+//! Pass 2 walks each FLV header's tag chain (reading only the tag headers it needs,
+//! through a small read-ahead window), reads the few documents and WiredTiger blocks
+//! longer than the overlap, and fetches values stored in overflow pages.
 //! Memory is bounded by the chunk size times the number of threads, whatever the size of
 //! the disk.
 
