@@ -132,7 +132,7 @@ pub fn merge(a: Index, b: Index) -> Result<Index, MergeError> {
     for (new, (old, _)) in pages.iter().enumerate() {
         renumber[*old as usize] = new as u32;
     }
-    let wt_pages = pages.into_iter().map(|(_, p)| p).collect();
+    let wt_pages: Vec<WtPage> = pages.into_iter().map(|(_, p)| p).collect();
     let mut wt_catalog = a.wt_catalog;
     wt_catalog.extend(b.wt_catalog);
     wt_catalog.sort();
@@ -154,6 +154,17 @@ pub fn merge(a: Index, b: Index) -> Result<Index, MergeError> {
         }));
     }
     docs.sort_by_key(|(d, _)| documents::disk_order(d));
+    // A part's documents inside a WiredTiger block that another part read (a file off
+    // the sector grid is followed past the end of the part that holds its start).
+    let mut claimed: Vec<Span> = wt_pages
+        .iter()
+        .map(|p: &WtPage| Span {
+            source: p.source,
+            start: p.offset,
+            end: p.offset + u64::from(p.disk_size),
+        })
+        .collect();
+    crate::scan::wiredtiger::drop_claimed_entries(&mut docs, &mut claimed, |(d, _)| d);
     let mut shapes: Vec<Vec<String>> = Vec::new();
     let mut numbers: HashMap<&[String], u32> = HashMap::new();
     let mut outermost = Outermost::default();

@@ -244,10 +244,30 @@ fn files_embedded_at_odd_offsets_in_a_disk_image_are_found_whole() {
             image.extend(noise(n as u64 + 11, 777 + 513 * n));
         }
     }
+    // A fragment of a file, without its first block, on a sector boundary (as a
+    // filesystem leaves it) that is not a 4 KiB one.
+    image.resize(image.len().next_multiple_of(4096) + 512, 0);
+    let fragment_at = image.len() as u64;
+    let file = std::fs::read(wt("none", ORDERS)).unwrap();
+    image.extend(&file[file.len() / 2..]);
     image.extend(vec![0u8; 3 << 20]);
     let disk = tmp.path().join("disk.img");
     std::fs::write(&disk, &image).unwrap();
     let found = scan(&[&disk], &tmp.path().join("disk.idx"));
+    let alone = scan(&[&wt("none", ORDERS)], &tmp.path().join("alone.idx"));
+    let in_fragment = |pages: &[salvagefs::index::WtPage], from: u64, len: u64| {
+        pages
+            .iter()
+            .filter(|p| p.offset >= from && p.offset < from + len)
+            .count()
+    };
+    let half = file.len() as u64 / 2;
+    assert_eq!(
+        in_fragment(&found.wt_pages, fragment_at, half),
+        in_fragment(&alone.wt_pages, half, half),
+        "the fragment's pages"
+    );
+    assert!(in_fragment(&found.wt_pages, fragment_at, half) > 0);
     assert_eq!(
         hashes(&found),
         want,

@@ -16,7 +16,6 @@
 //! decompression writes into a buffer of the declared size and never past it, and no
 //! input panics.
 
-use memchr::memchr2_iter;
 use serde::{Deserialize, Serialize};
 
 /// Page header plus block header: where a page's cells (or overflow data) start.
@@ -115,6 +114,11 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 /// that WiredTiger could have written. Cheap: no checksum yet.
 pub fn header(buf: &[u8]) -> Option<Header> {
     let b = buf.get(..COMPRESS_SKIP)?;
+    // The padding bytes first: in random data, where a page type byte turns up every
+    // 128 bytes, this rejects almost every candidate at once.
+    if b[26] != 0 || b[37..40] != [0, 0, 0] || b[36] & !BLOCK_DATA_CHECKSUM != 0 {
+        return None;
+    }
     let kind = match b[TYPE_AT] {
         TYPE_ROW_LEAF => PageKind::RowLeaf,
         TYPE_OVERFLOW => PageKind::Overflow,
@@ -149,17 +153,30 @@ pub fn header(buf: &[u8]) -> Option<Header> {
     plausible.then_some(h)
 }
 
-/// Offsets in `buf` (below `limit`) where a block header could start: where byte 24
-/// after it is a leaf or overflow page type. Found with `memchr`, so pages at any
-/// alignment cost little more than pages on 4 KiB boundaries.
-pub fn candidates(buf: &[u8], limit: usize) -> impl Iterator<Item = usize> + '_ {
-    let end = limit.saturating_add(TYPE_AT).min(buf.len());
-    memchr2_iter(
-        TYPE_OVERFLOW,
-        TYPE_ROW_LEAF,
-        buf.get(TYPE_AT..end).unwrap_or_default(),
-    )
-    .filter(move |&at| header(&buf[at..]).is_some())
+/// Blocks lie on multiples of the allocation size (512 bytes at least) from the start
+/// of their file, and files start on sector boundaries: blocks are looked for at offsets
+/// that are a multiple of this from the start of the source, or from an unaligned file
+/// start ([`file_starts`]).
+pub const SECTOR: u64 = 512;
+
+/// What the first block of every WiredTiger file starts with: magic number 120897,
+/// major version 1, minor version 0.
+const FILE_MAGIC: [u8; 8] = [0x41, 0xd8, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00];
+
+/// Offsets in `buf` (below `limit`) on a [`SECTOR`] boundary of the source (`buf`
+/// holds it from offset `base`) where a block header could start.
+pub fn candidates(buf: &[u8], base: u64, limit: usize) -> impl Iterator<Item = usize> + '_ {
+    let first = ((SECTOR - base % SECTOR) % SECTOR) as usize;
+    (first..limit.min(buf.len()))
+        .step_by(SECTOR as usize)
+        .filter(|&at| header(&buf[at..]).is_some())
+}
+
+/// Offsets in `buf` (below `limit`) where a WiredTiger file starts: its descriptor
+/// block's magic number and version.
+pub fn file_starts(buf: &[u8], limit: usize) -> Vec<usize> {
+    let end = limit.saturating_add(FILE_MAGIC.len() - 1).min(buf.len());
+    memchr::memmem::find_iter(&buf[..end], &FILE_MAGIC).collect()
 }
 
 /// Whether `block` (exactly `disk_size` bytes) matches its checksum.

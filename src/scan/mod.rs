@@ -20,6 +20,7 @@ use rayon::prelude::*;
 use crate::carve::ByteSource;
 use crate::carve::flv::{self, WalkLimits};
 use crate::carve::fragments::{self, Continuations, Orphan};
+use crate::carve::wiredtiger::SECTOR;
 use crate::index::{FlvEntry, Index, ScanSettings, SourceRecord, Span};
 use crate::merge;
 use crate::scan::documents::BufferFinds;
@@ -304,6 +305,32 @@ pub fn scan(
     found_docs.par_extend(deferred.par_iter().filter_map(|&(src, offset, deleted)| {
         documents::read_deferred(&sources[src as usize], src, offset, deleted, settings.json)
     }));
+
+    // Files off the sector grid, each followed up to the next one of the same alignment
+    // (past the end of this scan's range if need be: the scan of the next range, which
+    // does not see the file's start, would not find its blocks).
+    let mut unaligned = std::mem::take(&mut pages.unaligned);
+    unaligned.sort_unstable();
+    let follows: Vec<(u32, u64, u64)> = unaligned
+        .iter()
+        .enumerate()
+        .map(|(i, &(src, start))| {
+            let next = unaligned[i + 1..]
+                .iter()
+                .find(|&&(s, o)| s == src && o % SECTOR == start % SECTOR)
+                .map_or(sources[src as usize].size, |&(_, o)| o);
+            (src, start, next)
+        })
+        .collect();
+    let followed: Vec<wiredtiger::PageFinds> = follows
+        .par_iter()
+        .map(|&(src, start, end)| {
+            wiredtiger::follow(&sources[src as usize], src, start, end, settings.json)
+        })
+        .collect();
+    for found in followed {
+        pages.append(found);
+    }
 
     progress.phase(&format!(
         "reading {} long WiredTiger blocks, {} overflow values",

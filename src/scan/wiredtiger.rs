@@ -14,7 +14,7 @@ use bson::RawDocument;
 
 use crate::carve::wiredtiger::{self as wt, Header, PageKind, Value};
 use crate::extjson::JsonMode;
-use crate::index::{CatalogEntry, Span, WtPage, WtRef};
+use crate::index::{CatalogEntry, DocEntry, Span, WtPage, WtRef};
 use crate::scan::documents::{self, Found};
 use crate::source::Source;
 
@@ -53,6 +53,8 @@ pub struct PageFinds {
     pub claimed: Vec<Span>,
     /// Blocks reaching past the buffer: `(source, offset)`, read whole afterwards.
     pub deferred: Vec<(u32, u64)>,
+    /// Starts of files off the sector grid: `(source, offset)`, followed afterwards.
+    pub unaligned: Vec<(u32, u64)>,
 }
 
 impl PageFinds {
@@ -75,14 +77,16 @@ impl PageFinds {
         self.catalog.extend(other.catalog);
         self.claimed.extend(other.claimed);
         self.deferred.extend(other.deferred);
+        self.unaligned.extend(other.unaligned);
     }
 }
 
-/// Scans `buf`, which holds source `source` from offset `base`; only blocks starting
-/// before `limit` belong to this buffer.
+/// Scans `buf`, which holds source `source` from offset `base`, for blocks on sector
+/// boundaries and for the starts of files that are not; only blocks starting before
+/// `limit` belong to this buffer.
 pub fn scan_buffer(buf: &[u8], base: u64, limit: usize, source: u32, mode: JsonMode) -> PageFinds {
     let mut finds = PageFinds::default();
-    for at in wt::candidates(buf, limit) {
+    for at in wt::candidates(buf, base, limit) {
         let Some(h) = wt::header(&buf[at..]) else {
             continue;
         };
@@ -90,6 +94,48 @@ pub fn scan_buffer(buf: &[u8], base: u64, limit: usize, source: u32, mode: JsonM
             Some(block) => add_block(&mut finds, block, &h, source, base + at as u64, mode),
             None => finds.deferred.push((source, base + at as u64)),
         }
+    }
+    finds.unaligned = wt::file_starts(buf, limit)
+        .into_iter()
+        .map(|at| (source, base + at as u64))
+        .filter(|&(_, start)| start % wt::SECTOR != 0)
+        .collect();
+    finds
+}
+
+/// A file off the sector grid is followed until this many bytes past its last block
+/// hold no block. A WiredTiger file is written block after block (freed blocks keep
+/// their old, still valid, contents), so a gap this long means the file ended.
+const FOLLOW_GIVE_UP: u64 = 1 << 20;
+
+/// Looks for the blocks of a file whose first block is at `start`, off the sector grid
+/// (a file embedded at an odd offset): at the file's own alignment, block after block,
+/// from its start to `end` or until [`FOLLOW_GIVE_UP`] bytes hold no block. Reads only
+/// block headers and the blocks found, so the bytes around are not read twice.
+pub fn follow(src: &Source, index: u32, start: u64, end: u64, mode: JsonMode) -> PageFinds {
+    let mut finds = PageFinds::default();
+    let (mut at, mut past_last_block) = (start, start);
+    let mut head = [0u8; wt::COMPRESS_SKIP];
+    let end = end.min(src.size);
+    while at < end && at < past_last_block + FOLLOW_GIVE_UP {
+        let h = src
+            .read_exact_at(&mut head, at)
+            .ok()
+            .and_then(|()| wt::header(&head));
+        let step = match h {
+            Some(h) => {
+                let found = read_deferred(src, index, at, mode);
+                if found.claimed.is_empty() {
+                    wt::SECTOR
+                } else {
+                    past_last_block = at + u64::from(h.disk_size);
+                    finds.append(found);
+                    u64::from(h.disk_size)
+                }
+            }
+            None => wt::SECTOR,
+        };
+        at += step;
     }
     finds
 }
@@ -300,12 +346,21 @@ pub fn order(finds: &mut PageFinds) {
 /// page's records): the page's reading of them, with record id and write generation,
 /// is the one kept.
 pub fn drop_claimed(docs: &mut Vec<Found>, claimed: &mut [Span]) {
+    drop_claimed_entries(docs, claimed, |f| &f.entry);
+}
+
+/// [`drop_claimed`] for any list of items that hold a [`DocEntry`].
+pub fn drop_claimed_entries<T>(
+    docs: &mut Vec<T>,
+    claimed: &mut [Span],
+    entry: impl Fn(&T) -> &DocEntry,
+) {
     if claimed.is_empty() {
         return;
     }
     claimed.sort_unstable();
     docs.retain(|f| {
-        let e = &f.entry;
+        let e = entry(f);
         if e.wt.is_some() {
             return true;
         }
