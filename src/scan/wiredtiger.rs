@@ -244,8 +244,8 @@ fn add_block(
 
 /// A document of mongod's catalog: `{md, ns: "db.coll", ident: "collection-..."}`.
 fn catalog_entry(bytes: &[u8], found: &Found, write_gen: u64) -> Option<CatalogEntry> {
-    let fields: Vec<&str> = found.fields.split_terminator('\0').collect();
-    if !(fields.contains(&"ns") && fields.contains(&"ident") && fields.contains(&"md")) {
+    let has = |name: &str| found.fields.split_terminator('\0').any(|f| f == name);
+    if !(has("ident") && has("ns") && has("md")) {
         return None;
     }
     let doc = RawDocument::from_bytes(bytes).ok()?;
