@@ -218,23 +218,27 @@ pub fn finish(mut found: Vec<Found>) -> (Vec<DocEntry>, Vec<Vec<String>>) {
     found.sort_by_key(|f| disk_order(&f.entry));
     let mut shapes: Vec<Vec<String>> = Vec::new();
     let mut shape_ids: std::collections::HashMap<Box<str>, u32> = std::collections::HashMap::new();
-    let mut docs: Vec<DocEntry> = Vec::with_capacity(found.len());
     let mut outermost = Outermost::default();
-    for Found { mut entry, fields } in found {
-        if entry.wt.is_none() && !outermost.keep(entry.source, entry.offset, entry.len as u64) {
-            continue;
-        }
-        entry.shape = match shape_ids.get(&fields) {
-            Some(&id) => id,
-            None => {
-                shapes.push(fields.split_terminator('\0').map(str::to_string).collect());
-                let id = shapes.len() as u32 - 1;
-                shape_ids.insert(fields, id);
-                id
+    // Collected in place (the entries are smaller than what they come from), so the
+    // documents are not held twice.
+    let docs: Vec<DocEntry> = found
+        .into_iter()
+        .filter_map(|Found { mut entry, fields }| {
+            if entry.wt.is_none() && !outermost.keep(entry.source, entry.offset, entry.len as u64) {
+                return None;
             }
-        };
-        docs.push(entry);
-    }
+            entry.shape = match shape_ids.get(&fields) {
+                Some(&id) => id,
+                None => {
+                    shapes.push(fields.split_terminator('\0').map(str::to_string).collect());
+                    let id = shapes.len() as u32 - 1;
+                    shape_ids.insert(fields, id);
+                    id
+                }
+            };
+            Some(entry)
+        })
+        .collect();
     (docs, shapes)
 }
 

@@ -224,11 +224,17 @@ pub fn scan(
         })
         .collect();
     let mut headers = Vec::new();
-    let (mut found_docs, mut deferred, mut ns_extents) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut deferred, mut ns_extents) = (Vec::new(), Vec::new());
+    // One list for every document, sized once: the scan's largest allocation.
+    let total = per_chunk
+        .iter()
+        .map(|c| c.docs.docs.len() + c.pages.docs.len())
+        .sum();
+    let mut found_docs = Vec::with_capacity(total);
     let mut orphans: Vec<Vec<Orphan>> = vec![Vec::new(); sources.len()];
     let mut pages = wiredtiger::PageFinds::default();
     for (found, &(src, _, _)) in per_chunk.into_iter().zip(&work) {
-        pages.append(found.pages);
+        pages.append(found.pages, &mut found_docs);
         let finds = found.docs;
         headers.extend(found.flv_headers);
         orphans[src as usize].extend(found.orphans);
@@ -329,7 +335,7 @@ pub fn scan(
         })
         .collect();
     for found in followed {
-        pages.append(found);
+        pages.append(found, &mut found_docs);
     }
 
     progress.phase(&format!(
@@ -344,12 +350,11 @@ pub fn scan(
         })
         .collect();
     for found in long_blocks {
-        pages.append(found);
+        pages.append(found, &mut found_docs);
     }
-    wiredtiger::resolve_overflow(&mut pages, sources, settings.json);
-    wiredtiger::order(&mut pages);
+    wiredtiger::resolve_overflow(&mut pages, sources, settings.json, &mut found_docs);
+    wiredtiger::order(&mut pages, &mut found_docs);
     wiredtiger::drop_claimed(&mut found_docs, &mut pages.claimed);
-    found_docs.append(&mut pages.docs);
     let (docs, shapes) = documents::finish(found_docs);
     ns_extents.sort_by_key(|e| (e.source, e.offset));
 

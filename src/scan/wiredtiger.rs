@@ -42,7 +42,8 @@ pub struct PageFinds {
     pub pages: Vec<WtPage>,
     /// Overflow pages (kept only if a leaf cell points to them).
     pub overflow: Vec<WtPage>,
-    /// Documents of the leaf pages; `entry.wt.page` is a position in `pages`.
+    /// Documents of one buffer's leaf pages; `entry.wt.page` is a position in `pages`
+    /// (joined finds keep their documents in the scan's one list: see [`Self::append`]).
     pub docs: Vec<Found>,
     /// Values to fetch from overflow pages.
     pub overflow_refs: Vec<OverflowRef>,
@@ -58,12 +59,13 @@ pub struct PageFinds {
 }
 
 impl PageFinds {
-    /// Appends `other`, renumbering its pages after this one's.
-    pub fn append(&mut self, other: PageFinds) {
+    /// Appends `other`, renumbering its pages after this one's; its documents go to
+    /// `docs` (one list for all documents, so a million of them are not copied twice).
+    pub fn append(&mut self, other: PageFinds, docs: &mut Vec<Found>) {
         let base = self.pages.len() as u32;
         self.pages.extend(other.pages);
         self.overflow.extend(other.overflow);
-        self.docs.extend(other.docs.into_iter().map(|mut f| {
+        docs.extend(other.docs.into_iter().map(|mut f| {
             if let Some(wt) = &mut f.entry.wt {
                 wt.page += base;
             }
@@ -113,7 +115,7 @@ const FOLLOW_GIVE_UP: u64 = 1 << 20;
 /// from its start to `end` or until [`FOLLOW_GIVE_UP`] bytes hold no block. Reads only
 /// block headers and the blocks found, so the bytes around are not read twice.
 pub fn follow(src: &Source, index: u32, start: u64, end: u64, mode: JsonMode) -> PageFinds {
-    let mut finds = PageFinds::default();
+    let (mut finds, mut docs) = (PageFinds::default(), Vec::new());
     let (mut at, mut past_last_block) = (start, start);
     let mut head = [0u8; wt::COMPRESS_SKIP];
     let end = end.min(src.size);
@@ -129,7 +131,7 @@ pub fn follow(src: &Source, index: u32, start: u64, end: u64, mode: JsonMode) ->
                     wt::SECTOR
                 } else {
                     past_last_block = at + u64::from(h.disk_size);
-                    finds.append(found);
+                    finds.append(found, &mut docs);
                     u64::from(h.disk_size)
                 }
             }
@@ -137,6 +139,7 @@ pub fn follow(src: &Source, index: u32, start: u64, end: u64, mode: JsonMode) ->
         };
         at += step;
     }
+    finds.docs = docs;
     finds
 }
 
@@ -260,9 +263,14 @@ fn catalog_entry(bytes: &[u8], found: &Found, write_gen: u64) -> Option<CatalogE
 
 /// Fetches the values stored in overflow pages: each leaf cell names its overflow block
 /// by checksum and size; the block found with that checksum (and a size that is that
-/// many allocation units) holds the document. Adds the documents to `finds.docs` and
-/// the overflow pages they live in to `finds.pages`.
-pub fn resolve_overflow(finds: &mut PageFinds, sources: &[Source], mode: JsonMode) {
+/// many allocation units) holds the document. Adds the documents to `docs` and the
+/// overflow pages they live in to `finds.pages`.
+pub fn resolve_overflow(
+    finds: &mut PageFinds,
+    sources: &[Source],
+    mode: JsonMode,
+    docs: &mut Vec<Found>,
+) {
     let mut by_checksum: HashMap<u32, Vec<usize>> = HashMap::new();
     for (i, p) in finds.overflow.iter().enumerate() {
         by_checksum.entry(p.checksum).or_default().push(i);
@@ -298,7 +306,7 @@ pub fn resolve_overflow(finds: &mut PageFinds, sources: &[Source], mode: JsonMod
             page: number,
             record: r.record,
         });
-        finds.docs.push(found);
+        docs.push(found);
     }
 }
 
@@ -319,9 +327,9 @@ fn overflow_document(src: &Source, page: &WtPage, mode: JsonMode) -> Option<Foun
     Some(found)
 }
 
-/// Puts the pages in disk order (the documents follow their page) and the catalog in
-/// order, latest entry per ident first.
-pub fn order(finds: &mut PageFinds) {
+/// Puts the pages in disk order (the documents in `docs` follow their page) and sorts
+/// the catalog.
+pub fn order(finds: &mut PageFinds, docs: &mut [Found]) {
     let mut numbered: Vec<(u32, WtPage)> = std::mem::take(&mut finds.pages)
         .into_iter()
         .zip(0..)
@@ -333,7 +341,7 @@ pub fn order(finds: &mut PageFinds) {
         renumber[*old as usize] = new as u32;
     }
     finds.pages = numbered.into_iter().map(|(_, p)| p).collect();
-    for f in &mut finds.docs {
+    for f in docs {
         if let Some(wt) = &mut f.entry.wt {
             wt.page = renumber[wt.page as usize];
         }
