@@ -41,6 +41,7 @@ thread_local! {
     static LAST_READ: RefCell<Window> = const { RefCell::new((u64::MAX, 0, 0, Vec::new())) };
     /// A document's BSON bytes, before rendering.
     static BSON: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// The last WiredTiger page image the thread read a document from.
     static LAST_PAGE: RefCell<LastPage> = const { RefCell::new(None) };
 }
 
