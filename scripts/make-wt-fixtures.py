@@ -6,7 +6,7 @@ own timestamps. Run it through scripts/make-wt-fixtures.sh, which fetches WiredT
 (the PyPI wheel of secantusdb ships it compiled, with zlib and lz4 built in) and builds
 the snappy and zstd extensions from WiredTiger's own sources.
 
-Outputs, for each block compressor in none, snappy, zstd, zlib:
+Outputs, for each block compressor in none, snappy, zstd, zlib, lz4:
   <compressor>/_mdb_catalog.wt        mongod's catalog: {ns, ident, md} per collection
   <compressor>/collection-*.wt        one file per collection (key_format=q: the record
                                       id; value_format=u: the BSON document)
@@ -43,9 +43,9 @@ UTC = datetime.timezone.utc
 
 TABLE = ("type=file,key_format=q,value_format=u,allocation_size=4KB,leaf_page_max=32KB,"
          "prefix_compression=false,checksum=on,block_compressor={}")
-COMPRESSORS = ["none", "snappy", "zstd", "zlib"]
-COLLECTIONS = [("shop.customers", "collection-2-1234567890123456789", 300),
-               ("shop.orders", "collection-4-1234567890123456789", 600)]
+COMPRESSORS = ["none", "snappy", "zstd", "zlib", "lz4"]
+COLLECTIONS = [("shop.customers", "collection-2-1234567890123456789", 260),
+               ("shop.orders", "collection-4-1234567890123456789", 420)]
 WORDS = ("ship anchor sail harbor rum compass treasure island parrot captain crew deck mast "
          "storm wave tide map plank cannon").split()
 NAMES = ["Zoë Ångström", "Jürgen Müller", "山田 太郎", "Renée Dubois", "Иван Петров", "Chloé 🎬"]

@@ -1,5 +1,5 @@
 //! WiredTiger salvage end to end: real WiredTiger 11.2.0 files made by
-//! scripts/make-wt-fixtures.sh (uncompressed, snappy, zstd, zlib), scanned and mounted,
+//! scripts/make-wt-fixtures.sh (uncompressed, snappy, zstd, zlib, lz4), scanned and mounted,
 //! the mount checked by pymongo (tests/check_wt.py); then the same files damaged,
 //! embedded in a disk image at odd offsets, and without their catalog.
 
@@ -13,7 +13,7 @@ use common::*;
 use salvagefs::carve::wiredtiger::PageKind;
 use salvagefs::index::Index;
 
-const COMPRESSORS: [&str; 4] = ["none", "snappy", "zstd", "zlib"];
+const COMPRESSORS: [&str; 5] = ["none", "snappy", "zstd", "zlib", "lz4"];
 const CUSTOMERS: &str = "collection-2-1234567890123456789.wt";
 const ORDERS: &str = "collection-4-1234567890123456789.wt";
 
