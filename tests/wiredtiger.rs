@@ -88,6 +88,12 @@ fn every_compressor_comes_back_byte_identical_in_its_collection() {
         );
         let said = check(&m, "catalog");
         assert!(said.contains("documents verified"), "{compressor}: {said}");
+        let readme = std::fs::read_to_string(m.path("README.txt")).unwrap();
+        assert!(
+            readme.contains("WiredTiger pages holding documents")
+                && readme.contains("mongod's catalog: 2 entries"),
+            "{readme}"
+        );
         let catalog = std::fs::read_to_string(m.path("mongo/wiredtiger.tsv")).unwrap();
         assert!(
             catalog.contains(&format!("{ORDERS}\tshop.orders")),

@@ -386,6 +386,26 @@ fn readme(
         "MongoDB documents: {live} in {} collections, {deleted} deleted records, {duplicates} duplicate copies dropped, {conflicts} _ids with conflicting versions",
         catalog.len()
     );
+    if !index.wt_pages.is_empty() {
+        let mut by_codec: Vec<(&str, usize)> = Vec::new();
+        for p in &index.wt_pages {
+            match by_codec.iter_mut().find(|(c, _)| *c == p.codec.as_str()) {
+                Some((_, n)) => *n += 1,
+                None => by_codec.push((p.codec.as_str(), 1)),
+            }
+        }
+        let codecs: Vec<String> = by_codec.iter().map(|(c, n)| format!("{n} {c}")).collect();
+        let _ = writeln!(
+            r,
+            "WiredTiger pages holding documents: {} ({}); mongod's catalog: {} (mongo/wiredtiger.tsv)",
+            index.wt_pages.len(),
+            codecs.join(", "),
+            match index.wt_catalog.len() {
+                0 => "not found".to_string(),
+                n => format!("{n} entries"),
+            }
+        );
+    }
     if index.bad_ranges.is_empty() {
         let _ = writeln!(r, "Unreadable ranges: none");
     } else {
@@ -410,7 +430,9 @@ fn readme(
          \x20 mongo/json/<db>/        <coll>.json: one Extended JSON document per line (mongoimport, jq)\n\
          \x20 mongo/docs/<db>/<coll>/ <_id>.json: one indented document per file\n\
          \x20 mongo/conflicts/        every version of an _id found with different contents\n\
-         \x20 mongo/deleted/          deleted records (MMAPv1 marks them): recovered, never mixed in\n\
+         \x20 mongo/deleted/          deleted records (MMAPv1 marks them; WiredTiger records a newer\n\
+         \x20                         page of their file no longer holds): recovered, never mixed in\n\
+         \x20 mongo/wiredtiger.tsv    mongod's catalog as found: which .wt file held which collection\n\
          Status: complete = the tag chain ran cleanly to its end; repaired = damaged regions were\n\
          skipped (see 'skipped'); reassembled = put together from fragments lying apart on the\n\
          disk (see 'fragments' and <file>.extents.txt); truncated = the chain broke with no\n\
