@@ -155,8 +155,16 @@ pub fn wt_pages(input: &[u8]) {
             wt_block(flags >> 3, mem, true, data)
         }
     };
-    let finds =
+    let mut finds =
         salvagefs::scan::wiredtiger::scan_buffer(&block, 0, block.len(), 0, JsonMode::Relaxed);
+    // Tracing files through metadata and internal pages, and adopting orphan pages.
+    let trees = salvagefs::scan::wiredtiger::assign_trees(&mut finds);
+    let docs = std::mem::take(&mut finds.docs);
+    salvagefs::scan::wiredtiger::adopt_orphans(&mut finds, &docs);
+    finds.docs = docs;
+    for page in &finds.pages {
+        assert!(page.tree.is_none_or(|t| (t as usize) < trees.len()));
+    }
     for span in &finds.claimed {
         assert!(span.start < span.end && span.end <= block.len() as u64);
     }
@@ -175,8 +183,8 @@ pub fn wt_pages(input: &[u8]) {
     }
 }
 
-/// A block around `body`: leaf page (or overflow page when `kind` is odd) headers, the
-/// image size `mem`, then `body`, padded to 512 bytes, with its CRC32C.
+/// A block around `body`: leaf, overflow or internal page headers (by the low bits of
+/// `kind`), the image size `mem`, then `body`, padded to 512 bytes, with its CRC32C.
 fn wt_block(kind: u8, mem: usize, compressed: bool, body: &[u8]) -> Vec<u8> {
     let head = if compressed {
         wiredtiger::COMPRESS_SKIP
@@ -188,9 +196,9 @@ fn wt_block(kind: u8, mem: usize, compressed: bool, body: &[u8]) -> Vec<u8> {
     block.resize(block.len().next_multiple_of(512), 0);
     block[8] = 1; // write generation
     block[16..20].copy_from_slice(&(mem as u32).to_le_bytes());
-    let entries = u32::from(kind >> 1);
+    let entries = u32::from(kind >> 2);
     block[20..24].copy_from_slice(&entries.to_le_bytes());
-    block[24] = if kind & 1 == 0 { 7 } else { 5 };
+    block[24] = [7, 5, 6, 7][usize::from(kind & 3)];
     block[25] = u8::from(compressed);
     let size = block.len() as u32;
     block[28..32].copy_from_slice(&size.to_le_bytes());

@@ -61,7 +61,7 @@ elif target == "wt_pages":
     for f in sorted(glob.glob(f"{F}/wt/*/*.wt")):
         b = open(f, "rb").read()
         for at in range(0, len(b), 4096):
-            if b[at + 24] in (5, 7) and int.from_bytes(b[at + 28:at + 32], "little") <= 8192:
+            if b[at + 24] in (5, 6, 7) and int.from_bytes(b[at + 28:at + 32], "little") <= 8192:
                 put(b"\x00" + b[at:at + 8192])
         put(b"\x01" + b[4096 + 40:4096 + 8192])
 elif target == "schema_parse":

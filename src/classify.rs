@@ -232,15 +232,18 @@ pub fn classify(index: &Index, schema: Option<&Schema>) -> Catalog {
     // Where each document goes, decided once per shape when it is not on disk.
     let mut by_shape: Vec<Option<(u32, NamedBy)>> = vec![None; index.shapes.len()];
     let auto = auto_names(index);
-    let files = wt_files(index);
+    let files = WtFiles::new(index);
     let placed: Vec<(u32, NamedBy)> = docs
         .iter()
-        .map(
-            |d| match (ns_on_disk(index, d), &files[d.source as usize]) {
+        .map(|d| {
+            let file = files.of(index, d).map(|(_, name)| name);
+            match (ns_on_disk(index, d), file) {
                 (Some(ns), _) => (names.number(ns), NamedBy::Disk),
-                (None, WtFile::Named(ns)) if d.wt.is_some() => (names.number(ns), NamedBy::Catalog),
-                (None, WtFile::Unnamed(ns)) if d.wt.is_some() && schema.is_none() => {
-                    (names.number(ns), NamedBy::File)
+                (None, Some(name)) if let Some(ns) = files.namespace(name) => {
+                    (names.number(ns), NamedBy::Catalog)
+                }
+                (None, Some(name)) if schema.is_none() => {
+                    (names.number(&format!("recovered.{name}")), NamedBy::File)
                 }
                 _ => *by_shape[d.shape as usize].get_or_insert_with(|| {
                     let fields = &index.shapes[d.shape as usize];
@@ -252,8 +255,8 @@ pub fn classify(index: &Index, schema: Option<&Schema>) -> Catalog {
                         None => (names.number(&auto[d.shape as usize]), NamedBy::Fields),
                     }
                 }),
-            },
-        )
+            }
+        })
         .collect();
 
     let removed = removed_records(index, &files);
@@ -365,77 +368,98 @@ impl Namespaces {
     }
 }
 
-/// What a source says about the collection of the WiredTiger pages found in it.
-enum WtFile {
-    /// Not a WiredTiger file (a disk, an image): nothing.
-    Unknown,
-    /// A file the catalog names: its namespace.
-    Named(String),
-    /// A file the catalog does not name: `recovered.<file name>`.
-    Unnamed(String),
+/// Which WiredTiger file a document came from (`collection-7-123`), and what the
+/// catalog calls it: the source's own name when the source is a `.wt` file, else the
+/// file its page was traced to from WiredTiger's metadata (see [`Index::wt_trees`]).
+struct WtFiles<'a> {
+    /// Per source: its file name without `.wt`, if it is a WiredTiger file.
+    sources: Vec<Option<&'a str>>,
+    /// ident -> (write_gen, namespace): the latest catalog entry of each ident.
+    catalog: HashMap<&'a str, (u64, &'a str)>,
 }
 
-/// For each source, what its file name says: `collection-7-123.wt` is the file of
-/// ident `collection-7-123`, which the catalog maps to a namespace (the entry from the
-/// latest catalog page, when old copies disagree).
-fn wt_files(index: &Index) -> Vec<WtFile> {
-    let mut catalog: HashMap<&str, (u64, &str)> = HashMap::new();
-    for e in &index.wt_catalog {
-        let slot = catalog.entry(&e.ident).or_insert((e.write_gen, &e.ns));
-        if e.write_gen > slot.0 {
-            *slot = (e.write_gen, &e.ns);
-        }
-    }
-    index
-        .sources
-        .iter()
-        .map(|s| {
-            let Some(ident) = s
-                .path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_suffix(".wt"))
-            else {
-                return WtFile::Unknown;
-            };
-            match catalog.get(ident) {
-                Some((_, ns)) if valid_ns(ns) => WtFile::Named(ns.to_string()),
-                _ => WtFile::Unnamed(format!("recovered.{ident}")),
+/// A WiredTiger file: a source, or a file traced on a raw disk (its name's position in
+/// [`Index::wt_trees`]).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum FileKey {
+    Source(u32),
+    Tree(u32),
+}
+
+impl<'a> WtFiles<'a> {
+    fn new(index: &'a Index) -> WtFiles<'a> {
+        let mut catalog: HashMap<&str, (u64, &str)> = HashMap::new();
+        for e in &index.wt_catalog {
+            let slot = catalog.entry(&e.ident).or_insert((e.write_gen, &e.ns));
+            if e.write_gen > slot.0 {
+                *slot = (e.write_gen, &e.ns);
             }
-        })
-        .collect()
+        }
+        let sources = index
+            .sources
+            .iter()
+            .map(|s| {
+                s.path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.strip_suffix(".wt"))
+            })
+            .collect();
+        WtFiles { sources, catalog }
+    }
+
+    /// The file of a document of a WiredTiger page, if known, and its name.
+    fn of(&self, index: &'a Index, d: &DocEntry) -> Option<(FileKey, &'a str)> {
+        let wt = d.wt?;
+        if let Some(name) = self.sources[d.source as usize] {
+            return Some((FileKey::Source(d.source), name));
+        }
+        let tree = index.wt_pages.get(wt.page as usize)?.tree?;
+        let name = index.wt_trees.get(tree as usize)?;
+        Some((FileKey::Tree(tree), name))
+    }
+
+    /// The namespace the catalog gives file `name`.
+    fn namespace(&self, name: &str) -> Option<&'a str> {
+        self.catalog
+            .get(name)
+            .map(|&(_, ns)| ns)
+            .filter(|ns| valid_ns(ns))
+    }
 }
 
 /// Which documents are records a WiredTiger file no longer held: a leaf page written
 /// after the record's newest version holds every record between its first and last
-/// key, but not this one. Only within one source known to be a WiredTiger file (on a
-/// raw disk, pages of several collections mix, and their record ids overlap).
-fn removed_records(index: &Index, files: &[WtFile]) -> Vec<bool> {
+/// key, but not this one. Only within one known file (on a raw disk, pages of several
+/// collections mix, and their record ids overlap).
+fn removed_records(index: &Index, files: &WtFiles) -> Vec<bool> {
     let docs = &index.docs;
     let mut removed = vec![false; docs.len()];
-    // (source, record) -> newest write_gen of any version, and the documents.
-    let mut records: BTreeMap<(u32, i64), (u64, Vec<usize>)> = BTreeMap::new();
+    // (file, record) -> newest write_gen of any version, and the documents.
+    let mut records: BTreeMap<(FileKey, i64), (u64, Vec<usize>)> = BTreeMap::new();
+    // (leaf page, record) pairs, and each leaf page's file.
     let mut held: std::collections::HashSet<(u32, i64)> = Default::default();
+    let mut page_file: HashMap<u32, FileKey> = HashMap::new();
     for (i, d) in docs.iter().enumerate() {
-        let Some(wt) = d.wt else { continue };
-        if matches!(files[d.source as usize], WtFile::Unknown) {
+        let (Some(wt), Some((file, _))) = (d.wt, files.of(index, d)) else {
             continue;
-        }
-        let entry = records.entry((d.source, wt.record)).or_default();
+        };
+        let entry = records.entry((file, wt.record)).or_default();
         entry.0 = entry.0.max(write_gen(index, i));
         entry.1.push(i);
         held.insert((wt.page, wt.record));
+        page_file.insert(wt.page, file);
     }
     for (n, page) in index.wt_pages.iter().enumerate() {
         let n = n as u32;
-        if page.kind != PageKind::RowLeaf || matches!(files[page.source as usize], WtFile::Unknown)
-        {
+        let Some(&file) = page_file.get(&n) else {
+            continue;
+        };
+        if page.kind != PageKind::RowLeaf {
             continue;
         }
         let (first, last) = page.keys;
-        for (&(_, record), (newest, versions)) in
-            records.range_mut((page.source, first)..=(page.source, last))
-        {
+        for (&(_, record), (newest, versions)) in records.range_mut((file, first)..=(file, last)) {
             if *newest < page.write_gen
                 && !held.contains(&(n, record))
                 && !page.overflow_keys.contains(&record)

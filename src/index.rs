@@ -145,6 +145,9 @@ pub struct WtPage {
     pub keys: (i64, i64),
     /// Record ids of a leaf page whose values are in overflow pages.
     pub overflow_keys: Vec<i64>,
+    /// The file it belongs to, as a position in [`Index::wt_trees`], when WiredTiger's
+    /// metadata and internal pages lead to it.
+    pub tree: Option<u32>,
 }
 
 /// An entry of mongod's catalog (`_mdb_catalog.wt`): which file holds which collection.
@@ -252,6 +255,9 @@ pub struct Index {
     pub wt_pages: Vec<WtPage>,
     /// Entries of mongod's catalog found in WiredTiger pages, sorted.
     pub wt_catalog: Vec<CatalogEntry>,
+    /// Names of the WiredTiger files (`collection-7-123`) whose pages were traced from
+    /// WiredTiger's metadata, sorted: what [`WtPage::tree`] refers to.
+    pub wt_trees: Vec<String>,
 }
 
 impl Index {
@@ -274,6 +280,7 @@ impl Index {
             ns_extents: Vec::new(),
             wt_pages: Vec::new(),
             wt_catalog: Vec::new(),
+            wt_trees: Vec::new(),
         }
     }
 
@@ -579,12 +586,14 @@ mod tests {
                 write_gen: 3,
                 keys: (1, 9),
                 overflow_keys: vec![4],
+                tree: Some(0),
             }],
             wt_catalog: vec![CatalogEntry {
                 ident: "collection-2-1".into(),
                 ns: "db.c".into(),
                 write_gen: 3,
             }],
+            wt_trees: vec!["collection-2-1".into()],
         }
     }
 

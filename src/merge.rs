@@ -118,12 +118,27 @@ pub fn merge(a: Index, b: Index) -> Result<Index, MergeError> {
     ns_extents.extend(b.ns_extents);
     ns_extents.sort_by_key(|e| (e.source, e.offset));
 
-    // WiredTiger pages of both in disk order; documents follow their page.
+    // WiredTiger pages of both in disk order (their file names renumbered in the union
+    // of both lists); documents follow their page.
+    let mut wt_trees: Vec<String> = a.wt_trees.iter().chain(&b.wt_trees).cloned().collect();
+    wt_trees.sort();
+    wt_trees.dedup();
+    let rename = |names: &[String], tree: Option<u32>| {
+        let name = names.get(tree? as usize)?;
+        wt_trees.binary_search(name).ok().map(|t| t as u32)
+    };
     let first_of_b = a.wt_pages.len() as u32;
     let mut pages: Vec<(u32, WtPage)> = a
         .wt_pages
         .into_iter()
-        .chain(b.wt_pages)
+        .map(|p| WtPage {
+            tree: rename(&a.wt_trees, p.tree),
+            ..p
+        })
+        .chain(b.wt_pages.into_iter().map(|p| WtPage {
+            tree: rename(&b.wt_trees, p.tree),
+            ..p
+        }))
         .zip(0..)
         .map(|(p, i)| (i, p))
         .collect();
@@ -193,6 +208,7 @@ pub fn merge(a: Index, b: Index) -> Result<Index, MergeError> {
         ns_extents,
         wt_pages,
         wt_catalog,
+        wt_trees,
     })
 }
 

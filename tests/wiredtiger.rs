@@ -289,3 +289,46 @@ fn files_embedded_at_odd_offsets_in_a_disk_image_are_found_whole() {
     assert_eq!(names, ["shop.customers", "shop.orders"]);
     assert!(found.wt_pages.iter().any(|p| p.offset % 4096 != 0));
 }
+
+#[test]
+fn on_a_raw_disk_wiredtiger_metadata_names_the_collections() {
+    if !require_pymongo() {
+        return;
+    }
+    // A dbpath's files laid on a disk without their filesystem: sector-aligned with gaps,
+    // the catalog at an odd offset; WiredTiger.wt names each file's checkpoint roots.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut image = noise(3, 1 << 20);
+    for (n, file) in [ORDERS, "WiredTiger.wt", CUSTOMERS, "_mdb_catalog.wt"]
+        .iter()
+        .enumerate()
+    {
+        image.extend(vec![0u8; 512 * (7 + 13 * n)]);
+        if *file == "_mdb_catalog.wt" {
+            image.extend(noise(4, 333));
+        }
+        image.extend(std::fs::read(wt("snappy", file)).unwrap());
+    }
+    image.extend(noise(5, 1 << 20));
+    let disk = tmp.path().join("disk.img");
+    std::fs::write(&disk, &image).unwrap();
+    let idx = tmp.path().join("disk.idx");
+    let m = Mount::new(
+        &[&disk],
+        &tmp.path().join("mnt"),
+        &["--index", idx.to_str().unwrap()],
+    );
+    // Named by the catalog, rewritten records' old copies listed as versions, removed
+    // records under deleted/: as with the files themselves.
+    let said = check(&m, "catalog");
+    assert!(said.contains("674 documents verified"), "{said}");
+    let index = Index::load(&idx).unwrap();
+    assert_eq!(
+        index.wt_trees,
+        [
+            "_mdb_catalog",
+            "collection-2-1234567890123456789",
+            "collection-4-1234567890123456789"
+        ]
+    );
+}

@@ -27,6 +27,7 @@ pub const MAX_PAGE_LEN: u32 = 32 << 20;
 /// Offset of the page type in the page header.
 const TYPE_AT: usize = 24;
 const TYPE_OVERFLOW: u8 = 5;
+const TYPE_ROW_INTERNAL: u8 = 6;
 const TYPE_ROW_LEAF: u8 = 7;
 const FLAG_COMPRESSED: u8 = 0x01;
 /// Page flags WiredTiger 11 writes, other than encryption (which cannot be read back
@@ -42,6 +43,8 @@ pub enum PageKind {
     RowLeaf,
     /// An overflow page: one value too large for a leaf page.
     Overflow,
+    /// A row-store internal page: keys and the addresses of the pages below.
+    RowInternal,
 }
 
 /// How the page image is stored in the block.
@@ -122,6 +125,7 @@ pub fn header(buf: &[u8]) -> Option<Header> {
     let kind = match b[TYPE_AT] {
         TYPE_ROW_LEAF => PageKind::RowLeaf,
         TYPE_OVERFLOW => PageKind::Overflow,
+        TYPE_ROW_INTERNAL => PageKind::RowInternal,
         _ => return None,
     };
     let (flags, unused, version) = (b[25], b[26], b[27]);
@@ -149,7 +153,7 @@ pub fn header(buf: &[u8]) -> Option<Header> {
         && h.mem_size as usize >= HEADER_LEN
         && h.mem_size <= MAX_PAGE_LEN
         && (h.compressed || h.mem_size <= h.disk_size)
-        && (h.kind == PageKind::RowLeaf || h.entries <= h.mem_size - HEADER_LEN as u32);
+        && (h.kind != PageKind::Overflow || h.entries <= h.mem_size - HEADER_LEN as u32);
     plausible.then_some(h)
 }
 
@@ -291,8 +295,103 @@ pub struct Record {
 /// page, or a cell count that does not end on the page.
 pub fn leaf_records(image: &[u8], entries: u32) -> Option<Vec<Record>> {
     let mut records = Vec::new();
+    walk_pairs(image, entries, |key, value| {
+        if let Some(key) = unpack_whole_int(key) {
+            records.push(Record { key, value });
+        }
+    })?;
+    Some(records)
+}
+
+/// The checkpoints a page of WiredTiger's metadata file (`WiredTiger.wt`) records:
+/// for each `file:<name>.wt` entry, the root block of each of its checkpoints
+/// (`checkpoint=(...(addr="<hex>"...))` in its configuration string).
+pub fn checkpoint_roots(image: &[u8], entries: u32) -> Vec<(String, Address)> {
+    let mut roots = Vec::new();
+    let _ = walk_pairs(image, entries, |key, value| {
+        let Some(name) = key
+            .strip_prefix(b"file:")
+            .and_then(|k| k.strip_suffix(b".wt\0"))
+            .and_then(|k| std::str::from_utf8(k).ok())
+        else {
+            return;
+        };
+        let Value::Inline { offset, len } = value else {
+            return;
+        };
+        let config = &image[offset as usize..][..len as usize];
+        for hex in memchr::memmem::find_iter(config, b"addr=\"").filter_map(|at| {
+            let rest = &config[at + 6..];
+            rest.get(..memchr::memchr(b'"', rest)?)
+        }) {
+            // A checkpoint cookie: a version byte, then the root block's address.
+            if let Some(root) = decode_hex(hex).and_then(|c| Address::parse(c.get(1..)?)) {
+                roots.push((name.to_string(), root));
+            }
+        }
+    });
+    roots
+}
+
+fn decode_hex(hex: &[u8]) -> Option<Vec<u8>> {
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    hex.chunks(2)
+        .map(|p| Some(digit(*p.first()?)? << 4 | digit(*p.get(1)?)?))
+        .collect()
+}
+
+/// The children of a row-store internal page image with `entries` cells: the blocks
+/// its address cells point to.
+pub fn children(image: &[u8], entries: u32) -> Option<Vec<Address>> {
+    let mut out = Vec::new();
+    let mut at = HEADER_LEN;
+    for _ in 0..entries {
+        let cell = cell_at(image, at)?;
+        match cell.kind {
+            CellKind::Key { .. } | CellKind::KeyOverflow => {}
+            CellKind::Address => {
+                if let Some(a) = Address::parse(&image[cell.data.0..cell.data.1]) {
+                    out.push(a);
+                }
+            }
+            _ => return None,
+        }
+        at = cell.end;
+    }
+    Some(out)
+}
+
+/// A block named by an address cookie: its size in allocation units and its checksum
+/// (its offset counts from a file start that is lost on a raw disk, so it is not kept).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Address {
+    /// Size in allocation units.
+    pub units: u64,
+    /// The block's checksum.
+    pub checksum: u32,
+}
+
+impl Address {
+    /// Parses a cookie: packed offset, size and checksum; `None` for the empty address.
+    fn parse(mut cookie: &[u8]) -> Option<Address> {
+        let _offset = unpack_uint(&mut cookie)?;
+        let units = unpack_uint(&mut cookie)?;
+        let checksum = u32::try_from(unpack_uint(&mut cookie)?).ok()?;
+        (units > 0).then_some(Address { units, checksum })
+    }
+
+    /// Whether a block of `disk_size` bytes can be the block this address names.
+    pub fn fits(&self, disk_size: u32) -> bool {
+        let size = u64::from(disk_size);
+        size.is_multiple_of(self.units) && (size / self.units).is_power_of_two()
+    }
+}
+
+/// Walks the key/value pairs of a leaf page image, handing each key (prefix
+/// compression undone) and value to `on_pair`.
+fn walk_pairs(image: &[u8], entries: u32, mut on_pair: impl FnMut(&[u8], Value)) -> Option<()> {
     let mut key: Vec<u8> = Vec::new();
-    let mut record_id = None;
+    let mut has_key = false;
     let mut at = HEADER_LEN;
     for _ in 0..entries {
         let cell = cell_at(image, at)?;
@@ -303,11 +402,11 @@ pub fn leaf_records(image: &[u8], entries: u32) -> Option<Vec<Record>> {
                     return None;
                 }
                 key.extend_from_slice(&image[cell.data.0..cell.data.1]);
-                record_id = unpack_whole_int(&key);
+                has_key = true;
             }
             CellKind::KeyOverflow => {
                 key.clear();
-                record_id = None;
+                has_key = false;
             }
             CellKind::Value | CellKind::ValueOverflow | CellKind::Copy { .. } => {
                 let value = match cell.kind {
@@ -317,17 +416,16 @@ pub fn leaf_records(image: &[u8], entries: u32) -> Option<Vec<Record>> {
                     }
                     _ => value_of(image, &cell)?,
                 };
-                if let Some(k) = record_id.take() {
-                    records.push(Record { key: k, value });
+                if std::mem::take(&mut has_key) {
+                    on_pair(&key, value);
                 }
             }
-            CellKind::Deleted => {
-                record_id = None;
-            }
+            CellKind::Deleted => has_key = false,
+            CellKind::Address => return None,
         }
         at = cell.end;
     }
-    Some(records)
+    Some(())
 }
 
 fn value_of(image: &[u8], cell: &Cell) -> Option<Value> {
@@ -338,11 +436,11 @@ fn value_of(image: &[u8], cell: &Cell) -> Option<Value> {
             len: (end - start) as u32,
         }),
         CellKind::ValueOverflow => {
-            let mut p = &image[start..end];
-            let _offset = unpack_uint(&mut p)?;
-            let units = unpack_uint(&mut p)?;
-            let checksum = u32::try_from(unpack_uint(&mut p)?).ok()?;
-            Some(Value::Overflow { units, checksum })
+            let a = Address::parse(&image[start..end])?;
+            Some(Value::Overflow {
+                units: a.units,
+                checksum: a.checksum,
+            })
         }
         _ => None,
     }
@@ -356,6 +454,7 @@ enum CellKind {
     ValueOverflow,
     Copy { back: usize },
     Deleted,
+    Address,
 }
 
 /// A parsed cell: what it is, its data `[start, end)` in the image, where the next
@@ -366,6 +465,12 @@ struct Cell {
     end: usize,
 }
 
+const CELL_ADDR_DEL: u8 = 0;
+const CELL_ADDR_INT: u8 = 1 << 4;
+const CELL_ADDR_LEAF: u8 = 2 << 4;
+const CELL_ADDR_LEAF_NO: u8 = 3 << 4;
+/// Page flag: deleted-address cells carry fast-truncate information.
+const PAGE_FT_UPDATE: u8 = 0x20;
 const CELL_64V: u8 = 0x04;
 const CELL_SECOND_DESC: u8 = 0x08;
 const CELL_DEL: u8 = 4 << 4;
@@ -410,7 +515,11 @@ fn cell_at(image: &[u8], at: usize) -> Option<Cell> {
         raw,
         CELL_DEL | CELL_VALUE | CELL_VALUE_COPY | CELL_VALUE_OVFL | CELL_VALUE_OVFL_RM
     );
-    let second_desc = is_value && desc & CELL_SECOND_DESC != 0;
+    let is_address = matches!(
+        raw,
+        CELL_ADDR_DEL | CELL_ADDR_INT | CELL_ADDR_LEAF | CELL_ADDR_LEAF_NO
+    );
+    let second_desc = (is_value || is_address) && desc & CELL_SECOND_DESC != 0;
     if second_desc {
         let flags = *p.first()?;
         p = &p[1..];
@@ -419,6 +528,12 @@ fn cell_at(image: &[u8], at: usize) -> Option<Cell> {
             if flags & (1 << bit) != 0 {
                 unpack_uint(&mut p)?;
             }
+        }
+    }
+    if raw == CELL_ADDR_DEL && image.get(25).is_some_and(|f| f & PAGE_FT_UPDATE != 0) {
+        // Transaction id, timestamp and durable timestamp of a fast truncate.
+        for _ in 0..3 {
+            unpack_uint(&mut p)?;
         }
     }
     let mut rle = 0;
@@ -448,6 +563,7 @@ fn cell_at(image: &[u8], at: usize) -> Option<Cell> {
         CELL_KEY_OVFL | CELL_KEY_OVFL_RM => CellKind::KeyOverflow,
         CELL_VALUE => CellKind::Value,
         CELL_VALUE_OVFL | CELL_VALUE_OVFL_RM => CellKind::ValueOverflow,
+        CELL_ADDR_DEL | CELL_ADDR_INT | CELL_ADDR_LEAF | CELL_ADDR_LEAF_NO => CellKind::Address,
         _ => return None,
     };
     let mut len = unpack_uint(&mut p)?;

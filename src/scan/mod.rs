@@ -352,6 +352,8 @@ pub fn scan(
     for found in long_blocks {
         pages.append(found, &mut found_docs);
     }
+    let wt_trees = wiredtiger::assign_trees(&mut pages);
+    wiredtiger::adopt_orphans(&mut pages, &found_docs);
     wiredtiger::resolve_overflow(&mut pages, sources, settings.json, &mut found_docs);
     wiredtiger::order(&mut pages, &mut found_docs);
     wiredtiger::drop_claimed(&mut found_docs, &mut pages.claimed);
@@ -369,6 +371,7 @@ pub fn scan(
         ns_extents,
         wt_pages: pages.pages,
         wt_catalog: pages.catalog,
+        wt_trees,
         ..Index::empty(records, settings, spans)
     }
 }

@@ -56,6 +56,10 @@ pub struct PageFinds {
     pub deferred: Vec<(u32, u64)>,
     /// Starts of files off the sector grid: `(source, offset)`, followed afterwards.
     pub unaligned: Vec<(u32, u64)>,
+    /// Internal pages: `(checksum, disk_size, children)`.
+    pub internal: Vec<(u32, u32, Vec<wt::Address>)>,
+    /// Checkpoint roots named by WiredTiger's metadata: `(file name, root block)`.
+    pub roots: Vec<(String, wt::Address)>,
 }
 
 impl PageFinds {
@@ -80,6 +84,8 @@ impl PageFinds {
         self.claimed.extend(other.claimed);
         self.deferred.extend(other.deferred);
         self.unaligned.extend(other.unaligned);
+        self.internal.extend(other.internal);
+        self.roots.extend(other.roots);
     }
 }
 
@@ -193,14 +199,29 @@ fn add_block(
             write_gen: h.write_gen,
             keys: (0, 0),
             overflow_keys: Vec::new(),
+            tree: None,
         };
-        if h.kind == PageKind::Overflow {
-            finds.overflow.push(page);
-            return;
+        match h.kind {
+            PageKind::Overflow => {
+                finds.overflow.push(page);
+                return;
+            }
+            PageKind::RowInternal => {
+                if let Some(children) = wt::children(image, h.entries) {
+                    finds.internal.push((h.checksum, h.disk_size, children));
+                }
+                return;
+            }
+            PageKind::RowLeaf => {}
         }
         let Some(records) = wt::leaf_records(image, h.entries) else {
             return;
         };
+        if records.is_empty() {
+            // String keys: perhaps WiredTiger's own metadata, naming files' checkpoints.
+            finds.roots.extend(wt::checkpoint_roots(image, h.entries));
+            return;
+        }
         let mut page = page;
         if let (Some(first), Some(last)) = (records.first(), records.last()) {
             page.keys = (first.key, last.key);
@@ -276,16 +297,27 @@ pub fn resolve_overflow(
         by_checksum.entry(p.checksum).or_default().push(i);
     }
     let mut refs = std::mem::take(&mut finds.overflow_refs);
+    // An overflow page belongs to the file of any leaf page pointing to it.
+    let mut trees: HashMap<u32, u32> = HashMap::new();
+    for r in &refs {
+        if let Some(tree) = finds.pages.get(r.page as usize).and_then(|leaf| leaf.tree) {
+            trees.insert(r.checksum, tree);
+        }
+    }
     // Two versions of a leaf page point to the same unchanged value: one document.
     refs.sort_by_key(|r| (r.checksum, r.record));
     refs.dedup_by_key(|r| (r.checksum, r.record));
     let mut numbers: HashMap<usize, u32> = HashMap::new();
     for r in refs {
         let candidates = by_checksum.get(&r.checksum).map_or(&[][..], Vec::as_slice);
-        let Some(&i) = candidates.iter().find(|&&i| {
-            let size = u64::from(finds.overflow[i].disk_size);
-            r.units > 0 && size % r.units == 0 && (size / r.units).is_power_of_two()
-        }) else {
+        let address = wt::Address {
+            units: r.units,
+            checksum: r.checksum,
+        };
+        let Some(&i) = candidates
+            .iter()
+            .find(|&&i| address.fits(finds.overflow[i].disk_size))
+        else {
             log::info!(
                 "overflow value of record {} not found (checksum {:08x})",
                 r.record,
@@ -297,8 +329,12 @@ pub fn resolve_overflow(
         let Some(found) = overflow_document(&sources[page.source as usize], page, mode) else {
             continue;
         };
+        let tree = trees.get(&r.checksum).copied();
         let number = *numbers.entry(i).or_insert_with(|| {
-            finds.pages.push(page.clone());
+            finds.pages.push(WtPage {
+                tree,
+                ..page.clone()
+            });
             finds.pages.len() as u32 - 1
         });
         let mut found = found;
@@ -307,6 +343,86 @@ pub fn resolve_overflow(
             record: r.record,
         });
         docs.push(found);
+    }
+}
+
+/// Ties leaf pages to the file they belong to, where the file's name was lost (a raw
+/// disk): WiredTiger's metadata names each file's checkpoint roots, and each internal
+/// page names its children, all by checksum; the leaf pages reached from a file's roots
+/// are that file's. Sets `tree` on those pages and returns the file names, numbered.
+pub fn assign_trees(finds: &mut PageFinds) -> Vec<String> {
+    if finds.roots.is_empty() {
+        return Vec::new();
+    }
+    // Blocks by checksum: internal pages (children to visit) and leaf pages.
+    let mut internal: HashMap<u32, Vec<usize>> = HashMap::new();
+    for (i, (checksum, _, _)) in finds.internal.iter().enumerate() {
+        internal.entry(*checksum).or_default().push(i);
+    }
+    let mut leaves: HashMap<u32, Vec<usize>> = HashMap::new();
+    for (i, p) in finds.pages.iter().enumerate() {
+        leaves.entry(p.checksum).or_default().push(i);
+    }
+    let mut names: Vec<String> = finds.roots.iter().map(|(n, _)| n.clone()).collect();
+    names.sort();
+    names.dedup();
+    let mut seen = vec![false; finds.internal.len()];
+    for (name, root) in &finds.roots {
+        let tree = names.binary_search(name).unwrap_or(0) as u32;
+        let mut todo = vec![*root];
+        while let Some(a) = todo.pop() {
+            for &i in leaves.get(&a.checksum).map_or(&[][..], Vec::as_slice) {
+                let page = &mut finds.pages[i];
+                if a.fits(page.disk_size) && page.tree.is_none() {
+                    page.tree = Some(tree);
+                }
+            }
+            for &i in internal.get(&a.checksum).map_or(&[][..], Vec::as_slice) {
+                let (_, size, children) = &finds.internal[i];
+                if a.fits(*size) && !std::mem::replace(&mut seen[i], true) {
+                    todo.extend(children.iter().copied());
+                }
+            }
+        }
+    }
+    names
+}
+
+/// Ties the leaf pages no traced tree reached (old copies, whose internal pages and
+/// metadata were overwritten) to the file holding the same records: a record id with
+/// the same `_id` is one record of one collection. Each such page goes to the file most
+/// of its records are found in.
+pub fn adopt_orphans(finds: &mut PageFinds, docs: &[Found]) {
+    if finds.roots.is_empty() {
+        return;
+    }
+    let mut known: HashMap<(i64, &[u8]), u32> = HashMap::new();
+    for f in docs {
+        if let Some(wt) = f.entry.wt
+            && let Some(tree) = finds.pages.get(wt.page as usize).and_then(|p| p.tree)
+        {
+            known.insert((wt.record, &f.entry.id), tree);
+        }
+    }
+    let mut votes: HashMap<u32, HashMap<u32, usize>> = HashMap::new();
+    for f in docs {
+        if let Some(wt) = f.entry.wt
+            && finds
+                .pages
+                .get(wt.page as usize)
+                .is_some_and(|p| p.tree.is_none())
+            && let Some(&tree) = known.get(&(wt.record, &f.entry.id[..]))
+        {
+            *votes.entry(wt.page).or_default().entry(tree).or_default() += 1;
+        }
+    }
+    for (page, counts) in votes {
+        if let Some((&tree, _)) = counts
+            .iter()
+            .max_by_key(|&(&t, &n)| (n, std::cmp::Reverse(t)))
+        {
+            finds.pages[page as usize].tree = Some(tree);
+        }
     }
 }
 
