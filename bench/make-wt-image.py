@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Writes a disk image of SIZE_MIB MiB holding real WiredTiger collection files, as a
 crashed mongod's disk would: collections compressed with snappy (mongod's default), zstd
-and zlib, written by WiredTiger 11.2.0 itself, laid one after the other among random
-bytes, text and zeros. Used by bench/wiredtiger.sh; needs what scripts/make-wt-fixtures.sh
+and zlib, written by WiredTiger 11.2.0 itself, and WiredTiger's metadata file, laid one
+after the other among random bytes, text and zeros. Used by bench/wiredtiger.sh; needs what scripts/make-wt-fixtures.sh
 installs and builds (its work directory is the first argument).
 
     make-wt-image.py WT_BUILD_DIR IMAGE SIZE_MIB
@@ -56,12 +56,13 @@ for n, codec in enumerate(["snappy", "snappy", "zstd", "zlib"]):
     files.append(work / f"{ident}.wt")
 session.close()
 conn.close()
+files.append(work / "WiredTiger.wt")  # names each file's checkpoints: traced on the raw image
 
 with open(image, "wb") as out:
     filler = [lambda n: os.urandom(n), lambda n: bytes(n),
               lambda n: (" ".join(WORDS) * (n // 100 + 1)).encode()[:n]]
     for i, f in enumerate(files):
-        out.write(filler[i % 3](rng.randrange(1, 8 << 20)))
+        out.write(filler[i % 3](4096 * rng.randrange(1, 2048)))  # files on 4 KiB blocks
         with open(f, "rb") as src:
             shutil.copyfileobj(src, out)
     wt_bytes = sum(f.stat().st_size for f in files)
