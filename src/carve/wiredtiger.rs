@@ -1,5 +1,6 @@
 //! WiredTiger blocks: find them in raw bytes, prove them by their checksum, rebuild the
-//! page image (decompressing it), and read the records of a row-store leaf page.
+//! page image (decompressing it), and read the records of a row-store leaf page, the
+//! children of an internal page, and the checkpoint roots WiredTiger's metadata names.
 //!
 //! Every block starts with a 28-byte page header (record number, write generation,
 //! in-memory size, entries, page type at byte 24, flags) and a 12-byte block header
@@ -113,8 +114,8 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     ])
 }
 
-/// Reads the headers at the start of `buf`, if they look like a leaf or overflow block
-/// that WiredTiger could have written. Cheap: no checksum yet.
+/// Reads the headers at the start of `buf`, if they look like a row-store leaf,
+/// internal or overflow block that WiredTiger could have written. Cheap: no checksum.
 pub fn header(buf: &[u8]) -> Option<Header> {
     let b = buf.get(..COMPRESS_SKIP)?;
     // The padding bytes first: in random data, where a page type byte turns up every
