@@ -264,7 +264,8 @@ pub fn classify(index: &Index, schema: Option<&Schema>) -> Catalog {
 
     // Byte-identical copies: keep the most trusted one.
     let trust = |i: usize| (!deleted(i), placed[i].1.on_disk());
-    let mut best: HashMap<u64, usize, foldhash::fast::RandomState> = HashMap::default();
+    let mut best: HashMap<u64, usize, foldhash::fast::RandomState> =
+        HashMap::with_capacity_and_hasher(docs.len(), Default::default());
     let mut copies = vec![1usize; docs.len()];
     for i in 0..docs.len() {
         match best.get_mut(&docs[i].hash) {
@@ -435,36 +436,40 @@ impl<'a> WtFiles<'a> {
 fn removed_records(index: &Index, files: &WtFiles) -> Vec<bool> {
     let docs = &index.docs;
     let mut removed = vec![false; docs.len()];
-    // (file, record) -> newest write_gen of any version, and the documents.
-    let mut records: BTreeMap<(FileKey, i64), (u64, Vec<usize>)> = BTreeMap::new();
-    // (leaf page, record) pairs, and each leaf page's file.
-    let mut held: std::collections::HashSet<(u32, i64)> = Default::default();
-    let mut page_file: HashMap<u32, FileKey> = HashMap::new();
+    // Every version of every record of a known file, by (file, record id).
+    let mut versions: Vec<(FileKey, i64, usize)> = Vec::new();
+    let mut page_file: Vec<Option<FileKey>> = vec![None; index.wt_pages.len()];
     for (i, d) in docs.iter().enumerate() {
-        let (Some(wt), Some((file, _))) = (d.wt, files.of(index, d)) else {
-            continue;
-        };
-        let entry = records.entry((file, wt.record)).or_default();
-        entry.0 = entry.0.max(write_gen(index, i));
-        entry.1.push(i);
-        held.insert((wt.page, wt.record));
-        page_file.insert(wt.page, file);
-    }
-    for (n, page) in index.wt_pages.iter().enumerate() {
-        let n = n as u32;
-        let Some(&file) = page_file.get(&n) else {
-            continue;
-        };
-        if page.kind != PageKind::RowLeaf {
-            continue;
+        if let (Some(wt), Some((file, _))) = (d.wt, files.of(index, d)) {
+            versions.push((file, wt.record, i));
+            if let Some(slot) = page_file.get_mut(wt.page as usize) {
+                *slot = Some(file);
+            }
         }
+    }
+    if versions.is_empty() {
+        return removed;
+    }
+    versions.sort_unstable();
+    let records: Vec<&[(FileKey, i64, usize)]> =
+        versions.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)).collect();
+    for (n, page) in index.wt_pages.iter().enumerate() {
+        let Some(file) = page_file[n].filter(|_| page.kind == PageKind::RowLeaf) else {
+            continue;
+        };
         let (first, last) = page.keys;
-        for (&(_, record), (newest, versions)) in records.range_mut((file, first)..=(file, last)) {
-            if *newest < page.write_gen
-                && !held.contains(&(n, record))
-                && !page.overflow_keys.contains(&record)
+        let from = records.partition_point(|r| (r[0].0, r[0].1) < (file, first));
+        let to = records.partition_point(|r| (r[0].0, r[0].1) <= (file, last));
+        for record in &records[from..to] {
+            let newest = record.iter().map(|&(_, _, i)| write_gen(index, i)).max();
+            let here = |&(_, _, i): &(FileKey, i64, usize)| {
+                docs[i].wt.is_some_and(|w| w.page as usize == n)
+            };
+            if newest < Some(page.write_gen)
+                && !record.iter().any(here)
+                && !page.overflow_keys.contains(&record[0].1)
             {
-                for &i in versions.iter() {
+                for &(_, _, i) in record.iter() {
                     removed[i] = true;
                 }
             }

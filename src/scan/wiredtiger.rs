@@ -393,10 +393,10 @@ pub fn assign_trees(finds: &mut PageFinds) -> Vec<String> {
 /// the same `_id` is one record of one collection. Each such page goes to the file most
 /// of its records are found in.
 pub fn adopt_orphans(finds: &mut PageFinds, docs: &[Found]) {
-    if finds.roots.is_empty() {
+    if finds.roots.is_empty() || finds.pages.iter().all(|p| p.tree.is_some()) {
         return;
     }
-    let mut known: HashMap<(i64, &[u8]), u32> = HashMap::new();
+    let mut known: HashMap<(i64, &[u8]), u32, foldhash::fast::RandomState> = HashMap::default();
     for f in docs {
         if let Some(wt) = f.entry.wt
             && let Some(tree) = finds.pages.get(wt.page as usize).and_then(|p| p.tree)
