@@ -4,8 +4,10 @@
 //! (decompressing it: this runs on every core, with the rest of the scan), and describes
 //! every record of a leaf page whose value is a valid document, exactly as a document
 //! found on the source is described. What a chunk cannot finish is left for afterwards:
-//! blocks reaching past its buffer, and values stored in overflow pages, which may lie
-//! anywhere and are matched to their leaf cell by the checksum the cell records.
+//! blocks reaching past its buffer, files off the sector grid (followed from their first
+//! block), values stored in overflow pages (matched to their leaf cell by the checksum
+//! the cell records), and, on a raw disk, which file each page belongs to (traced from
+//! the checkpoint roots WiredTiger's metadata names, through internal pages).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
