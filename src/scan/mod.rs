@@ -6,7 +6,8 @@
 //! extent headers and WiredTiger pages (checksummed, decompressed and read there).
 //! Pass 2 walks each FLV header's tag chain (reading only the tag headers it needs,
 //! through a small read-ahead window), reads the few documents and WiredTiger blocks
-//! longer than the overlap, and fetches values stored in overflow pages.
+//! longer than the overlap, follows WiredTiger files that lie off the sector grid,
+//! traces pages to their files and fetches values stored in overflow pages.
 //! Memory is bounded by the chunk size times the number of threads, whatever the size of
 //! the disk.
 
