@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use salvagefs::extjson::JsonMode;
 
-/// Recover FLV videos and MongoDB documents from a damaged disk, image or data files,
-/// as a read-only filesystem.
+/// Recover FLV videos and MongoDB documents (MMAPv1 data files or WiredTiger .wt files,
+/// compressed or not) from a damaged disk, image or data files, as a read-only filesystem.
 #[derive(Parser, Debug)]
 #[command(name = "salvagefs", version, about, long_about = None)]
 pub struct Cli {
@@ -62,7 +62,8 @@ pub struct CommonArgs {
 /// `salvagefs scan`.
 #[derive(Args, Debug)]
 pub struct ScanArgs {
-    /// Disk images and/or block devices (/dev/sdb, /dev/md2, image.dd), opened read-only
+    /// Disk images, block devices and/or data files (/dev/sdb, image.dd, mydb.0,
+    /// collection-7-123.wt with _mdb_catalog.wt), opened read-only
     #[arg(required = true, value_name = "SOURCE")]
     pub sources: Vec<PathBuf>,
     #[command(flatten)]
