@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use crate::index::{DocEntry, Index, Span, WtPage};
-use crate::scan::documents;
+use crate::scan::{documents, wiredtiger};
 
 /// Why two indexes cannot be joined.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -128,7 +128,7 @@ pub fn merge(a: Index, b: Index) -> Result<Index, MergeError> {
         wt_trees.binary_search(name).ok().map(|t| t as u32)
     };
     let first_of_b = a.wt_pages.len() as u32;
-    let mut pages: Vec<(u32, WtPage)> = a
+    let pages: Vec<WtPage> = a
         .wt_pages
         .into_iter()
         .map(|p| WtPage {
@@ -139,15 +139,8 @@ pub fn merge(a: Index, b: Index) -> Result<Index, MergeError> {
             tree: rename(&b.wt_trees, p.tree),
             ..p
         }))
-        .zip(0..)
-        .map(|(p, i)| (i, p))
         .collect();
-    pages.sort_by_key(|(_, p)| (p.source, p.offset));
-    let mut renumber = vec![0u32; pages.len()];
-    for (new, (old, _)) in pages.iter().enumerate() {
-        renumber[*old as usize] = new as u32;
-    }
-    let wt_pages: Vec<WtPage> = pages.into_iter().map(|(_, p)| p).collect();
+    let (wt_pages, renumber) = wiredtiger::in_disk_order(pages);
     let mut wt_catalog = a.wt_catalog;
     wt_catalog.extend(b.wt_catalog);
     wt_catalog.sort();
@@ -179,7 +172,7 @@ pub fn merge(a: Index, b: Index) -> Result<Index, MergeError> {
             end: p.offset + u64::from(p.disk_size),
         })
         .collect();
-    crate::scan::wiredtiger::drop_claimed_entries(&mut docs, &mut claimed, |(d, _)| d);
+    wiredtiger::drop_claimed_entries(&mut docs, &mut claimed, |(d, _)| d);
     let mut shapes: Vec<Vec<String>> = Vec::new();
     let mut numbers: HashMap<&[String], u32> = HashMap::new();
     let mut outermost = Outermost::default();

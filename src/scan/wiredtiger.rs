@@ -125,27 +125,17 @@ const FOLLOW_GIVE_UP: u64 = 1 << 20;
 pub fn follow(src: &Source, index: u32, start: u64, end: u64, mode: JsonMode) -> PageFinds {
     let (mut finds, mut docs) = (PageFinds::default(), Vec::new());
     let (mut at, mut past_last_block) = (start, start);
-    let mut head = [0u8; wt::COMPRESS_SKIP];
     let end = end.min(src.size);
     while at < end && at < past_last_block + FOLLOW_GIVE_UP {
-        let h = src
-            .read_exact_at(&mut head, at)
-            .ok()
-            .and_then(|()| wt::header(&head));
-        let step = match h {
-            Some(h) => {
-                let found = read_deferred(src, index, at, mode);
-                if found.claimed.is_empty() {
-                    wt::SECTOR
-                } else {
-                    past_last_block = at + u64::from(h.disk_size);
-                    finds.append(found, &mut docs);
-                    u64::from(h.disk_size)
-                }
+        let found = read_deferred(src, index, at, mode);
+        at = match found.claimed.first().map(|block| block.end) {
+            Some(block_end) => {
+                past_last_block = block_end;
+                finds.append(found, &mut docs);
+                block_end
             }
-            None => wt::SECTOR,
+            None => at + wt::SECTOR,
         };
-        at += step;
     }
     finds.docs = docs;
     finds
@@ -448,17 +438,8 @@ fn overflow_document(src: &Source, page: &WtPage, mode: JsonMode) -> Option<Foun
 /// Puts the pages in disk order (the documents in `docs` follow their page) and sorts
 /// the catalog.
 pub fn order(finds: &mut PageFinds, docs: &mut [Found]) {
-    let mut numbered: Vec<(u32, WtPage)> = std::mem::take(&mut finds.pages)
-        .into_iter()
-        .zip(0..)
-        .map(|(p, i)| (i, p))
-        .collect();
-    numbered.sort_by_key(|(_, p)| (p.source, p.offset));
-    let mut renumber = vec![0u32; numbered.len()];
-    for (new, (old, _)) in numbered.iter().enumerate() {
-        renumber[*old as usize] = new as u32;
-    }
-    finds.pages = numbered.into_iter().map(|(_, p)| p).collect();
+    let renumber;
+    (finds.pages, renumber) = in_disk_order(std::mem::take(&mut finds.pages));
     for f in docs {
         if let Some(wt) = &mut f.entry.wt {
             wt.page = renumber[wt.page as usize];
@@ -466,6 +447,17 @@ pub fn order(finds: &mut PageFinds, docs: &mut [Found]) {
     }
     finds.catalog.sort();
     finds.catalog.dedup();
+}
+
+/// `pages` sorted by (source, offset), and for each old position its new one.
+pub fn in_disk_order(pages: Vec<WtPage>) -> (Vec<WtPage>, Vec<u32>) {
+    let mut numbered: Vec<(u32, WtPage)> = (0..).zip(pages).collect();
+    numbered.sort_by_key(|(_, p)| (p.source, p.offset));
+    let mut renumber = vec![0u32; numbered.len()];
+    for (new, (old, _)) in numbered.iter().enumerate() {
+        renumber[*old as usize] = new as u32;
+    }
+    (numbered.into_iter().map(|(_, p)| p).collect(), renumber)
 }
 
 /// Drops the documents found on the source inside a WiredTiger block (an uncompressed
