@@ -6,7 +6,6 @@ of salvagefs. Called by tests/mongo.rs:
 
 Exits non-zero with a message on the first failed check; prints the recovery rate.
 """
-import hashlib
 import json
 import os
 import sys
@@ -14,11 +13,7 @@ from pathlib import Path
 
 import bson
 from bson import json_util
-from bson.codec_options import CodecOptions, DatetimeConversion
-
-OPTS = CodecOptions(datetime_conversion=DatetimeConversion.DATETIME_AUTO, tz_aware=True)
-RELAXED = json_util.JSONOptions(json_mode=json_util.JSONMode.RELAXED,
-                                datetime_conversion=DatetimeConversion.DATETIME_AUTO, tz_aware=True)
+from bson_files import OPTS, RELAXED, sha, split
 
 mount, manifest_path, mode = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 manifest = json.loads(manifest_path.read_text())
@@ -28,15 +23,6 @@ mongo = mount / "mongo"
 def fail(msg):
     sys.exit(f"check_mongo ({mode}): {msg}")
 
-
-def split(raw):
-    """The raw documents of a concatenated .bson file (pymongo checks each below)."""
-    out, at = [], 0
-    while at < len(raw):
-        n = int.from_bytes(raw[at:at + 4], "little")
-        out.append(raw[at:at + n])
-        at += n
-    return out
 
 
 def collections(root):
@@ -52,9 +38,6 @@ def collections(root):
             found[f"{db.name}.{f.stem}"] = parts
     return found
 
-
-def sha(b):
-    return hashlib.sha256(b).hexdigest()
 
 
 # Every file: ls -l size equals the bytes read; two reads agree.

@@ -10,7 +10,6 @@ file:    the catalog was missing, each file's documents must form one collection
          named after the file (recovered.collection-...).
 Exits non-zero with a message on the first failed check; prints what it verified.
 """
-import hashlib
 import json
 import os
 import sys
@@ -18,11 +17,7 @@ from pathlib import Path
 
 import bson
 from bson import json_util
-from bson.codec_options import CodecOptions, DatetimeConversion
-
-OPTS = CodecOptions(datetime_conversion=DatetimeConversion.DATETIME_AUTO, tz_aware=True)
-RELAXED = json_util.JSONOptions(json_mode=json_util.JSONMode.RELAXED,
-                                datetime_conversion=DatetimeConversion.DATETIME_AUTO, tz_aware=True)
+from bson_files import OPTS, RELAXED, sha, split
 
 mount, manifest, naming = Path(sys.argv[1]), json.loads(Path(sys.argv[2]).read_text()), sys.argv[3]
 mongo = mount / "mongo"
@@ -32,17 +27,6 @@ def fail(msg):
     sys.exit(f"check_wt ({naming}): {msg}")
 
 
-def split(raw):
-    out, at = [], 0
-    while at < len(raw):
-        n = int.from_bytes(raw[at:at + 4], "little")
-        out.append(raw[at:at + n])
-        at += n
-    return out
-
-
-def sha(b):
-    return hashlib.sha256(b).hexdigest()
 
 
 summary = (mongo / "summary.tsv").read_text()
