@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use crate::mountinfo;
 use crate::source::{Source, SourceKind};
 
 /// `major:minor` of a device number, as sysfs and mountinfo spell it.
@@ -90,18 +91,15 @@ pub fn check_index_location(index: &Path, sources: &[Source]) -> Result<(), Stri
 
 /// Warnings for block-device sources that (or whose partitions) are mounted read-write.
 pub fn mounted_read_write(sources: &[Source]) -> Vec<String> {
-    let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return Vec::new();
-    };
+    let mounts = mountinfo::mounts();
     let mut warnings = Vec::new();
     for (rdev, _, path) in source_devices(sources) {
-        for line in mountinfo.lines() {
-            let f: Vec<&str> = line.split(' ').collect();
-            let (Some(dev), Some(opts), Some(target)) = (f.get(2), f.get(5), f.get(4)) else {
+        for m in &mounts {
+            let Some(dev) = parse_dev(&m.device) else {
                 continue;
             };
-            let Some(dev) = parse_dev(dev) else { continue };
-            if opts.split(',').any(|o| o == "rw") && underlying(dev).contains(&rdev) {
+            if m.read_write() && underlying(dev).contains(&rdev) {
+                let target = m.target.display();
                 warnings.push(format!(
                     "WARNING: {} is mounted read-write on {target}: every write there may destroy \
                      what you are recovering. Remount it read-only (mount -o remount,ro {target}) \

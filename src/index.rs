@@ -298,9 +298,10 @@ impl Index {
         )
     }
 
-    /// Serializes the index to bytes (header + checksummed payload).
-    pub fn to_bytes(&self) -> Vec<u8> {
-        Index::wrap_payload(&postcard::to_allocvec(self).unwrap_or_default())
+    /// Serializes the index to bytes (header + checksummed payload); an encoding
+    /// failure is an error, never an empty payload saved as if it were the index.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, postcard::Error> {
+        Ok(Index::wrap_payload(&postcard::to_allocvec(self)?))
     }
 
     /// Puts the header (magic, version, length, checksum) in front of an encoded
@@ -336,7 +337,7 @@ impl Index {
         let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
         let result = (|| {
             let mut f = File::create(&tmp)?;
-            f.write_all(&self.to_bytes())?;
+            f.write_all(&self.to_bytes().map_err(io::Error::other)?)?;
             f.sync_all()?;
             fs::rename(&tmp, path)?;
             File::open(dir)?.sync_all()
@@ -408,15 +409,32 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], path: &Path) -> Result<T
     if bytes.len() < HEADER_LEN || &bytes[..16] != MAGIC {
         return Err(corrupt("not a salvagefs index (bad magic)"));
     }
-    let version = u32::from_le_bytes(bytes[16..20].try_into().unwrap_or_default());
+    let header = |at: usize, n: usize| {
+        bytes
+            .get(at..at + n)
+            .ok_or_else(|| corrupt("truncated header"))
+    };
+    let version = u32::from_le_bytes(
+        header(16, 4)?
+            .try_into()
+            .map_err(|_| corrupt("bad version"))?,
+    );
     if version != FORMAT_VERSION {
         return Err(IndexError::Version {
             path: path.to_path_buf(),
             found: version,
         });
     }
-    let len = u64::from_le_bytes(bytes[20..28].try_into().unwrap_or_default());
-    let crc = u32::from_le_bytes(bytes[28..32].try_into().unwrap_or_default());
+    let len = u64::from_le_bytes(
+        header(20, 8)?
+            .try_into()
+            .map_err(|_| corrupt("bad length"))?,
+    );
+    let crc = u32::from_le_bytes(
+        header(28, 4)?
+            .try_into()
+            .map_err(|_| corrupt("bad checksum"))?,
+    );
     let payload = &bytes[HEADER_LEN..];
     if payload.len() as u64 != len {
         return Err(corrupt(
@@ -600,7 +618,7 @@ mod tests {
     #[test]
     fn roundtrip_and_detects_damage() {
         let idx = sample();
-        let bytes = idx.to_bytes();
+        let bytes = idx.to_bytes().unwrap();
         let p = Path::new("x");
         assert_eq!(Index::from_bytes(&bytes, p).unwrap(), idx);
         assert!(matches!(

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use crate::index::{DocEntry, Index, Span, WtPage};
-use crate::scan::{documents, wiredtiger};
+use crate::spans::{self, Outermost};
 
 /// Why two indexes cannot be joined.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -22,82 +22,6 @@ pub enum MergeError {
     Overlap(Span),
 }
 
-/// Keeps the outermost of nested byte ranges, fed in (source, offset) order: a BSON
-/// document inside an accepted one is a sub-document, not a document.
-#[derive(Default)]
-pub struct Outermost {
-    until: Option<(u32, u64)>,
-}
-
-impl Outermost {
-    /// True if the range starting at `offset` lies outside every range kept so far
-    /// (and keeps it).
-    pub fn keep(&mut self, source: u32, offset: u64, len: u64) -> bool {
-        if let Some((s, end)) = self.until
-            && s == source
-            && offset < end
-        {
-            return false;
-        }
-        self.until = Some((source, offset + len));
-        true
-    }
-}
-
-/// The union of two sorted lists of disjoint spans, with adjacent spans joined.
-pub fn union(a: &[Span], b: &[Span]) -> Result<Vec<Span>, MergeError> {
-    let mut all: Vec<Span> = a
-        .iter()
-        .chain(b)
-        .copied()
-        .filter(|s| !s.is_empty())
-        .collect();
-    all.sort_unstable();
-    let mut out: Vec<Span> = Vec::with_capacity(all.len());
-    for s in all {
-        match out.last_mut() {
-            Some(last) if last.source == s.source && s.start < last.end => {
-                return Err(MergeError::Overlap(Span {
-                    source: s.source,
-                    start: s.start,
-                    end: s.end.min(last.end),
-                }));
-            }
-            Some(last) if last.source == s.source && s.start == last.end => last.end = s.end,
-            _ => out.push(s),
-        }
-    }
-    Ok(out)
-}
-
-/// The parts of `want` that `have` does not cover (both sorted and disjoint).
-pub fn missing(want: &[Span], have: &[Span]) -> Vec<Span> {
-    let mut out = Vec::new();
-    for w in want {
-        let mut at = w.start;
-        for h in have
-            .iter()
-            .filter(|h| h.source == w.source && h.end > w.start)
-        {
-            if h.start >= w.end {
-                break;
-            }
-            if h.start > at {
-                out.push(Span {
-                    start: at,
-                    end: h.start,
-                    ..*w
-                });
-            }
-            at = at.max(h.end);
-        }
-        if at < w.end {
-            out.push(Span { start: at, ..*w });
-        }
-    }
-    out
-}
-
 /// Joins `a` and `b`, which must describe the same sources, scanned with the same
 /// options, over disjoint byte ranges.
 pub fn merge(a: Index, b: Index) -> Result<Index, MergeError> {
@@ -107,7 +31,7 @@ pub fn merge(a: Index, b: Index) -> Result<Index, MergeError> {
     if a.settings != b.settings {
         return Err(MergeError::Settings);
     }
-    let covered = union(&a.covered, &b.covered)?;
+    let covered = spans::union(&a.covered, &b.covered).map_err(MergeError::Overlap)?;
     let mut flv = a.flv;
     flv.extend(b.flv);
     flv.sort_by_key(|e| (e.source, e.carved.offset));
@@ -140,7 +64,7 @@ pub fn merge(a: Index, b: Index) -> Result<Index, MergeError> {
             ..p
         }))
         .collect();
-    let (wt_pages, renumber) = wiredtiger::in_disk_order(pages);
+    let (wt_pages, renumber) = spans::in_disk_order(pages);
     let mut wt_catalog = a.wt_catalog;
     wt_catalog.extend(b.wt_catalog);
     wt_catalog.sort();
@@ -161,7 +85,7 @@ pub fn merge(a: Index, b: Index) -> Result<Index, MergeError> {
             (d, fields)
         }));
     }
-    docs.sort_by_key(|(d, _)| documents::disk_order(d));
+    docs.sort_by_key(|(d, _)| spans::disk_order(d));
     // A part's documents inside a WiredTiger block that another part read (a file off
     // the sector grid is followed past the end of the part that holds its start).
     let mut claimed: Vec<Span> = wt_pages
@@ -172,7 +96,7 @@ pub fn merge(a: Index, b: Index) -> Result<Index, MergeError> {
             end: p.offset + u64::from(p.disk_size),
         })
         .collect();
-    wiredtiger::drop_claimed_entries(&mut docs, &mut claimed, |(d, _)| d);
+    spans::drop_claimed(&mut docs, &mut claimed, |(d, _)| d);
     let mut shapes: Vec<Vec<String>> = Vec::new();
     let mut numbers: HashMap<&[String], u32> = HashMap::new();
     let mut outermost = Outermost::default();
@@ -203,39 +127,4 @@ pub fn merge(a: Index, b: Index) -> Result<Index, MergeError> {
         wt_catalog,
         wt_trees,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn span(source: u32, start: u64, end: u64) -> Span {
-        Span { source, start, end }
-    }
-
-    #[test]
-    fn unions_and_gaps() {
-        let parts = union(&[span(0, 0, 10), span(1, 0, 5)], &[span(0, 10, 20)]).unwrap();
-        assert_eq!(parts, [span(0, 0, 20), span(1, 0, 5)]);
-        assert_eq!(
-            union(&[span(0, 0, 10)], &[span(0, 5, 20)]),
-            Err(MergeError::Overlap(span(0, 5, 10)))
-        );
-        let want = [span(0, 0, 100), span(1, 0, 50)];
-        let have = [span(0, 10, 20), span(0, 30, 100)];
-        assert_eq!(
-            missing(&want, &have),
-            [span(0, 0, 10), span(0, 20, 30), span(1, 0, 50)]
-        );
-        assert!(missing(&want, &want).is_empty());
-    }
-
-    #[test]
-    fn outermost_drops_nested() {
-        let mut o = Outermost::default();
-        assert!(o.keep(0, 10, 100));
-        assert!(!o.keep(0, 50, 10));
-        assert!(o.keep(0, 110, 5));
-        assert!(o.keep(1, 0, 5));
-    }
 }

@@ -16,7 +16,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use fuser::{Config, MountOption, SessionACL};
 
 use salvagefs::fs::SalvageFs;
-use salvagefs::pipeline;
+use salvagefs::{mountinfo, pipeline};
 
 use crate::cli::MountArgs;
 
@@ -95,16 +95,11 @@ fn raise_readahead(mountpoint: &Path) {
     let Ok(path) = std::fs::canonicalize(mountpoint) else {
         return;
     };
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return;
-    };
-    // "36 25 0:39 / /mnt/salvage ro,... - fuse.salvagefs salvagefs ...": the device is
-    // the third field, the mountpoint the fifth (with spaces escaped as \040).
-    let wanted = path.to_string_lossy().replace(' ', "\\040");
-    let device = info.lines().rev().find_map(|l| {
-        let fields: Vec<&str> = l.split(' ').collect();
-        (fields.get(4) == Some(&wanted.as_str())).then(|| fields.get(2).copied())?
-    });
+    let device = mountinfo::mounts()
+        .into_iter()
+        .rev()
+        .find(|m| m.target == path)
+        .map(|m| m.device);
     let Some(device) = device else {
         return;
     };
@@ -162,37 +157,13 @@ fn check_mountpoint(mp: &Path) -> Result<()> {
         Ok(_) => {}
     }
     let canonical = std::fs::canonicalize(mp)?;
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let busy = mountinfo
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .any(|target| Path::new(&unescape_mountinfo(target)) == canonical);
+    let busy = mountinfo::mounts().iter().any(|m| m.target == canonical);
     if busy {
         bail!(
             "{shown} is already a mountpoint; unmount it first (`fusermount3 -u {shown}`) or pick another directory"
         );
     }
     Ok(())
-}
-
-/// mountinfo escapes space, tab, newline and backslash as octal.
-fn unescape_mountinfo(s: &str) -> String {
-    let mut out = Vec::new();
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8)
-        {
-            out.push(v);
-            i += 4;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Re-executes this program as the mount daemon and waits until it is mounted.

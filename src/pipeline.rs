@@ -16,6 +16,7 @@ use crate::known::{self, KnownSet};
 use crate::merge;
 use crate::scan::{self, Progress};
 use crate::source::{Source, Sources};
+use crate::spans;
 use crate::tree::Tree;
 use crate::tree::build::{self, KnownMatches, flv_extents};
 
@@ -171,7 +172,8 @@ pub fn prepare(
         n => n,
     };
     let checkpoint = (Path::new(&checkpoint), every);
-    let index = scan::scan_resumable(&sources, records, settings, &wanted, checkpoint, progress);
+    let index = scan::scan_resumable(&sources, records, settings, &wanted, checkpoint, progress)
+        .context("cannot join the scan's segments; run again with --rescan")?;
     index.save(&index_path).with_context(|| {
         format!(
             "cannot write the index {}; use --index PATH elsewhere",
@@ -284,7 +286,7 @@ pub fn merge_parts(parts: &[PathBuf], out: Option<&Path>) -> Result<(Index, Path
         whole = merge::merge(whole, part)
             .with_context(|| format!("cannot merge {}", path.display()))?;
     }
-    let missing = merge::missing(&Span::whole(&whole.sources), &whole.covered);
+    let missing = spans::missing(&Span::whole(&whole.sources), &whole.covered);
     if !missing.is_empty() {
         bail!(
             "the parts do not cover {}; scan it with salvagefs scan --range START..END and merge again",

@@ -248,7 +248,8 @@ fn walk<'a>(doc: &'a RawDocument, depth: usize, mut kind: Kind<'_, 'a>) -> Resul
             }
             RawBsonRef::JavaScriptCodeWithScope(c) => walk(c.scope, depth + 1, Kind::Nested)?,
             RawBsonRef::ObjectId(oid) => {
-                let t = u32::from_be_bytes(oid.bytes()[..4].try_into().unwrap_or_default());
+                let [a, b, c, d, ..] = oid.bytes();
+                let t = u32::from_be_bytes([a, b, c, d]);
                 if !OID_TIME_RANGE.contains(&t) {
                     return Err(Invalid::ObjectIdTime);
                 }

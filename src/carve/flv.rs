@@ -10,11 +10,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::ByteSource;
+use super::flv_tag::{TAG_HEADER_LEN, Tag, parse_tag_header, tag_at};
 use super::fragments::{Continuations, Join};
 
 /// FLV file header (9 bytes) plus PreviousTagSize0 (4 bytes).
 pub const HEADER_LEN: usize = 13;
-const TAG_HEADER_LEN: u64 = 11;
 const MAGIC: &[u8; 4] = b"FLV\x01";
 
 /// How a carved file ended.
@@ -130,55 +130,6 @@ pub fn find_headers(buf: &[u8], limit: usize) -> Vec<usize> {
         .take_while(|&p| p < limit)
         .filter(|&p| is_header(&buf[p..]))
         .collect()
-}
-
-/// A tag header, as far as the carver needs it.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Tag {
-    pub(super) kind: u8,
-    pub(super) size: u32,
-    pub(super) ts: u32,
-    /// First data byte: codec information for audio and video tags.
-    pub(super) codec: u8,
-}
-
-impl Tag {
-    pub(super) fn total_len(&self) -> u64 {
-        TAG_HEADER_LEN + self.size as u64 + 4
-    }
-}
-
-/// Parses an 11-byte tag header plus the first data byte.
-pub(super) fn parse_tag_header(h: &[u8; 12]) -> Option<Tag> {
-    let kind = h[0];
-    if !matches!(kind, 8 | 9 | 18) {
-        return None;
-    }
-    let size = u32::from_be_bytes([0, h[1], h[2], h[3]]);
-    let ts = u32::from_be_bytes([h[7], h[4], h[5], h[6]]);
-    if h[8..11] != [0, 0, 0] || (kind != 18 && size == 0) {
-        return None;
-    }
-    Some(Tag {
-        kind,
-        size,
-        ts,
-        codec: h[11],
-    })
-}
-
-/// Reads and fully checks the tag at `pos`: header sane and PreviousTagSize matching.
-pub(super) fn tag_at<S: ByteSource + ?Sized>(src: &S, pos: u64) -> Option<Tag> {
-    let mut h = [0u8; 12];
-    if !src.read_at(pos, &mut h) {
-        return None;
-    }
-    let tag = parse_tag_header(&h)?;
-    let mut pts = [0u8; 4];
-    if !src.read_at(pos + TAG_HEADER_LEN + tag.size as u64, &mut pts) {
-        return None;
-    }
-    (u32::from_be_bytes(pts) == TAG_HEADER_LEN as u32 + tag.size).then_some(tag)
 }
 
 /// What the stream looked like so far: used to recognise its continuation.

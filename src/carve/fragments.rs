@@ -19,7 +19,7 @@ use memchr::memmem::Finder;
 use serde::{Deserialize, Serialize};
 
 use super::ByteSource;
-use super::flv::{self, Tag};
+use super::flv_tag::{self, Tag};
 
 /// Filesystem block size: fragments start and end on these boundaries.
 pub const BLOCK: u64 = 4096;
@@ -81,7 +81,7 @@ pub fn find_orphans(buf: &[u8], base: u64, limit: usize) -> Vec<Orphan> {
         // the block can start a fragment (fragments start with their block).
         if let Some(mut p) = chain {
             while p < block_end {
-                match flv::tag_at(buf, p - base) {
+                match flv_tag::tag_at(buf, p - base) {
                     Some(t) => p += t.total_len(),
                     None => break,
                 }
@@ -124,19 +124,16 @@ fn first_run(buf: &[u8], base: u64, from: u64, to: u64, zeros: &Finder) -> Optio
 /// Position of the first non-zero byte, eight bytes at a time (disks hold long
 /// stretches of zeros).
 fn first_nonzero(bytes: &[u8]) -> Option<usize> {
-    let words = bytes.chunks_exact(8);
-    let tail = words.remainder().len();
-    let word = words
-        .map(|w| u64::from_ne_bytes(w.try_into().unwrap_or_default()))
-        .position(|w| w != 0);
-    let from = word.map_or(bytes.len() - tail, |w| w * 8);
+    let (words, tail) = bytes.as_chunks::<8>();
+    let word = words.iter().position(|w| u64::from_ne_bytes(*w) != 0);
+    let from = word.map_or(bytes.len() - tail.len(), |w| w * 8);
     bytes[from..].iter().position(|&b| b != 0).map(|n| from + n)
 }
 
 /// Two chained audio/video tags at `at` (relative to `buf`), as an orphan.
 fn run_at(buf: &[u8], base: u64, at: u64) -> Option<Orphan> {
-    let first = flv::tag_at(buf, at)?;
-    let second = flv::tag_at(buf, at + first.total_len())?;
+    let first = flv_tag::tag_at(buf, at)?;
+    let second = flv_tag::tag_at(buf, at + first.total_len())?;
     let prev: [u8; 4] = buf.get(at as usize - 4..at as usize)?.try_into().ok()?;
     (second.kind != 18 && second.ts.saturating_add(1_000) >= first.ts).then_some(Orphan {
         at: at + base,
@@ -244,7 +241,7 @@ impl Continuations {
         // Walk the fragment's chain to its first keyframe (a bounded number of tags).
         let mut at = next.at;
         for _ in 0..10_000 {
-            let tag = flv::tag_at(src, at)?;
+            let tag = flv_tag::tag_at(src, at)?;
             let keyframe = tag.kind == 9 && tag.codec >> 4 == 1;
             if !with_video || keyframe {
                 let join = Join {
@@ -276,7 +273,7 @@ impl Continuations {
         let mut ours = [0u8; 12];
         let whole_header = src
             .read_at(t, &mut ours)
-            .then(|| flv::parse_tag_header(&ours))
+            .then(|| flv_tag::parse_tag_header(&ours))
             .flatten();
         let mut fits: Vec<(u32, Join, u64)> = Vec::new();
         for o in candidates {
@@ -365,7 +362,7 @@ fn split_in_header<S: ByteSource + ?Sized>(
     if !src.read_at(t, &mut header[..mine]) || !src.read_at(to, &mut header[mine..]) {
         return None;
     }
-    let tag = flv::parse_tag_header(&header)?;
+    let tag = flv_tag::parse_tag_header(&header)?;
     let in_time = tag.ts.saturating_add(1_000) >= last_ts && tag.ts <= o.ts.saturating_add(1_000);
     (tag.size + 11 == o.prev_size && fits_stream(&tag) && in_time).then_some(Join {
         from,

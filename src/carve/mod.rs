@@ -6,6 +6,7 @@
 
 pub mod bson;
 pub mod flv;
+pub mod flv_tag;
 pub mod fragments;
 pub mod mmapv1;
 pub mod wiredtiger;

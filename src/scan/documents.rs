@@ -15,8 +15,8 @@ use crate::carve::bson::{self, Candidate, MAX_DOC_LEN};
 use crate::carve::mmapv1::{self, RECORD_HEADER_LEN};
 use crate::extjson::{self, JsonMode};
 use crate::index::{DocEntry, NsExtent};
-use crate::merge::Outermost;
 use crate::source::Source;
+use crate::spans::{self, Outermost};
 
 /// Longest `_id` kept verbatim; longer ones are kept as type byte + md5.
 const MAX_ID_LEN: usize = 64;
@@ -215,7 +215,7 @@ pub fn describe(bytes: &[u8], mode: JsonMode) -> Option<Found> {
 /// Orders the documents (see [`crate::index::Index::docs`]), drops those inside another
 /// accepted document (sub-documents that matched the anchor) and interns the field lists.
 pub fn finish(mut found: Vec<Found>) -> (Vec<DocEntry>, Vec<Vec<String>>) {
-    found.sort_by_key(|f| disk_order(&f.entry));
+    found.sort_by_key(|f| spans::disk_order(&f.entry));
     let mut shapes: Vec<Vec<String>> = Vec::new();
     let mut shape_ids: std::collections::HashMap<Box<str>, u32> = std::collections::HashMap::new();
     let mut outermost = Outermost::default();
@@ -240,13 +240,4 @@ pub fn finish(mut found: Vec<Found>) -> (Vec<DocEntry>, Vec<Vec<String>>) {
         })
         .collect();
     (docs, shapes)
-}
-
-/// The order of [`crate::index::Index::docs`]: documents lying on a source by (source,
-/// offset), then documents of WiredTiger pages by (page, offset in the page).
-pub fn disk_order(d: &DocEntry) -> (bool, u64, u64) {
-    match d.wt {
-        None => (false, u64::from(d.source), d.offset),
-        Some(w) => (true, u64::from(w.page), d.offset),
-    }
 }

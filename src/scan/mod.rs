@@ -26,6 +26,7 @@ use crate::index::{FlvEntry, Index, ScanSettings, SourceRecord, Span};
 use crate::merge;
 use crate::scan::documents::BufferFinds;
 use crate::source::Source;
+use crate::spans;
 
 pub mod documents;
 pub mod wiredtiger;
@@ -82,7 +83,8 @@ pub const CHECKPOINT_EVERY: u64 = 512 * CHUNK;
 /// Scans the byte ranges `spans` of `sources` segment by segment, saving what is done
 /// to `checkpoint` after each segment of `every` bytes; a matching checkpoint left by
 /// an interrupted scan is picked up, so only the rest is scanned. The result equals a
-/// scan in one go (the segments are joined by [`merge`]).
+/// scan in one go (the segments are joined by [`merge`]); failing to join them is an
+/// error, never an index that silently lost what was found.
 pub fn scan_resumable(
     sources: &[Source],
     records: Vec<SourceRecord>,
@@ -90,12 +92,12 @@ pub fn scan_resumable(
     spans: &[Span],
     (checkpoint, every): (&Path, u64),
     progress: &dyn Progress,
-) -> Index {
+) -> Result<Index, merge::MergeError> {
     let every = every.max(CHUNK).next_multiple_of(CHUNK);
     let mut done = Index::load(checkpoint).ok().filter(|p| {
         p.sources == records
             && p.settings == *settings
-            && merge::missing(&p.covered, spans).is_empty()
+            && spans::missing(&p.covered, spans).is_empty()
     });
     let total: u64 = spans.iter().map(Span::len).sum();
     progress.begin(total);
@@ -107,7 +109,7 @@ pub fn scan_resumable(
                 checkpoint.display()
             ));
             progress.advance(have);
-            merge::missing(spans, &partial.covered)
+            spans::missing(spans, &partial.covered)
         }
         None => spans.to_vec(),
     };
@@ -127,11 +129,7 @@ pub fn scan_resumable(
         let part = scan(sources, records.clone(), settings, &[*segment], progress);
         done = Some(match done {
             None => part,
-            // Same sources and options, disjoint ranges: merging cannot fail.
-            Some(so_far) => merge::merge(so_far, part).unwrap_or_else(|e| {
-                log::error!("cannot join scan segments: {e}");
-                Index::empty(records.clone(), settings, spans)
-            }),
+            Some(so_far) => merge::merge(so_far, part)?,
         });
         if i + 1 < segments.len()
             && let Some(so_far) = &done
@@ -144,7 +142,7 @@ pub fn scan_resumable(
         }
     }
     let _ = std::fs::remove_file(checkpoint);
-    done.unwrap_or_else(|| Index::empty(records, settings, spans))
+    Ok(done.unwrap_or_else(|| Index::empty(records, settings, spans)))
 }
 
 /// Scans the byte ranges `spans` of `sources` (all on all cores) and returns the index

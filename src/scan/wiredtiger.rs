@@ -16,9 +16,10 @@ use bson::RawDocument;
 
 use crate::carve::wiredtiger::{self as wt, Header, PageKind, Value};
 use crate::extjson::JsonMode;
-use crate::index::{CatalogEntry, DocEntry, Span, WtPage, WtRef};
+use crate::index::{CatalogEntry, Span, WtPage, WtRef};
 use crate::scan::documents::{self, Found};
 use crate::source::Source;
+use crate::spans;
 
 thread_local! {
     /// A page image, reused by every block a thread decodes.
@@ -439,7 +440,7 @@ fn overflow_document(src: &Source, page: &WtPage, mode: JsonMode) -> Option<Foun
 /// the catalog.
 pub fn order(finds: &mut PageFinds, docs: &mut [Found]) {
     let renumber;
-    (finds.pages, renumber) = in_disk_order(std::mem::take(&mut finds.pages));
+    (finds.pages, renumber) = spans::in_disk_order(std::mem::take(&mut finds.pages));
     for f in docs {
         if let Some(wt) = &mut f.entry.wt {
             wt.page = renumber[wt.page as usize];
@@ -449,42 +450,9 @@ pub fn order(finds: &mut PageFinds, docs: &mut [Found]) {
     finds.catalog.dedup();
 }
 
-/// `pages` sorted by (source, offset), and for each old position its new one.
-pub fn in_disk_order(pages: Vec<WtPage>) -> (Vec<WtPage>, Vec<u32>) {
-    let mut numbered: Vec<(u32, WtPage)> = (0..).zip(pages).collect();
-    numbered.sort_by_key(|(_, p)| (p.source, p.offset));
-    let mut renumber = vec![0u32; numbered.len()];
-    for (new, (old, _)) in numbered.iter().enumerate() {
-        renumber[*old as usize] = new as u32;
-    }
-    (numbered.into_iter().map(|(_, p)| p).collect(), renumber)
-}
-
 /// Drops the documents found on the source inside a WiredTiger block (an uncompressed
 /// page's records): the page's reading of them, with record id and write generation,
 /// is the one kept.
 pub fn drop_claimed(docs: &mut Vec<Found>, claimed: &mut [Span]) {
-    drop_claimed_entries(docs, claimed, |f| &f.entry);
-}
-
-/// [`drop_claimed`] for any list of items that hold a [`DocEntry`].
-pub fn drop_claimed_entries<T>(
-    docs: &mut Vec<T>,
-    claimed: &mut [Span],
-    entry: impl Fn(&T) -> &DocEntry,
-) {
-    if claimed.is_empty() {
-        return;
-    }
-    claimed.sort_unstable();
-    docs.retain(|f| {
-        let e = entry(f);
-        if e.wt.is_some() {
-            return true;
-        }
-        let after = claimed.partition_point(|s| (s.source, s.start) <= (e.source, e.offset));
-        !claimed[..after]
-            .last()
-            .is_some_and(|s| s.source == e.source && e.offset < s.end)
-    });
+    spans::drop_claimed(docs, claimed, |f| &f.entry);
 }
