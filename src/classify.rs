@@ -220,13 +220,13 @@ pub struct Collection {
 }
 
 /// Every collection, by `db.collection`.
-pub type Catalog = BTreeMap<String, Collection>;
+pub type Collections = BTreeMap<String, Collection>;
 
 /// Sorts the index's documents into collections.
 ///
 /// Linear in the number of documents apart from one sort by `_id` (a million documents
 /// classify in a fraction of a second): namespaces are numbered, not copied per document.
-pub fn classify(index: &Index, schema: Option<&Schema>) -> Catalog {
+pub fn classify(index: &Index, schema: Option<&Schema>) -> Collections {
     let docs = &index.docs;
     let mut names = Namespaces::default();
     // Where each document goes, decided once per shape when it is not on disk.

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use salvagefs::extjson::JsonMode;
 
 /// Recover FLV videos and MongoDB documents (MMAPv1 data files or WiredTiger .wt files,
@@ -49,14 +49,34 @@ pub struct CommonArgs {
     #[arg(long)]
     pub bson_any: bool,
     /// Extended JSON flavour of mongo/json and mongo/docs (canonical keeps every number's type)
-    #[arg(long, value_name = "MODE", value_enum, default_value_t = JsonMode::Relaxed)]
-    pub json: JsonMode,
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = JsonFlavour::Relaxed)]
+    pub json: JsonFlavour,
     /// Schema file {"db.coll": ["field", ...]}: a document goes to the collection whose fields it all has
     #[arg(long, value_name = "FILE", conflicts_with = "schema_from")]
     pub schema: Option<PathBuf>,
     /// Derive the schema from an old mongodump directory (DIR/<db>/<coll>.bson)
     #[arg(long, value_name = "DIR")]
     pub schema_from: Option<PathBuf>,
+}
+
+/// `--json`'s values: the library's [`JsonMode`] as clap spells it (the library does
+/// not depend on clap).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum JsonFlavour {
+    /// Numbers and dates as plain JSON where that loses nothing obvious (mongoexport's
+    /// default; `jq`-friendly)
+    Relaxed,
+    /// Every number typed (`$numberInt`, `$numberLong`...): lossless on import
+    Canonical,
+}
+
+impl From<JsonFlavour> for JsonMode {
+    fn from(f: JsonFlavour) -> JsonMode {
+        match f {
+            JsonFlavour::Relaxed => JsonMode::Relaxed,
+            JsonFlavour::Canonical => JsonMode::Canonical,
+        }
+    }
 }
 
 /// `salvagefs scan`.

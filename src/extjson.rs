@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::carve::bson::{MAX_DEPTH, value_len};
 
 /// Which Extended JSON flavour to write.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum JsonMode {
     /// Numbers and dates as plain JSON where that loses nothing obvious (mongoexport's
     /// default; `jq`-friendly).

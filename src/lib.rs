@@ -18,6 +18,7 @@ pub mod known;
 pub mod merge;
 pub mod mountinfo;
 pub mod pipeline;
+pub mod report;
 pub mod scan;
 pub mod source;
 pub mod spans;

@@ -35,10 +35,10 @@ pub fn run(args: MountArgs) -> Result<()> {
         args.common.schema_from.as_deref(),
     )?;
     if !args.foreground && !args.daemon_child {
-        crate::ensure_index(sources, &args.common)?;
+        crate::steps::ensure_index(sources, &args.common)?;
         return start_daemon(mountpoint);
     }
-    let prepared = crate::prepare(sources, &args.common, None)?;
+    let prepared = crate::steps::prepare(sources, &args.common, None)?;
     let (tree, content, mtime) = pipeline::build_tree(
         prepared,
         args.common.known.as_deref(),

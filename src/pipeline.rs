@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::classify::{self, Catalog, Schema};
+use crate::classify::{self, Collections, Schema};
 use crate::content::Content;
 use crate::extent::SourceReader;
 use crate::guard;
@@ -18,7 +18,8 @@ use crate::scan::{self, Progress};
 use crate::source::{Source, Sources};
 use crate::spans;
 use crate::tree::Tree;
-use crate::tree::build::{self, KnownMatches, flv_extents};
+use crate::tree::build::{self, KnownMatches};
+use crate::tree::flv::flv_extents;
 
 /// How the index came to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -227,7 +228,7 @@ pub fn load_schema(file: Option<&Path>, dump: Option<&Path>) -> Result<Option<Sc
 }
 
 /// Sorts the documents of `index` into collections.
-pub fn catalog(index: &Index, schema: Option<&Schema>) -> Catalog {
+pub fn collections(index: &Index, schema: Option<&Schema>) -> Collections {
     classify::classify(index, schema)
 }
 
@@ -251,13 +252,13 @@ pub fn build_tree(
         .zip(matches.as_deref())
         .map(|(dir, matches)| KnownMatches { dir, matches });
     let started = std::time::Instant::now();
-    let catalog = catalog(&index, schema);
+    let collections = collections(&index, schema);
     log::info!(
         "documents classified in {:.3} s",
         started.elapsed().as_secs_f64()
     );
     let started = std::time::Instant::now();
-    let tree = build::build(&index, known.as_ref(), &catalog, fill_bad);
+    let tree = build::build(&index, known.as_ref(), &collections, fill_bad);
     log::info!(
         "tree of {} inodes built in {:.3} s",
         tree.len(),

@@ -31,6 +31,14 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status, in the order summaries count them.
+    pub const ALL: [Status; 4] = [
+        Status::Complete,
+        Status::Repaired,
+        Status::Reassembled,
+        Status::Truncated,
+    ];
+
     /// The word used in `candidates.tsv` and summaries.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -4,7 +4,9 @@
 //! gives the same inode numbers on every mount (what `rsync` and `cp -u` rely on).
 
 pub mod build;
+pub mod flv;
 pub mod mongo;
+pub mod readme;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;

@@ -18,19 +18,19 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use super::Tree;
-use crate::classify::{Catalog, Collection};
+use crate::classify::{Collection, Collections};
 use crate::extent::{Extent, ExtentList};
 use crate::index::{DocEntry, Index};
 
 /// Adds `/mongo` to `tree` (nothing when no document was found).
-pub fn add(tree: &mut Tree, index: &Index, catalog: &Catalog) {
-    if catalog.is_empty() {
+pub fn add(tree: &mut Tree, index: &Index, collections: &Collections) {
+    if collections.is_empty() {
         return;
     }
     let mut tsv =
         String::from("collection\tdocuments\tduplicates\tconflicts\tdeleted\tbytes\tnamed_by\n");
-    let dirs = dir_names(catalog.keys().map(String::as_str));
-    for ((ns, coll), (db, name)) in catalog.iter().zip(dirs) {
+    let dirs = dir_names(collections.keys().map(String::as_str));
+    for ((ns, coll), (db, name)) in collections.iter().zip(dirs) {
         let bytes: u64 = coll.docs.iter().map(|&i| index.docs[i].len as u64).sum();
         let _ = writeln!(
             tsv,

@@ -1,0 +1,133 @@
+//! The `flv/` directory: every carved video, `candidates.tsv` (one [`FlvRow`] per
+//! candidate) and, for a file made of several pieces, `<file>.extents.txt`.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use super::Tree;
+use crate::extent::{Extent, ExtentList};
+use crate::index::{FlvEntry, Index};
+use crate::report::{self, FlvRow};
+
+/// Adds `flv/`, `flv/known/` and `flv/candidates.tsv` for every candidate of `index`;
+/// `known` holds, per candidate, the surviving file it matches (`--known`).
+pub fn add(tree: &mut Tree, index: &Index, known: Option<&[Option<PathBuf>]>) {
+    let rows = FlvRow::all(index, known);
+    let shared = shared_fragments(index);
+    tree.mkdir_p("flv");
+    for (i, row) in rows.iter().enumerate() {
+        let (dir, name) = row.file.rsplit_once('/').unwrap_or(("flv", &row.file));
+        tree.add_file(dir, name, flv_extents(row.entry));
+        if row.entry.carved.extents.len() > 1 {
+            let text = extents_view(&row.file, row.entry, &shared[i]);
+            tree.add_file(
+                dir,
+                &format!("{name}.extents.txt"),
+                ExtentList::from_bytes(text.into_bytes()),
+            );
+        }
+    }
+    let tsv = report::candidates_tsv(&rows);
+    tree.add_file(
+        "flv",
+        "candidates.tsv",
+        ExtentList::from_bytes(tsv.into_bytes()),
+    );
+}
+
+/// The bytes of a carved FLV as an extent list.
+pub fn flv_extents(entry: &FlvEntry) -> ExtentList {
+    ExtentList::new(
+        entry
+            .carved
+            .extents
+            .iter()
+            .map(|&(offset, len)| Extent::Source {
+                source: entry.source,
+                offset,
+                len,
+            }),
+    )
+}
+
+/// Per FLV entry, the other entries that use some of the same source bytes: a fragment
+/// claimed by two reassembled files is shown in both, never silently.
+fn shared_fragments(index: &Index) -> Vec<Vec<usize>> {
+    let mut pieces: Vec<(u32, u64, u64, usize)> = index
+        .flv
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.carved.extents.len() > 1)
+        .flat_map(|(i, e)| {
+            e.carved
+                .extents
+                .iter()
+                .map(move |&(o, l)| (e.source, o, o + l, i))
+        })
+        .collect();
+    pieces.sort_unstable();
+    let mut shared = vec![Vec::new(); index.flv.len()];
+    for (k, a) in pieces.iter().enumerate() {
+        for b in pieces[k + 1..]
+            .iter()
+            .take_while(|b| b.0 == a.0 && b.1 < a.2)
+        {
+            if a.3 != b.3 && !shared[a.3].contains(&b.3) {
+                shared[a.3].push(b.3);
+                shared[b.3].push(a.3);
+            }
+        }
+    }
+    shared
+}
+
+/// `<file>.extents.txt`: where each piece of a repaired or reassembled file comes from,
+/// so a user can check what was joined.
+fn extents_view(path: &str, entry: &FlvEntry, shared_with: &[usize]) -> String {
+    let c = &entry.carved;
+    let mut t = format!(
+        "# {path}: {} from {} pieces of source {}\n# file_offset\tsource_offset\tbytes\thow it continues\n",
+        c.status.as_str(),
+        c.extents.len(),
+        entry.source + 1
+    );
+    let mut at = 0;
+    for (k, &(offset, len)) in c.extents.iter().enumerate() {
+        let next = c.extents.get(k + 1).map(|e| e.0);
+        let how = match next {
+            None => "end of the recording".to_string(),
+            Some(to) => match c.joins.iter().find(|j| j.to == to) {
+                Some(j) if j.lost_ms.is_some() => {
+                    let (a, b) = j.lost_ms.unwrap_or_default();
+                    format!(
+                        "the next fragment is lost ({:.3}s-{:.3}s missing); continues at the keyframe at {to}, the next fragment in time: check this join",
+                        a as f64 / 1000.0,
+                        b as f64 / 1000.0
+                    )
+                }
+                Some(j) if j.alternatives == 0 => {
+                    format!(
+                        "fragment continues at {to} ({:.3}s), proven by the straddling tag",
+                        j.at_ms as f64 / 1000.0
+                    )
+                }
+                Some(j) => format!(
+                    "fragment continues at {to} ({:.3}s); {} other fits: check this join",
+                    j.at_ms as f64 / 1000.0,
+                    j.alternatives
+                ),
+                None => format!("damage skipped, resumes at {to}"),
+            },
+        };
+        let _ = writeln!(t, "{at}\t{offset}\t{len}\t{how}");
+        at += len;
+    }
+    for other in shared_with {
+        let _ = writeln!(
+            t,
+            "# shares source bytes with candidate #{} of candidates.tsv",
+            other + 1
+        );
+    }
+    t
+}
