@@ -11,6 +11,9 @@ use std::cell::RefCell;
 use md5::{Digest, Md5};
 use xxhash_rust::xxh3::xxh3_64;
 
+use rayon::prelude::*;
+
+use super::stage::{Chunk, Finishing, Stage};
 use crate::carve::bson::{self, Candidate, MAX_DOC_LEN};
 use crate::carve::mmapv1::{self, RECORD_HEADER_LEN};
 use crate::extjson::{self, JsonMode};
@@ -48,6 +51,39 @@ enum Outcome {
     Accepted(Found),
     NeedMore,
     Rejected,
+}
+
+/// The stage of documents lying on the source as they are (MMAPv1 records, loose BSON).
+pub struct Documents;
+
+impl Stage for Documents {
+    type Finds = BufferFinds;
+
+    fn find(c: &Chunk) -> BufferFinds {
+        let s = c.settings;
+        scan_buffer(c.bytes, c.start, c.len, c.source, s.bson_any, s.json)
+    }
+
+    fn documents(finds: &BufferFinds) -> usize {
+        finds.docs.len()
+    }
+
+    fn finish(finds: Vec<BufferFinds>, out: &mut Finishing) {
+        let mut deferred = Vec::new();
+        for f in finds {
+            out.docs.extend(f.docs);
+            deferred.extend(f.deferred);
+            out.index.ns_extents.extend(f.extents);
+        }
+        out.index.ns_extents.sort_by_key(|e| (e.source, e.offset));
+        out.progress
+            .phase(&format!("reading {} long BSON candidates", deferred.len()));
+        let (sources, json) = (out.sources, out.settings.json);
+        out.docs
+            .par_extend(deferred.par_iter().filter_map(|&(src, offset, deleted)| {
+                read_deferred(&sources[src as usize], src, offset, deleted, json)
+            }));
+    }
 }
 
 /// Scans `buf`, which holds source `source` from offset `base`; only candidates starting
@@ -214,7 +250,7 @@ pub fn describe(bytes: &[u8], mode: JsonMode) -> Option<Found> {
 
 /// Orders the documents (see [`crate::index::Index::docs`]), drops those inside another
 /// accepted document (sub-documents that matched the anchor) and interns the field lists.
-pub fn finish(mut found: Vec<Found>) -> (Vec<DocEntry>, Vec<Vec<String>>) {
+pub fn into_entries(mut found: Vec<Found>) -> (Vec<DocEntry>, Vec<Vec<String>>) {
     found.sort_by_key(|f| spans::disk_order(&f.entry));
     let mut shapes: Vec<Vec<String>> = Vec::new();
     let mut shape_ids: std::collections::HashMap<Box<str>, u32> = std::collections::HashMap::new();

@@ -19,16 +19,18 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use crate::carve::ByteSource;
-use crate::carve::flv::{self, WalkLimits};
-use crate::carve::fragments::{self, Continuations, Orphan};
-use crate::carve::wiredtiger::SECTOR;
-use crate::index::{FlvEntry, Index, ScanSettings, SourceRecord, Span};
+use crate::index::{Index, ScanSettings, SourceRecord, Span};
 use crate::merge;
-use crate::scan::documents::BufferFinds;
 use crate::source::Source;
 use crate::spans;
+use documents::Documents;
+use flv::Flv;
+use stage::{Chunk, Finishing, Stage};
+use wiredtiger::WiredTiger;
 
 pub mod documents;
+pub mod flv;
+pub mod stage;
 pub mod wiredtiger;
 
 /// Bytes read per work item of pass 1.
@@ -37,16 +39,11 @@ const CHUNK: u64 = 8 << 20;
 /// chunk are validated there; longer ones are read again in pass 2.
 const OVERLAP: u64 = 64 << 10;
 
-/// What pass 1 found in one chunk.
+/// What every stage found in one chunk: one field per format.
 struct ChunkFinds {
-    /// `(source, offset)` of FLV headers.
-    flv_headers: Vec<(u32, u64)>,
-    /// Runs of tags without a header: possible fragment starts.
-    orphans: Vec<Orphan>,
-    /// Documents and MMAPv1 headers.
-    docs: BufferFinds,
-    /// WiredTiger pages and their documents.
-    pages: wiredtiger::PageFinds,
+    flv: <Flv as Stage>::Finds,
+    documents: <Documents as Stage>::Finds,
+    wiredtiger: <WiredTiger as Stage>::Finds,
 }
 
 thread_local! {
@@ -146,7 +143,8 @@ pub fn scan_resumable(
 }
 
 /// Scans the byte ranges `spans` of `sources` (all on all cores) and returns the index
-/// of everything that starts in them.
+/// of everything that starts in them: every stage's finder on each chunk, then every
+/// stage's `finish`.
 pub fn scan(
     sources: &[Source],
     records: Vec<SourceRecord>,
@@ -156,223 +154,103 @@ pub fn scan(
 ) -> Index {
     let started = Instant::now();
     let bad = Mutex::new(Vec::new());
-
-    // (source, chunk start, chunk length): chunks start at each span's start.
-    let work: Vec<(u32, u64, u64)> = spans
-        .iter()
-        .flat_map(|s| {
-            (s.start..s.end)
-                .step_by(CHUNK as usize)
-                .map(move |at| (s.source, at, (s.end - at).min(CHUNK)))
-        })
-        .collect();
-    let per_chunk: Vec<ChunkFinds> = work
+    let per_chunk: Vec<ChunkFinds> = chunks(spans)
         .par_iter()
         .map(|&(src, start, len)| {
-            let source = &sources[src as usize];
-            let len = len as usize;
-            let with_overlap = (source.size - start).min(CHUNK + OVERLAP) as usize;
-            let found = CHUNK_BUF.with_borrow_mut(|buf| {
-                // One buffer per thread, reused: a fresh 8 MiB allocation per chunk would
-                // be page-faulted in again every time and cost more than the read.
-                buf.resize((CHUNK + OVERLAP) as usize, 0);
-                let unreadable = source.read_salvaging(&mut buf[..with_overlap], start);
-                if !unreadable.is_empty() {
-                    let mut bad = bad.lock().unwrap_or_else(|e| e.into_inner());
-                    bad.extend(
-                        unreadable
-                            .into_iter()
-                            .filter(|r| r.0 < start + len as u64)
-                            .map(|(s, e)| {
-                                log::warn!(
-                                    "{}: unreadable bytes {s}..{e}, skipped",
-                                    source.path.display()
-                                );
-                                Span {
-                                    source: src,
-                                    start: s,
-                                    end: e.min(start + len as u64),
-                                }
-                            }),
-                    );
-                }
-                let chunk = &buf[..with_overlap];
-                let flv_headers = flv::find_headers(chunk, len)
-                    .into_iter()
-                    .map(|p| (src, start + p as u64))
-                    .collect();
-                let orphans = fragments::find_orphans(chunk, start, len);
-                let docs = documents::scan_buffer(
-                    chunk,
+            let found = read_chunk(&sources[src as usize], src, (start, len), &bad, |bytes| {
+                let chunk = Chunk {
+                    bytes,
                     start,
                     len,
-                    src,
-                    settings.bson_any,
-                    settings.json,
-                );
-                let pages = wiredtiger::scan_buffer(chunk, start, len, src, settings.json);
+                    source: src,
+                    settings,
+                };
                 ChunkFinds {
-                    flv_headers,
-                    orphans,
-                    docs,
-                    pages,
+                    flv: Flv::find(&chunk),
+                    documents: Documents::find(&chunk),
+                    wiredtiger: WiredTiger::find(&chunk),
                 }
             });
             progress.advance(len as u64);
             found
         })
         .collect();
-    let mut headers = Vec::new();
-    let (mut deferred, mut ns_extents) = (Vec::new(), Vec::new());
     // One list for every document, sized once: the scan's largest allocation.
     let total = per_chunk
         .iter()
-        .map(|c| c.docs.docs.len() + c.pages.docs.len())
+        .map(|c| Documents::documents(&c.documents) + WiredTiger::documents(&c.wiredtiger))
         .sum();
-    let mut found_docs = Vec::with_capacity(total);
-    let mut orphans: Vec<Vec<Orphan>> = vec![Vec::new(); sources.len()];
-    let mut pages = wiredtiger::PageFinds::default();
-    for (found, &(src, _, _)) in per_chunk.into_iter().zip(&work) {
-        pages.append(found.pages, &mut found_docs);
-        let finds = found.docs;
-        headers.extend(found.flv_headers);
-        orphans[src as usize].extend(found.orphans);
-        found_docs.extend(finds.docs);
-        deferred.extend(finds.deferred);
-        ns_extents.extend(finds.extents);
-    }
-    headers.sort_unstable();
-
-    progress.phase(&format!("walking {} FLV candidates", headers.len()));
-    let limits = WalkLimits {
-        resync_window: settings.resync_window,
-        ..WalkLimits::default()
+    let mut docs = Vec::with_capacity(total);
+    let mut index = Index::empty(records, settings, spans);
+    let mut out = Finishing {
+        sources,
+        settings,
+        progress,
+        index: &mut index,
+        docs: &mut docs,
     };
-    let mut fragments: Vec<Continuations> = orphans
-        .iter()
-        .enumerate()
-        .map(|(src, found)| {
-            let own: Vec<u64> = headers
-                .iter()
-                .filter(|h| h.0 as usize == src)
-                .map(|h| h.1)
-                .collect();
-            Continuations::new(found, &own)
-        })
-        .collect();
-    let walk_all = |headers: &[(u32, u64)], fragments: &[Continuations]| -> Vec<FlvEntry> {
-        headers
-            .par_iter()
-            .filter_map(|&(src, offset)| {
-                let reader = ReadAhead::new(&sources[src as usize]);
-                let fragments = &fragments[src as usize];
-                flv::walk(&reader, offset, &limits, fragments).map(|carved| FlvEntry {
-                    source: src,
-                    carved,
-                })
-            })
-            .collect()
-    };
-    let mut flv = walk_all(&headers, &fragments);
-    // Where one recording provably continues is other data for every other recording:
-    // files whose joins were uncertain are walked again knowing those fragment starts.
-    // Files cut off mid-stream are walked again too: now their lost fragments can be
-    // stepped over to the next one in time, which no other file covers.
-    let uncertain: Vec<(u32, u64)> = flv
-        .iter()
-        .filter(|e| {
-            e.carved.status == flv::Status::Truncated
-                || e.carved.joins.iter().any(|j| j.alternatives > 0)
-        })
-        .map(|e| (e.source, e.carved.offset))
-        .collect();
-    if !uncertain.is_empty() {
-        for e in &flv {
-            let proven = e.carved.joins.iter().filter(|j| j.alternatives == 0);
-            fragments[e.source as usize].mark_starts(proven.map(|j| j.to));
-        }
-        for (src, fragments) in fragments.iter_mut().enumerate() {
-            let walked = flv.iter().filter(|e| e.source as usize == src);
-            fragments.allow_holes(walked.flat_map(|e| e.carved.extents.clone()).collect());
-        }
-        let again = walk_all(&uncertain, &fragments);
-        for entry in again {
-            if let Some(old) = flv
-                .iter_mut()
-                .find(|e| (e.source, e.carved.offset) == (entry.source, entry.carved.offset))
-            {
-                *old = entry;
-            }
-        }
+    let (mut flv, mut documents, mut wiredtiger) = (Vec::new(), Vec::new(), Vec::new());
+    for c in per_chunk {
+        flv.push(c.flv);
+        documents.push(c.documents);
+        wiredtiger.push(c.wiredtiger);
     }
-
-    progress.phase(&format!("reading {} long BSON candidates", deferred.len()));
-    found_docs.par_extend(deferred.par_iter().filter_map(|&(src, offset, deleted)| {
-        documents::read_deferred(&sources[src as usize], src, offset, deleted, settings.json)
-    }));
-
-    // Files off the sector grid, each followed up to the next one of the same alignment
-    // (past the end of this scan's range if need be: the scan of the next range, which
-    // does not see the file's start, would not find its blocks).
-    let mut unaligned = std::mem::take(&mut pages.unaligned);
-    unaligned.sort_unstable();
-    let follows: Vec<(u32, u64, u64)> = unaligned
-        .iter()
-        .enumerate()
-        .map(|(i, &(src, start))| {
-            let next = unaligned[i + 1..]
-                .iter()
-                .find(|&&(s, o)| s == src && o % SECTOR == start % SECTOR)
-                .map_or(sources[src as usize].size, |&(_, o)| o);
-            (src, start, next)
-        })
-        .collect();
-    let followed: Vec<wiredtiger::PageFinds> = follows
-        .par_iter()
-        .map(|&(src, start, end)| {
-            wiredtiger::follow(&sources[src as usize], src, start, end, settings.json)
-        })
-        .collect();
-    for found in followed {
-        pages.append(found, &mut found_docs);
-    }
-
-    progress.phase(&format!(
-        "reading {} long WiredTiger blocks, {} overflow values",
-        pages.deferred.len(),
-        pages.overflow_refs.len()
-    ));
-    let long_blocks: Vec<wiredtiger::PageFinds> = std::mem::take(&mut pages.deferred)
-        .par_iter()
-        .map(|&(src, offset)| {
-            wiredtiger::read_deferred(&sources[src as usize], src, offset, settings.json)
-        })
-        .collect();
-    for found in long_blocks {
-        pages.append(found, &mut found_docs);
-    }
-    let wt_trees = wiredtiger::assign_trees(&mut pages);
-    wiredtiger::adopt_orphans(&mut pages, &found_docs);
-    wiredtiger::resolve_overflow(&mut pages, sources, settings.json, &mut found_docs);
-    wiredtiger::order(&mut pages, &mut found_docs);
-    wiredtiger::drop_claimed(&mut found_docs, &mut pages.claimed);
-    let (docs, shapes) = documents::finish(found_docs);
-    ns_extents.sort_by_key(|e| (e.source, e.offset));
-
+    Flv::finish(flv, &mut out);
+    Documents::finish(documents, &mut out);
+    WiredTiger::finish(wiredtiger, &mut out);
+    (index.docs, index.shapes) = documents::into_entries(docs);
     let mut bad_ranges = bad.into_inner().unwrap_or_else(|e| e.into_inner());
     bad_ranges.sort_by_key(|b| (b.source, b.start));
-    Index {
-        scan_seconds: started.elapsed().as_secs_f64(),
-        flv,
-        bad_ranges,
-        docs,
-        shapes,
-        ns_extents,
-        wt_pages: pages.pages,
-        wt_catalog: pages.catalog,
-        wt_trees,
-        ..Index::empty(records, settings, spans)
-    }
+    index.bad_ranges = bad_ranges;
+    index.scan_seconds = started.elapsed().as_secs_f64();
+    index
+}
+
+/// The work items of the scan: `(source, chunk start, chunk length)`, chunks starting
+/// at each span's start.
+fn chunks(spans: &[Span]) -> Vec<(u32, u64, usize)> {
+    spans
+        .iter()
+        .flat_map(|s| {
+            (s.start..s.end)
+                .step_by(CHUNK as usize)
+                .map(move |at| (s.source, at, (s.end - at).min(CHUNK) as usize))
+        })
+        .collect()
+}
+
+/// Reads the chunk `start..start + len` of `source` plus the overlap into this
+/// thread's buffer (unreadable bytes as zeros, recorded in `bad`) and hands it to `find`.
+fn read_chunk<T>(
+    source: &Source,
+    src: u32,
+    (start, len): (u64, usize),
+    bad: &Mutex<Vec<Span>>,
+    find: impl FnOnce(&[u8]) -> T,
+) -> T {
+    let with_overlap = (source.size - start).min(CHUNK + OVERLAP) as usize;
+    let end = start + len as u64;
+    CHUNK_BUF.with_borrow_mut(|buf| {
+        // One buffer per thread, reused: a fresh 8 MiB allocation per chunk would
+        // be page-faulted in again every time and cost more than the read.
+        buf.resize((CHUNK + OVERLAP) as usize, 0);
+        let unreadable = source.read_salvaging(&mut buf[..with_overlap], start);
+        if !unreadable.is_empty() {
+            let mut bad = bad.lock().unwrap_or_else(|e| e.into_inner());
+            bad.extend(unreadable.into_iter().filter(|r| r.0 < end).map(|(s, e)| {
+                log::warn!(
+                    "{}: unreadable bytes {s}..{e}, skipped",
+                    source.path.display()
+                );
+                Span {
+                    source: src,
+                    start: s,
+                    end: e.min(end),
+                }
+            }));
+        }
+        find(&buf[..with_overlap])
+    })
 }
 
 /// A [`ByteSource`] over a source with a read-ahead window, so that walking a chain of

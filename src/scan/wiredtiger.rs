@@ -14,9 +14,12 @@ use std::collections::HashMap;
 
 use bson::RawDocument;
 
-use crate::carve::wiredtiger::{self as wt, Header, PageKind, Value};
+use crate::carve::wiredtiger::{self as wt, Header, PageKind, SECTOR, Value};
 use crate::extjson::JsonMode;
 use crate::index::{CatalogEntry, Span, WtPage, WtRef};
+use rayon::prelude::*;
+
+use super::stage::{Chunk, Finishing, Stage};
 use crate::scan::documents::{self, Found};
 use crate::source::Source;
 use crate::spans;
@@ -89,6 +92,82 @@ impl PageFinds {
         self.unaligned.extend(other.unaligned);
         self.internal.extend(other.internal);
         self.roots.extend(other.roots);
+    }
+}
+
+/// The WiredTiger stage.
+pub struct WiredTiger;
+
+impl Stage for WiredTiger {
+    type Finds = PageFinds;
+
+    fn find(c: &Chunk) -> PageFinds {
+        scan_buffer(c.bytes, c.start, c.len, c.source, c.settings.json)
+    }
+
+    fn documents(finds: &PageFinds) -> usize {
+        finds.docs.len()
+    }
+
+    fn finish(finds: Vec<PageFinds>, out: &mut Finishing) {
+        let mut pages = PageFinds::default();
+        for found in finds {
+            pages.append(found, out.docs);
+        }
+        // Files off the sector grid, each followed up to the next one of the same alignment
+        // (past the end of this scan's range if need be: the scan of the next range, which
+        // does not see the file's start, would not find its blocks).
+        let mut unaligned = std::mem::take(&mut pages.unaligned);
+        unaligned.sort_unstable();
+        let follows: Vec<(u32, u64, u64)> = unaligned
+            .iter()
+            .enumerate()
+            .map(|(i, &(src, start))| {
+                let next = unaligned[i + 1..]
+                    .iter()
+                    .find(|&&(s, o)| s == src && o % SECTOR == start % SECTOR)
+                    .map_or(out.sources[src as usize].size, |&(_, o)| o);
+                (src, start, next)
+            })
+            .collect();
+        let followed: Vec<PageFinds> = follows
+            .par_iter()
+            .map(|&(src, start, end)| {
+                follow(
+                    &out.sources[src as usize],
+                    src,
+                    start,
+                    end,
+                    out.settings.json,
+                )
+            })
+            .collect();
+        for found in followed {
+            pages.append(found, out.docs);
+        }
+
+        out.progress.phase(&format!(
+            "reading {} long WiredTiger blocks, {} overflow values",
+            pages.deferred.len(),
+            pages.overflow_refs.len()
+        ));
+        let long_blocks: Vec<PageFinds> = std::mem::take(&mut pages.deferred)
+            .par_iter()
+            .map(|&(src, offset)| {
+                read_deferred(&out.sources[src as usize], src, offset, out.settings.json)
+            })
+            .collect();
+        for found in long_blocks {
+            pages.append(found, out.docs);
+        }
+        let wt_trees = assign_trees(&mut pages);
+        adopt_orphans(&mut pages, out.docs);
+        resolve_overflow(&mut pages, out.sources, out.settings.json, out.docs);
+        order(&mut pages, out.docs);
+        drop_claimed(out.docs, &mut pages.claimed);
+        out.index.wt_pages = pages.pages;
+        out.index.wt_catalog = pages.catalog;
+        out.index.wt_trees = wt_trees;
     }
 }
 

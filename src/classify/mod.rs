@@ -1,0 +1,248 @@
+//! Documents to collections, then de-duplication and conflicts.
+//!
+//! Where a document goes, in order of trust:
+//! 1. the namespace written on disk: an MMAPv1 extent header whose own offset equals the
+//!    `extentOfs` in the document's record header; or, for a document of a WiredTiger
+//!    file (`collection-7-123.wt`), the namespace mongod's catalog gives that file;
+//! 2. a schema (`--schema FILE`, or `--schema-from` an old mongodump): the collection
+//!    whose listed fields the document all has, the most specific one when several do;
+//!    none: `recovered._unclassified`;
+//! 3. without a schema, the WiredTiger file it came from (`recovered.<file>`), else its
+//!    set of top-level fields: `recovered.auto_<first fields>`.
+//!
+//! Byte-identical copies are kept once (the copy with the most trusted namespace).
+//! Different documents sharing an `_id` in a collection are a conflict: one version
+//! goes in the collection (a live record before a deleted one, then one whose namespace
+//! was on disk, then the one from the WiredTiger page written last (highest
+//! `write_gen`), then the version seen in most copies, then the later on disk), and
+//! every version is listed. Deleted records are never live documents.
+
+mod place;
+mod schema;
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::carve::wiredtiger::PageKind;
+use crate::index::Index;
+pub use place::Placer;
+use place::{FileKey, WtFiles};
+pub use schema::Schema;
+
+/// How a collection got its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NamedBy {
+    /// An MMAPv1 extent header on disk.
+    Disk,
+    /// mongod's catalog (`_mdb_catalog.wt`), for the WiredTiger file it came from.
+    Catalog,
+    /// The schema.
+    Schema,
+    /// The WiredTiger file it came from, whose collection the catalog does not name.
+    File,
+    /// The documents' field names.
+    Fields,
+}
+
+impl NamedBy {
+    /// Short word for tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NamedBy::Disk => "disk",
+            NamedBy::Catalog => "catalog",
+            NamedBy::Schema => "schema",
+            NamedBy::File => "file",
+            NamedBy::Fields => "fields",
+        }
+    }
+
+    /// Written by MongoDB itself, not inferred.
+    fn on_disk(self) -> bool {
+        matches!(self, NamedBy::Disk | NamedBy::Catalog)
+    }
+}
+
+/// Documents sharing an `_id` with different contents.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conflict {
+    /// Every version (positions in [`Index::docs`]), in disk order.
+    pub versions: Vec<usize>,
+    /// The version in the live collection, if any was live.
+    pub chosen: Option<usize>,
+}
+
+/// One collection's documents.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Collection {
+    /// How the name was found (the most trusted way among its documents).
+    pub named_by: NamedBy,
+    /// Live documents (positions in [`Index::docs`]), in disk order.
+    pub docs: Vec<usize>,
+    /// Deleted records, in disk order.
+    pub deleted: Vec<usize>,
+    /// Byte-identical copies dropped.
+    pub duplicates: usize,
+    /// `_id`s with more than one version.
+    pub conflicts: Vec<Conflict>,
+}
+
+/// Every collection, by `db.collection`.
+pub type Collections = BTreeMap<String, Collection>;
+
+/// Sorts the index's documents into collections.
+///
+/// Linear in the number of documents apart from one sort by `_id` (a million documents
+/// classify in a fraction of a second): namespaces are numbered, not copied per document.
+pub fn classify(index: &Index, schema: Option<&Schema>) -> Collections {
+    let docs = &index.docs;
+    let mut placer = Placer::new(index, schema);
+    let placed: Vec<(u32, NamedBy)> = docs.iter().map(|d| placer.place(d)).collect();
+    let removed = removed_records(index, placer.files());
+    let names = placer.into_names();
+    let deleted = |i: usize| docs[i].deleted || removed[i];
+
+    // Byte-identical copies: keep the most trusted one.
+    let trust = |i: usize| (!deleted(i), placed[i].1.on_disk());
+    let mut best: HashMap<u64, usize, foldhash::fast::RandomState> =
+        HashMap::with_capacity_and_hasher(docs.len(), Default::default());
+    let mut copies = vec![1usize; docs.len()];
+    for i in 0..docs.len() {
+        match best.get_mut(&docs[i].hash) {
+            None => {
+                best.insert(docs[i].hash, i);
+            }
+            Some(kept) => {
+                copies[*kept] += 1;
+                if trust(i) > trust(*kept) {
+                    copies[i] = copies[*kept];
+                    *kept = i;
+                }
+            }
+        }
+    }
+    let mut kept: Vec<usize> = best.into_values().collect();
+    kept.sort_unstable();
+
+    let mut colls: Vec<Collection> = (0..names.len())
+        .map(|_| Collection {
+            named_by: NamedBy::Fields,
+            docs: Vec::new(),
+            deleted: Vec::new(),
+            duplicates: 0,
+            conflicts: Vec::new(),
+        })
+        .collect();
+    let mut used = vec![false; colls.len()];
+    let mut with_id = Vec::new();
+    for &i in &kept {
+        let (ns, named_by) = placed[i];
+        let coll = &mut colls[ns as usize];
+        if !used[ns as usize] || named_by.on_disk() {
+            coll.named_by = named_by;
+        }
+        used[ns as usize] = true;
+        coll.duplicates += copies[i] - 1;
+        if deleted(i) {
+            coll.deleted.push(i);
+        }
+        if docs[i].id.is_empty() {
+            if !deleted(i) {
+                coll.docs.push(i);
+            }
+        } else {
+            with_id.push(i);
+        }
+    }
+    // Versions of one `_id` in one collection, in disk order.
+    with_id.sort_unstable_by(|&a, &b| {
+        (placed[a].0, &docs[a].id, a).cmp(&(placed[b].0, &docs[b].id, b))
+    });
+    for versions in
+        with_id.chunk_by(|&a, &b| placed[a].0 == placed[b].0 && docs[a].id == docs[b].id)
+    {
+        let coll = &mut colls[placed[versions[0]].0 as usize];
+        let chosen = versions
+            .iter()
+            .copied()
+            .filter(|&i| !deleted(i))
+            .max_by_key(|&i| (placed[i].1.on_disk(), write_gen(index, i), copies[i], i));
+        if let Some(c) = chosen {
+            coll.docs.push(c);
+        }
+        if versions.len() > 1 {
+            coll.conflicts.push(Conflict {
+                versions: versions.to_vec(),
+                chosen,
+            });
+        }
+    }
+    names
+        .into_iter()
+        .zip(colls)
+        .zip(used)
+        .filter(|(_, used)| *used)
+        .map(|((ns, mut coll), _)| {
+            coll.docs.sort_unstable();
+            (ns, coll)
+        })
+        .collect()
+}
+
+/// Which documents are records a WiredTiger file no longer held: a leaf page written
+/// after the record's newest version holds every record between its first and last
+/// key, but not this one. Only within one known file (on a raw disk, pages of several
+/// collections mix, and their record ids overlap).
+fn removed_records(index: &Index, files: &WtFiles) -> Vec<bool> {
+    let docs = &index.docs;
+    let mut removed = vec![false; docs.len()];
+    // Every version of every record of a known file, by (file, record id).
+    let mut versions: Vec<(FileKey, i64, usize)> = Vec::new();
+    let mut page_file: Vec<Option<FileKey>> = vec![None; index.wt_pages.len()];
+    for (i, d) in docs.iter().enumerate() {
+        if let (Some(wt), Some((file, _))) = (d.wt, files.of(index, d)) {
+            versions.push((file, wt.record, i));
+            if let Some(slot) = page_file.get_mut(wt.page as usize) {
+                *slot = Some(file);
+            }
+        }
+    }
+    if versions.is_empty() {
+        return removed;
+    }
+    versions.sort_unstable();
+    let records: Vec<&[(FileKey, i64, usize)]> =
+        versions.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)).collect();
+    for (n, page) in index.wt_pages.iter().enumerate() {
+        let Some(file) = page_file[n].filter(|_| page.kind == PageKind::RowLeaf) else {
+            continue;
+        };
+        let (first, last) = page.keys;
+        let from = records.partition_point(|r| (r[0].0, r[0].1) < (file, first));
+        let to = records.partition_point(|r| (r[0].0, r[0].1) <= (file, last));
+        for record in &records[from..to] {
+            let newest = record.iter().map(|&(_, _, i)| write_gen(index, i)).max();
+            let here = |&(_, _, i): &(FileKey, i64, usize)| {
+                docs[i].wt.is_some_and(|w| w.page as usize == n)
+            };
+            if newest < Some(page.write_gen)
+                && !record.iter().any(here)
+                && !page.overflow_keys.contains(&record[0].1)
+            {
+                for &(_, _, i) in record.iter() {
+                    removed[i] = true;
+                }
+            }
+        }
+    }
+    removed
+}
+
+/// The write generation of the WiredTiger page holding document `i` (0 for others).
+fn write_gen(index: &Index, i: usize) -> u64 {
+    index.docs[i]
+        .wt
+        .and_then(|w| index.wt_pages.get(w.page as usize))
+        .map_or(0, |p| p.write_gen)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,215 @@
+//! Where one document goes: the placement rule of [`super`]'s module doc, as an object
+//! ([`Placer::place`]) that unit tests drive with an index built in memory.
+
+use std::collections::HashMap;
+
+use super::NamedBy;
+use super::schema::{Schema, valid_ns};
+use crate::index::{DocEntry, Index};
+
+/// Decides each document's collection, in order of trust: the namespace on disk, mongod's
+/// catalog for its WiredTiger file, the file itself (without a schema), the schema, its
+/// fields. Namespaces are numbered in order of first use, not copied per document.
+pub struct Placer<'a> {
+    index: &'a Index,
+    schema: Option<&'a Schema>,
+    names: Namespaces,
+    /// Where each shape goes when nothing on disk names a document: decided once.
+    by_shape: Vec<Option<(u32, NamedBy)>>,
+    auto: Vec<String>,
+    files: WtFiles<'a>,
+}
+
+impl<'a> Placer<'a> {
+    /// A placer for the documents of `index`, with the user's schema if any.
+    pub fn new(index: &'a Index, schema: Option<&'a Schema>) -> Placer<'a> {
+        Placer {
+            index,
+            schema,
+            names: Namespaces::default(),
+            by_shape: vec![None; index.shapes.len()],
+            auto: auto_names(index),
+            files: WtFiles::new(index),
+        }
+    }
+
+    /// The collection (numbered: see [`Placer::into_names`]) and how it was named.
+    pub fn place(&mut self, d: &DocEntry) -> (u32, NamedBy) {
+        let index = self.index;
+        let file = self.files.of(index, d).map(|(_, name)| name);
+        match (ns_on_disk(index, d), file) {
+            (Some(ns), _) => (self.names.number(ns), NamedBy::Disk),
+            (None, Some(name)) if let Some(ns) = self.files.namespace(name) => {
+                (self.names.number(ns), NamedBy::Catalog)
+            }
+            (None, Some(name)) if self.schema.is_none() => (
+                self.names.number(&format!("recovered.{name}")),
+                NamedBy::File,
+            ),
+            _ => self.by_fields(d.shape as usize),
+        }
+    }
+
+    /// Where a document that nothing on disk names goes, by its field names.
+    fn by_fields(&mut self, shape: usize) -> (u32, NamedBy) {
+        if let Some(Some(placed)) = self.by_shape.get(shape) {
+            return *placed;
+        }
+        let fields = self.index.shapes.get(shape).map_or(&[][..], Vec::as_slice);
+        let placed = match self.schema {
+            Some(s) => {
+                let ns = s
+                    .collection_for(fields)
+                    .unwrap_or("recovered._unclassified");
+                (self.names.number(ns), NamedBy::Schema)
+            }
+            None => {
+                let ns = self
+                    .auto
+                    .get(shape)
+                    .map_or("recovered.auto_unknown", String::as_str);
+                (self.names.number(ns), NamedBy::Fields)
+            }
+        };
+        if let Some(slot) = self.by_shape.get_mut(shape) {
+            *slot = Some(placed);
+        }
+        placed
+    }
+
+    /// The WiredTiger files documents came from.
+    pub(super) fn files(&self) -> &WtFiles<'a> {
+        &self.files
+    }
+
+    /// The namespaces, by number.
+    pub fn into_names(self) -> Vec<String> {
+        self.names.list
+    }
+}
+
+/// Namespaces numbered in order of first use.
+#[derive(Default)]
+struct Namespaces {
+    list: Vec<String>,
+    numbers: HashMap<String, u32>,
+}
+
+impl Namespaces {
+    fn number(&mut self, ns: &str) -> u32 {
+        if let Some(&n) = self.numbers.get(ns) {
+            return n;
+        }
+        let n = self.list.len() as u32;
+        self.list.push(ns.to_string());
+        self.numbers.insert(ns.to_string(), n);
+        n
+    }
+}
+
+/// Which WiredTiger file a document came from (`collection-7-123`), and what the
+/// catalog calls it: the source's own name when the source is a `.wt` file, else the
+/// file its page was traced to from WiredTiger's metadata (see [`Index::wt_trees`]).
+pub(super) struct WtFiles<'a> {
+    /// Per source: its file name without `.wt`, if it is a WiredTiger file.
+    sources: Vec<Option<&'a str>>,
+    /// ident -> (write_gen, namespace): the latest catalog entry of each ident.
+    catalog: HashMap<&'a str, (u64, &'a str)>,
+}
+
+/// A WiredTiger file: a source, or a file traced on a raw disk (its name's position in
+/// [`Index::wt_trees`]).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum FileKey {
+    Source(u32),
+    Tree(u32),
+}
+
+impl<'a> WtFiles<'a> {
+    pub(super) fn new(index: &'a Index) -> WtFiles<'a> {
+        let mut catalog: HashMap<&str, (u64, &str)> = HashMap::new();
+        for e in &index.wt_catalog {
+            let slot = catalog.entry(&e.ident).or_insert((e.write_gen, &e.ns));
+            if e.write_gen > slot.0 {
+                *slot = (e.write_gen, &e.ns);
+            }
+        }
+        let sources = index
+            .sources
+            .iter()
+            .map(|s| {
+                s.path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.strip_suffix(".wt"))
+            })
+            .collect();
+        WtFiles { sources, catalog }
+    }
+
+    /// The file of a document of a WiredTiger page, if known, and its name.
+    pub(super) fn of(&self, index: &'a Index, d: &DocEntry) -> Option<(FileKey, &'a str)> {
+        let wt = d.wt?;
+        if let Some(name) = self.sources[d.source as usize] {
+            return Some((FileKey::Source(d.source), name));
+        }
+        let tree = index.wt_pages.get(wt.page as usize)?.tree?;
+        let name = index.wt_trees.get(tree as usize)?;
+        Some((FileKey::Tree(tree), name))
+    }
+
+    /// The namespace the catalog gives file `name`.
+    pub(super) fn namespace(&self, name: &str) -> Option<&'a str> {
+        self.catalog
+            .get(name)
+            .map(|&(_, ns)| ns)
+            .filter(|ns| valid_ns(ns))
+    }
+}
+
+/// The namespace of the extent holding `doc`, if its record header points to it.
+fn ns_on_disk<'a>(index: &'a Index, doc: &DocEntry) -> Option<&'a str> {
+    let extent_ofs = doc.extent_ofs?;
+    let extents = &index.ns_extents;
+    let after = extents.partition_point(|e| (e.source, e.offset) <= (doc.source, doc.offset));
+    let e = extents[..after].last()?;
+    (e.source == doc.source
+        && doc.offset < e.offset + e.len
+        && e.file_ofs == extent_ofs
+        && !e.ns.contains('$'))
+    .then_some(e.ns.as_str())
+}
+
+/// Readable, stable names for field sets: `recovered.auto_<first fields>`, made unique
+/// with a number in shape order.
+fn auto_names(index: &Index) -> Vec<String> {
+    let mut used: HashMap<String, usize> = HashMap::new();
+    index
+        .shapes
+        .iter()
+        .map(|fields| {
+            let mut base: String = fields
+                .iter()
+                .filter(|f| f.as_str() != "_id")
+                .take(3)
+                .map(|f| {
+                    f.chars()
+                        .map(|c| if c.is_alphanumeric() { c } else { '_' })
+                        .take(20)
+                        .collect::<String>()
+                })
+                .collect::<Vec<_>>()
+                .join("_");
+            if base.is_empty() {
+                base = "id_only".into();
+            }
+            let n = used.entry(base.clone()).or_insert(0);
+            *n += 1;
+            if *n == 1 {
+                format!("recovered.auto_{base}")
+            } else {
+                format!("recovered.auto_{base}_{n}")
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,261 @@
+//! Classification driven by indexes built in memory: no disk, no FUSE, no pymongo.
+
+use std::path::PathBuf;
+
+use super::*;
+use crate::carve::wiredtiger::Codec;
+use crate::index::{CatalogEntry, DocEntry, NsExtent, ScanSettings, SourceRecord, WtPage, WtRef};
+use crate::source::SourceKind;
+
+/// An index over sources with these file names, holding nothing yet.
+fn index(names: &[&str]) -> Index {
+    let records = names
+        .iter()
+        .map(|n| SourceRecord {
+            path: PathBuf::from(format!("/data/{n}")),
+            size: 1 << 20,
+            kind: SourceKind::Image,
+            fingerprint: [0; 16],
+            mtime: 0,
+        })
+        .collect();
+    let settings = ScanSettings {
+        resync_window: 0,
+        bson_any: false,
+        json: crate::extjson::JsonMode::Relaxed,
+    };
+    Index::empty(records, &settings, &[])
+}
+
+/// A document at `offset` of source 0 with `_id` `id` and contents `hash`.
+fn doc(offset: u64, id: u8, hash: u64) -> DocEntry {
+    DocEntry {
+        source: 0,
+        offset,
+        len: 32,
+        deleted: false,
+        hash,
+        id: vec![0x10, id],
+        shape: 0,
+        extent_ofs: None,
+        json_len: 10,
+        pretty_len: 12,
+        wt: None,
+    }
+}
+
+/// An MMAPv1 extent header naming `ns` for `offset..offset + len` of source 0.
+fn extent(offset: u64, len: u64, ns: &str) -> NsExtent {
+    NsExtent {
+        source: 0,
+        offset,
+        len,
+        file_ofs: offset as i32,
+        ns: ns.to_string(),
+    }
+}
+
+/// A row-store leaf page of source `source` holding records `keys`, written at `write_gen`.
+fn page(source: u32, offset: u64, write_gen: u64, keys: (i64, i64)) -> WtPage {
+    WtPage {
+        source,
+        offset,
+        disk_size: 4096,
+        checksum: 0,
+        kind: PageKind::RowLeaf,
+        codec: Codec::None,
+        write_gen,
+        keys,
+        overflow_keys: Vec::new(),
+        tree: None,
+    }
+}
+
+/// A document of WiredTiger page `page`, record `record`.
+fn wt_doc(source: u32, page: u32, record: i64, id: u8, hash: u64) -> DocEntry {
+    DocEntry {
+        source,
+        wt: Some(WtRef { page, record }),
+        ..doc(u64::from(page) * 100 + record as u64, id, hash)
+    }
+}
+
+fn shapes(fields: &[&str]) -> Vec<Vec<String>> {
+    vec![fields.iter().map(|f| f.to_string()).collect()]
+}
+
+#[test]
+fn the_namespace_on_disk_beats_the_schema() {
+    let mut idx = index(&["shop.0"]);
+    idx.shapes = shapes(&["_id", "sku", "price"]);
+    idx.ns_extents = vec![extent(0, 1000, "shop.products")];
+    idx.docs = vec![
+        DocEntry {
+            extent_ofs: Some(0),
+            ..doc(100, 1, 11)
+        },
+        // Past the extent: nothing on disk names it.
+        doc(2000, 2, 22),
+        // Its record header points to another extent: not this one's.
+        DocEntry {
+            extent_ofs: Some(4096),
+            ..doc(200, 3, 33)
+        },
+    ];
+    let schema = Schema::from_json(r#"{"shop.items": ["sku"]}"#).unwrap();
+    let mut placer = Placer::new(&idx, Some(&schema));
+    let placed: Vec<(u32, NamedBy)> = idx.docs.iter().map(|d| placer.place(d)).collect();
+    let names = placer.into_names();
+    let shown: Vec<(&str, NamedBy)> = placed
+        .iter()
+        .map(|&(n, by)| (names[n as usize].as_str(), by))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("shop.products", NamedBy::Disk),
+            ("shop.items", NamedBy::Schema),
+            ("shop.items", NamedBy::Schema)
+        ]
+    );
+}
+
+#[test]
+fn wiredtiger_files_take_the_catalogs_name_else_their_own() {
+    let mut idx = index(&["collection-2-99.wt", "collection-4-99.wt"]);
+    idx.shapes = shapes(&["_id", "x"]);
+    idx.wt_pages = vec![page(0, 0, 1, (1, 1)), page(1, 0, 1, (1, 1))];
+    idx.wt_catalog = vec![
+        CatalogEntry {
+            ident: "collection-2-99".into(),
+            ns: "old.name".into(),
+            write_gen: 1,
+        },
+        CatalogEntry {
+            ident: "collection-2-99".into(),
+            ns: "app.users".into(),
+            write_gen: 5,
+        },
+    ];
+    idx.docs = vec![wt_doc(0, 0, 1, 1, 11), wt_doc(1, 1, 1, 2, 22)];
+    let colls = classify(&idx, None);
+    let named: Vec<(&str, NamedBy)> = colls
+        .iter()
+        .map(|(ns, c)| (ns.as_str(), c.named_by))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            ("app.users", NamedBy::Catalog),
+            ("recovered.collection-4-99", NamedBy::File)
+        ]
+    );
+    // With a schema, a file the catalog does not name goes by the schema instead.
+    let schema = Schema::from_json(r#"{"app.things": ["x"]}"#).unwrap();
+    let colls = classify(&idx, Some(&schema));
+    assert_eq!(colls["app.things"].named_by, NamedBy::Schema);
+    assert_eq!(colls["app.things"].docs, [1]);
+}
+
+#[test]
+fn without_anything_on_disk_fields_name_the_collection() {
+    let mut idx = index(&["disk.img"]);
+    idx.shapes = vec![
+        vec!["_id".into(), "sku".into(), "title".into(), "price".into()],
+        vec!["_id".into()],
+    ];
+    idx.docs = vec![
+        doc(0, 1, 11),
+        DocEntry {
+            shape: 1,
+            ..doc(100, 2, 22)
+        },
+    ];
+    let colls = classify(&idx, None);
+    let names: Vec<&str> = colls.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        ["recovered.auto_id_only", "recovered.auto_sku_title_price"]
+    );
+    assert!(colls.values().all(|c| c.named_by == NamedBy::Fields));
+}
+
+#[test]
+fn identical_copies_are_kept_once_the_most_trusted_one() {
+    let mut idx = index(&["shop.0"]);
+    idx.shapes = shapes(&["_id", "sku"]);
+    idx.ns_extents = vec![extent(5000, 1000, "shop.products")];
+    idx.docs = vec![
+        // A stray copy nothing names, then the same bytes inside a named extent.
+        doc(100, 1, 77),
+        DocEntry {
+            extent_ofs: Some(5000),
+            ..doc(5100, 1, 77)
+        },
+    ];
+    let colls = classify(&idx, None);
+    assert_eq!(colls.len(), 1, "{colls:?}");
+    let products = &colls["shop.products"];
+    assert_eq!(
+        (products.docs.as_slice(), products.duplicates),
+        (&[1usize][..], 1)
+    );
+    assert!(products.conflicts.is_empty());
+}
+
+#[test]
+fn conflicts_list_every_version_and_choose_live_then_newest() {
+    let mut idx = index(&["collection-2-1.wt"]);
+    idx.shapes = shapes(&["_id", "v"]);
+    // Record 7 rewritten: an old page (write_gen 3) and a newer one (write_gen 9).
+    idx.wt_pages = vec![page(0, 0, 3, (7, 7)), page(0, 4096, 9, (7, 7))];
+    idx.docs = vec![wt_doc(0, 0, 7, 1, 100), wt_doc(0, 1, 7, 1, 200)];
+    let colls = classify(&idx, None);
+    let c = &colls["recovered.collection-2-1"];
+    assert_eq!(c.docs, [1], "the newest page's version is live");
+    assert_eq!(
+        c.conflicts,
+        [Conflict {
+            versions: vec![0, 1],
+            chosen: Some(1)
+        }]
+    );
+    // A deleted MMAPv1 record is never chosen over a live one, even when later on disk.
+    let mut mm = index(&["shop.0"]);
+    mm.shapes = shapes(&["_id"]);
+    mm.docs = vec![
+        doc(0, 5, 1),
+        DocEntry {
+            deleted: true,
+            ..doc(900, 5, 2)
+        },
+    ];
+    let colls = classify(&mm, None);
+    let c = colls.values().next().unwrap();
+    assert_eq!(
+        (c.docs.as_slice(), c.deleted.as_slice()),
+        (&[0usize][..], &[1usize][..])
+    );
+    assert_eq!(c.conflicts[0].chosen, Some(0));
+}
+
+#[test]
+fn a_record_a_newer_page_spans_without_holding_was_removed() {
+    let mut idx = index(&["collection-2-1.wt"]);
+    idx.shapes = shapes(&["_id"]);
+    // Page 0 (old) held records 1..3; page 1, written later, spans 1..3 without 2.
+    idx.wt_pages = vec![page(0, 0, 3, (1, 3)), page(0, 4096, 8, (1, 3))];
+    idx.docs = vec![
+        wt_doc(0, 0, 1, 1, 10),
+        wt_doc(0, 0, 2, 2, 20),
+        wt_doc(0, 0, 3, 3, 30),
+        wt_doc(0, 1, 1, 1, 10),
+        wt_doc(0, 1, 3, 3, 30),
+    ];
+    let colls = classify(&idx, None);
+    let c = &colls["recovered.collection-2-1"];
+    assert_eq!(c.deleted, [1], "record 2 was removed: deleted, not live");
+    assert!(!c.docs.contains(&1));
+    assert_eq!(c.docs.len(), 2);
+    assert_eq!(c.duplicates, 2);
+}
