@@ -67,7 +67,7 @@ proptest! {
     #[test]
     fn chunk_boundaries_do_not_lose_or_repeat_documents(split in 1usize..60_000) {
         let data = real_documents();
-        let whole: Vec<u64> = documents::finish(
+        let whole: Vec<u64> = documents::into_entries(
             documents::scan_buffer(&data, 0, data.len(), 0, false, JsonMode::Relaxed).docs,
         ).0.iter().map(|d| d.offset).collect();
         // Two chunks as the scan makes them: the first sees `split` bytes plus an
@@ -78,7 +78,7 @@ proptest! {
         let mut found = first.docs;
         found.extend(second.docs);
         let deferred: Vec<u64> = first.deferred.iter().chain(&second.deferred).map(|d| d.1).collect();
-        let (docs, _) = documents::finish(found);
+        let (docs, _) = documents::into_entries(found);
         let mut offsets: Vec<u64> = docs.iter().map(|d| d.offset).collect();
         offsets.extend(deferred.iter().filter(|o| whole.contains(o)));
         offsets.sort_unstable();

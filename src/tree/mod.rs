@@ -7,6 +7,8 @@ pub mod build;
 pub mod flv;
 pub mod mongo;
 pub mod readme;
+#[cfg(test)]
+mod reftest;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
