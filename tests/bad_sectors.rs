@@ -4,17 +4,13 @@
 //! must answer EIO only for reads that touch them (or zeros with --fill-bad-sectors),
 //! and a read stuck on a slow sector must not stall the rest of the mount.
 
-mod common;
-#[path = "common/faulty.rs"]
-mod faulty;
-
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::*;
-use faulty::{Faults, FaultyDisk};
+use crate::common::faulty::{Faults, FaultyDisk};
+use crate::common::*;
 
 const SECTOR: u64 = 4096;
 

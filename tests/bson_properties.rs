@@ -3,15 +3,13 @@
 //! panics, every document the scan keeps re-validates and renders to valid JSON, and
 //! the buffer scan finds the same documents however the bytes are split into chunks.
 
-mod common;
-
 use proptest::prelude::*;
 use salvagefs::carve::bson;
 use salvagefs::extjson::{self, JsonMode};
 use salvagefs::scan::documents;
 
 fn real_documents() -> Vec<u8> {
-    std::fs::read(common::fixtures().join("bson/loose.bin")).unwrap()[..60_000].to_vec()
+    std::fs::read(crate::common::fixtures().join("bson/loose.bin")).unwrap()[..60_000].to_vec()
 }
 
 fn damaged() -> impl Strategy<Value = Vec<u8>> {

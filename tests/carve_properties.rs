@@ -1,10 +1,7 @@
 //! Property tests of the FLV carver: on any bytes it never panics and stays bounded;
 //! every carved file re-walks to itself and ends on a valid PreviousTagSize.
 
-mod common;
-#[allow(dead_code)] // the FLV invariant is the one these properties check
-#[path = "../fuzz/invariants.rs"]
-mod invariants;
+use crate::invariants;
 
 use proptest::prelude::*;
 
@@ -23,7 +20,7 @@ proptest! {
 
     #[test]
     fn damaged_real_recordings(cut in 0usize..1_000_000, flips in proptest::collection::vec((0usize..1_000_000, any::<u8>()), 0..64), block in proptest::option::of(0usize..240)) {
-        let mut data = common::fixture("stream-av-2.flv");
+        let mut data = crate::common::fixture("stream-av-2.flv");
         for (at, v) in flips {
             let n = data.len();
             data[at % n] = v;
@@ -31,7 +28,7 @@ proptest! {
         if let Some(b) = block {
             let start = b * 4096;
             if start + 4096 <= data.len() {
-                data[start..start + 4096].copy_from_slice(&common::noise(b as u64, 4096));
+                data[start..start + 4096].copy_from_slice(&crate::common::noise(b as u64, 4096));
             }
         }
         data.truncate(cut.max(13));

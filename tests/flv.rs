@@ -1,13 +1,11 @@
 //! End to end, FLV: real ffmpeg fixtures, real ext4 images, loop devices, FUSE mounts,
 //! cp, rsync, sha256sum, ffprobe.
 
-mod common;
-
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 const FIXTURES: [&str; 5] = [
     "stream-av-1.flv",

@@ -2,14 +2,12 @@
 //! among other data or next to another recording's pieces; on a real ext4 filesystem
 //! whose allocator scattered the file; and nothing else is ever glued together.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 const BLOCK: usize = 4096;
 

@@ -3,8 +3,7 @@
 //! bug (`fuzz/regressions/`) are replayed, and proptest adds fresh random inputs,
 //! through the very functions the fuzz targets call.
 
-#[path = "../fuzz/invariants.rs"]
-mod invariants;
+use crate::invariants;
 
 use std::path::Path;
 

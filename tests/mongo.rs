@@ -2,35 +2,13 @@
 //! records made by pymongo (scripts/make-bson-fixtures.py), scanned, mounted, and the
 //! mount checked by pymongo (tests/check_mongo.py), `cp` and `rsync`.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 fn bson_fixture(name: &str) -> PathBuf {
     fixtures().join("bson").join(name)
-}
-
-/// Like `require`, for pymongo (the independent BSON implementation the checks use).
-fn require_pymongo() -> bool {
-    if !require(&["python3", "fusermount3"], true) {
-        return false;
-    }
-    let has = Command::new("python3")
-        .args(["-c", "import bson, pymongo"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if has {
-        return true;
-    }
-    let msg = "missing pymongo (python3 -m pip install pymongo)";
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{msg} (CI=true: .ci/run must install it)");
-    }
-    eprintln!("SKIPPED: {msg}");
-    false
 }
 
 fn check(mount: &Mount, mode: &str) -> String {

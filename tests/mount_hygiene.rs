@@ -1,13 +1,11 @@
 //! Mount hygiene: SIGTERM unmounts a foreground mount cleanly; after `kill -9` the dead
 //! mountpoint gets a clear error, `fusermount3 -u` releases it and a new mount works.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 fn mounted(dir: &Path) -> bool {
     let canonical = std::fs::canonicalize(dir).unwrap_or(dir.to_path_buf());

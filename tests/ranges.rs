@@ -2,16 +2,12 @@
 //! segment by segment, give exactly the index of one whole scan; a scan killed at 60%
 //! resumes from its checkpoint instead of starting over.
 
-mod common;
-#[path = "common/faulty.rs"]
-mod faulty;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
-use faulty::{Faults, FaultyDisk};
+use crate::common::faulty::{Faults, FaultyDisk};
+use crate::common::*;
 use salvagefs::index::Index;
 
 const MIB: usize = 1 << 20;

@@ -1,11 +1,9 @@
 //! The source is sacred: no index onto a source disk, loud warnings for read-write
 //! mounted sources, concurrent scans that cannot corrupt the index.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn refuses_index_on_the_source_disk_and_warns_when_it_is_mounted_rw() {

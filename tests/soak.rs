@@ -6,8 +6,6 @@
 //! The suite runs it for SALVAGEFS_SOAK_SECS seconds (default 15);
 //! `scripts/soak.sh` runs the long version.
 
-mod common;
-
 use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -16,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const READERS: usize = 16;
 const FILES: usize = 300;

@@ -3,13 +3,11 @@
 //! the mount checked by pymongo (tests/check_wt.py); then the same files damaged,
 //! embedded in a disk image at odd offsets, and without their catalog.
 
-mod common;
-
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use salvagefs::carve::wiredtiger::PageKind;
 use salvagefs::index::Index;
 
@@ -19,26 +17,6 @@ const ORDERS: &str = "collection-4-1234567890123456789.wt";
 
 fn wt(compressor: &str, file: &str) -> PathBuf {
     fixtures().join("wt").join(compressor).join(file)
-}
-
-/// Like `require`, for pymongo (the independent BSON implementation the checks use).
-fn require_pymongo() -> bool {
-    if !require(&["python3", "fusermount3"], true) {
-        return false;
-    }
-    let has = Command::new("python3")
-        .args(["-c", "import bson"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has {
-        let msg = "missing pymongo (python3 -m pip install pymongo)";
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{msg} (CI=true: .ci/run must install it)"
-        );
-        eprintln!("SKIPPED: {msg}");
-    }
-    has
 }
 
 fn check(mount: &Mount, naming: &str) -> String {

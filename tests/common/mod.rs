@@ -1,5 +1,6 @@
 //! Helpers for the end-to-end tests: the real binary, real tools, real FUSE mounts.
-#![allow(dead_code)] // each test file uses a different subset
+
+pub mod faulty;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -20,32 +21,77 @@ pub fn fixture(name: &str) -> Vec<u8> {
         .expect("fixture missing: run scripts/make-flv-fixtures.sh")
 }
 
-/// True if every tool is on PATH (and we are root when `root` is set). Under CI=true a
-/// missing tool fails the test loudly; elsewhere the test is skipped with the reason.
+/// The Debian package that provides a tool the tests run.
+fn package_of(tool: &str) -> &str {
+    match tool {
+        "ffmpeg" | "ffprobe" => "ffmpeg",
+        "fusermount3" => "fuse3",
+        "mke2fs" => "e2fsprogs",
+        "losetup" | "setpriv" => "util-linux",
+        "mount" | "umount" => "mount",
+        "kill" | "pgrep" => "procps",
+        "diff" => "diffutils",
+        "cp" | "sha256sum" => "coreutils",
+        other => other,
+    }
+}
+
+/// True if every tool is on PATH (and we are root when `root` is set). A missing tool
+/// fails the test with the command that installs it; only an explicit
+/// `SALVAGEFS_SKIP_MISSING=1` turns that into a skip, which is printed.
 pub fn require(tools: &[&str], root: bool) -> bool {
-    let mut missing: Vec<String> = tools
+    let missing: Vec<&str> = tools
         .iter()
+        .copied()
         .filter(|t| {
             Command::new("sh")
                 .args(["-c", &format!("command -v {t}")])
                 .output()
                 .map_or(true, |o| !o.status.success())
         })
-        .map(|t| t.to_string())
         .collect();
     // SAFETY: geteuid has no preconditions.
-    if root && unsafe { libc::geteuid() } != 0 {
-        missing.push("root privileges".into());
-    }
-    if missing.is_empty() {
+    let not_root = root && unsafe { libc::geteuid() } != 0;
+    if missing.is_empty() && !not_root {
         return true;
     }
-    let msg = format!("missing {}", missing.join(", "));
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{msg} (CI=true: .ci/run must install it)");
+    let mut packages: Vec<&str> = missing.iter().map(|t| package_of(t)).collect();
+    packages.dedup();
+    let mut msg = String::new();
+    if !missing.is_empty() {
+        msg = format!(
+            "missing {}: install with `apt-get install -y {}`",
+            missing.join(", "),
+            packages.join(" ")
+        );
     }
-    eprintln!("SKIPPED: {msg}");
-    false
+    if not_root {
+        msg.push_str(if msg.is_empty() { "" } else { "; " });
+        msg.push_str("this test needs root (loop devices, mounts): run it with sudo");
+    }
+    skip_or_fail(&msg)
+}
+
+/// A test cannot run here: fails saying why, unless `SALVAGEFS_SKIP_MISSING=1` asks
+/// for a skip (then says so on stderr and returns false).
+pub fn skip_or_fail(msg: &str) -> bool {
+    if std::env::var("SALVAGEFS_SKIP_MISSING").as_deref() == Ok("1") {
+        eprintln!("SKIPPED (SALVAGEFS_SKIP_MISSING=1): {msg}");
+        return false;
+    }
+    panic!("{msg} (or set SALVAGEFS_SKIP_MISSING=1 to skip such tests)");
+}
+
+/// Like [`require`], for pymongo: the independent BSON implementation the checks use.
+pub fn require_pymongo() -> bool {
+    if !require(&["python3", "fusermount3"], true) {
+        return false;
+    }
+    let has = Command::new("python3")
+        .args(["-c", "import bson, pymongo"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    has || skip_or_fail("missing pymongo: install with `python3 -m pip install pymongo==4.10.1`")
 }
 
 /// Runs a command, returning its output; panics if it cannot be started.
