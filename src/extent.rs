@@ -27,15 +27,34 @@ fn check_len(text: &[u8], len: u64) -> io::Result<()> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Extent {
     /// `len` bytes of source number `source`, starting at `offset`.
-    Source { source: u32, offset: u64, len: u64 },
+    Source {
+        /// Position of the source in the index's source list.
+        source: u32,
+        /// First byte on the source.
+        offset: u64,
+        /// Length in bytes.
+        len: u64,
+    },
     /// Bytes held in memory.
     Bytes(Arc<[u8]>),
     /// Document number `doc` of the index, rendered as Extended JSON (indented when
     /// `pretty`) with a newline, on read; `len` was measured by the scan.
-    Document { doc: u32, pretty: bool, len: u64 },
+    Document {
+        /// Position of the document in the index.
+        doc: u32,
+        /// Indented, one field per line.
+        pretty: bool,
+        /// Length of the rendering, newline included.
+        len: u64,
+    },
     /// The BSON bytes of document number `doc`, which is not a plain range of a source
     /// (it lives in a compressed WiredTiger page); `len` bytes.
-    Stored { doc: u32, len: u64 },
+    Stored {
+        /// Position of the document in the index.
+        doc: u32,
+        /// Length in bytes.
+        len: u64,
+    },
 }
 
 impl Extent {

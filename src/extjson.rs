@@ -258,26 +258,7 @@ impl Writer<'_> {
             }
             0x03 => self.document(v, depth + 1, false)?,
             0x04 => self.document(v, depth + 1, true)?,
-            0x05 => {
-                let subtype = *v.get(4).ok_or(Malformed(4))?;
-                let mut data = &v[5..];
-                if subtype == 2 {
-                    // The old binary subtype repeats the length inside; drivers strip it.
-                    let inner = i32::from_le_bytes(le(data, 0)?);
-                    if inner < 0 || inner as usize + 4 != data.len() {
-                        return Err(Malformed(5));
-                    }
-                    data = &data[4..];
-                }
-                let b64 = base64::engine::general_purpose::STANDARD.encode(data);
-                let sub = format!("{subtype:02x}");
-                self.wrapper(&[("$binary", &|w: &mut Self| {
-                    w.wrapper(&[
-                        ("base64", &|w: &mut Self| w.string(b64.as_bytes())),
-                        ("subType", &|w: &mut Self| w.string(sub.as_bytes())),
-                    ])
-                })]);
-            }
+            0x05 => self.binary(v)?,
             0x06 => self.wrapper(&[("$undefined", &|w: &mut Self| w.raw("true"))]),
             0x07 => self.oid(le::<12>(v, 0)?),
             0x08 => match v.first() {
@@ -287,24 +268,7 @@ impl Writer<'_> {
             },
             0x09 => self.date(i64::from_le_bytes(le(v, 0)?)),
             0x0A => self.raw("null"),
-            0x0B => {
-                let p = memchr::memchr(0, v).ok_or(Malformed(0))?;
-                let (pattern, rest) = (&v[..p], &v[p + 1..]);
-                let o = memchr::memchr(0, rest).ok_or(Malformed(p))?;
-                std::str::from_utf8(pattern).map_err(|_| Malformed(0))?;
-                let options = std::str::from_utf8(&rest[..o]).map_err(|_| Malformed(p))?;
-                // Sorted as pymongo writes them: by character, never splitting one.
-                let mut sorted: Vec<char> = options.chars().collect();
-                sorted.sort_unstable();
-                let options: String = sorted.into_iter().collect();
-                let options = options.as_bytes();
-                self.wrapper(&[("$regularExpression", &|w: &mut Self| {
-                    w.wrapper(&[
-                        ("pattern", &|w: &mut Self| w.string(pattern)),
-                        ("options", &|w: &mut Self| w.string(options)),
-                    ])
-                })]);
-            }
+            0x0B => self.regex(v)?,
             0x0C => {
                 let ns = Self::bson_str(v)?;
                 let oid = le::<12>(v, v.len().checked_sub(12).ok_or(Malformed(0))?)?;
@@ -320,26 +284,7 @@ impl Writer<'_> {
                 let tag = if t == 0x0D { "$code" } else { "$symbol" };
                 self.wrapper(&[(tag, &|w: &mut Self| w.string(s))]);
             }
-            0x0F => {
-                let code = Self::bson_str(v.get(4..).ok_or(Malformed(0))?)?;
-                let scope = v.get(8 + code.len() + 1..).ok_or(Malformed(0))?;
-                // The scope must be a document; rendered into a side buffer first so a
-                // malformed one fails before anything is written.
-                let mut inner = Vec::new();
-                let mut scope_writer = Writer {
-                    out: &mut inner,
-                    canonical: self.canonical,
-                    pretty: self.pretty,
-                    depth: self.depth + 1,
-                    pretty_extra: 0,
-                };
-                scope_writer.document(scope, depth + 1, false)?;
-                self.pretty_extra += scope_writer.pretty_extra;
-                self.wrapper(&[
-                    ("$code", &|w: &mut Self| w.string(code)),
-                    ("$scope", &|w: &mut Self| w.out.extend_from_slice(&inner)),
-                ]);
-            }
+            0x0F => self.code_with_scope(v, depth)?,
             0x10 => self.integer("$numberInt", i32::from_le_bytes(le(v, 0)?)),
             0x11 => {
                 let (i, t) = (u32::from_le_bytes(le(v, 0)?), u32::from_le_bytes(le(v, 4)?));
@@ -359,6 +304,73 @@ impl Writer<'_> {
             0x7F => self.wrapper(&[("$maxKey", &|w: &mut Self| w.raw("1"))]),
             _ => return Err(Malformed(0)),
         }
+        Ok(())
+    }
+
+    /// A binary value: `$binary` with base64 and subtype.
+    fn binary(&mut self, v: &[u8]) -> Result<(), Malformed> {
+        let subtype = *v.get(4).ok_or(Malformed(4))?;
+        let mut data = &v[5..];
+        if subtype == 2 {
+            // The old binary subtype repeats the length inside; drivers strip it.
+            let inner = i32::from_le_bytes(le(data, 0)?);
+            if inner < 0 || inner as usize + 4 != data.len() {
+                return Err(Malformed(5));
+            }
+            data = &data[4..];
+        }
+        let b64 = base64::engine::general_purpose::STANDARD.encode(data);
+        let sub = format!("{subtype:02x}");
+        self.wrapper(&[("$binary", &|w: &mut Self| {
+            w.wrapper(&[
+                ("base64", &|w: &mut Self| w.string(b64.as_bytes())),
+                ("subType", &|w: &mut Self| w.string(sub.as_bytes())),
+            ])
+        })]);
+        Ok(())
+    }
+
+    /// A regular expression: `$regularExpression`, options sorted as pymongo writes them.
+    fn regex(&mut self, v: &[u8]) -> Result<(), Malformed> {
+        let p = memchr::memchr(0, v).ok_or(Malformed(0))?;
+        let (pattern, rest) = (&v[..p], &v[p + 1..]);
+        let o = memchr::memchr(0, rest).ok_or(Malformed(p))?;
+        std::str::from_utf8(pattern).map_err(|_| Malformed(0))?;
+        let options = std::str::from_utf8(&rest[..o]).map_err(|_| Malformed(p))?;
+        // Sorted as pymongo writes them: by character, never splitting one.
+        let mut sorted: Vec<char> = options.chars().collect();
+        sorted.sort_unstable();
+        let options: String = sorted.into_iter().collect();
+        let options = options.as_bytes();
+        self.wrapper(&[("$regularExpression", &|w: &mut Self| {
+            w.wrapper(&[
+                ("pattern", &|w: &mut Self| w.string(pattern)),
+                ("options", &|w: &mut Self| w.string(options)),
+            ])
+        })]);
+        Ok(())
+    }
+
+    /// JavaScript code with a scope document: `$code` and `$scope`.
+    fn code_with_scope(&mut self, v: &[u8], depth: usize) -> Result<(), Malformed> {
+        let code = Self::bson_str(v.get(4..).ok_or(Malformed(0))?)?;
+        let scope = v.get(8 + code.len() + 1..).ok_or(Malformed(0))?;
+        // The scope must be a document; rendered into a side buffer first so a
+        // malformed one fails before anything is written.
+        let mut inner = Vec::new();
+        let mut scope_writer = Writer {
+            out: &mut inner,
+            canonical: self.canonical,
+            pretty: self.pretty,
+            depth: self.depth + 1,
+            pretty_extra: 0,
+        };
+        scope_writer.document(scope, depth + 1, false)?;
+        self.pretty_extra += scope_writer.pretty_extra;
+        self.wrapper(&[
+            ("$code", &|w: &mut Self| w.string(code)),
+            ("$scope", &|w: &mut Self| w.out.extend_from_slice(&inner)),
+        ]);
         Ok(())
     }
 

@@ -27,16 +27,35 @@ const HEADER_LEN: usize = 16 + 4 + 8 + 4;
 /// Why an index cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
+    /// There is no index file at this path.
     #[error("no index at {0}")]
     Missing(PathBuf),
+    /// The file is not an index, or fails its checksum.
     #[error("index {path} is unusable: {reason}")]
-    Corrupt { path: PathBuf, reason: String },
+    Corrupt {
+        /// The index file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Written by a salvagefs with another format.
     #[error(
         "index {path} is format version {found}, this salvagefs reads version {FORMAT_VERSION}"
     )]
-    Version { path: PathBuf, found: u32 },
+    Version {
+        /// The index file.
+        path: PathBuf,
+        /// The version it holds.
+        found: u32,
+    },
+    /// It could not be read.
     #[error("index {path}: {err}")]
-    Io { path: PathBuf, err: io::Error },
+    Io {
+        /// The index file.
+        path: PathBuf,
+        /// Why.
+        err: io::Error,
+    },
 }
 
 /// Identity of a scanned source, to tell whether an index still describes it.

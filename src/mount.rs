@@ -213,14 +213,16 @@ fn announce_ready_and_detach() {
     // The starting process exits once it reads READY; from then on the pipe behind
     // stderr is closed, and a log line written there would kill the daemon (SIGPIPE).
     // So stderr goes to /dev/null first, and READY is written through a copy of the pipe.
-    // SAFETY: signal() with SIG_IGN has no preconditions; dup/dup2 act on valid fds and
-    // the File takes sole ownership of the descriptor dup returned.
+    // SAFETY: signal() with SIG_IGN has no preconditions.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    // SAFETY: dup of stderr, a descriptor this process holds open.
     let pipe = unsafe { libc::dup(2) };
     if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        // SAFETY: both descriptors are open; dup2 replaces stderr atomically.
         unsafe { libc::dup2(null.as_raw_fd(), 2) };
     }
     if pipe >= 0 {
+        // SAFETY: `pipe` is the descriptor dup returned, owned by nothing else.
         let mut pipe = unsafe { std::fs::File::from_raw_fd(pipe) };
         let _ = writeln!(pipe, "{READY}");
     }

@@ -17,14 +17,23 @@ use serde::{Deserialize, Serialize};
 /// Errors met while opening a source; each says what the user can do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
+    /// Nothing at the path.
     #[error("{0}: no such file or device; check the path")]
     Missing(PathBuf),
+    /// A directory was given.
     #[error("{0}: is a directory; give a disk image or a block device (e.g. /dev/sdb)")]
     Directory(PathBuf),
+    /// A socket, a FIFO, a character device...
     #[error("{0}: not a regular file or block device")]
     Unsupported(PathBuf),
+    /// Opening failed.
     #[error("{path}: cannot open read-only: {err}")]
-    Open { path: PathBuf, err: io::Error },
+    Open {
+        /// The source.
+        path: PathBuf,
+        /// Why.
+        err: io::Error,
+    },
 }
 
 /// What a source is, as far as safety checks care.
@@ -33,7 +42,10 @@ pub enum SourceKind {
     /// A regular file: a `ddrescue` image, a MongoDB data file, ...
     Image,
     /// A block device; `rdev` is its device number.
-    BlockDevice { rdev: u64 },
+    BlockDevice {
+        /// Its device number.
+        rdev: u64,
+    },
 }
 
 /// An opened, read-only source.

@@ -182,56 +182,8 @@ fn bad_sectors_are_skipped_reported_and_fail_only_their_reads() {
         .expect("the bytes before the bad sector read fine");
     assert!(head == long[..before_bad]);
 
-    // A slow sector (a drive retrying) stalls only the read that needs it.
-    {
-        let mut f = disk.faults.lock().unwrap();
-        f.slow.push(img.short_flv..img.short_flv + SECTOR);
-        f.slow_for = Duration::from_secs(3);
-    }
-    let short_path = m.path(&short_name);
-    let reader = std::thread::spawn(move || {
-        let t = Instant::now();
-        (std::fs::read(short_path), t.elapsed())
-    });
-    std::thread::sleep(Duration::from_millis(300));
-    let t = Instant::now();
-    ok(std::process::Command::new("ls")
-        .arg("-lR")
-        .arg(m.path("mongo")));
-    std::fs::read_to_string(m.path("README.txt")).unwrap();
-    let ls_took = t.elapsed();
-    let (bytes, read_took) = reader.join().unwrap();
-    assert!(
-        read_took >= Duration::from_secs(3),
-        "the slow sector was not hit"
-    );
-    assert!(
-        ls_took < Duration::from_secs(1),
-        "ls waited for the slow read: {ls_took:?}"
-    );
-    assert!(bytes.unwrap() == short, "short recording differs");
-    disk.faults.lock().unwrap().slow.clear();
-
-    // Documents: those on the bad sector are lost (unless a copy lies elsewhere), every
-    // other one comes back byte-identical.
-    let dumped = dumped_documents(&m.dir);
-    let shop0 = &img.bytes[img.shop as usize..];
-    let (mut lost, mut kept) = (0, 0);
-    for (off, len) in shop_documents() {
-        let (start, end) = (img.shop + off, img.shop + off + len);
-        let doc = &shop0[off as usize..(off + len) as usize];
-        let found = dumped.iter().any(|d| d == doc);
-        if start < in_shop.end && in_shop.start < end {
-            if occurrences(&img.bytes, doc) == 1 {
-                assert!(!found, "a document on the bad sector was served");
-                lost += 1;
-            }
-        } else {
-            assert!(found, "document at shop.0+{off} missing");
-            kept += 1;
-        }
-    }
-    assert!(lost > 0 && kept > 300, "lost {lost}, kept {kept}");
+    slow_sector_stalls_only_its_read(&disk, &m, img.short_flv, &short_name, &short);
+    documents_off_the_bad_sector_come_back(&m, &img, &in_shop);
     drop(m);
 
     // --fill-bad-sectors: the same file reads whole, zeros where the sector failed.
@@ -252,4 +204,66 @@ fn bad_sectors_are_skipped_reported_and_fail_only_their_reads() {
         filled == want,
         "filled file differs from the original outside the bad sector"
     );
+}
+
+/// A slow sector (a drive retrying) stalls only the read that needs it: `ls` and
+/// `README.txt` answer at once meanwhile.
+fn slow_sector_stalls_only_its_read(
+    disk: &FaultyDisk,
+    m: &Mount,
+    short_at: u64,
+    short_name: &str,
+    short: &[u8],
+) {
+    {
+        let mut f = disk.faults.lock().unwrap();
+        f.slow.push(short_at..short_at + SECTOR);
+        f.slow_for = Duration::from_secs(3);
+    }
+    let short_path = m.path(short_name);
+    let reader = std::thread::spawn(move || {
+        let t = Instant::now();
+        (std::fs::read(short_path), t.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    ok(std::process::Command::new("ls")
+        .arg("-lR")
+        .arg(m.path("mongo")));
+    std::fs::read_to_string(m.path("README.txt")).unwrap();
+    let ls_took = t.elapsed();
+    let (bytes, read_took) = reader.join().unwrap();
+    assert!(
+        read_took >= Duration::from_secs(3),
+        "the slow sector was not hit"
+    );
+    assert!(
+        ls_took < Duration::from_secs(1),
+        "ls waited for the slow read: {ls_took:?}"
+    );
+    assert!(bytes.unwrap() == *short, "short recording differs");
+    disk.faults.lock().unwrap().slow.clear();
+}
+
+/// Documents on the bad sector are lost (unless a copy lies elsewhere); every other one
+/// comes back byte-identical.
+fn documents_off_the_bad_sector_come_back(m: &Mount, img: &Layout, in_shop: &Range<u64>) {
+    let dumped = dumped_documents(&m.dir);
+    let shop0 = &img.bytes[img.shop as usize..];
+    let (mut lost, mut kept) = (0, 0);
+    for (off, len) in shop_documents() {
+        let (start, end) = (img.shop + off, img.shop + off + len);
+        let doc = &shop0[off as usize..(off + len) as usize];
+        let found = dumped.iter().any(|d| d == doc);
+        if start < in_shop.end && in_shop.start < end {
+            if occurrences(&img.bytes, doc) == 1 {
+                assert!(!found, "a document on the bad sector was served");
+                lost += 1;
+            }
+        } else {
+            assert!(found, "document at shop.0+{off} missing");
+            kept += 1;
+        }
+    }
+    assert!(lost > 0 && kept > 300, "lost {lost}, kept {kept}");
 }

@@ -103,47 +103,26 @@ fn sixteen_readers_rsync_and_ls_for_a_while() {
     let pid = daemon_pid(&m.dir);
 
     let deadline = Instant::now() + Duration::from_secs(secs);
-    let verified = Arc::new(AtomicU64::new(0));
-    let reads = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicBool::new(false));
-    let names: Arc<Vec<String>> = Arc::new(expected.keys().cloned().collect());
-    let expected = Arc::new(expected);
-    let mut threads = Vec::new();
-    for r in 0..READERS {
-        let (names, expected, verified, reads, failed) = (
-            names.clone(),
-            expected.clone(),
-            verified.clone(),
-            reads.clone(),
-            failed.clone(),
-        );
-        let flv = m.path("flv");
-        threads.push(std::thread::spawn(move || {
-            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (r as u64 + 1));
-            while Instant::now() < deadline && !failed.load(Ordering::Relaxed) {
-                let name = &names[rng.below(names.len() as u64) as usize];
-                let want = &expected[name];
-                let off = rng.below(want.len() as u64) as usize;
-                // Sizes spread over 1 B .. 1 MiB, small ones as likely as large ones.
-                let scale = rng.below(21);
-                let len = 1 + rng.below(1 << scale) as usize;
-                let end = (off + len).min(want.len());
-                let mut buf = vec![0u8; end - off];
-                let got = std::fs::File::open(flv.join(name))
-                    .and_then(|f| f.read_exact_at(&mut buf, off as u64));
-                if let Err(e) = got {
-                    failed.store(true, Ordering::Relaxed);
-                    panic!("reader {r}: {name} at {off}+{}: {e}", buf.len());
-                }
-                if buf != want[off..end] {
-                    failed.store(true, Ordering::Relaxed);
-                    panic!("reader {r}: {name} at {off}+{}: wrong bytes", buf.len());
-                }
-                verified.fetch_add(buf.len() as u64, Ordering::Relaxed);
-                reads.fetch_add(1, Ordering::Relaxed);
-            }
-        }));
-    }
+    let shared = Shared {
+        names: Arc::new(expected.keys().cloned().collect()),
+        expected: Arc::new(expected),
+        verified: Arc::new(AtomicU64::new(0)),
+        reads: Arc::new(AtomicU64::new(0)),
+        failed: Arc::new(AtomicBool::new(false)),
+    };
+    let threads: Vec<_> = (0..READERS)
+        .map(|r| {
+            let (shared, flv) = (shared.clone(), m.path("flv"));
+            std::thread::spawn(move || random_reads(r, &flv, &shared, deadline))
+        })
+        .collect();
+    let Shared {
+        expected,
+        verified,
+        reads,
+        failed,
+        ..
+    } = shared;
     // rsync -a of the whole tree into a fresh directory, checked file by file.
     let rsyncs = {
         let (expected, verified, failed) = (expected.clone(), verified.clone(), failed.clone());
@@ -200,4 +179,41 @@ fn sixteen_readers_rsync_and_ls_for_a_while() {
     );
     assert!(rsync_runs > 0 && ls_runs > 0);
     assert!(peak < RSS_LIMIT_KB, "daemon peak RSS {peak} kB");
+}
+
+/// What the soak's threads share: the expected bytes and the running counts.
+#[derive(Clone)]
+struct Shared {
+    names: Arc<Vec<String>>,
+    expected: Arc<HashMap<String, Arc<Vec<u8>>>>,
+    verified: Arc<AtomicU64>,
+    reads: Arc<AtomicU64>,
+    failed: Arc<AtomicBool>,
+}
+
+/// Reader `r`: random reads of random sizes (1 B .. 1 MiB, small ones as likely as
+/// large ones) of random recordings until `deadline`, each checked against the original.
+fn random_reads(r: usize, flv: &Path, s: &Shared, deadline: Instant) {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (r as u64 + 1));
+    while Instant::now() < deadline && !s.failed.load(Ordering::Relaxed) {
+        let name = &s.names[rng.below(s.names.len() as u64) as usize];
+        let want = &s.expected[name];
+        let off = rng.below(want.len() as u64) as usize;
+        let scale = rng.below(21);
+        let len = 1 + rng.below(1 << scale) as usize;
+        let end = (off + len).min(want.len());
+        let mut buf = vec![0u8; end - off];
+        let got =
+            std::fs::File::open(flv.join(name)).and_then(|f| f.read_exact_at(&mut buf, off as u64));
+        if let Err(e) = got {
+            s.failed.store(true, Ordering::Relaxed);
+            panic!("reader {r}: {name} at {off}+{}: {e}", buf.len());
+        }
+        if buf != want[off..end] {
+            s.failed.store(true, Ordering::Relaxed);
+            panic!("reader {r}: {name} at {off}+{}: wrong bytes", buf.len());
+        }
+        s.verified.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        s.reads.fetch_add(1, Ordering::Relaxed);
+    }
 }

@@ -41,16 +41,22 @@ pub struct Candidate {
 /// Why bytes are not a document.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Invalid {
+    /// Lengths, types, terminators or UTF-8 do not hold (what the parser said).
     #[error("malformed: {0}")]
     Malformed(String),
+    /// Deeper than mongod nests documents.
     #[error("nested deeper than {MAX_DEPTH} levels")]
     TooDeep,
+    /// An array whose keys are not "0", "1", ...
     #[error("array keys out of order")]
     ArrayKeys,
+    /// The same key twice in one document.
     #[error("duplicate key")]
     DuplicateKey,
+    /// An ObjectId whose time lies outside the plausible years.
     #[error("ObjectId with an implausible time")]
     ObjectIdTime,
+    /// Regular expression flags mongod never writes.
     #[error("regular expression flags other than i, l, m, s, u, x")]
     RegexFlags,
 }

@@ -293,20 +293,7 @@ pub fn walk<S: ByteSource + ?Sized>(
     }
     extents.push((extent_start, pos - extent_start));
 
-    let carved_len: u64 = extents.iter().map(|e| e.1).sum();
-    let short_of_metadata = meta
-        .duration_ms
-        .is_some_and(|d| (stream.last_ts as u64) + 1_000 < d)
-        || (gaps.is_empty() && meta.filesize.is_some_and(|f| carved_len < f));
-    let status = if !joins.is_empty() {
-        Status::Reassembled
-    } else if !gaps.is_empty() {
-        Status::Repaired
-    } else if cut_off || short_of_metadata || stream.tags == 0 {
-        Status::Truncated
-    } else {
-        Status::Complete
-    };
+    let status = ending(&stream, &meta, (&extents, &gaps, &joins), cut_off);
     Some(Carved {
         offset,
         extents,
@@ -318,6 +305,30 @@ pub fn walk<S: ByteSource + ?Sized>(
         has_audio: stream.audio_codec.is_some(),
         has_video: stream.video_codec.is_some(),
     })
+}
+
+/// How a walk ended, from the pieces it found (extents, gaps, joins), whether the
+/// source cut it off, and what the file's own metadata announced.
+fn ending(
+    stream: &Stream,
+    meta: &Metadata,
+    (extents, gaps, joins): (&[(u64, u64)], &[Gap], &[Join]),
+    cut_off: bool,
+) -> Status {
+    let carved_len: u64 = extents.iter().map(|e| e.1).sum();
+    let short_of_metadata = meta
+        .duration_ms
+        .is_some_and(|d| (stream.last_ts as u64) + 1_000 < d)
+        || (gaps.is_empty() && meta.filesize.is_some_and(|f| carved_len < f));
+    if !joins.is_empty() {
+        Status::Reassembled
+    } else if !gaps.is_empty() {
+        Status::Repaired
+    } else if cut_off || short_of_metadata || stream.tags == 0 {
+        Status::Truncated
+    } else {
+        Status::Complete
+    }
 }
 
 /// A tag header is at `pos` but its data or PreviousTagSize lies past the end of data:

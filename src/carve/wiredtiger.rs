@@ -276,9 +276,19 @@ fn decompress(codec: Codec, src: &[u8], dst: &mut [u8]) -> Option<usize> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Value {
     /// In the page image: `len` bytes at `offset`.
-    Inline { offset: u32, len: u32 },
+    Inline {
+        /// Offset in the page image.
+        offset: u32,
+        /// Length in bytes.
+        len: u32,
+    },
     /// In an overflow block, known by its checksum and its size in allocation units.
-    Overflow { units: u64, checksum: u32 },
+    Overflow {
+        /// Size of the block in allocation units.
+        units: u64,
+        /// The block's checksum, as the leaf cell records it.
+        checksum: u32,
+    },
 }
 
 /// One key/value pair of a leaf page whose key is a packed integer (mongod's record id:
