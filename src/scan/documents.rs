@@ -13,7 +13,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use rayon::prelude::*;
 
-use super::stage::{Chunk, Finishing, Stage};
+use super::stage::{Chunk, Finishing, Found, Stage};
 use crate::carve::bson::{self, Candidate, MAX_DOC_LEN};
 use crate::carve::mmapv1::{self, RECORD_HEADER_LEN};
 use crate::extjson::{self, JsonMode};
@@ -26,14 +26,6 @@ const MAX_ID_LEN: usize = 64;
 
 thread_local! {
     static RENDER_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
-
-/// A document accepted by a worker, before its field names are interned.
-pub struct Found {
-    /// The index entry (its `shape` is set by [`finish`]).
-    pub entry: DocEntry,
-    /// Top-level field names, each followed by a NUL (one allocation per document).
-    pub fields: Box<str>,
 }
 
 /// What the BSON side found in one buffer.

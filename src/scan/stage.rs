@@ -3,9 +3,8 @@
 //! stages; adding a format is a new module implementing [`Stage`], a field in
 //! [`super::ChunkFinds`] and a line in each of the two loops.
 
-use crate::index::{Index, ScanSettings};
+use crate::index::{DocEntry, Index, ScanSettings};
 use crate::scan::Progress;
-use crate::scan::documents::Found;
 use crate::source::Source;
 
 /// One chunk of a source, read with an overlap past its end.
@@ -49,4 +48,13 @@ pub trait Stage {
     /// Joins what every chunk found, in chunk order, and completes it with reads of
     /// the sources.
     fn finish(finds: Vec<Self::Finds>, out: &mut Finishing);
+}
+
+/// A document any stage accepted, before its field names are interned: what
+/// [`Finishing::docs`] collects from every stage.
+pub struct Found {
+    /// The index entry (its `shape` is set by [`super::documents::into_entries`]).
+    pub entry: DocEntry,
+    /// Top-level field names, each followed by a NUL (one allocation per document).
+    pub fields: Box<str>,
 }

@@ -19,8 +19,8 @@ use crate::extjson::JsonMode;
 use crate::index::{CatalogEntry, Span, WtPage, WtRef};
 use rayon::prelude::*;
 
-use super::stage::{Chunk, Finishing, Stage};
-use crate::scan::documents::{self, Found};
+use super::stage::{Chunk, Finishing, Found, Stage};
+use crate::scan::documents;
 use crate::source::Source;
 use crate::spans;
 
