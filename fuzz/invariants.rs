@@ -158,12 +158,12 @@ pub fn wt_pages(input: &[u8]) {
     let mut finds =
         salvagefs::scan::wiredtiger::scan_buffer(&block, 0, block.len(), 0, JsonMode::Relaxed);
     // Tracing files through metadata and internal pages, and adopting orphan pages.
-    let trees = salvagefs::scan::wiredtiger::assign_trees(&mut finds);
+    let files = salvagefs::scan::wiredtiger::assign_files(&mut finds);
     let docs = std::mem::take(&mut finds.docs);
     salvagefs::scan::wiredtiger::adopt_orphans(&mut finds, &docs);
     finds.docs = docs;
     for page in &finds.pages {
-        assert!(page.tree.is_none_or(|t| (t as usize) < trees.len()));
+        assert!(page.file.is_none_or(|t| (t as usize) < files.len()));
     }
     for span in &finds.claimed {
         assert!(span.start < span.end && span.end <= block.len() as u64);

@@ -121,9 +121,9 @@ pub struct DocEntry {
     pub id: Vec<u8>,
     /// Its top-level field names, as a position in [`Index::shapes`].
     pub shape: u32,
-    /// The extent offset in the MMAPv1 record header before the document, if any
-    /// (ties the document to the extent header that names its collection).
-    pub extent_ofs: Option<i32>,
+    /// The `extentOfs` of the MMAPv1 record header before the document, if any (ties
+    /// the document to the [`NsHeader`] that names its collection).
+    pub ns_header_ofs: Option<i32>,
     /// Bytes of its one-line Extended JSON, newline included.
     pub json_len: u32,
     /// Bytes of its indented Extended JSON, newline included.
@@ -164,9 +164,9 @@ pub struct WtPage {
     pub keys: (i64, i64),
     /// Record ids of a leaf page whose values are in overflow pages.
     pub overflow_keys: Vec<i64>,
-    /// The file it belongs to, as a position in [`Index::wt_trees`], when WiredTiger's
+    /// The file it belongs to, as a position in [`Index::wt_files`], when WiredTiger's
     /// metadata and internal pages lead to it.
-    pub tree: Option<u32>,
+    pub file: Option<u32>,
 }
 
 /// An entry of mongod's catalog (`_mdb_catalog.wt`): which file holds which collection.
@@ -180,16 +180,19 @@ pub struct CatalogEntry {
     pub write_gen: u64,
 }
 
-/// An MMAPv1 extent header: the namespace written on disk for the records after it.
+/// A namespace header: what MMAPv1 calls an extent header, the namespace written on
+/// disk for the records of the region after it. (Named so that "extent" means one
+/// thing outside `carve::mmapv1`: a piece of a virtual file, [`crate::extent`].)
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NsExtent {
+pub struct NsHeader {
     /// Position of the source in [`Index::sources`].
     pub source: u32,
     /// Offset of the header on the source.
     pub offset: u64,
-    /// Length of the extent, header included.
+    /// Length of the region it heads, header included.
     pub len: u64,
-    /// The extent's own offset within its data file (records point back to it).
+    /// The region's own offset within its data file (MMAPv1's `myLoc.ofs`; records
+    /// point back to it).
     pub file_ofs: i32,
     /// `db.collection`.
     pub ns: String,
@@ -269,14 +272,14 @@ pub struct Index {
     /// Distinct lists of top-level field names, referenced by [`DocEntry::shape`].
     pub shapes: Vec<Vec<String>>,
     /// MMAPv1 extent headers, in (source, offset) order.
-    pub ns_extents: Vec<NsExtent>,
+    pub ns_headers: Vec<NsHeader>,
     /// WiredTiger pages holding documents, in (source, offset) order.
     pub wt_pages: Vec<WtPage>,
     /// Entries of mongod's catalog found in WiredTiger pages, sorted.
     pub wt_catalog: Vec<CatalogEntry>,
     /// Names of the WiredTiger files (`collection-7-123`) whose pages were traced from
-    /// WiredTiger's metadata, sorted: what [`WtPage::tree`] refers to.
-    pub wt_trees: Vec<String>,
+    /// WiredTiger's metadata, sorted: what [`WtPage::file`] refers to.
+    pub wt_files: Vec<String>,
 }
 
 impl Index {
@@ -296,10 +299,10 @@ impl Index {
             bad_ranges: Vec::new(),
             docs: Vec::new(),
             shapes: Vec::new(),
-            ns_extents: Vec::new(),
+            ns_headers: Vec::new(),
             wt_pages: Vec::new(),
             wt_catalog: Vec::new(),
-            wt_trees: Vec::new(),
+            wt_files: Vec::new(),
         }
     }
 
@@ -607,7 +610,7 @@ mod tests {
             flv: vec![],
             docs: vec![],
             shapes: vec![],
-            ns_extents: vec![],
+            ns_headers: vec![],
             bad_ranges: vec![Span {
                 source: 0,
                 start: 4096,
@@ -623,14 +626,14 @@ mod tests {
                 write_gen: 3,
                 keys: (1, 9),
                 overflow_keys: vec![4],
-                tree: Some(0),
+                file: Some(0),
             }],
             wt_catalog: vec![CatalogEntry {
                 ident: "collection-2-1".into(),
                 ns: "db.c".into(),
                 write_gen: 3,
             }],
-            wt_trees: vec!["collection-2-1".into()],
+            wt_files: vec!["collection-2-1".into()],
         }
     }
 

@@ -38,29 +38,29 @@ pub fn merge(a: Index, b: Index) -> Result<Index, MergeError> {
     let mut bad_ranges = a.bad_ranges;
     bad_ranges.extend(b.bad_ranges);
     bad_ranges.sort_by_key(|r| (r.source, r.start));
-    let mut ns_extents = a.ns_extents;
-    ns_extents.extend(b.ns_extents);
-    ns_extents.sort_by_key(|e| (e.source, e.offset));
+    let mut ns_headers = a.ns_headers;
+    ns_headers.extend(b.ns_headers);
+    ns_headers.sort_by_key(|e| (e.source, e.offset));
 
     // WiredTiger pages of both in disk order (their file names renumbered in the union
     // of both lists); documents follow their page.
-    let mut wt_trees: Vec<String> = a.wt_trees.iter().chain(&b.wt_trees).cloned().collect();
-    wt_trees.sort();
-    wt_trees.dedup();
-    let rename = |names: &[String], tree: Option<u32>| {
-        let name = names.get(tree? as usize)?;
-        wt_trees.binary_search(name).ok().map(|t| t as u32)
+    let mut wt_files: Vec<String> = a.wt_files.iter().chain(&b.wt_files).cloned().collect();
+    wt_files.sort();
+    wt_files.dedup();
+    let rename = |names: &[String], file: Option<u32>| {
+        let name = names.get(file? as usize)?;
+        wt_files.binary_search(name).ok().map(|t| t as u32)
     };
     let first_of_b = a.wt_pages.len() as u32;
     let pages: Vec<WtPage> = a
         .wt_pages
         .into_iter()
         .map(|p| WtPage {
-            tree: rename(&a.wt_trees, p.tree),
+            file: rename(&a.wt_files, p.file),
             ..p
         })
         .chain(b.wt_pages.into_iter().map(|p| WtPage {
-            tree: rename(&b.wt_trees, p.tree),
+            file: rename(&b.wt_files, p.file),
             ..p
         }))
         .collect();
@@ -122,9 +122,9 @@ pub fn merge(a: Index, b: Index) -> Result<Index, MergeError> {
         bad_ranges,
         docs: kept,
         shapes,
-        ns_extents,
+        ns_headers,
         wt_pages,
         wt_catalog,
-        wt_trees,
+        wt_files,
     })
 }

@@ -302,7 +302,7 @@ fn on_a_raw_disk_wiredtiger_metadata_names_the_collections() {
     assert!(said.contains("674 documents verified"), "{said}");
     let index = Index::load(&idx).unwrap();
     assert_eq!(
-        index.wt_trees,
+        index.wt_files,
         [
             "_mdb_catalog",
             "collection-2-1234567890123456789",

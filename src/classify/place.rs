@@ -109,7 +109,7 @@ impl Namespaces {
 
 /// Which WiredTiger file a document came from (`collection-7-123`), and what the
 /// catalog calls it: the source's own name when the source is a `.wt` file, else the
-/// file its page was traced to from WiredTiger's metadata (see [`Index::wt_trees`]).
+/// file its page was traced to from WiredTiger's metadata (see [`Index::wt_files`]).
 pub(super) struct WtFiles<'a> {
     /// Per source: its file name without `.wt`, if it is a WiredTiger file.
     sources: Vec<Option<&'a str>>,
@@ -118,11 +118,11 @@ pub(super) struct WtFiles<'a> {
 }
 
 /// A WiredTiger file: a source, or a file traced on a raw disk (its name's position in
-/// [`Index::wt_trees`]).
+/// [`Index::wt_files`]).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum FileKey {
     Source(u32),
-    Tree(u32),
+    Traced(u32),
 }
 
 impl<'a> WtFiles<'a> {
@@ -153,9 +153,9 @@ impl<'a> WtFiles<'a> {
         if let Some(name) = self.sources[d.source as usize] {
             return Some((FileKey::Source(d.source), name));
         }
-        let tree = index.wt_pages.get(wt.page as usize)?.tree?;
-        let name = index.wt_trees.get(tree as usize)?;
-        Some((FileKey::Tree(tree), name))
+        let file = index.wt_pages.get(wt.page as usize)?.file?;
+        let name = index.wt_files.get(file as usize)?;
+        Some((FileKey::Traced(file), name))
     }
 
     /// The namespace the catalog gives file `name`.
@@ -169,13 +169,13 @@ impl<'a> WtFiles<'a> {
 
 /// The namespace of the extent holding `doc`, if its record header points to it.
 fn ns_on_disk<'a>(index: &'a Index, doc: &DocEntry) -> Option<&'a str> {
-    let extent_ofs = doc.extent_ofs?;
-    let extents = &index.ns_extents;
+    let ns_header_ofs = doc.ns_header_ofs?;
+    let extents = &index.ns_headers;
     let after = extents.partition_point(|e| (e.source, e.offset) <= (doc.source, doc.offset));
     let e = extents[..after].last()?;
     (e.source == doc.source
         && doc.offset < e.offset + e.len
-        && e.file_ofs == extent_ofs
+        && e.file_ofs == ns_header_ofs
         && !e.ns.contains('$'))
     .then_some(e.ns.as_str())
 }

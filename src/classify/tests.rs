@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::*;
 use crate::carve::wiredtiger::Codec;
-use crate::index::{CatalogEntry, DocEntry, NsExtent, ScanSettings, SourceRecord, WtPage, WtRef};
+use crate::index::{CatalogEntry, DocEntry, NsHeader, ScanSettings, SourceRecord, WtPage, WtRef};
 use crate::source::SourceKind;
 
 /// An index over sources with these file names, holding nothing yet.
@@ -37,7 +37,7 @@ fn doc(offset: u64, id: u8, hash: u64) -> DocEntry {
         hash,
         id: vec![0x10, id],
         shape: 0,
-        extent_ofs: None,
+        ns_header_ofs: None,
         json_len: 10,
         pretty_len: 12,
         wt: None,
@@ -45,8 +45,8 @@ fn doc(offset: u64, id: u8, hash: u64) -> DocEntry {
 }
 
 /// An MMAPv1 extent header naming `ns` for `offset..offset + len` of source 0.
-fn extent(offset: u64, len: u64, ns: &str) -> NsExtent {
-    NsExtent {
+fn extent(offset: u64, len: u64, ns: &str) -> NsHeader {
+    NsHeader {
         source: 0,
         offset,
         len,
@@ -67,7 +67,7 @@ fn page(source: u32, offset: u64, write_gen: u64, keys: (i64, i64)) -> WtPage {
         write_gen,
         keys,
         overflow_keys: Vec::new(),
-        tree: None,
+        file: None,
     }
 }
 
@@ -88,17 +88,17 @@ fn shapes(fields: &[&str]) -> Vec<Vec<String>> {
 fn the_namespace_on_disk_beats_the_schema() {
     let mut idx = index(&["shop.0"]);
     idx.shapes = shapes(&["_id", "sku", "price"]);
-    idx.ns_extents = vec![extent(0, 1000, "shop.products")];
+    idx.ns_headers = vec![extent(0, 1000, "shop.products")];
     idx.docs = vec![
         DocEntry {
-            extent_ofs: Some(0),
+            ns_header_ofs: Some(0),
             ..doc(100, 1, 11)
         },
         // Past the extent: nothing on disk names it.
         doc(2000, 2, 22),
         // Its record header points to another extent: not this one's.
         DocEntry {
-            extent_ofs: Some(4096),
+            ns_header_ofs: Some(4096),
             ..doc(200, 3, 33)
         },
     ];
@@ -184,12 +184,12 @@ fn without_anything_on_disk_fields_name_the_collection() {
 fn identical_copies_are_kept_once_the_most_trusted_one() {
     let mut idx = index(&["shop.0"]);
     idx.shapes = shapes(&["_id", "sku"]);
-    idx.ns_extents = vec![extent(5000, 1000, "shop.products")];
+    idx.ns_headers = vec![extent(5000, 1000, "shop.products")];
     idx.docs = vec![
         // A stray copy nothing names, then the same bytes inside a named extent.
         doc(100, 1, 77),
         DocEntry {
-            extent_ofs: Some(5000),
+            ns_header_ofs: Some(5000),
             ..doc(5100, 1, 77)
         },
     ];

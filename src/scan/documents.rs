@@ -17,7 +17,7 @@ use super::stage::{Chunk, Finishing, Found, Stage};
 use crate::carve::bson::{self, Candidate, MAX_DOC_LEN};
 use crate::carve::mmapv1::{self, RECORD_HEADER_LEN};
 use crate::extjson::{self, JsonMode};
-use crate::index::{DocEntry, NsExtent};
+use crate::index::{DocEntry, NsHeader};
 use crate::source::Source;
 use crate::spans::{self, Outermost};
 
@@ -35,8 +35,8 @@ pub struct BufferFinds {
     pub docs: Vec<Found>,
     /// Candidates reaching past the buffer: `(source, offset, deleted)`.
     pub deferred: Vec<(u32, u64, bool)>,
-    /// MMAPv1 extent headers.
-    pub extents: Vec<NsExtent>,
+    /// MMAPv1 namespace (extent) headers.
+    pub ns_headers: Vec<NsHeader>,
 }
 
 enum Outcome {
@@ -65,9 +65,9 @@ impl Stage for Documents {
         for f in finds {
             out.docs.extend(f.docs);
             deferred.extend(f.deferred);
-            out.index.ns_extents.extend(f.extents);
+            out.index.ns_headers.extend(f.ns_headers);
         }
-        out.index.ns_extents.sort_by_key(|e| (e.source, e.offset));
+        out.index.ns_headers.sort_by_key(|e| (e.source, e.offset));
         out.progress
             .phase(&format!("reading {} long BSON candidates", deferred.len()));
         let (sources, json) = (out.sources, out.settings.json);
@@ -100,9 +100,9 @@ pub fn scan_buffer(
             Outcome::Rejected => {}
         }
     }
-    finds.extents = mmapv1::find_extent_headers(buf, limit)
+    finds.ns_headers = mmapv1::find_extent_headers(buf, limit)
         .into_iter()
-        .map(|(at, h)| NsExtent {
+        .map(|(at, h)| NsHeader {
             source,
             offset: base + at as u64,
             len: h.len as u64,
@@ -192,7 +192,7 @@ fn accept(buf: &[u8], c: Candidate, base: u64, source: u32, mode: JsonMode) -> O
             let entry = &mut found.entry;
             (entry.source, entry.offset) = (source, base + c.offset as u64);
             entry.deleted = c.deleted;
-            entry.extent_ofs = record.map(|(_, extent)| extent);
+            entry.ns_header_ofs = record.map(|(_, extent)| extent);
             Outcome::Accepted(found)
         }
         None => Outcome::Rejected,
@@ -201,7 +201,7 @@ fn accept(buf: &[u8], c: Candidate, base: u64, source: u32, mode: JsonMode) -> O
 
 /// Validates `bytes` as a document and describes it for the index: `_id`, hash, field
 /// names and both rendered lengths. Where it lies (`source`, `offset`, `deleted`,
-/// `extent_ofs`, `wt`) is left for the caller to fill in.
+/// `ns_header_ofs`, `wt`) is left for the caller to fill in.
 pub fn describe(bytes: &[u8], mode: JsonMode) -> Option<Found> {
     let summary = bson::validate(bytes).ok()?;
     // Both renderings end with a newline.
@@ -226,7 +226,7 @@ pub fn describe(bytes: &[u8], mode: JsonMode) -> Option<Found> {
             hash: xxh3_64(bytes),
             id,
             shape: 0,
-            extent_ofs: None,
+            ns_header_ofs: None,
             json_len,
             pretty_len,
             wt: None,

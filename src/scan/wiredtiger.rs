@@ -160,14 +160,14 @@ impl Stage for WiredTiger {
         for found in long_blocks {
             pages.append(found, out.docs);
         }
-        let wt_trees = assign_trees(&mut pages);
+        let wt_files = assign_files(&mut pages);
         adopt_orphans(&mut pages, out.docs);
         resolve_overflow(&mut pages, out.sources, out.settings.json, out.docs);
         order(&mut pages, out.docs);
         drop_claimed(out.docs, &mut pages.claimed);
         out.index.wt_pages = pages.pages;
         out.index.wt_catalog = pages.catalog;
-        out.index.wt_trees = wt_trees;
+        out.index.wt_files = wt_files;
     }
 }
 
@@ -271,7 +271,7 @@ fn add_block(
             write_gen: h.write_gen,
             keys: (0, 0),
             overflow_keys: Vec::new(),
-            tree: None,
+            file: None,
         };
         match h.kind {
             PageKind::Overflow => {
@@ -370,10 +370,10 @@ pub fn resolve_overflow(
     }
     let mut refs = std::mem::take(&mut finds.overflow_refs);
     // An overflow page belongs to the file of any leaf page pointing to it.
-    let mut trees: HashMap<u32, u32> = HashMap::new();
+    let mut files: HashMap<u32, u32> = HashMap::new();
     for r in &refs {
-        if let Some(tree) = finds.pages.get(r.page as usize).and_then(|leaf| leaf.tree) {
-            trees.insert(r.checksum, tree);
+        if let Some(file) = finds.pages.get(r.page as usize).and_then(|leaf| leaf.file) {
+            files.insert(r.checksum, file);
         }
     }
     // Two versions of a leaf page point to the same unchanged value: one document.
@@ -401,10 +401,10 @@ pub fn resolve_overflow(
         let Some(found) = overflow_document(&sources[page.source as usize], page, mode) else {
             continue;
         };
-        let tree = trees.get(&r.checksum).copied();
+        let file = files.get(&r.checksum).copied();
         let number = *numbers.entry(i).or_insert_with(|| {
             finds.pages.push(WtPage {
-                tree,
+                file,
                 ..page.clone()
             });
             finds.pages.len() as u32 - 1
@@ -421,8 +421,8 @@ pub fn resolve_overflow(
 /// Ties leaf pages to the file they belong to, where the file's name was lost (a raw
 /// disk): WiredTiger's metadata names each file's checkpoint roots, and each internal
 /// page names its children, all by checksum; the leaf pages reached from a file's roots
-/// are that file's. Sets `tree` on those pages and returns the file names, numbered.
-pub fn assign_trees(finds: &mut PageFinds) -> Vec<String> {
+/// are that file's. Sets `file` on those pages and returns the file names, numbered.
+pub fn assign_files(finds: &mut PageFinds) -> Vec<String> {
     if finds.roots.is_empty() {
         return Vec::new();
     }
@@ -440,13 +440,13 @@ pub fn assign_trees(finds: &mut PageFinds) -> Vec<String> {
     names.dedup();
     let mut seen = vec![false; finds.internal.len()];
     for (name, root) in &finds.roots {
-        let tree = names.binary_search(name).unwrap_or(0) as u32;
+        let file = names.binary_search(name).unwrap_or(0) as u32;
         let mut todo = vec![*root];
         while let Some(a) = todo.pop() {
             for &i in leaves.get(&a.checksum).map_or(&[][..], Vec::as_slice) {
                 let page = &mut finds.pages[i];
-                if a.fits(page.disk_size) && page.tree.is_none() {
-                    page.tree = Some(tree);
+                if a.fits(page.disk_size) && page.file.is_none() {
+                    page.file = Some(file);
                 }
             }
             for &i in internal.get(&a.checksum).map_or(&[][..], Vec::as_slice) {
@@ -460,20 +460,20 @@ pub fn assign_trees(finds: &mut PageFinds) -> Vec<String> {
     names
 }
 
-/// Ties the leaf pages no traced tree reached (old copies, whose internal pages and
+/// Ties the leaf pages no traced file reached (old copies, whose internal pages and
 /// metadata were overwritten) to the file holding the same records: a record id with
 /// the same `_id` is one record of one collection. Each such page goes to the file most
 /// of its records are found in.
 pub fn adopt_orphans(finds: &mut PageFinds, docs: &[Found]) {
-    if finds.roots.is_empty() || finds.pages.iter().all(|p| p.tree.is_some()) {
+    if finds.roots.is_empty() || finds.pages.iter().all(|p| p.file.is_some()) {
         return;
     }
     let mut known: HashMap<(i64, &[u8]), u32, foldhash::fast::RandomState> = HashMap::default();
     for f in docs {
         if let Some(wt) = f.entry.wt
-            && let Some(tree) = finds.pages.get(wt.page as usize).and_then(|p| p.tree)
+            && let Some(file) = finds.pages.get(wt.page as usize).and_then(|p| p.file)
         {
-            known.insert((wt.record, &f.entry.id), tree);
+            known.insert((wt.record, &f.entry.id), file);
         }
     }
     let mut votes: HashMap<u32, HashMap<u32, usize>> = HashMap::new();
@@ -482,18 +482,18 @@ pub fn adopt_orphans(finds: &mut PageFinds, docs: &[Found]) {
             && finds
                 .pages
                 .get(wt.page as usize)
-                .is_some_and(|p| p.tree.is_none())
-            && let Some(&tree) = known.get(&(wt.record, &f.entry.id[..]))
+                .is_some_and(|p| p.file.is_none())
+            && let Some(&file) = known.get(&(wt.record, &f.entry.id[..]))
         {
-            *votes.entry(wt.page).or_default().entry(tree).or_default() += 1;
+            *votes.entry(wt.page).or_default().entry(file).or_default() += 1;
         }
     }
     for (page, counts) in votes {
-        if let Some((&tree, _)) = counts
+        if let Some((&file, _)) = counts
             .iter()
             .max_by_key(|&(&t, &n)| (n, std::cmp::Reverse(t)))
         {
-            finds.pages[page as usize].tree = Some(tree);
+            finds.pages[page as usize].file = Some(file);
         }
     }
 }
