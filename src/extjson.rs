@@ -7,7 +7,7 @@
 //! milliseconds only when non-zero, `$numberLong` otherwise.
 //!
 //! Total over any input: malformed bytes give an error, never a panic; nesting is bounded
-//! by [`MAX_DEPTH`](crate::carve::bson::MAX_DEPTH).
+//! by [`crate::carve::bson::MAX_DEPTH`].
 
 use std::io::Write as _;
 

@@ -1,10 +1,25 @@
 //! salvagefs: scan a damaged disk once, then mount what could be carved from it as a
 //! read-only filesystem whose files are computed, on read, from an offset index.
 //!
-//! Layers, leaf first: [`source`] (read-only access that survives bad sectors),
-//! [`carve`] (pure carvers), [`scan`] (parallel driver), [`index`] (the persisted
-//! result), [`known`] (tell surviving files from lost ones), [`extent`] and [`tree`]
-//! (the virtual files), [`fs`] (the FUSE layer) and [`pipeline`] (what the commands do).
+//! Layers, leaf first (a module uses only modules above it in this list):
+//!
+//! - [`extent`]: a virtual file is a list of extents (source ranges, bytes, documents).
+//! - [`source`]: read-only access to images and block devices that survives bad
+//!   sectors; [`mountinfo`] and [`guard`]: never write the index onto a source, warn
+//!   when a source is mounted read-write.
+//! - [`carve`]: pure carvers, one module per format (FLV and its tags and fragments,
+//!   BSON, MMAPv1, WiredTiger); [`extjson`]: Extended JSON rendering.
+//! - [`index`]: the persisted result of a scan; [`spans`]: byte ranges and disk order,
+//!   shared by [`scan`] and [`merge`].
+//! - [`scan`]: the parallel driver, a loop over one [`scan::stage::Stage`] per format;
+//!   [`merge`]: joins indexes of disjoint ranges.
+//! - [`classify`]: documents to collections, copies, conflicts, removed records.
+//! - [`known`]: tell surviving files from lost ones (`--known`).
+//! - [`report`]: the counts and rows every output prints.
+//! - [`tree`]: the mount's tree built from the index (pure); [`content`]: serves its
+//!   files' bytes; [`fs`]: the thin FUSE layer over both.
+//! - [`pipeline`]: what the commands do, for the binary (`main.rs`, `cli.rs`,
+//!   `steps.rs`, `mount.rs`).
 
 pub mod carve;
 pub mod classify;

@@ -11,7 +11,7 @@
 //! timestamps and codecs continue the stream, is the continuation.
 //!
 //! The scan indexes orphan runs ([`find_orphans`], once per run, not per block) and the
-//! walker asks [`Continuations::find`] when its chain breaks.
+//! walker asks `Continuations::find` when its chain breaks.
 
 use std::collections::{HashMap, HashSet};
 

@@ -200,7 +200,7 @@ const FOLLOW_GIVE_UP: u64 = 1 << 20;
 
 /// Looks for the blocks of a file whose first block is at `start`, off the sector grid
 /// (a file embedded at an odd offset): at the file's own alignment, block after block,
-/// from its start to `end` or until [`FOLLOW_GIVE_UP`] bytes hold no block. Reads only
+/// from its start to `end` or until `FOLLOW_GIVE_UP` bytes hold no block. Reads only
 /// block headers and the blocks found, so the bytes around are not read twice.
 pub fn follow(src: &Source, index: u32, start: u64, end: u64, mode: JsonMode) -> PageFinds {
     let (mut finds, mut docs) = (PageFinds::default(), Vec::new());
