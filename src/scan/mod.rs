@@ -39,11 +39,46 @@ const CHUNK: u64 = 8 << 20;
 /// chunk are validated there; longer ones are read again in pass 2.
 const OVERLAP: u64 = 64 << 10;
 
-/// What every stage found in one chunk: one field per format.
-struct ChunkFinds {
-    flv: <Flv as Stage>::Finds,
-    documents: <Documents as Stage>::Finds,
-    wiredtiger: <WiredTiger as Stage>::Finds,
+/// Registers the scan's stages: makes `ChunkFinds` (what every stage found in one
+/// chunk, a field per stage), `find_all` (every finder on one chunk), `documents_in`
+/// (documents among a chunk's finds) and `finish_all` (every stage's finish, in the
+/// order listed).
+macro_rules! stages {
+    ($($field:ident: $stage:ty),* $(,)?) => {
+        /// What every stage found in one chunk.
+        struct ChunkFinds {
+            $($field: <$stage as Stage>::Finds,)*
+        }
+
+        /// Runs every stage's finder on `chunk`.
+        fn find_all(chunk: &Chunk) -> ChunkFinds {
+            ChunkFinds {
+                $($field: <$stage>::find(chunk),)*
+            }
+        }
+
+        /// Documents among what the stages found in one chunk.
+        fn documents_in(c: &ChunkFinds) -> usize {
+            0 $(+ <$stage>::documents(&c.$field))*
+        }
+
+        /// Hands each stage what it found in every chunk, in chunk order.
+        fn finish_all(per_chunk: Vec<ChunkFinds>, out: &mut Finishing) {
+            $(let mut $field = Vec::with_capacity(per_chunk.len());)*
+            for c in per_chunk {
+                $($field.push(c.$field);)*
+            }
+            $(<$stage>::finish($field, out);)*
+        }
+    };
+}
+
+// The formats, registered once. Order matters only for `finish`: WiredTiger's ties
+// pages to the documents the MMAPv1/BSON stage has already collected.
+stages! {
+    flv: Flv,
+    documents: Documents,
+    wiredtiger: WiredTiger,
 }
 
 thread_local! {
@@ -158,28 +193,20 @@ pub fn scan(
         .par_iter()
         .map(|&(src, start, len)| {
             let found = read_chunk(&sources[src as usize], src, (start, len), &bad, |bytes| {
-                let chunk = Chunk {
+                find_all(&Chunk {
                     bytes,
                     start,
                     len,
                     source: src,
                     settings,
-                };
-                ChunkFinds {
-                    flv: Flv::find(&chunk),
-                    documents: Documents::find(&chunk),
-                    wiredtiger: WiredTiger::find(&chunk),
-                }
+                })
             });
             progress.advance(len as u64);
             found
         })
         .collect();
     // One list for every document, sized once: the scan's largest allocation.
-    let total = per_chunk
-        .iter()
-        .map(|c| Documents::documents(&c.documents) + WiredTiger::documents(&c.wiredtiger))
-        .sum();
+    let total = per_chunk.iter().map(documents_in).sum();
     let mut docs = Vec::with_capacity(total);
     let mut index = Index::empty(records, settings, spans);
     let mut out = Finishing {
@@ -189,15 +216,7 @@ pub fn scan(
         index: &mut index,
         docs: &mut docs,
     };
-    let (mut flv, mut documents, mut wiredtiger) = (Vec::new(), Vec::new(), Vec::new());
-    for c in per_chunk {
-        flv.push(c.flv);
-        documents.push(c.documents);
-        wiredtiger.push(c.wiredtiger);
-    }
-    Flv::finish(flv, &mut out);
-    Documents::finish(documents, &mut out);
-    WiredTiger::finish(wiredtiger, &mut out);
+    finish_all(per_chunk, &mut out);
     (index.docs, index.shapes) = documents::into_entries(docs);
     let mut bad_ranges = bad.into_inner().unwrap_or_else(|e| e.into_inner());
     bad_ranges.sort_by_key(|b| (b.source, b.start));

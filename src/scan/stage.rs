@@ -1,7 +1,7 @@
 //! The shape every format's part of the scan has: a finder run on each chunk, on every
-//! core, and a `finish` over what all chunks found. [`super::scan`] is a loop over the
-//! stages; adding a format is a new module implementing [`Stage`], a field in
-//! `ChunkFinds` (in `scan/mod.rs`) and a line in each of the two loops.
+//! core, and a `finish` over what all chunks found. [`super::scan`] runs the stages
+//! registered once, in `scan/mod.rs`'s `stages!` list: adding a format is a module
+//! implementing [`Stage`] and a line in that list.
 
 use crate::index::{DocEntry, Index, ScanSettings};
 use crate::scan::Progress;
