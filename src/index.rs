@@ -14,6 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
+use crate::carve::bson::{Doubt, Doubts};
 use crate::carve::flv::Carved;
 use crate::carve::wiredtiger::{Codec, PageKind};
 use crate::extjson::JsonMode;
@@ -21,7 +22,7 @@ use crate::source::{Source, SourceKind};
 
 const MAGIC: &[u8; 16] = b"salvagefs-index\n";
 /// Bumped whenever the payload layout or the carvers' results change.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 const HEADER_LEN: usize = 16 + 4 + 8 + 4;
 
 /// Why an index cannot be used.
@@ -131,6 +132,9 @@ pub struct DocEntry {
     /// Set for a document read from a WiredTiger page: then `offset` is its position
     /// in the page image (which may be compressed on the source), not on the source.
     pub wt: Option<WtRef>,
+    /// What plausibility rules dislike about it (kept all the same: a storage
+    /// structure framed it).
+    pub doubts: Doubts,
 }
 
 /// Where a document of a WiredTiger file lives.
@@ -246,6 +250,32 @@ impl Span {
     }
 }
 
+/// Documents counted per plausibility rule ([`Doubt::ALL`]'s order): a document with
+/// several doubts counts under each.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoubtCounts(pub [u64; 4]);
+
+impl DoubtCounts {
+    /// Counts one document's doubts.
+    pub fn add(&mut self, doubts: Doubts) {
+        for d in doubts.iter() {
+            self.0[d as usize] += 1;
+        }
+    }
+
+    /// Adds another count to this one.
+    pub fn merge(&mut self, other: DoubtCounts) {
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            *a += b;
+        }
+    }
+
+    /// `(rule, count)` for each rule that counted something.
+    pub fn nonzero(&self) -> impl Iterator<Item = (Doubt, u64)> + '_ {
+        Doubt::ALL.into_iter().zip(self.0).filter(|&(_, n)| n > 0)
+    }
+}
+
 /// Everything a scan found.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Index {
@@ -266,6 +296,9 @@ pub struct Index {
     pub flv: Vec<FlvEntry>,
     /// Unreadable ranges met by the scan.
     pub bad_ranges: Vec<Span>,
+    /// Structurally valid candidates that no storage structure framed and that a
+    /// plausibility rule rejected, counted per rule.
+    pub rejected: DoubtCounts,
     /// BSON documents: those lying on a source in (source, offset) order, none inside
     /// another, then those of WiredTiger pages in (page, offset) order.
     pub docs: Vec<DocEntry>,
@@ -297,6 +330,7 @@ impl Index {
             covered: spans.to_vec(),
             flv: Vec::new(),
             bad_ranges: Vec::new(),
+            rejected: DoubtCounts::default(),
             docs: Vec::new(),
             shapes: Vec::new(),
             ns_headers: Vec::new(),
@@ -616,6 +650,7 @@ mod tests {
                 start: 4096,
                 end: 8192,
             }],
+            rejected: DoubtCounts([1, 0, 2, 0]),
             wt_pages: vec![WtPage {
                 source: 0,
                 offset: 0,

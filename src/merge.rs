@@ -35,6 +35,8 @@ pub fn merge(a: Index, b: Index) -> Result<Index, MergeError> {
     let mut flv = a.flv;
     flv.extend(b.flv);
     flv.sort_by_key(|e| (e.source, e.carved.offset));
+    let mut rejected = a.rejected;
+    rejected.merge(b.rejected);
     let mut bad_ranges = a.bad_ranges;
     bad_ranges.extend(b.bad_ranges);
     bad_ranges.sort_by_key(|r| (r.source, r.start));
@@ -120,6 +122,7 @@ pub fn merge(a: Index, b: Index) -> Result<Index, MergeError> {
         covered,
         flv,
         bad_ranges,
+        rejected,
         docs: kept,
         shapes,
         ns_headers,

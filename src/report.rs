@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::carve::flv::Status;
 use crate::classify::Collections;
-use crate::index::{FlvEntry, Index};
+use crate::index::{DoubtCounts, FlvEntry, Index};
 
 /// The file name of a carved FLV: zero-padded decimal offset so `ls` order is disk
 /// order; with several sources, prefixed by the source number (1-based).
@@ -200,6 +200,27 @@ fn seconds(ms: u64) -> f64 {
     ms as f64 / 1000.0
 }
 
+/// `objectid_time 3, duplicate_key 1`, or `-` when no rule counted anything.
+pub fn doubt_list(counts: &DoubtCounts) -> String {
+    let parts: Vec<String> = counts
+        .nonzero()
+        .map(|(d, n)| format!("{} {n}", d.as_str()))
+        .collect();
+    match parts.is_empty() {
+        true => "-".to_string(),
+        false => parts.join(", "),
+    }
+}
+
+/// `{"objectid_time": 3}`: the rules that counted something.
+fn doubt_json(counts: &DoubtCounts) -> serde_json::Value {
+    counts
+        .nonzero()
+        .map(|(d, n)| (d.as_str().to_string(), json!(n)))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
 /// MongoDB totals over every collection.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MongoTotals {
@@ -213,6 +234,11 @@ pub struct MongoTotals {
     pub duplicates: usize,
     /// `_id`s found with different contents.
     pub conflicts: usize,
+    /// Live documents a plausibility rule dislikes, kept because a storage structure
+    /// framed them, per rule.
+    pub doubted: DoubtCounts,
+    /// Candidates outside any storage structure that a plausibility rule rejected.
+    pub rejected: DoubtCounts,
 }
 
 /// The counts of a scan, built once and printed everywhere.
@@ -270,6 +296,13 @@ impl Summary {
                 deleted: sum(|c| c.deleted.len()),
                 duplicates: sum(|c| c.duplicates),
                 conflicts: sum(|c| c.conflicts.len()),
+                doubted: collections
+                    .values()
+                    .fold(DoubtCounts::default(), |mut all, c| {
+                        all.merge(c.doubted);
+                        all
+                    }),
+                rejected: index.rejected,
             },
             wt_pages_by_codec,
             wt_catalog_entries: index.wt_catalog.len(),
@@ -306,6 +339,13 @@ impl Summary {
             m.duplicates,
             m.conflicts
         );
+        if m.doubted != DoubtCounts::default() || m.rejected != DoubtCounts::default() {
+            out.push_str(&format!(
+                "Plausibility rules (they never reject a document MMAPv1 or WiredTiger framed): kept though doubted: {}; rejected outside any record: {}\n",
+                doubt_list(&m.doubted),
+                doubt_list(&m.rejected)
+            ));
+        }
         let pages: usize = self.wt_pages_by_codec.iter().map(|(_, n)| n).sum();
         if pages > 0 {
             let codecs: Vec<String> = self
@@ -385,6 +425,8 @@ pub fn json_summary(
         },
         "mongo": collections.iter().map(|(ns, c)| (ns.clone(), json!({
             "documents": c.docs.len(), "deleted": c.deleted.len(), "duplicates": c.duplicates,
-            "conflicts": c.conflicts.len(), "named_by": c.named_by.as_str()}))).collect::<serde_json::Map<_, _>>(),
+            "conflicts": c.conflicts.len(), "named_by": c.named_by.as_str(),
+            "doubted": doubt_json(&c.doubted)}))).collect::<serde_json::Map<_, _>>(),
+        "mongo_rejected": doubt_json(&summary.mongo.rejected),
     })
 }

@@ -5,7 +5,10 @@
 //! cheap anchor found with `memchr`. `--bson-any` tries every offset instead. A
 //! candidate becomes a document only after [`validate`] walked every element, nested
 //! documents, arrays and code-with-scope included, within [`MAX_DOC_LEN`] and
-//! [`MAX_DEPTH`], and the plausibility checks that byte-flipped garbage fails passed.
+//! [`MAX_DEPTH`]. Plausibility checks that byte-flipped garbage tends to fail (old
+//! ObjectId times, duplicate keys, odd array keys, unknown regex flags) never make a
+//! document invalid: they are [`Doubts`], which the scan holds against a candidate that
+//! no storage structure frames, never against a framed one (mongod stores all of these).
 //!
 //! MMAPv1 marks a deleted record by overwriting the first four bytes of the document
 //! (its length) with `EE EE EE EE`; [`deleted_len`] finds such a document's end by
@@ -38,7 +41,7 @@ pub struct Candidate {
     pub deleted: bool,
 }
 
-/// Why bytes are not a document.
+/// Why bytes are not a document: its structure does not hold.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Invalid {
     /// Lengths, types, terminators or UTF-8 do not hold (what the parser said).
@@ -47,18 +50,70 @@ pub enum Invalid {
     /// Deeper than mongod nests documents.
     #[error("nested deeper than {MAX_DEPTH} levels")]
     TooDeep,
-    /// An array whose keys are not "0", "1", ...
-    #[error("array keys out of order")]
-    ArrayKeys,
-    /// The same key twice in one document.
-    #[error("duplicate key")]
-    DuplicateKey,
-    /// An ObjectId whose time lies outside the plausible years.
-    #[error("ObjectId with an implausible time")]
+}
+
+/// What a plausibility rule dislikes about a structurally valid document: a set of
+/// [`Doubt`]s. Real databases hold every one of them, so they only count against a
+/// candidate that no storage structure frames.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub struct Doubts(u8);
+
+/// One plausibility rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Doubt {
+    /// An ObjectId (anywhere in the document) dated before 2009 or after 2100.
     ObjectIdTime,
-    /// Regular expression flags mongod never writes.
-    #[error("regular expression flags other than i, l, m, s, u, x")]
+    /// The same key twice in one (sub-)document.
+    DuplicateKey,
+    /// An array whose keys are not "0", "1", ...
+    ArrayKeys,
+    /// Regular expression flags other than i, l, m, s, u, x.
     RegexFlags,
+}
+
+impl Doubt {
+    /// Every rule, in the order reports list them.
+    pub const ALL: [Doubt; 4] = [
+        Doubt::ObjectIdTime,
+        Doubt::DuplicateKey,
+        Doubt::ArrayKeys,
+        Doubt::RegexFlags,
+    ];
+
+    /// The word reports use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Doubt::ObjectIdTime => "objectid_time",
+            Doubt::DuplicateKey => "duplicate_key",
+            Doubt::ArrayKeys => "array_keys",
+            Doubt::RegexFlags => "regex_flags",
+        }
+    }
+
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
+}
+
+impl Doubts {
+    /// Adds a doubt.
+    pub fn add(&mut self, d: Doubt) {
+        self.0 |= d.bit();
+    }
+
+    /// True when nothing was doubted.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The doubts held, in [`Doubt::ALL`]'s order.
+    pub fn iter(self) -> impl Iterator<Item = Doubt> {
+        Doubt::ALL
+            .into_iter()
+            .filter(move |d| self.0 & d.bit() != 0)
+    }
 }
 
 /// What the scan keeps of a valid document.
@@ -68,6 +123,8 @@ pub struct Summary<'a> {
     pub id: Vec<u8>,
     /// Top-level field names, in document order.
     pub fields: Vec<&'a str>,
+    /// What plausibility rules dislike about it.
+    pub doubts: Doubts,
 }
 
 fn is_value_type(t: u8) -> bool {
@@ -184,14 +241,16 @@ pub fn deleted_len(bytes: &[u8], bound: usize) -> Option<usize> {
     }
 }
 
-/// Checks that `bytes` is exactly one valid, plausible BSON document and summarizes it.
+/// Checks that `bytes` is exactly one structurally valid BSON document and summarizes
+/// it, with what the plausibility rules doubt about it.
 pub fn validate(bytes: &[u8]) -> Result<Summary<'_>, Invalid> {
     if bytes.len() > MAX_DOC_LEN {
         return Err(Invalid::Malformed("longer than 16 MiB".into()));
     }
     let doc = RawDocument::from_bytes(bytes).map_err(|e| Invalid::Malformed(e.to_string()))?;
     let mut fields = Vec::new();
-    walk(doc, 0, Kind::Top(&mut fields))?;
+    let mut doubts = Doubts::default();
+    walk(doc, 0, Kind::Top(&mut fields), &mut doubts)?;
     // `_id` first: its value starts right after the 4-byte length, the type byte and
     // "_id\0", and spans the element's size (nested documents and arrays included).
     let id = match doc.iter_elements().next() {
@@ -202,7 +261,7 @@ pub fn validate(bytes: &[u8]) -> Result<Summary<'_>, Invalid> {
         }
         _ => Vec::new(),
     };
-    Ok(Summary { id, fields })
+    Ok(Summary { id, fields, doubts })
 }
 
 enum Kind<'f, 'a> {
@@ -211,7 +270,12 @@ enum Kind<'f, 'a> {
     Array,
 }
 
-fn walk<'a>(doc: &'a RawDocument, depth: usize, mut kind: Kind<'_, 'a>) -> Result<(), Invalid> {
+fn walk<'a>(
+    doc: &'a RawDocument,
+    depth: usize,
+    mut kind: Kind<'_, 'a>,
+    doubts: &mut Doubts,
+) -> Result<(), Invalid> {
     if depth > MAX_DEPTH {
         return Err(Invalid::TooDeep);
     }
@@ -225,7 +289,7 @@ fn walk<'a>(doc: &'a RawDocument, depth: usize, mut kind: Kind<'_, 'a>) -> Resul
         match &mut kind {
             Kind::Array => {
                 if key.parse::<usize>().ok() != Some(i) || (key.len() > 1 && key.starts_with('0')) {
-                    return Err(Invalid::ArrayKeys);
+                    doubts.add(Doubt::ArrayKeys);
                 }
             }
             Kind::Top(_) | Kind::Nested => {
@@ -234,7 +298,7 @@ fn walk<'a>(doc: &'a RawDocument, depth: usize, mut kind: Kind<'_, 'a>) -> Resul
                     None => keys.contains(&key),
                 };
                 if duplicate {
-                    return Err(Invalid::DuplicateKey);
+                    doubts.add(Doubt::DuplicateKey);
                 }
                 keys.push(key);
                 if seen.is_none() && keys.len() >= 16 {
@@ -246,26 +310,27 @@ fn walk<'a>(doc: &'a RawDocument, depth: usize, mut kind: Kind<'_, 'a>) -> Resul
             .value()
             .map_err(|e| Invalid::Malformed(e.to_string()))?
         {
-            RawBsonRef::Document(d) => walk(d, depth + 1, Kind::Nested)?,
+            RawBsonRef::Document(d) => walk(d, depth + 1, Kind::Nested, doubts)?,
             RawBsonRef::Array(a) => {
                 let d = RawDocument::from_bytes(a.as_bytes())
                     .map_err(|e| Invalid::Malformed(e.to_string()))?;
-                walk(d, depth + 1, Kind::Array)?
+                walk(d, depth + 1, Kind::Array, doubts)?
             }
-            RawBsonRef::JavaScriptCodeWithScope(c) => walk(c.scope, depth + 1, Kind::Nested)?,
+            RawBsonRef::JavaScriptCodeWithScope(c) => {
+                walk(c.scope, depth + 1, Kind::Nested, doubts)?
+            }
             RawBsonRef::ObjectId(oid) => {
                 let [a, b, c, d, ..] = oid.bytes();
-                let t = u32::from_be_bytes([a, b, c, d]);
-                if !OID_TIME_RANGE.contains(&t) {
-                    return Err(Invalid::ObjectIdTime);
+                if !OID_TIME_RANGE.contains(&u32::from_be_bytes([a, b, c, d])) {
+                    doubts.add(Doubt::ObjectIdTime);
                 }
             }
             // The BSON spec allows only these flags (stored sorted; drivers write no
-            // other), so anything else is garbage that happens to be well framed.
+            // other): anything else is likely garbage that happens to be well framed.
             RawBsonRef::RegularExpression(re)
                 if !re.options.as_str().bytes().all(|f| b"ilmsux".contains(&f)) =>
             {
-                return Err(Invalid::RegexFlags);
+                doubts.add(Doubt::RegexFlags);
             }
             _ => {}
         }
@@ -307,9 +372,10 @@ mod tests {
             d[..4].copy_from_slice(&n.to_le_bytes());
             d
         };
-        assert!(validate(&re("imx")).is_ok());
-        assert_eq!(validate(&re("q")), Err(Invalid::RegexFlags));
-        assert_eq!(validate(&re("é")), Err(Invalid::RegexFlags));
+        assert!(validate(&re("imx")).unwrap().doubts.is_empty());
+        let doubts = |d: &[u8]| validate(d).unwrap().doubts.iter().collect::<Vec<_>>();
+        assert_eq!(doubts(&re("q")), [Doubt::RegexFlags]);
+        assert_eq!(doubts(&re("é")), [Doubt::RegexFlags]);
     }
 
     #[test]
@@ -335,19 +401,22 @@ mod tests {
     }
 
     #[test]
-    fn rejects_what_flipped_bytes_make() {
+    fn doubts_what_flipped_bytes_make_but_keeps_the_document() {
+        let doubts = |d: &[u8]| validate(d).unwrap().doubts.iter().collect::<Vec<_>>();
         let mut dup = encode(&doc! { "_id": 1, "a": 1, "b": 2 });
         let b = dup.iter().rposition(|&c| c == b'b').unwrap();
         dup[b] = b'a';
-        assert_eq!(validate(&dup), Err(Invalid::DuplicateKey));
+        assert_eq!(doubts(&dup), [Doubt::DuplicateKey]);
 
         let mut arr = encode(&doc! { "_id": 1, "v": [1, 2] });
         let one = arr.iter().rposition(|&c| c == b'1').unwrap();
         arr[one] = b'7';
-        assert_eq!(validate(&arr), Err(Invalid::ArrayKeys));
+        assert_eq!(doubts(&arr), [Doubt::ArrayKeys]);
 
-        let old = encode(&doc! { "_id": ObjectId::from_bytes([0; 12]) });
-        assert_eq!(validate(&old), Err(Invalid::ObjectIdTime));
+        // A sentinel ObjectId deep inside: structurally valid, only doubted.
+        let old = encode(&doc! { "_id": 1, "a": { "b": [ObjectId::from_bytes([0; 12])] } });
+        assert_eq!(doubts(&old), [Doubt::ObjectIdTime]);
+        assert!(doubts(&sample()).is_empty());
 
         let mut bad_len = sample();
         bad_len[0] ^= 1;
@@ -364,7 +433,8 @@ mod tests {
         assert!(validate(&wide).is_ok());
         let last = wide.iter().rposition(|&c| c == b'k').unwrap();
         wide[last + 1..last + 3].copy_from_slice(b"05");
-        assert_eq!(validate(&wide), Err(Invalid::DuplicateKey));
+        let doubts: Vec<Doubt> = validate(&wide).unwrap().doubts.iter().collect();
+        assert_eq!(doubts, [Doubt::DuplicateKey]);
     }
 
     #[test]

@@ -67,9 +67,37 @@ pub fn record_header(buf: &[u8], doc_at: usize) -> Option<(i32, i32)> {
     Some((i32_at(buf, at)?, i32_at(buf, at + 4)?))
 }
 
+/// Whether a record header `(lengthWithHeaders, extentOfs)` frames a document of
+/// `doc_len` bytes: the slot holds the header and the document, and is no larger than
+/// MMAPv1's allocation rounds it up to (a power of two, twice the size under the old
+/// padding factor; whole MiB past 4 MiB), and the extent offset can be one. Garbage in
+/// front of a BSON-looking run of bytes almost never agrees like this.
+pub fn frames(record: (i32, i32), doc_len: usize) -> bool {
+    let (slot, extent_ofs) = record;
+    let Ok(slot) = usize::try_from(slot) else {
+        return false;
+    };
+    let needed = RECORD_HEADER_LEN + doc_len;
+    let most = (2 * needed).max(needed + (1 << 20) * usize::from(needed > 4 << 20));
+    (needed..=most).contains(&slot) && extent_ofs >= 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_header_frames_what_fits_its_slot() {
+        assert!(frames((64, 8192), 40));
+        assert!(frames((56, 8192), 40));
+        assert!(!frames((55, 8192), 40), "too small for header and document");
+        assert!(
+            !frames((4096, 8192), 40),
+            "far larger than any allocation of it"
+        );
+        assert!(!frames((64, -1), 40));
+        assert!(!frames((-64, 8192), 40));
+    }
 
     #[test]
     fn parses_a_header_and_refuses_noise() {

@@ -23,7 +23,7 @@ mod schema;
 use std::collections::{BTreeMap, HashMap};
 
 use crate::carve::wiredtiger::PageKind;
-use crate::index::Index;
+use crate::index::{DoubtCounts, Index};
 pub use place::Placer;
 use place::{FileKey, WtFiles};
 pub use schema::Schema;
@@ -83,6 +83,8 @@ pub struct Collection {
     pub duplicates: usize,
     /// `_id`s with more than one version.
     pub conflicts: Vec<Conflict>,
+    /// What plausibility rules dislike about its live documents (kept all the same).
+    pub doubted: DoubtCounts,
 }
 
 /// Every collection, by `db.collection`.
@@ -129,6 +131,7 @@ pub fn classify(index: &Index, schema: Option<&Schema>) -> Collections {
             deleted: Vec::new(),
             duplicates: 0,
             conflicts: Vec::new(),
+            doubted: DoubtCounts::default(),
         })
         .collect();
     let mut used = vec![false; colls.len()];
@@ -182,6 +185,9 @@ pub fn classify(index: &Index, schema: Option<&Schema>) -> Collections {
         .filter(|(_, used)| *used)
         .map(|((ns, mut coll), _)| {
             coll.docs.sort_unstable();
+            for &i in &coll.docs {
+                coll.doubted.add(docs[i].doubts);
+            }
             (ns, coll)
         })
         .collect()

@@ -41,6 +41,7 @@ fn doc(offset: u64, id: u8, hash: u64) -> DocEntry {
         json_len: 10,
         pretty_len: 12,
         wt: None,
+        doubts: Default::default(),
     }
 }
 

@@ -14,10 +14,10 @@ use xxhash_rust::xxh3::xxh3_64;
 use rayon::prelude::*;
 
 use super::stage::{Chunk, Finishing, Found, Stage};
-use crate::carve::bson::{self, Candidate, MAX_DOC_LEN};
+use crate::carve::bson::{self, Candidate, Doubts, MAX_DOC_LEN};
 use crate::carve::mmapv1::{self, RECORD_HEADER_LEN};
 use crate::extjson::{self, JsonMode};
-use crate::index::{DocEntry, NsHeader};
+use crate::index::{DocEntry, DoubtCounts, NsHeader};
 use crate::source::Source;
 use crate::spans::{self, Outermost};
 
@@ -37,12 +37,15 @@ pub struct BufferFinds {
     pub deferred: Vec<(u32, u64, bool)>,
     /// MMAPv1 namespace (extent) headers.
     pub ns_headers: Vec<NsHeader>,
+    /// Unframed candidates a plausibility rule rejected, per rule.
+    pub rejected: DoubtCounts,
 }
 
 enum Outcome {
     Accepted(Found),
     NeedMore,
     Rejected,
+    Doubted(Doubts),
 }
 
 /// The stage of documents lying on the source as they are (MMAPv1 records, loose BSON).
@@ -63,6 +66,7 @@ impl Stage for Documents {
     fn finish(finds: Vec<BufferFinds>, out: &mut Finishing) {
         let mut deferred = Vec::new();
         for f in finds {
+            out.index.rejected.merge(f.rejected);
             out.docs.extend(f.docs);
             deferred.extend(f.deferred);
             out.index.ns_headers.extend(f.ns_headers);
@@ -71,10 +75,19 @@ impl Stage for Documents {
         out.progress
             .phase(&format!("reading {} long BSON candidates", deferred.len()));
         let (sources, json) = (out.sources, out.settings.json);
-        out.docs
-            .par_extend(deferred.par_iter().filter_map(|&(src, offset, deleted)| {
+        let read: Vec<Outcome> = deferred
+            .par_iter()
+            .map(|&(src, offset, deleted)| {
                 read_deferred(&sources[src as usize], src, offset, deleted, json)
-            }));
+            })
+            .collect();
+        for outcome in read {
+            match outcome {
+                Outcome::Accepted(found) => out.docs.push(found),
+                Outcome::Doubted(doubts) => out.index.rejected.add(doubts),
+                Outcome::NeedMore | Outcome::Rejected => {}
+            }
+        }
     }
 }
 
@@ -97,6 +110,7 @@ pub fn scan_buffer(
             Outcome::NeedMore => finds
                 .deferred
                 .push((source, base + c.offset as u64, c.deleted)),
+            Outcome::Doubted(doubts) => finds.rejected.add(doubts),
             Outcome::Rejected => {}
         }
     }
@@ -114,26 +128,26 @@ pub fn scan_buffer(
 }
 
 /// Reads a deferred candidate whole from the source and validates it.
-pub fn read_deferred(
-    src: &Source,
-    index: u32,
-    offset: u64,
-    deleted: bool,
-    mode: JsonMode,
-) -> Option<Found> {
+fn read_deferred(src: &Source, index: u32, offset: u64, deleted: bool, mode: JsonMode) -> Outcome {
     let start = offset.saturating_sub(RECORD_HEADER_LEN as u64);
     let at = (offset - start) as usize;
     // The record header and the length first: they say how much to read.
     let mut head = vec![0u8; at + 4];
-    src.read_exact_at(&mut head, start).ok()?;
-    let want = if deleted {
-        deleted_bound(mmapv1::record_header(&head, at))
-    } else {
-        bson::declared_len(&head[at..])?
+    if src.read_exact_at(&mut head, start).is_err() {
+        return Outcome::Rejected;
+    }
+    let want = match deleted {
+        true => deleted_bound(mmapv1::record_header(&head, at)),
+        false => match bson::declared_len(&head[at..]) {
+            Some(len) => len,
+            None => return Outcome::Rejected,
+        },
     };
     let n = (at as u64 + want as u64).min(src.size - start) as usize;
     let mut buf = vec![0u8; n];
-    src.read_exact_at(&mut buf, start).ok()?;
+    if src.read_exact_at(&mut buf, start).is_err() {
+        return Outcome::Rejected;
+    }
     match accept(
         &buf,
         Candidate {
@@ -144,8 +158,8 @@ pub fn read_deferred(
         index,
         mode,
     ) {
-        Outcome::Accepted(found) => Some(found),
-        _ => None,
+        Outcome::NeedMore => Outcome::Rejected,
+        outcome => outcome,
     }
 }
 
@@ -187,7 +201,11 @@ fn accept(buf: &[u8], c: Candidate, base: u64, source: u32, mode: JsonMode) -> O
             None => return Outcome::NeedMore,
         }
     };
+    let framed = record.is_some_and(|r| mmapv1::frames(r, bytes.len()));
     match describe(bytes, mode) {
+        Some(found) if !framed && !found.entry.doubts.is_empty() => {
+            Outcome::Doubted(found.entry.doubts)
+        }
         Some(mut found) => {
             let entry = &mut found.entry;
             (entry.source, entry.offset) = (source, base + c.offset as u64);
@@ -200,7 +218,8 @@ fn accept(buf: &[u8], c: Candidate, base: u64, source: u32, mode: JsonMode) -> O
 }
 
 /// Validates `bytes` as a document and describes it for the index: `_id`, hash, field
-/// names and both rendered lengths. Where it lies (`source`, `offset`, `deleted`,
+/// names, both rendered lengths and what plausibility rules doubt about it (the caller
+/// decides whether that matters: not for a document a storage structure framed). Where it lies (`source`, `offset`, `deleted`,
 /// `ns_header_ofs`, `wt`) is left for the caller to fill in.
 pub fn describe(bytes: &[u8], mode: JsonMode) -> Option<Found> {
     let summary = bson::validate(bytes).ok()?;
@@ -230,6 +249,7 @@ pub fn describe(bytes: &[u8], mode: JsonMode) -> Option<Found> {
             json_len,
             pretty_len,
             wt: None,
+            doubts: summary.doubts,
         },
         fields: summary
             .fields

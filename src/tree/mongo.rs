@@ -21,25 +21,28 @@ use super::Tree;
 use crate::classify::{Collection, Collections};
 use crate::extent::{Extent, ExtentList};
 use crate::index::{DocEntry, Index};
+use crate::report;
 
 /// Adds `/mongo` to `tree` (nothing when no document was found).
 pub fn add(tree: &mut Tree, index: &Index, collections: &Collections) {
     if collections.is_empty() {
         return;
     }
-    let mut tsv =
-        String::from("collection\tdocuments\tduplicates\tconflicts\tdeleted\tbytes\tnamed_by\n");
+    let mut tsv = String::from(
+        "collection\tdocuments\tduplicates\tconflicts\tdeleted\tbytes\tdoubted\tnamed_by\n",
+    );
     let dirs = dir_names(collections.keys().map(String::as_str));
     for ((ns, coll), (db, name)) in collections.iter().zip(dirs) {
         let bytes: u64 = coll.docs.iter().map(|&i| index.docs[i].len as u64).sum();
         let _ = writeln!(
             tsv,
-            "{ns}\t{}\t{}\t{}\t{}\t{bytes}\t{}",
+            "{ns}\t{}\t{}\t{}\t{}\t{bytes}\t{}\t{}",
             coll.docs.len(),
             coll.duplicates,
             coll.conflicts.len(),
             coll.deleted.len(),
-            coll.named_by.as_str()
+            report::doubt_list(&coll.doubted),
+            coll.named_by.as_str(),
         );
         add_collection(
             tree,

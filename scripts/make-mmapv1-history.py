@@ -1,0 +1,282 @@
+#!/usr/bin/env python3
+"""Writes MMAPv1 data files with a realistic history, and the truth about them.
+
+    python3 scripts/make-mmapv1-history.py OUT_DIR [SEED]
+
+No MMAPv1 mongod can be had offline, so this follows MMAPv1's own algorithms as
+mongod's source code (src/mongo/db/storage/mmap_v1) lays them out, with documents
+encoded by pymongo:
+
+* a data file `<db>.<n>` is an 8 KiB file header, then extents; an extent header
+  (magic, myLoc, xnext, xprev, the namespace, length, firstRecord, lastRecord: 176
+  bytes) heads records of 16-byte headers (lengthWithHeaders, extentOfs, nextOfs,
+  prevOfs) in power-of-two slots;
+* an insert takes a slot from the collection's free list (same bucket) or the extent's
+  unused tail and links the record at the end of the extent's record list;
+* a delete unlinks the record (its neighbours' nextOfs/prevOfs and the extent's
+  firstRecord/lastRecord are rewritten) and pushes it on the free list through the last
+  8 bytes of its header (nextDeleted); some deletes scribble EE EE EE EE over the
+  document's length, most leave the document as it was (the incident's zombies);
+* an update that fits its slot rewrites the document in place; one that grows moves it
+  (delete, then insert).
+
+Documents hold what real databases hold and plausibility rules dislike: ObjectIds from
+before 2009 (imported ids, from_datetime of old dates, sentinels), duplicate keys and
+arrays with odd keys (written as raw bytes, as old drivers could). Then the files are
+damaged: 2% of the 4 KiB blocks past the first extent are overwritten with random bytes,
+one extent header is overwritten, and one file is truncated.
+
+OUT_DIR/truth.json lists every version of every record ever written: namespace, file,
+offset, bytes (sha256), whether it is live, deleted or superseded at the end, and
+whether its bytes survived the damage.
+"""
+import datetime
+import hashlib
+import json
+import random
+import struct
+import sys
+from pathlib import Path
+
+import bson
+from bson import SON, ObjectId
+
+EXTENT_HEADER, RECORD_HEADER = 176, 16
+out = Path(sys.argv[1])
+rng = random.Random(int(sys.argv[2]) if len(sys.argv) > 2 else 2026_11_30)
+UTC = datetime.timezone.utc
+
+
+def when(lo=2012, hi=2025):
+    return datetime.datetime(rng.randint(lo, hi), rng.randint(1, 12), rng.randint(1, 28),
+                             rng.randint(0, 23), tzinfo=UTC)
+
+
+def new_id():
+    return ObjectId.from_datetime(when(2014, 2025))
+
+
+def old_id():
+    """Ids plausibility rules dislike: dated before 2009, or sentinels."""
+    return rng.choice([
+        lambda: ObjectId.from_datetime(when(1995, 2008)),
+        lambda: ObjectId("000000000000000000000001"),
+        lambda: ObjectId(hashlib.md5(str(rng.random()).encode()).digest()[:12]),
+    ])()
+
+
+def quantize(n):
+    size = 32
+    while size < n:
+        size *= 2
+    return size
+
+
+class DataFile:
+    def __init__(self, name, fileno, size):
+        self.name, self.fileno = name, fileno
+        self.buf = bytearray(size)
+        struct.pack_into("<iii", self.buf, 0, 4, 22, size)
+        self.next_extent = 8192
+
+    def i32(self, at):
+        return struct.unpack_from("<i", self.buf, at)[0]
+
+    def put(self, at, fmt, *values):
+        struct.pack_into(fmt, self.buf, at, *values)
+
+
+class Collection:
+    """A namespace with one extent and MMAPv1's free lists (one per bucket)."""
+
+    def __init__(self, df, ns, length):
+        self.df, self.ns = df, ns
+        self.ofs = df.next_extent
+        df.next_extent += length
+        self.end, self.tail = self.ofs + length, self.ofs + EXTENT_HEADER
+        df.put(self.ofs, "<I", 0x41424344)
+        df.put(self.ofs + 4, "<ii", df.fileno, self.ofs)           # myLoc
+        df.put(self.ofs + 12, "<iiii", -1, 0, -1, 0)                # xnext, xprev
+        df.buf[self.ofs + 28:self.ofs + 28 + len(ns)] = ns.encode()
+        df.put(self.ofs + 156, "<i", length)
+        df.put(self.ofs + 160, "<iiii", -1, 0, -1, 0)              # firstRecord, lastRecord
+        self.free = {}                                              # slot -> record offsets
+
+    def first_last(self):
+        return self.df.i32(self.ofs + 164), self.df.i32(self.ofs + 172)
+
+    def set_first(self, ofs):
+        self.df.put(self.ofs + 160, "<ii", -1 if ofs < 0 else self.df.fileno, max(ofs, 0))
+
+    def set_last(self, ofs):
+        self.df.put(self.ofs + 168, "<ii", -1 if ofs < 0 else self.df.fileno, max(ofs, 0))
+
+    def insert(self, data):
+        slot = quantize(RECORD_HEADER + len(data))
+        if self.free.get(slot):
+            at = self.free[slot].pop()
+        elif self.tail + slot <= self.end:
+            at, self.tail = self.tail, self.tail + slot
+        else:
+            raise RuntimeError(f"{self.ns}: extent full")
+        first, last = self.first_last()
+        empty = self.df.i32(self.ofs + 160) == -1
+        self.df.put(at, "<iiii", slot, self.ofs, -1, -1 if empty else last)
+        if empty:
+            self.set_first(at)
+        else:
+            self.df.put(last + 8, "<i", at)                          # old last's nextOfs
+        self.set_last(at)
+        self.df.buf[at + RECORD_HEADER:at + RECORD_HEADER + len(data)] = data
+        return at
+
+    def delete(self, at, mark):
+        df = self.df
+        nxt, prv = df.i32(at + 8), df.i32(at + 12)
+        if prv != -1:
+            df.put(prv + 8, "<i", nxt)
+        if nxt != -1:
+            df.put(nxt + 12, "<i", prv)
+        first, last = self.first_last()
+        if df.i32(self.ofs + 160) != -1 and first == at:
+            self.set_first(nxt)
+        if df.i32(self.ofs + 168) != -1 and last == at:
+            self.set_last(prv)
+        slot = df.i32(at)
+        bucket = self.free.setdefault(slot, [])
+        head = bucket[-1] if bucket else None
+        df.put(at + 8, "<ii", -1 if head is None else df.fileno, 0 if head is None else head)
+        bucket.append(at)
+        if mark:
+            df.buf[at + RECORD_HEADER:at + RECORD_HEADER + 4] = b"\xee" * 4
+
+    def update_in_place(self, at, data):
+        self.df.buf[at + RECORD_HEADER:at + RECORD_HEADER + len(data)] = data
+
+
+def raw_doc(elements):
+    body = b"".join(elements) + b"\x00"
+    return struct.pack("<i", 4 + len(body)) + body
+
+
+def el(t, key, value):
+    return bytes([t]) + key.encode() + b"\x00" + value
+
+
+def odd_doc(i):
+    """A document a strict validator refuses and mongod stores: raw bytes."""
+    oid = el(0x07, "_id", new_id().binary)
+    if i % 2:
+        n = el(0x10, "n", struct.pack("<i", i))
+        return raw_doc([oid, n, el(0x02, "k", struct.pack("<i", 2) + b"a\x00"), n])
+    arr = raw_doc([el(0x10, "1", struct.pack("<i", 1)), el(0x10, "0", struct.pack("<i", 0))])
+    return raw_doc([oid, el(0x04, "v", arr), el(0x10, "n", struct.pack("<i", i))])
+
+
+def make(kind, i):
+    if kind == "users":
+        return SON([("_id", rng.choice([new_id, new_id, old_id])()), ("name", f"user {i}"),
+                    ("email", f"u{i}@example.org"), ("joined", when())])
+    if kind == "orders":
+        return SON([("_id", new_id()), ("user_id", old_id() if i % 3 == 0 else new_id()),
+                    ("items", [SON([("sku", f"S{rng.randint(1, 99)}"), ("ref", old_id())])
+                               for _ in range(rng.randint(1, 3))]),
+                    ("total", rng.randint(1, 10_000)), ("status", "new")])
+    if kind == "products":
+        return SON([("_id", new_id()), ("sku", f"SKU-{i}"), ("title", "thing " * rng.randint(1, 6)),
+                    ("price", rng.randint(1, 500)), ("stock", rng.randint(0, 50))])
+    return odd_doc(i)
+
+
+def main():
+    out.mkdir(parents=True, exist_ok=True)
+    shop = DataFile("shop.0", 0, 3 << 20)
+    other = DataFile("shop.1", 1, 1 << 20)
+    colls = {"users": Collection(shop, "shop.users", 640 << 10),
+             "orders": Collection(shop, "shop.orders", 1 << 20),
+             "products": Collection(shop, "shop.products", 512 << 10),
+             "odd": Collection(other, "shop.odd", 256 << 10)}
+    versions = []   # every version of every record: the truth
+    live = {}       # (kind, i) -> index in versions
+
+    def write(kind, i, data):
+        c = colls[kind]
+        at = c.insert(data)
+        versions.append({"ns": c.ns, "file": c.df.name, "offset": at + RECORD_HEADER,
+                         "bytes": data, "state": "live", "coll": kind})
+        live[(kind, i)] = len(versions) - 1
+
+    counts = {"users": 900, "orders": 1600, "products": 700, "odd": 400}
+    for kind, n in counts.items():
+        for i in range(n):
+            doc = make(kind, i)
+            write(kind, i, doc if kind == "odd" else bson.encode(doc))
+    # History: updates in place, growing updates that move, deletes.
+    for _ in range(2500):
+        kind = rng.choice(["users", "orders", "products"])
+        keys = [k for k in live if k[0] == kind]
+        key = rng.choice(keys)
+        v = versions[live[key]]
+        c = colls[kind]
+        at = v["offset"] - RECORD_HEADER
+        action = rng.random()
+        if action < 0.25:
+            c.delete(at, mark=rng.random() < 0.3)
+            v["state"] = "deleted"
+            del live[key]
+            continue
+        doc = bson.decode(v["bytes"], codec_options=bson.CodecOptions(document_class=SON))
+        if action < 0.6:
+            doc["status" if kind == "orders" else "email" if kind == "users" else "stock"] = \
+                rng.choice(["paid", "sent", "x"]) if kind != "products" else rng.randint(0, 50)
+        else:
+            doc["history"] = ["change " * rng.randint(5, 30) for _ in range(rng.randint(1, 4))]
+        data = bson.encode(doc)
+        if RECORD_HEADER + len(data) <= c.df.i32(at):
+            c.update_in_place(at, data)
+            v["state"] = "overwritten"
+            versions.append({"ns": c.ns, "file": c.df.name, "offset": v["offset"], "bytes": data,
+                             "state": "live", "coll": kind})
+            live[key] = len(versions) - 1
+        else:
+            c.delete(at, mark=rng.random() < 0.3)
+            v["state"] = "superseded"
+            write(kind, key[1], data)
+
+    damage = []
+    # One extent header overwritten: its records lose their namespace.
+    prod = colls["products"]
+    shop.buf[prod.ofs:prod.ofs + 4096] = bytes(rng.getrandbits(8) for _ in range(4096))
+    damage.append({"file": "shop.0", "offset": prod.ofs, "bytes": 4096, "what": "extent header"})
+    # 2% of the 4 KiB blocks past the first extent's header.
+    for df in (shop, other):
+        blocks = list(range(3, len(df.buf) // 4096))
+        for b in rng.sample(blocks, max(1, len(blocks) // 50)):
+            df.buf[b * 4096:(b + 1) * 4096] = bytes(rng.getrandbits(8) for _ in range(4096))
+            damage.append({"file": df.name, "offset": b * 4096, "bytes": 4096, "what": "random block"})
+    # shop.1 is cut short, in the middle of its records.
+    cut = colls["odd"].tail - 3000
+    del other.buf[cut:]
+    damage.append({"file": "shop.1", "offset": cut, "what": "truncated"})
+
+    files = {"shop.0": shop, "shop.1": other}
+    truth = []
+    for v in versions:
+        df = files[v["file"]]
+        now = bytes(df.buf[v["offset"]:v["offset"] + len(v["bytes"])])
+        intact = now == v["bytes"] if v["state"] != "deleted" else now[4:] == v["bytes"][4:]
+        if v["state"] == "overwritten":
+            intact = False  # its bytes were replaced by the next version
+        truth.append({"ns": v["ns"], "file": v["file"], "offset": v["offset"], "len": len(v["bytes"]),
+                      "state": v["state"], "intact": intact,
+                      "sha256": hashlib.sha256(v["bytes"]).hexdigest()})
+    for df in files.values():
+        (out / df.name).write_bytes(bytes(df.buf))
+    (out / "truth.json").write_text(json.dumps({"versions": truth, "damage": damage}, indent=0))
+    live_n = sum(t["state"] == "live" for t in truth)
+    print(f"{live_n} live, {sum(t['state'] == 'live' and t['intact'] for t in truth)} intact; "
+          f"{sum(t['state'] in ('deleted', 'superseded') for t in truth)} deleted or superseded",
+          file=sys.stderr)
+
+
+main()
