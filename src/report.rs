@@ -425,7 +425,7 @@ pub fn json_summary(
         },
         "mongo": collections.iter().map(|(ns, c)| (ns.clone(), json!({
             "documents": c.docs.len(), "deleted": c.deleted.len(), "duplicates": c.duplicates,
-            "conflicts": c.conflicts.len(), "named_by": c.named_by.as_str(),
+            "conflicts": c.conflicts.len(), "named_by": c.named_by_text(),
             "doubted": doubt_json(&c.doubted)}))).collect::<serde_json::Map<_, _>>(),
         "mongo_rejected": doubt_json(&summary.mongo.rejected),
     })

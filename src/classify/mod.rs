@@ -39,6 +39,8 @@ pub enum NamedBy {
     Schema,
     /// The WiredTiger file it came from, whose collection the catalog does not name.
     File,
+    /// Its field set, learned from the documents of a collection the disk named.
+    Learned,
     /// The documents' field names.
     Fields,
 }
@@ -51,6 +53,7 @@ impl NamedBy {
             NamedBy::Catalog => "catalog",
             NamedBy::Schema => "schema",
             NamedBy::File => "file",
+            NamedBy::Learned => "learned",
             NamedBy::Fields => "fields",
         }
     }
@@ -85,6 +88,20 @@ pub struct Collection {
     pub conflicts: Vec<Conflict>,
     /// What plausibility rules dislike about its live documents (kept all the same).
     pub doubted: DoubtCounts,
+    /// Live documents placed here by a field set learned from the collection's named
+    /// documents (their own namespace was lost).
+    pub learned: usize,
+}
+
+impl Collection {
+    /// How the collection was named, for tables: `disk`, or `disk+learned` when some of
+    /// its documents came by their field set.
+    pub fn named_by_text(&self) -> String {
+        match (self.learned, self.named_by) {
+            (0, by) | (_, by @ NamedBy::Learned) => by.as_str().to_string(),
+            (_, by) => format!("{}+learned", by.as_str()),
+        }
+    }
 }
 
 /// Every collection, by `db.collection`.
@@ -132,6 +149,7 @@ pub fn classify(index: &Index, schema: Option<&Schema>) -> Collections {
             duplicates: 0,
             conflicts: Vec::new(),
             doubted: DoubtCounts::default(),
+            learned: 0,
         })
         .collect();
     let mut used = vec![false; colls.len()];
@@ -187,6 +205,7 @@ pub fn classify(index: &Index, schema: Option<&Schema>) -> Collections {
             coll.docs.sort_unstable();
             for &i in &coll.docs {
                 coll.doubted.add(docs[i].doubts);
+                coll.learned += usize::from(placed[i].1 == NamedBy::Learned);
             }
             (ns, coll)
         })

@@ -1,7 +1,7 @@
 //! Where one document goes: the placement rule of [`super`]'s module doc, as an object
 //! ([`Placer::place`]) that unit tests drive with an index built in memory.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::NamedBy;
 use super::schema::{Schema, valid_ns};
@@ -18,31 +18,46 @@ pub struct Placer<'a> {
     by_shape: Vec<Option<(u32, NamedBy)>>,
     auto: Vec<String>,
     files: WtFiles<'a>,
+    learned: Learned,
 }
 
 impl<'a> Placer<'a> {
     /// A placer for the documents of `index`, with the user's schema if any.
     pub fn new(index: &'a Index, schema: Option<&'a Schema>) -> Placer<'a> {
+        let files = WtFiles::new(index);
         Placer {
             index,
             schema,
             names: Namespaces::default(),
             by_shape: vec![None; index.shapes.len()],
             auto: auto_names(index),
-            files: WtFiles::new(index),
+            learned: Learned::new(index, &files),
+            files,
         }
+    }
+
+    /// The namespace MongoDB itself wrote for `d`: its MMAPv1 extent header's, or the
+    /// one mongod's catalog gives its WiredTiger file.
+    fn named_on_disk(
+        index: &'a Index,
+        files: &WtFiles<'a>,
+        d: &DocEntry,
+    ) -> Option<(&'a str, NamedBy)> {
+        if let Some(ns) = ns_on_disk(index, d) {
+            return Some((ns, NamedBy::Disk));
+        }
+        let (_, name) = files.of(index, d)?;
+        files.namespace(name).map(|ns| (ns, NamedBy::Catalog))
     }
 
     /// The collection (numbered: see [`Placer::into_names`]) and how it was named.
     pub fn place(&mut self, d: &DocEntry) -> (u32, NamedBy) {
         let index = self.index;
-        let file = self.files.of(index, d).map(|(_, name)| name);
-        match (ns_on_disk(index, d), file) {
-            (Some(ns), _) => (self.names.number(ns), NamedBy::Disk),
-            (None, Some(name)) if let Some(ns) = self.files.namespace(name) => {
-                (self.names.number(ns), NamedBy::Catalog)
-            }
-            (None, Some(name)) if self.schema.is_none() => (
+        if let Some((ns, by)) = Self::named_on_disk(index, &self.files, d) {
+            return (self.names.number(ns), by);
+        }
+        match self.files.of(index, d) {
+            Some((_, name)) if self.schema.is_none() => (
                 self.names.number(&format!("recovered.{name}")),
                 NamedBy::File,
             ),
@@ -56,14 +71,18 @@ impl<'a> Placer<'a> {
             return *placed;
         }
         let fields = self.index.shapes.get(shape).map_or(&[][..], Vec::as_slice);
-        let placed = match self.schema {
-            Some(s) => {
-                let ns = s
-                    .collection_for(fields)
-                    .unwrap_or("recovered._unclassified");
-                (self.names.number(ns), NamedBy::Schema)
+        let by_schema = self.schema.and_then(|s| s.collection_for(fields));
+        let placed = match (by_schema, self.learned.collection_for(shape, fields)) {
+            (Some(ns), _) => (self.names.number(ns), NamedBy::Schema),
+            (None, Some(ns)) => {
+                let ns = ns.to_string();
+                (self.names.number(&ns), NamedBy::Learned)
             }
-            None => {
+            (None, None) if self.schema.is_some() => (
+                self.names.number("recovered._unclassified"),
+                NamedBy::Schema,
+            ),
+            (None, None) => {
                 let ns = self
                     .auto
                     .get(shape)
@@ -85,6 +104,63 @@ impl<'a> Placer<'a> {
     /// The namespaces, by number.
     pub fn into_names(self) -> Vec<String> {
         self.names.list
+    }
+}
+
+/// The shapes of the collections MongoDB named on disk, learned from their documents:
+/// where a document nothing names goes when its field set is one of theirs (exactly,
+/// else a superset of the fields every document of one collection has).
+struct Learned {
+    /// Per shape: the named collection holding most documents of exactly that shape.
+    exact: Vec<Option<String>>,
+    /// Per named collection, the fields all its documents have (at least three).
+    common: Schema,
+}
+
+impl Learned {
+    fn new(index: &Index, files: &WtFiles) -> Learned {
+        let mut counts: HashMap<(u32, &str), usize> = HashMap::new();
+        for d in &index.docs {
+            if let Some((ns, _)) = Placer::named_on_disk(index, files, d) {
+                *counts.entry((d.shape, ns)).or_default() += 1;
+            }
+        }
+        let mut exact: Vec<Option<(usize, &str)>> = vec![None; index.shapes.len()];
+        let mut common: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for (&(shape, ns), &n) in &counts {
+            let Some(slot) = exact.get_mut(shape as usize) else {
+                continue;
+            };
+            // Most documents wins; between equals, the first name in order (stable).
+            if slot.is_none_or(|(m, other)| n > m || (n == m && ns < other)) {
+                *slot = Some((n, ns));
+            }
+            let fields = &index.shapes[shape as usize];
+            common
+                .entry(ns)
+                .and_modify(|c| c.retain(|f| fields.contains(f)))
+                .or_insert_with(|| fields.clone());
+        }
+        let collections = common
+            .into_iter()
+            .filter(|(_, fields)| fields.len() >= 3)
+            .map(|(ns, fields)| (ns.to_string(), fields))
+            .collect();
+        Learned {
+            exact: exact
+                .into_iter()
+                .map(|e| e.map(|(_, ns)| ns.to_string()))
+                .collect(),
+            common: Schema { collections },
+        }
+    }
+
+    /// The named collection whose documents look like `shape` (with `fields`).
+    fn collection_for(&self, shape: usize, fields: &[String]) -> Option<&str> {
+        match self.exact.get(shape) {
+            Some(Some(ns)) => Some(ns),
+            _ => self.common.collection_for(fields),
+        }
     }
 }
 

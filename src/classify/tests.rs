@@ -260,3 +260,57 @@ fn a_record_a_newer_page_spans_without_holding_was_removed() {
     assert_eq!(c.docs.len(), 2);
     assert_eq!(c.duplicates, 2);
 }
+
+#[test]
+fn documents_whose_namespace_was_lost_go_where_their_shape_was_named() {
+    let mut idx = index(&["shop.0"]);
+    idx.shapes = vec![
+        vec!["_id".into(), "sku".into(), "title".into(), "price".into()],
+        vec![
+            "_id".into(),
+            "sku".into(),
+            "title".into(),
+            "price".into(),
+            "note".into(),
+        ],
+        vec!["_id".into(), "x".into()],
+    ];
+    idx.ns_headers = vec![extent(0, 1000, "shop.products")];
+    let named = |offset, id, shape| DocEntry {
+        shape,
+        ns_header_ofs: Some(0),
+        ..doc(offset, id, u64::from(id))
+    };
+    idx.docs = vec![
+        named(100, 1, 0),
+        named(200, 2, 0),
+        named(300, 3, 1),
+        // The extent header of these was overwritten.
+        DocEntry {
+            shape: 0,
+            ..doc(5000, 4, 4)
+        },
+        DocEntry {
+            shape: 1,
+            ..doc(5100, 5, 5)
+        },
+        // A field set no named collection has.
+        DocEntry {
+            shape: 2,
+            ..doc(5200, 6, 6)
+        },
+    ];
+    let colls = classify(&idx, None);
+    let products = &colls["shop.products"];
+    assert_eq!(products.docs, [0, 1, 2, 3, 4]);
+    assert_eq!(
+        (products.learned, products.named_by_text().as_str()),
+        (2, "disk+learned")
+    );
+    assert_eq!(colls["recovered.auto_x"].docs, [5]);
+    // A schema that names the shape comes first.
+    let schema = Schema::from_json(r#"{"shop.catalog": ["sku", "title", "price"]}"#).unwrap();
+    let colls = classify(&idx, Some(&schema));
+    assert_eq!(colls["shop.catalog"].docs, [3, 4]);
+    assert_eq!(colls["recovered._unclassified"].docs, [5]);
+}

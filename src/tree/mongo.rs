@@ -42,7 +42,7 @@ pub fn add(tree: &mut Tree, index: &Index, collections: &Collections) {
             coll.conflicts.len(),
             coll.deleted.len(),
             report::doubt_list(&coll.doubted),
-            coll.named_by.as_str(),
+            coll.named_by_text(),
         );
         add_collection(
             tree,
