@@ -52,17 +52,24 @@ def when(lo=2012, hi=2025):
                              rng.randint(0, 23), tzinfo=UTC)
 
 
+def oid_at(moment):
+    """An ObjectId as a driver makes it: the time, then 8 random bytes."""
+    return ObjectId(struct.pack(">I", int(moment.timestamp())) + rng.randbytes(8))
+
+
 def new_id():
-    return ObjectId.from_datetime(when(2014, 2025))
+    return oid_at(when(2014, 2025))
 
 
-def old_id():
-    """Ids plausibility rules dislike: dated before 2009, or sentinels."""
-    return rng.choice([
-        lambda: ObjectId.from_datetime(when(1995, 2008)),
-        lambda: ObjectId("000000000000000000000001"),
-        lambda: ObjectId(hashlib.md5(str(rng.random()).encode()).digest()[:12]),
-    ])()
+def old_id(unique=False):
+    """Ids plausibility rules dislike: dated before 2009 (imported, or made by
+    from_datetime of an old date), made from a hash, or (not as an _id) a sentinel."""
+    makers = [lambda: oid_at(when(1995, 2008)),
+              lambda: ObjectId(hashlib.md5(rng.randbytes(8)).digest()[:12])]
+    if not unique:
+        makers += [lambda: ObjectId.from_datetime(when(1995, 2008)),
+                   lambda: ObjectId("000000000000000000000001")]
+    return rng.choice(makers)()
 
 
 def quantize(n):
@@ -86,64 +93,91 @@ class DataFile:
         struct.pack_into(fmt, self.buf, at, *values)
 
 
-class Collection:
-    """A namespace with one extent and MMAPv1's free lists (one per bucket)."""
+class Extent:
+    """An extent: its header and its own doubly linked list of records."""
 
-    def __init__(self, df, ns, length):
-        self.df, self.ns = df, ns
-        self.ofs = df.next_extent
+    def __init__(self, df, ns, length, prev):
+        self.df, self.ofs = df, df.next_extent
+        if self.ofs + length > len(df.buf):
+            raise RuntimeError(f"{df.name} full")
         df.next_extent += length
         self.end, self.tail = self.ofs + length, self.ofs + EXTENT_HEADER
         df.put(self.ofs, "<I", 0x41424344)
         df.put(self.ofs + 4, "<ii", df.fileno, self.ofs)           # myLoc
-        df.put(self.ofs + 12, "<iiii", -1, 0, -1, 0)                # xnext, xprev
+        df.put(self.ofs + 12, "<ii", -1, 0)                         # xnext
+        df.put(self.ofs + 20, "<ii", -1 if prev is None else df.fileno, 0 if prev is None else prev.ofs)
+        if prev is not None:
+            df.put(prev.ofs + 12, "<ii", df.fileno, self.ofs)
         df.buf[self.ofs + 28:self.ofs + 28 + len(ns)] = ns.encode()
         df.put(self.ofs + 156, "<i", length)
         df.put(self.ofs + 160, "<iiii", -1, 0, -1, 0)              # firstRecord, lastRecord
-        self.free = {}                                              # slot -> record offsets
 
-    def first_last(self):
-        return self.df.i32(self.ofs + 164), self.df.i32(self.ofs + 172)
+    def first(self):
+        return None if self.df.i32(self.ofs + 160) == -1 else self.df.i32(self.ofs + 164)
 
-    def set_first(self, ofs):
-        self.df.put(self.ofs + 160, "<ii", -1 if ofs < 0 else self.df.fileno, max(ofs, 0))
+    def last(self):
+        return None if self.df.i32(self.ofs + 168) == -1 else self.df.i32(self.ofs + 172)
 
-    def set_last(self, ofs):
-        self.df.put(self.ofs + 168, "<ii", -1 if ofs < 0 else self.df.fileno, max(ofs, 0))
+    def set(self, at, ofs):
+        self.df.put(self.ofs + at, "<ii", -1 if ofs is None else self.df.fileno, 0 if ofs is None else ofs)
 
-    def insert(self, data):
-        slot = quantize(RECORD_HEADER + len(data))
-        if self.free.get(slot):
-            at = self.free[slot].pop()
-        elif self.tail + slot <= self.end:
-            at, self.tail = self.tail, self.tail + slot
+    def link(self, at):
+        """_addRecordToRecListInExtent: the record goes at the end of the list."""
+        last = self.last()
+        self.df.put(at + 8, "<ii", -1, -1 if last is None else last)
+        if last is None:
+            self.set(160, at)
         else:
-            raise RuntimeError(f"{self.ns}: extent full")
-        first, last = self.first_last()
-        empty = self.df.i32(self.ofs + 160) == -1
-        self.df.put(at, "<iiii", slot, self.ofs, -1, -1 if empty else last)
-        if empty:
-            self.set_first(at)
-        else:
-            self.df.put(last + 8, "<i", at)                          # old last's nextOfs
-        self.set_last(at)
-        self.df.buf[at + RECORD_HEADER:at + RECORD_HEADER + len(data)] = data
-        return at
+            self.df.put(last + 8, "<i", at)
+        self.set(168, at)
 
-    def delete(self, at, mark):
+    def unlink(self, at):
         df = self.df
         nxt, prv = df.i32(at + 8), df.i32(at + 12)
         if prv != -1:
             df.put(prv + 8, "<i", nxt)
         if nxt != -1:
             df.put(nxt + 12, "<i", prv)
-        first, last = self.first_last()
-        if df.i32(self.ofs + 160) != -1 and first == at:
-            self.set_first(nxt)
-        if df.i32(self.ofs + 168) != -1 and last == at:
-            self.set_last(prv)
-        slot = df.i32(at)
-        bucket = self.free.setdefault(slot, [])
+        if self.first() == at:
+            self.set(160, None if nxt == -1 else nxt)
+        if self.last() == at:
+            self.set(168, None if prv == -1 else prv)
+
+
+class Collection:
+    """A namespace: its extents (a new one when the last is full) and MMAPv1's free
+    lists, one per bucket (slot size)."""
+
+    def __init__(self, df, ns, extent_len):
+        self.df, self.ns, self.extent_len = df, ns, extent_len
+        self.extents = [Extent(df, ns, extent_len, None)]
+        self.free = {}
+
+    def extent_of(self, at):
+        return next(e for e in self.extents if e.ofs <= at < e.end)
+
+    def insert(self, data):
+        slot = quantize(RECORD_HEADER + len(data))
+        if self.free.get(slot):
+            at = self.free[slot].pop()
+        else:
+            ext = self.extents[-1]
+            if ext.tail + slot > ext.end:
+                ext = Extent(self.df, self.ns, max(self.extent_len, 2 * slot), ext)
+                self.extents.append(ext)
+            at, ext.tail = ext.tail, ext.tail + slot
+        ext = self.extent_of(at)
+        self.df.put(at, "<ii", slot, ext.ofs)
+        ext.link(at)
+        self.df.buf[at + RECORD_HEADER:at + RECORD_HEADER + len(data)] = data
+        return at
+
+    def delete(self, at, mark):
+        """deleteRecord: unlink, then push on the bucket's free list through the last 8
+        bytes of the header (nextDeleted); sometimes scribble EE over the length."""
+        df = self.df
+        self.extent_of(at).unlink(at)
+        bucket = self.free.setdefault(df.i32(at), [])
         head = bucket[-1] if bucket else None
         df.put(at + 8, "<ii", -1 if head is None else df.fileno, 0 if head is None else head)
         bucket.append(at)
@@ -175,7 +209,7 @@ def odd_doc(i):
 
 def make(kind, i):
     if kind == "users":
-        return SON([("_id", rng.choice([new_id, new_id, old_id])()), ("name", f"user {i}"),
+        return SON([("_id", new_id() if i % 3 else old_id(unique=True)), ("name", f"user {i}"),
                     ("email", f"u{i}@example.org"), ("joined", when())])
     if kind == "orders":
         return SON([("_id", new_id()), ("user_id", old_id() if i % 3 == 0 else new_id()),
@@ -192,10 +226,10 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     shop = DataFile("shop.0", 0, 3 << 20)
     other = DataFile("shop.1", 1, 1 << 20)
-    colls = {"users": Collection(shop, "shop.users", 640 << 10),
-             "orders": Collection(shop, "shop.orders", 1 << 20),
-             "products": Collection(shop, "shop.products", 512 << 10),
-             "odd": Collection(other, "shop.odd", 256 << 10)}
+    colls = {"users": Collection(shop, "shop.users", 128 << 10),
+             "orders": Collection(shop, "shop.orders", 128 << 10),
+             "products": Collection(shop, "shop.products", 64 << 10),
+             "odd": Collection(other, "shop.odd", 16 << 10)}
     versions = []   # every version of every record: the truth
     live = {}       # (kind, i) -> index in versions
 
@@ -244,8 +278,8 @@ def main():
             write(kind, key[1], data)
 
     damage = []
-    # One extent header overwritten: its records lose their namespace.
-    prod = colls["products"]
+    # One extent header of products overwritten: its records lose their namespace.
+    prod = colls["products"].extents[1]
     shop.buf[prod.ofs:prod.ofs + 4096] = bytes(rng.getrandbits(8) for _ in range(4096))
     damage.append({"file": "shop.0", "offset": prod.ofs, "bytes": 4096, "what": "extent header"})
     # 2% of the 4 KiB blocks past the first extent's header.
@@ -255,7 +289,7 @@ def main():
             df.buf[b * 4096:(b + 1) * 4096] = bytes(rng.getrandbits(8) for _ in range(4096))
             damage.append({"file": df.name, "offset": b * 4096, "bytes": 4096, "what": "random block"})
     # shop.1 is cut short, in the middle of its records.
-    cut = colls["odd"].tail - 3000
+    cut = colls["odd"].extents[-1].tail - 3000
     del other.buf[cut:]
     damage.append({"file": "shop.1", "offset": cut, "what": "truncated"})
 

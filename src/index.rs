@@ -125,6 +125,9 @@ pub struct DocEntry {
     /// The `extentOfs` of the MMAPv1 record header before the document, if any (ties
     /// the document to the [`NsHeader`] that names its collection).
     pub ns_header_ofs: Option<i32>,
+    /// The last 8 bytes of that record header: `(nextOfs, prevOfs)` of a record linked
+    /// in its extent's record list, or what a delete wrote there.
+    pub record_links: Option<(i32, i32)>,
     /// Bytes of its one-line Extended JSON, newline included.
     pub json_len: u32,
     /// Bytes of its indented Extended JSON, newline included.
@@ -200,6 +203,9 @@ pub struct NsHeader {
     pub file_ofs: i32,
     /// `db.collection`.
     pub ns: String,
+    /// Offsets in the data file of the first and last record of the extent's record
+    /// list (`None`: empty).
+    pub records: Option<(i32, i32)>,
 }
 
 /// A carved FLV file and the source it lives on.

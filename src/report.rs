@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use crate::carve::flv::Status;
-use crate::classify::Collections;
+use crate::classify::{Collections, Decided};
 use crate::index::{DoubtCounts, FlvEntry, Index};
 
 /// The file name of a carved FLV: zero-padded decimal offset so `ls` order is disk
@@ -239,6 +239,8 @@ pub struct MongoTotals {
     pub doubted: DoubtCounts,
     /// Candidates outside any storage structure that a plausibility rule rejected.
     pub rejected: DoubtCounts,
+    /// Records by what decided whether they are live.
+    pub decided: Decided,
 }
 
 /// The counts of a scan, built once and printed everywhere.
@@ -303,6 +305,13 @@ impl Summary {
                         all
                     }),
                 rejected: index.rejected,
+                decided: collections
+                    .values()
+                    .fold(Decided::default(), |all, c| Decided {
+                        chain: all.chain + c.decided.chain,
+                        links: all.links + c.decided.links,
+                        rules: all.rules + c.decided.rules,
+                    }),
             },
             wt_pages_by_codec,
             wt_catalog_entries: index.wt_catalog.len(),
@@ -339,6 +348,13 @@ impl Summary {
             m.duplicates,
             m.conflicts
         );
+        if m.decided.chain + m.decided.links > 0 {
+            let d = &m.decided;
+            out.push_str(&format!(
+                "Records live or deleted by: MMAPv1 record lists {}, record headers {}, other rules {}\n",
+                d.chain, d.links, d.rules
+            ));
+        }
         if m.doubted != DoubtCounts::default() || m.rejected != DoubtCounts::default() {
             out.push_str(&format!(
                 "Plausibility rules (they never reject a document MMAPv1 or WiredTiger framed): kept though doubted: {}; rejected outside any record: {}\n",
@@ -426,7 +442,9 @@ pub fn json_summary(
         "mongo": collections.iter().map(|(ns, c)| (ns.clone(), json!({
             "documents": c.docs.len(), "deleted": c.deleted.len(), "duplicates": c.duplicates,
             "conflicts": c.conflicts.len(), "named_by": c.named_by_text(),
-            "doubted": doubt_json(&c.doubted)}))).collect::<serde_json::Map<_, _>>(),
+            "doubted": doubt_json(&c.doubted),
+            "liveness_by": {"chain": c.decided.chain, "links": c.decided.links, "rules": c.decided.rules},
+            }))).collect::<serde_json::Map<_, _>>(),
         "mongo_rejected": doubt_json(&summary.mongo.rejected),
     })
 }

@@ -12,6 +12,7 @@ mod carve_properties;
 mod flv;
 mod fragments;
 mod fuzz_invariants;
+mod history;
 mod mongo;
 mod mount_hygiene;
 mod ranges;

@@ -24,6 +24,9 @@ pub struct ExtentHeader<'a> {
     pub len: u32,
     /// The namespace, `db.collection`.
     pub ns: &'a str,
+    /// Offsets in the file of the first and last record of the extent's doubly linked
+    /// record list (`firstRecord`, `lastRecord`; `None` when null: an empty extent).
+    pub records: Option<(i32, i32)>,
 }
 
 fn i32_at(b: &[u8], at: usize) -> Option<i32> {
@@ -49,7 +52,20 @@ pub fn parse_extent_header(b: &[u8]) -> Option<ExtentHeader<'_>> {
         && (0..100_000).contains(&file_no)
         && file_ofs >= 0
         && len as usize > EXTENT_HEADER_LEN)
-        .then_some(ExtentHeader { file_ofs, len, ns })
+        .then_some(ExtentHeader {
+            file_ofs,
+            len,
+            ns,
+            records: record_list(b),
+        })
+}
+
+/// `firstRecord` and `lastRecord` of an extent header: two DiskLocs (file number,
+/// offset), both null (file number -1) for an empty extent.
+fn record_list(b: &[u8]) -> Option<(i32, i32)> {
+    let (first_file, first) = (i32_at(b, 160)?, i32_at(b, 164)?);
+    let (last_file, last) = (i32_at(b, 168)?, i32_at(b, 172)?);
+    (first_file >= 0 && last_file >= 0).then_some((first, last))
 }
 
 /// Extent headers starting before `limit` in `buf`, with their offsets.
@@ -67,19 +83,43 @@ pub fn record_header(buf: &[u8], doc_at: usize) -> Option<(i32, i32)> {
     Some((i32_at(buf, at)?, i32_at(buf, at + 4)?))
 }
 
+/// The last 8 bytes of the record header in front of a document starting at `doc_at`:
+/// `(nextOfs, prevOfs)` for a live record; a delete writes the DiskLoc `nextDeleted`
+/// there instead (see [`links_fit`]).
+pub fn record_links(buf: &[u8], doc_at: usize) -> Option<(i32, i32)> {
+    let at = doc_at.checked_sub(RECORD_HEADER_LEN)?;
+    Some((i32_at(buf, at + 8)?, i32_at(buf, at + 12)?))
+}
+
+/// Whether `(nextOfs, prevOfs)` of a record in the extent at `extent_ofs` are what a
+/// live record holds: each null (-1) or the offset of a record of the same extent, past
+/// its header. A deleted record holds `nextDeleted` there, a DiskLoc whose first half is
+/// a file number (0, 1, ...) or, at the end of the free list, -1 followed by offset 0:
+/// neither fits, so MMAPv1's own bytes tell an unlinked record from a linked one.
+pub fn links_fit(extent_ofs: i32, (next, prev): (i32, i32)) -> bool {
+    let in_extent =
+        |o: i32| o == -1 || i64::from(o) >= i64::from(extent_ofs) + EXTENT_HEADER_LEN as i64;
+    extent_ofs >= 0 && in_extent(next) && in_extent(prev)
+}
+
+/// Whether the last 8 bytes of a record header are a free-list link (`nextDeleted`, a
+/// DiskLoc): a file number and an offset in it, or null (-1, 0) at the end of a list.
+pub fn is_free_link((file, ofs): (i32, i32)) -> bool {
+    (file == -1 && ofs == 0) || ((0..100_000).contains(&file) && ofs > 0)
+}
+
 /// Whether a record header `(lengthWithHeaders, extentOfs)` frames a document of
-/// `doc_len` bytes: the slot holds the header and the document, and is no larger than
-/// MMAPv1's allocation rounds it up to (a power of two, twice the size under the old
-/// padding factor; whole MiB past 4 MiB), and the extent offset can be one. Garbage in
-/// front of a BSON-looking run of bytes almost never agrees like this.
+/// `doc_len` bytes: the slot holds the header and the document (it may be far larger:
+/// an update that shrinks a document keeps its slot), is a size MMAPv1 allocates
+/// (a multiple of 4, at most a 16 MiB document rounded up to whole MiB), and the extent
+/// offset can be one. Garbage in front of a BSON-looking run of bytes rarely agrees.
 pub fn frames(record: (i32, i32), doc_len: usize) -> bool {
     let (slot, extent_ofs) = record;
     let Ok(slot) = usize::try_from(slot) else {
         return false;
     };
-    let needed = RECORD_HEADER_LEN + doc_len;
-    let most = (2 * needed).max(needed + (1 << 20) * usize::from(needed > 4 << 20));
-    (needed..=most).contains(&slot) && extent_ofs >= 0
+    let largest = RECORD_HEADER_LEN + (17 << 20);
+    (RECORD_HEADER_LEN + doc_len..=largest).contains(&slot) && slot % 4 == 0 && extent_ofs >= 0
 }
 
 #[cfg(test)]
@@ -87,14 +127,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn linked_records_are_told_from_deleted_ones() {
+        assert!(links_fit(8192, (-1, -1)), "the only record");
+        assert!(links_fit(8192, (9000, 8368)));
+        assert!(!links_fit(8192, (0, 12_000)), "nextDeleted in file 0");
+        assert!(!links_fit(8192, (-1, 0)), "null nextDeleted");
+        assert!(!links_fit(8192, (8200, -1)), "inside the extent header");
+        assert!(is_free_link((0, 12_000)) && is_free_link((-1, 0)));
+        assert!(!is_free_link((-1, -1)) && !is_free_link((-7, 99)));
+    }
+
+    #[test]
     fn a_record_header_frames_what_fits_its_slot() {
         assert!(frames((64, 8192), 40));
         assert!(frames((56, 8192), 40));
-        assert!(!frames((55, 8192), 40), "too small for header and document");
         assert!(
-            !frames((4096, 8192), 40),
-            "far larger than any allocation of it"
+            frames((4096, 8192), 40),
+            "a document that shrank in its slot"
         );
+        assert!(!frames((52, 8192), 40), "too small for header and document");
+        assert!(!frames((58, 8192), 40), "not a size MMAPv1 allocates");
+        assert!(!frames((32 << 20, 8192), 40), "larger than any record");
         assert!(!frames((64, -1), 40));
         assert!(!frames((-64, 8192), 40));
     }

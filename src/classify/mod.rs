@@ -17,13 +17,15 @@
 //! `write_gen`), then the version seen in most copies, then the later on disk), and
 //! every version is listed. Deleted records are never live documents.
 
+mod liveness;
 mod place;
 mod schema;
 
 use std::collections::{BTreeMap, HashMap};
 
 use crate::carve::wiredtiger::PageKind;
-use crate::index::{DoubtCounts, Index};
+use crate::index::{DocEntry, DoubtCounts, Index};
+use liveness::{Evidence, Liveness};
 pub use place::Placer;
 use place::{FileKey, WtFiles};
 pub use schema::Schema;
@@ -91,9 +93,58 @@ pub struct Collection {
     /// Live documents placed here by a field set learned from the collection's named
     /// documents (their own namespace was lost).
     pub learned: usize,
+    /// How many of its records (live or deleted) each kind of evidence decided.
+    pub decided: Decided,
+}
+
+/// Records counted by what decided whether they are live, strongest first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Decided {
+    /// MMAPv1's record list, walked from a surviving extent header.
+    pub chain: usize,
+    /// The record's own header: record offsets, or a free-list link.
+    pub links: usize,
+    /// WiredTiger pages (a newer page of the file without the record) or the MMAPv1
+    /// deleted mark; else the record is live, and versions of one `_id` are chosen.
+    pub rules: usize,
+}
+
+impl Decided {
+    /// Counts one record by what decided it.
+    fn count(&mut self, liveness: Option<Liveness>) {
+        match liveness {
+            Some(Liveness::Live(Evidence::Chain) | Liveness::Deleted(Evidence::Chain)) => {
+                self.chain += 1
+            }
+            Some(_) => self.links += 1,
+            None => self.rules += 1,
+        }
+    }
+
+    /// `chain 120, links 4, rules 0`.
+    pub fn text(&self) -> String {
+        format!(
+            "chain {}, links {}, rules {}",
+            self.chain, self.links, self.rules
+        )
+    }
 }
 
 impl Collection {
+    /// A collection with nothing in it yet.
+    fn empty() -> Collection {
+        Collection {
+            named_by: NamedBy::Fields,
+            docs: Vec::new(),
+            deleted: Vec::new(),
+            duplicates: 0,
+            conflicts: Vec::new(),
+            doubted: DoubtCounts::default(),
+            learned: 0,
+            decided: Decided::default(),
+        }
+    }
+
     /// How the collection was named, for tables: `disk`, or `disk+learned` when some of
     /// its documents came by their field set.
     pub fn named_by_text(&self) -> String {
@@ -116,42 +167,13 @@ pub fn classify(index: &Index, schema: Option<&Schema>) -> Collections {
     let mut placer = Placer::new(index, schema);
     let placed: Vec<(u32, NamedBy)> = docs.iter().map(|d| placer.place(d)).collect();
     let removed = removed_records(index, placer.files());
+    let links = liveness::mmapv1(index);
     let names = placer.into_names();
-    let deleted = |i: usize| docs[i].deleted || removed[i];
+    let deleted =
+        |i: usize| docs[i].deleted || removed[i] || matches!(links[i], Some(Liveness::Deleted(_)));
 
-    // Byte-identical copies: keep the most trusted one.
-    let trust = |i: usize| (!deleted(i), placed[i].1.on_disk());
-    let mut best: HashMap<u64, usize, foldhash::fast::RandomState> =
-        HashMap::with_capacity_and_hasher(docs.len(), Default::default());
-    let mut copies = vec![1usize; docs.len()];
-    for i in 0..docs.len() {
-        match best.get_mut(&docs[i].hash) {
-            None => {
-                best.insert(docs[i].hash, i);
-            }
-            Some(kept) => {
-                copies[*kept] += 1;
-                if trust(i) > trust(*kept) {
-                    copies[i] = copies[*kept];
-                    *kept = i;
-                }
-            }
-        }
-    }
-    let mut kept: Vec<usize> = best.into_values().collect();
-    kept.sort_unstable();
-
-    let mut colls: Vec<Collection> = (0..names.len())
-        .map(|_| Collection {
-            named_by: NamedBy::Fields,
-            docs: Vec::new(),
-            deleted: Vec::new(),
-            duplicates: 0,
-            conflicts: Vec::new(),
-            doubted: DoubtCounts::default(),
-            learned: 0,
-        })
-        .collect();
+    let (kept, copies) = identical_copies(docs, |i| (!deleted(i), placed[i].1.on_disk()));
+    let mut colls: Vec<Collection> = (0..names.len()).map(|_| Collection::empty()).collect();
     let mut used = vec![false; colls.len()];
     let mut with_id = Vec::new();
     for &i in &kept {
@@ -162,6 +184,7 @@ pub fn classify(index: &Index, schema: Option<&Schema>) -> Collections {
         }
         used[ns as usize] = true;
         coll.duplicates += copies[i] - 1;
+        coll.decided.count(links[i]);
         if deleted(i) {
             coll.deleted.push(i);
         }
@@ -210,6 +233,35 @@ pub fn classify(index: &Index, schema: Option<&Schema>) -> Collections {
             (ns, coll)
         })
         .collect()
+}
+
+/// Byte-identical copies (same hash): the positions of the documents kept, the most
+/// trusted copy of each (by `trust`, the first on disk among equals), and per document
+/// how many copies its kept one stands for.
+fn identical_copies<T: Ord>(
+    docs: &[DocEntry],
+    trust: impl Fn(usize) -> T,
+) -> (Vec<usize>, Vec<usize>) {
+    let mut best: HashMap<u64, usize, foldhash::fast::RandomState> =
+        HashMap::with_capacity_and_hasher(docs.len(), Default::default());
+    let mut copies = vec![1usize; docs.len()];
+    for (i, d) in docs.iter().enumerate() {
+        match best.get_mut(&d.hash) {
+            None => {
+                best.insert(d.hash, i);
+            }
+            Some(kept) => {
+                copies[*kept] += 1;
+                if trust(i) > trust(*kept) {
+                    copies[i] = copies[*kept];
+                    *kept = i;
+                }
+            }
+        }
+    }
+    let mut kept: Vec<usize> = best.into_values().collect();
+    kept.sort_unstable();
+    (kept, copies)
 }
 
 /// Which documents are records a WiredTiger file no longer held: a leaf page written

@@ -42,6 +42,7 @@ fn doc(offset: u64, id: u8, hash: u64) -> DocEntry {
         pretty_len: 12,
         wt: None,
         doubts: Default::default(),
+        record_links: None,
     }
 }
 
@@ -53,6 +54,7 @@ fn extent(offset: u64, len: u64, ns: &str) -> NsHeader {
         len,
         file_ofs: offset as i32,
         ns: ns.to_string(),
+        records: None,
     }
 }
 
@@ -313,4 +315,43 @@ fn documents_whose_namespace_was_lost_go_where_their_shape_was_named() {
     let colls = classify(&idx, Some(&schema));
     assert_eq!(colls["shop.catalog"].docs, [3, 4]);
     assert_eq!(colls["recovered._unclassified"].docs, [5]);
+}
+
+#[test]
+fn records_an_extent_list_passes_by_are_deleted_without_any_mark() {
+    // An extent at 8192 of a data file that starts at 0 on the source: records at 8368
+    // (A), 8432 (B), 8496 (C); B was deleted: A links to C, B's header holds a free
+    // list link, and no EE mark.
+    let mut idx = index(&["shop.0"]);
+    idx.shapes = shapes(&["_id"]);
+    idx.ns_headers = vec![NsHeader {
+        records: Some((8368, 8496)),
+        ..extent(8192, 4096, "shop.users")
+    }];
+    let record = |at: i32, id: u8, links| DocEntry {
+        ns_header_ofs: Some(8192),
+        record_links: Some(links),
+        ..doc(at as u64 + 16, id, u64::from(id))
+    };
+    idx.docs = vec![
+        record(8368, 1, (8496, -1)),
+        record(8432, 2, (0, 9000)),
+        record(8496, 3, (-1, 8368)),
+    ];
+    let colls = classify(&idx, None);
+    let users = &colls["shop.users"];
+    assert_eq!(
+        (users.docs.as_slice(), users.deleted.as_slice()),
+        (&[0usize, 2][..], &[1usize][..])
+    );
+    assert_eq!(users.decided.chain, 3);
+    // The extent header lost: each record's own header still tells.
+    idx.ns_headers.clear();
+    let colls = classify(&idx, None);
+    let lost = &colls["recovered.auto_id_only"];
+    assert_eq!(
+        (lost.docs.as_slice(), lost.deleted.as_slice()),
+        (&[0usize, 2][..], &[1usize][..])
+    );
+    assert_eq!(lost.decided.links, 3);
 }

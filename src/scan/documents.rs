@@ -122,6 +122,7 @@ pub fn scan_buffer(
             len: h.len as u64,
             file_ofs: h.file_ofs,
             ns: h.ns.to_string(),
+            records: h.records,
         })
         .collect();
     finds
@@ -211,6 +212,10 @@ fn accept(buf: &[u8], c: Candidate, base: u64, source: u32, mode: JsonMode) -> O
             (entry.source, entry.offset) = (source, base + c.offset as u64);
             entry.deleted = c.deleted;
             entry.ns_header_ofs = record.map(|(_, extent)| extent);
+            // Only a header that frames the document says anything about liveness.
+            entry.record_links = framed
+                .then(|| mmapv1::record_links(buf, c.offset))
+                .flatten();
             Outcome::Accepted(found)
         }
         None => Outcome::Rejected,
@@ -246,6 +251,7 @@ pub fn describe(bytes: &[u8], mode: JsonMode) -> Option<Found> {
             id,
             shape: 0,
             ns_header_ofs: None,
+            record_links: None,
             json_len,
             pretty_len,
             wt: None,

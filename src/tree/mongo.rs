@@ -29,19 +29,20 @@ pub fn add(tree: &mut Tree, index: &Index, collections: &Collections) {
         return;
     }
     let mut tsv = String::from(
-        "collection\tdocuments\tduplicates\tconflicts\tdeleted\tbytes\tdoubted\tnamed_by\n",
+        "collection\tdocuments\tduplicates\tconflicts\tdeleted\tbytes\tdoubted\tliveness_by\tnamed_by\n",
     );
     let dirs = dir_names(collections.keys().map(String::as_str));
     for ((ns, coll), (db, name)) in collections.iter().zip(dirs) {
         let bytes: u64 = coll.docs.iter().map(|&i| index.docs[i].len as u64).sum();
         let _ = writeln!(
             tsv,
-            "{ns}\t{}\t{}\t{}\t{}\t{bytes}\t{}\t{}",
+            "{ns}\t{}\t{}\t{}\t{}\t{bytes}\t{}\t{}\t{}",
             coll.docs.len(),
             coll.duplicates,
             coll.conflicts.len(),
             coll.deleted.len(),
             report::doubt_list(&coll.doubted),
+            coll.decided.text(),
             coll.named_by_text(),
         );
         add_collection(
