@@ -16,13 +16,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::carve::bson::{Doubt, Doubts};
 use crate::carve::flv::Carved;
-use crate::carve::wiredtiger::{Codec, PageKind};
+use crate::carve::wiredtiger::{Address, Codec, PageKind};
 use crate::extjson::JsonMode;
 use crate::source::{Source, SourceKind};
 
 const MAGIC: &[u8; 16] = b"salvagefs-index\n";
 /// Bumped whenever the payload layout or the carvers' results change.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 const HEADER_LEN: usize = 16 + 4 + 8 + 4;
 
 /// Why an index cannot be used.
@@ -176,6 +176,29 @@ pub struct WtPage {
     pub file: Option<u32>,
 }
 
+/// A WiredTiger internal page: its block and the blocks it names (checkpoint trees
+/// are followed through these).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct WtInternal {
+    /// The block's checksum.
+    pub checksum: u32,
+    /// The block's size in bytes.
+    pub disk_size: u32,
+    /// The blocks its address cells name.
+    pub children: Vec<Address>,
+}
+
+/// A checkpoint WiredTiger's metadata (`WiredTiger.wt`) records for a file.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct WtCheckpoint {
+    /// The file's name without `.wt` (`collection-7-123`).
+    pub file: String,
+    /// The checkpoint's order: the newest has the highest.
+    pub order: u64,
+    /// Its root block.
+    pub root: Address,
+}
+
 /// An entry of mongod's catalog (`_mdb_catalog.wt`): which file holds which collection.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct CatalogEntry {
@@ -319,6 +342,10 @@ pub struct Index {
     /// Names of the WiredTiger files (`collection-7-123`) whose pages were traced from
     /// WiredTiger's metadata, sorted: what [`WtPage::file`] refers to.
     pub wt_files: Vec<String>,
+    /// WiredTiger internal pages found.
+    pub wt_internal: Vec<WtInternal>,
+    /// Checkpoints WiredTiger's metadata records, from every copy of it found.
+    pub wt_checkpoints: Vec<WtCheckpoint>,
 }
 
 impl Index {
@@ -343,6 +370,8 @@ impl Index {
             wt_pages: Vec::new(),
             wt_catalog: Vec::new(),
             wt_files: Vec::new(),
+            wt_internal: Vec::new(),
+            wt_checkpoints: Vec::new(),
         }
     }
 
@@ -675,6 +704,8 @@ mod tests {
                 write_gen: 3,
             }],
             wt_files: vec!["collection-2-1".into()],
+            wt_internal: vec![],
+            wt_checkpoints: vec![],
         }
     }
 

@@ -32,17 +32,11 @@ pub fn merge(a: Index, b: Index) -> Result<Index, MergeError> {
         return Err(MergeError::Settings);
     }
     let covered = spans::union(&a.covered, &b.covered).map_err(MergeError::Overlap)?;
-    let mut flv = a.flv;
-    flv.extend(b.flv);
-    flv.sort_by_key(|e| (e.source, e.carved.offset));
+    let flv = joined(a.flv, b.flv, |e| (e.source, e.carved.offset));
     let mut rejected = a.rejected;
     rejected.merge(b.rejected);
-    let mut bad_ranges = a.bad_ranges;
-    bad_ranges.extend(b.bad_ranges);
-    bad_ranges.sort_by_key(|r| (r.source, r.start));
-    let mut ns_headers = a.ns_headers;
-    ns_headers.extend(b.ns_headers);
-    ns_headers.sort_by_key(|e| (e.source, e.offset));
+    let bad_ranges = joined(a.bad_ranges, b.bad_ranges, |r| (r.source, r.start));
+    let ns_headers = joined(a.ns_headers, b.ns_headers, |e| (e.source, e.offset));
 
     // WiredTiger pages of both in disk order (their file names renumbered in the union
     // of both lists); documents follow their page.
@@ -67,6 +61,10 @@ pub fn merge(a: Index, b: Index) -> Result<Index, MergeError> {
         }))
         .collect();
     let (wt_pages, renumber) = spans::in_disk_order(pages);
+    let mut wt_internal = joined(a.wt_internal, b.wt_internal, Clone::clone);
+    wt_internal.dedup();
+    let mut wt_checkpoints = joined(a.wt_checkpoints, b.wt_checkpoints, Clone::clone);
+    wt_checkpoints.dedup();
     let mut wt_catalog = a.wt_catalog;
     wt_catalog.extend(b.wt_catalog);
     wt_catalog.sort();
@@ -129,5 +127,14 @@ pub fn merge(a: Index, b: Index) -> Result<Index, MergeError> {
         wt_pages,
         wt_catalog,
         wt_files,
+        wt_internal,
+        wt_checkpoints,
     })
+}
+
+/// Both lists in one, sorted by `key` (stable: `a`'s items first among equals).
+fn joined<T, K: Ord>(mut a: Vec<T>, b: Vec<T>, key: impl FnMut(&T) -> K) -> Vec<T> {
+    a.extend(b);
+    a.sort_by_key(key);
+    a
 }

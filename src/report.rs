@@ -310,6 +310,7 @@ impl Summary {
                     .fold(Decided::default(), |all, c| Decided {
                         chain: all.chain + c.decided.chain,
                         links: all.links + c.decided.links,
+                        checkpoint: all.checkpoint + c.decided.checkpoint,
                         rules: all.rules + c.decided.rules,
                     }),
             },
@@ -348,11 +349,11 @@ impl Summary {
             m.duplicates,
             m.conflicts
         );
-        if m.decided.chain + m.decided.links > 0 {
-            let d = &m.decided;
+        let d = &m.decided;
+        if d.chain + d.links + d.checkpoint > 0 {
             out.push_str(&format!(
-                "Records live or deleted by: MMAPv1 record lists {}, record headers {}, other rules {}\n",
-                d.chain, d.links, d.rules
+                "Records live or deleted by: MMAPv1 record lists {}, record headers {}, WiredTiger's newest checkpoint {}, other rules {}\n",
+                d.chain, d.links, d.checkpoint, d.rules
             ));
         }
         if m.doubted != DoubtCounts::default() || m.rejected != DoubtCounts::default() {
@@ -443,7 +444,8 @@ pub fn json_summary(
             "documents": c.docs.len(), "deleted": c.deleted.len(), "duplicates": c.duplicates,
             "conflicts": c.conflicts.len(), "named_by": c.named_by_text(),
             "doubted": doubt_json(&c.doubted),
-            "liveness_by": {"chain": c.decided.chain, "links": c.decided.links, "rules": c.decided.rules},
+            "liveness_by": {"chain": c.decided.chain, "links": c.decided.links,
+                            "checkpoint": c.decided.checkpoint, "rules": c.decided.rules},
             }))).collect::<serde_json::Map<_, _>>(),
         "mongo_rejected": doubt_json(&summary.mongo.rejected),
     })

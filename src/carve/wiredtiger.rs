@@ -315,9 +315,10 @@ pub fn leaf_records(image: &[u8], entries: u32) -> Option<Vec<Record>> {
 }
 
 /// The checkpoints a page of WiredTiger's metadata file (`WiredTiger.wt`) records:
-/// for each `file:<name>.wt` entry, the root block of each of its checkpoints
-/// (`checkpoint=(...(addr="<hex>"...))` in its configuration string).
-pub fn checkpoint_roots(image: &[u8], entries: u32) -> Vec<(String, Address)> {
+/// for each `file:<name>.wt` entry, the order and the root block of each of its
+/// checkpoints (`checkpoint=(WiredTigerCheckpoint.N=(addr="<hex>",order=N,...))` in its
+/// configuration string; order 0 when it is not there).
+pub fn checkpoint_roots(image: &[u8], entries: u32) -> Vec<(String, u64, Address)> {
     let mut roots = Vec::new();
     let _ = walk_pairs(image, entries, |key, value| {
         let Some(name) = key
@@ -331,17 +332,31 @@ pub fn checkpoint_roots(image: &[u8], entries: u32) -> Vec<(String, Address)> {
             return;
         };
         let config = &image[offset as usize..][..len as usize];
-        for hex in memchr::memmem::find_iter(config, b"addr=\"").filter_map(|at| {
+        for (hex, rest) in memchr::memmem::find_iter(config, b"addr=\"").filter_map(|at| {
             let rest = &config[at + 6..];
-            rest.get(..memchr::memchr(b'"', rest)?)
+            let end = memchr::memchr(b'"', rest)?;
+            Some((&rest[..end], &rest[end..]))
         }) {
             // A checkpoint cookie: a version byte, then the root block's address.
             if let Some(root) = decode_hex(hex).and_then(|c| Address::parse(c.get(1..)?)) {
-                roots.push((name.to_string(), root));
+                roots.push((name.to_string(), checkpoint_order(rest), root));
             }
         }
     });
     roots
+}
+
+/// The `order=N` of the checkpoint whose description `rest` continues (up to its `)`).
+fn checkpoint_order(rest: &[u8]) -> u64 {
+    let rest = &rest[..memchr::memchr(b')', rest).unwrap_or(rest.len())];
+    memchr::memmem::find(rest, b"order=").map_or(0, |at| {
+        rest[at + 6..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .fold(0u64, |n, &d| {
+                n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+            })
+    })
 }
 
 fn decode_hex(hex: &[u8]) -> Option<Vec<u8>> {
@@ -374,7 +389,7 @@ pub fn children(image: &[u8], entries: u32) -> Option<Vec<Address>> {
 
 /// A block named by an address cookie: its size in allocation units and its checksum
 /// (its offset counts from a file start that is lost on a raw disk, so it is not kept).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Address {
     /// Size in allocation units.
     pub units: u64,

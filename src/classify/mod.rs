@@ -17,6 +17,7 @@
 //! `write_gen`), then the version seen in most copies, then the later on disk), and
 //! every version is listed. Deleted records are never live documents.
 
+mod checkpoint;
 mod liveness;
 mod place;
 mod schema;
@@ -104,28 +105,32 @@ pub struct Decided {
     pub chain: usize,
     /// The record's own header: record offsets, or a free-list link.
     pub links: usize,
+    /// The newest checkpoint of its WiredTiger file (reached, or not).
+    pub checkpoint: usize,
     /// WiredTiger pages (a newer page of the file without the record) or the MMAPv1
     /// deleted mark; else the record is live, and versions of one `_id` are chosen.
     pub rules: usize,
 }
 
 impl Decided {
-    /// Counts one record by what decided it.
-    fn count(&mut self, liveness: Option<Liveness>) {
-        match liveness {
-            Some(Liveness::Live(Evidence::Chain) | Liveness::Deleted(Evidence::Chain)) => {
+    /// Counts one record by what decided it: MMAPv1's links, or whether the newest
+    /// checkpoint of its WiredTiger file is known.
+    fn count(&mut self, liveness: Option<Liveness>, checkpoint: Option<bool>) {
+        match (liveness, checkpoint) {
+            (Some(Liveness::Live(Evidence::Chain) | Liveness::Deleted(Evidence::Chain)), _) => {
                 self.chain += 1
             }
-            Some(_) => self.links += 1,
-            None => self.rules += 1,
+            (Some(_), _) => self.links += 1,
+            (None, Some(_)) => self.checkpoint += 1,
+            (None, None) => self.rules += 1,
         }
     }
 
-    /// `chain 120, links 4, rules 0`.
+    /// `chain 120, links 4, checkpoint 0, rules 0`.
     pub fn text(&self) -> String {
         format!(
-            "chain {}, links {}, rules {}",
-            self.chain, self.links, self.rules
+            "chain {}, links {}, checkpoint {}, rules {}",
+            self.chain, self.links, self.checkpoint, self.rules
         )
     }
 }
@@ -166,7 +171,8 @@ pub fn classify(index: &Index, schema: Option<&Schema>) -> Collections {
     let docs = &index.docs;
     let mut placer = Placer::new(index, schema);
     let placed: Vec<(u32, NamedBy)> = docs.iter().map(|d| placer.place(d)).collect();
-    let removed = removed_records(index, placer.files());
+    let newest = checkpoint::newest(index, placer.files());
+    let removed = removed_records(index, placer.files(), &newest);
     let links = liveness::mmapv1(index);
     let names = placer.into_names();
     let deleted =
@@ -184,7 +190,8 @@ pub fn classify(index: &Index, schema: Option<&Schema>) -> Collections {
         }
         used[ns as usize] = true;
         coll.duplicates += copies[i] - 1;
-        coll.decided.count(links[i]);
+        coll.decided
+            .count(links[i], in_checkpoint(index, &newest, i));
         if deleted(i) {
             coll.deleted.push(i);
         }
@@ -208,7 +215,16 @@ pub fn classify(index: &Index, schema: Option<&Schema>) -> Collections {
             .iter()
             .copied()
             .filter(|&i| !deleted(i))
-            .max_by_key(|&i| (placed[i].1.on_disk(), write_gen(index, i), copies[i], i));
+            .max_by_key(|&i| {
+                let reached = in_checkpoint(index, &newest, i) == Some(true);
+                (
+                    reached,
+                    placed[i].1.on_disk(),
+                    write_gen(index, i),
+                    copies[i],
+                    i,
+                )
+            });
         if let Some(c) = chosen {
             coll.docs.push(c);
         }
@@ -264,11 +280,14 @@ fn identical_copies<T: Ord>(
     (kept, copies)
 }
 
-/// Which documents are records a WiredTiger file no longer held: a leaf page written
+/// Which documents are records a WiredTiger file no longer held. Where the file's
+/// newest checkpoint survived whole, it decides: a record none of whose versions lies
+/// in a leaf page that checkpoint reaches was removed. Elsewhere, a leaf page written
 /// after the record's newest version holds every record between its first and last
-/// key, but not this one. Only within one known file (on a raw disk, pages of several
-/// collections mix, and their record ids overlap).
-fn removed_records(index: &Index, files: &WtFiles) -> Vec<bool> {
+/// key, but not this one (which misses removals at a page's edges). Only within one
+/// known file (on a raw disk, pages of several collections mix, and their record ids
+/// overlap).
+fn removed_records(index: &Index, files: &WtFiles, reached: &[Option<bool>]) -> Vec<bool> {
     let docs = &index.docs;
     let mut removed = vec![false; docs.len()];
     // Every version of every record of a known file, by (file, record id).
@@ -288,8 +307,18 @@ fn removed_records(index: &Index, files: &WtFiles) -> Vec<bool> {
     versions.sort_unstable();
     let records: Vec<&[(FileKey, i64, usize)]> =
         versions.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)).collect();
+    for record in &records {
+        let checkpoint = |&(_, _, i): &(FileKey, i64, usize)| in_checkpoint(index, reached, i);
+        if record.iter().any(|v| checkpoint(v).is_some()) {
+            let gone = !record.iter().any(|v| checkpoint(v) == Some(true));
+            for &(_, _, i) in record.iter() {
+                removed[i] = gone;
+            }
+        }
+    }
     for (n, page) in index.wt_pages.iter().enumerate() {
-        let Some(file) = page_file[n].filter(|_| page.kind == PageKind::RowLeaf) else {
+        let known = page_file[n].filter(|_| page.kind == PageKind::RowLeaf);
+        let Some(file) = known.filter(|_| reached.get(n).copied().flatten().is_none()) else {
             continue;
         };
         let (first, last) = page.keys;
@@ -300,7 +329,11 @@ fn removed_records(index: &Index, files: &WtFiles) -> Vec<bool> {
             let here = |&(_, _, i): &(FileKey, i64, usize)| {
                 docs[i].wt.is_some_and(|w| w.page as usize == n)
             };
+            let decided = record
+                .iter()
+                .any(|&(_, _, i)| in_checkpoint(index, reached, i).is_some());
             if newest < Some(page.write_gen)
+                && !decided
                 && !record.iter().any(here)
                 && !page.overflow_keys.contains(&record[0].1)
             {
@@ -311,6 +344,13 @@ fn removed_records(index: &Index, files: &WtFiles) -> Vec<bool> {
         }
     }
     removed
+}
+
+/// Whether the newest checkpoint of its file reaches the WiredTiger page holding
+/// document `i` (`None`: not known, or not a WiredTiger document).
+fn in_checkpoint(index: &Index, newest: &[Option<bool>], i: usize) -> Option<bool> {
+    let page = index.docs[i].wt?.page;
+    newest.get(page as usize).copied().flatten()
 }
 
 /// The write generation of the WiredTiger page holding document `i` (0 for others).

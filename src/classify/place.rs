@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::NamedBy;
 use super::schema::{Schema, valid_ns};
-use crate::index::{DocEntry, Index};
+use crate::index::{DocEntry, Index, WtPage};
 
 /// Decides each document's collection, in order of trust: the namespace on disk, mongod's
 /// catalog for its WiredTiger file, the file itself (without a schema), the schema, its
@@ -232,6 +232,14 @@ impl<'a> WtFiles<'a> {
         let file = index.wt_pages.get(wt.page as usize)?.file?;
         let name = index.wt_files.get(file as usize)?;
         Some((FileKey::Traced(file), name))
+    }
+
+    /// The name of the file a WiredTiger page belongs to, if known.
+    pub(super) fn of_page(&self, index: &'a Index, page: &WtPage) -> Option<&'a str> {
+        match self.sources.get(page.source as usize).copied().flatten() {
+            Some(name) => Some(name),
+            None => index.wt_files.get(page.file? as usize).map(String::as_str),
+        }
     }
 
     /// The namespace the catalog gives file `name`.

@@ -16,7 +16,7 @@ use bson::RawDocument;
 
 use crate::carve::wiredtiger::{self as wt, Header, PageKind, SECTOR, Value};
 use crate::extjson::JsonMode;
-use crate::index::{CatalogEntry, Span, WtPage, WtRef};
+use crate::index::{CatalogEntry, Span, WtCheckpoint, WtInternal, WtPage, WtRef};
 use rayon::prelude::*;
 
 use super::stage::{Chunk, Finishing, Found, Stage};
@@ -64,8 +64,8 @@ pub struct PageFinds {
     pub unaligned: Vec<(u32, u64)>,
     /// Internal pages: `(checksum, disk_size, children)`.
     pub internal: Vec<(u32, u32, Vec<wt::Address>)>,
-    /// Checkpoint roots named by WiredTiger's metadata: `(file name, root block)`.
-    pub roots: Vec<(String, wt::Address)>,
+    /// Checkpoint roots named by WiredTiger's metadata: `(file name, order, root)`.
+    pub roots: Vec<(String, u64, wt::Address)>,
 }
 
 impl PageFinds {
@@ -168,6 +168,24 @@ impl Stage for WiredTiger {
         out.index.wt_pages = pages.pages;
         out.index.wt_catalog = pages.catalog;
         out.index.wt_files = wt_files;
+        out.index.wt_internal = pages
+            .internal
+            .into_iter()
+            .map(|(checksum, disk_size, children)| WtInternal {
+                checksum,
+                disk_size,
+                children,
+            })
+            .collect();
+        out.index.wt_internal.sort();
+        out.index.wt_internal.dedup();
+        out.index.wt_checkpoints = pages
+            .roots
+            .into_iter()
+            .map(|(file, order, root)| WtCheckpoint { file, order, root })
+            .collect();
+        out.index.wt_checkpoints.sort();
+        out.index.wt_checkpoints.dedup();
     }
 }
 
@@ -435,11 +453,11 @@ pub fn assign_files(finds: &mut PageFinds) -> Vec<String> {
     for (i, p) in finds.pages.iter().enumerate() {
         leaves.entry(p.checksum).or_default().push(i);
     }
-    let mut names: Vec<String> = finds.roots.iter().map(|(n, _)| n.clone()).collect();
+    let mut names: Vec<String> = finds.roots.iter().map(|(n, _, _)| n.clone()).collect();
     names.sort();
     names.dedup();
     let mut seen = vec![false; finds.internal.len()];
-    for (name, root) in &finds.roots {
+    for (name, _, root) in &finds.roots {
         let file = names.binary_search(name).unwrap_or(0) as u32;
         let mut todo = vec![*root];
         while let Some(a) = todo.pop() {
