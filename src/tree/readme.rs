@@ -85,7 +85,8 @@ pub fn text(
          \x20 flv/<offset>.flv        a carved video; <offset> is its byte offset on the source\n\
          \x20 flv/known/<offset>.flv  a carved video identical to a file under --known (not lost)\n\
          \x20 flv/candidates.tsv      every candidate: size, duration, streams, status, skipped gaps\n\
-         \x20 mongo/summary.tsv       per collection: documents, duplicates, conflicts, deleted, named_by\n\
+         \x20 mongo/summary.tsv       per collection: documents, duplicates, conflicts, deleted, doubted,\n\
+         \x20                         liveness_by, named_by\n\
          \x20 mongo/dump/<db>/        <coll>.bson + .metadata.json: mongorestore --dir mongo/dump\n\
          \x20 mongo/json/<db>/        <coll>.json: one Extended JSON document per line (mongoimport, jq)\n\
          \x20 mongo/docs/<db>/<coll>/ <_id>.json: one indented document per file\n\
