@@ -20,7 +20,6 @@ pub enum Command {
     /// Scan sources once and write the offset index (nothing is written to the sources)
     Scan(ScanArgs),
     /// Mount the recovered files read-only (scans first if the index is missing or stale)
-    #[command(override_usage = "salvagefs mount [OPTIONS] <SOURCE>... <MOUNTPOINT>")]
     Mount(MountArgs),
     /// Join the indexes of `scan --range` parts into the index of the whole sources
     Merge(MergeArgs),
@@ -149,12 +148,18 @@ pub fn parse_range(s: &str) -> Result<(u64, u64), String> {
 
 /// `salvagefs mount`.
 #[derive(Args, Debug)]
+#[command(override_usage = "salvagefs mount [OPTIONS] <SOURCE>... <MOUNTPOINT>")]
 pub struct MountArgs {
-    /// Sources (as for scan), then the mountpoint: an existing, empty directory
-    #[arg(required = true, num_args = 2.., value_name = "PATH")]
+    /// The sources (disk images, block devices and/or data files, as for scan), then the
+    /// mountpoint, an existing, empty directory: the last path is the mountpoint, as for
+    /// mount(8). Options may come before, between or after the paths
+    #[arg(required = true, num_args = 1.., value_name = "SOURCE|MOUNTPOINT")]
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub common: CommonArgs,
+    /// Print a machine-readable JSON summary on stdout instead of the one-line summary
+    #[arg(long)]
+    pub json_summary: bool,
     /// Stay in the foreground; Ctrl-C unmounts
     #[arg(short = 'f', long)]
     pub foreground: bool,

@@ -16,18 +16,40 @@ use anyhow::{Context, Result, anyhow, bail};
 use fuser::{Config, MountOption, SessionACL};
 
 use salvagefs::fs::SalvageFs;
+use salvagefs::pipeline::IndexOrigin;
 use salvagefs::{mountinfo, pipeline};
 
 use crate::cli::MountArgs;
 
 const READY: &str = "READY";
+/// Prefix of the daemon's line that carries the scan's one-line summary.
+const SUMMARY: &str = "SUMMARY\t";
+/// Prefix of the daemon's line that carries the `--json-summary` JSON.
+const JSON: &str = "JSON\t";
+
+/// Prints a report line of the daemon on stdout as `scan` prints its own: the one-line
+/// summary after how the index came to be (`origin`, as this process knows it), or the
+/// JSON summary, indented.
+fn print_report(line: &str, origin: &IndexOrigin) {
+    if let Some(counts) = line.strip_prefix(SUMMARY) {
+        println!("{}: {counts}", crate::steps::how(origin));
+    } else if let Some(json) = line.strip_prefix(JSON) {
+        let pretty = serde_json::from_str::<serde_json::Value>(json).and_then(|mut v| {
+            v["index_reused"] = (*origin == IndexOrigin::Reused).into();
+            serde_json::to_string_pretty(&v)
+        });
+        println!("{}", pretty.unwrap_or_else(|_| json.to_string()));
+    }
+}
 
 /// Runs `salvagefs mount`.
 pub fn run(args: MountArgs) -> Result<()> {
-    let (mountpoint, sources) = args
-        .paths
-        .split_last()
-        .ok_or_else(|| anyhow!("no mountpoint given"))?;
+    let (mountpoint, sources) = match args.paths.split_last() {
+        Some((mountpoint, sources)) if !sources.is_empty() => (mountpoint, sources),
+        _ => bail!(
+            "name the sources, then the mountpoint: salvagefs mount /dev/sdb /mnt/salvage (or salvagefs scan SOURCE without mounting)"
+        ),
+    };
     check_mountpoint(mountpoint)?;
     let config = fuse_config(&args)?;
     let schema = pipeline::load_schema(
@@ -35,17 +57,22 @@ pub fn run(args: MountArgs) -> Result<()> {
         args.common.schema_from.as_deref(),
     )?;
     if !args.foreground && !args.daemon_child {
-        crate::steps::ensure_index(sources, &args.common)?;
-        return start_daemon(mountpoint);
+        let origin = crate::steps::ensure_index(sources, &args.common)?;
+        return start_daemon(mountpoint, &origin);
     }
     let prepared = crate::steps::prepare(sources, &args.common, None)?;
-    let (tree, content, mtime) = pipeline::build_tree(
+    let origin = prepared.origin.clone();
+    let built = pipeline::build_tree(
         prepared,
         args.common.known.as_deref(),
         schema.as_ref(),
         args.fill_bad_sectors,
     )?;
-    let fs = SalvageFs::new(tree, content, mtime);
+    let report = match args.json_summary {
+        true => format!("{JSON}{}", built.json),
+        false => format!("{SUMMARY}{}", built.summary),
+    };
+    let fs = SalvageFs::new(built.tree, built.content, built.mtime);
     let session = fuser::Session::new(fs, mountpoint, &config)
         .with_context(|| format!("cannot mount on {}", mountpoint.display()))?;
 
@@ -59,8 +86,11 @@ pub fn run(args: MountArgs) -> Result<()> {
         .context("cannot start the filesystem thread")?;
     raise_readahead(mountpoint);
     if args.daemon_child {
+        // The starting process prints what was found, then that the mount is ready.
+        eprintln!("{report}");
         announce_ready_and_detach();
     } else {
+        print_report(&report, &origin);
         eprintln!(
             "salvagefs: mounted on {}; Ctrl-C or `fusermount3 -u {}` unmounts",
             mountpoint.display(),
@@ -167,7 +197,7 @@ fn check_mountpoint(mp: &Path) -> Result<()> {
 }
 
 /// Re-executes this program as the mount daemon and waits until it is mounted.
-fn start_daemon(mountpoint: &Path) -> Result<()> {
+fn start_daemon(mountpoint: &Path, origin: &IndexOrigin) -> Result<()> {
     let exe: PathBuf = std::env::current_exe().context("cannot find the salvagefs executable")?;
     let mut child = Command::new(exe)
         .args(std::env::args_os().skip(1))
@@ -185,6 +215,10 @@ fn start_daemon(mountpoint: &Path) -> Result<()> {
     let mut last_error = None;
     for line in BufReader::new(stderr).lines() {
         let line = line.unwrap_or_default();
+        if line.starts_with(SUMMARY) || line.starts_with(JSON) {
+            print_report(&line, origin);
+            continue;
+        }
         if line == READY {
             println!(
                 "salvagefs: mounted on {}; unmount with `fusermount3 -u {}`",

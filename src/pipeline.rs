@@ -14,6 +14,7 @@ use crate::index::{
 };
 use crate::known::{self, KnownSet};
 use crate::merge;
+use crate::report::{self, FlvRow, Summary};
 use crate::scan::{self, Progress};
 use crate::source::{Source, Sources};
 use crate::spans;
@@ -232,6 +233,20 @@ pub fn collections(index: &Index, schema: Option<&Schema>) -> Collections {
     classify::classify(index, schema)
 }
 
+/// What the mount serves, and what to say about it.
+pub struct Built {
+    /// The tree of files.
+    pub tree: Tree,
+    /// What the files read from.
+    pub content: Content,
+    /// The files' modification time (the scan's).
+    pub mtime: u64,
+    /// The scan's one-line summary, without how the index came to be.
+    pub summary: String,
+    /// The same as `scan --json-summary` prints.
+    pub json: serde_json::Value,
+}
+
 /// Everything the mount shows, from prepared sources, an optional `--known` dir and
 /// an optional schema.
 pub fn build_tree(
@@ -239,8 +254,13 @@ pub fn build_tree(
     known_dir: Option<&Path>,
     schema: Option<&Schema>,
     fill_bad: bool,
-) -> Result<(Tree, Content, u64)> {
-    let Prepared { sources, index, .. } = prepared;
+) -> Result<Built> {
+    let Prepared {
+        sources,
+        index,
+        index_path,
+        origin,
+    } = prepared;
     let sources = Sources::new(sources, fill_bad);
     let matches = known_dir
         .map(|dir| match_known(&index, &sources, dir))
@@ -264,9 +284,21 @@ pub fn build_tree(
         tree.len(),
         started.elapsed().as_secs_f64()
     );
-    let created = index.created;
+    let summary = Summary::new(&index, &collections, matches.as_deref());
+    let rows = FlvRow::all(&index, matches.as_deref());
+    let reused = origin == IndexOrigin::Reused;
+    let json = report::json_summary(&summary, &rows, &index, &collections, (&index_path, reused));
+    let summary = summary.counts_line(&index_path);
+    drop(rows);
+    let mtime = index.created;
     let content = Content::new(sources, index.docs, index.wt_pages, index.settings.json);
-    Ok((tree, content, created))
+    Ok(Built {
+        tree,
+        content,
+        mtime,
+        summary,
+        json,
+    })
 }
 
 /// Joins the partial indexes `parts` (from `scan --range`) into the index of the whole

@@ -384,12 +384,17 @@ impl Summary {
 
     /// The scan's one-line summary: what was found, after `how` it was obtained.
     pub fn one_line(&self, how: &str, index_path: &Path) -> String {
+        format!("{how}: {}", self.counts_line(index_path))
+    }
+
+    /// What was found, in one line: the part of [`Summary::one_line`] after `how`.
+    pub fn counts_line(&self, index_path: &Path) -> String {
         let known = self
             .flv_known
             .map(|k| format!(", {k} known, {} unknown", self.flv_total - k))
             .unwrap_or_default();
         format!(
-            "{how}: {} FLV ({}){known}; {} MongoDB documents in {} collections, {} deleted; {} unreadable ranges; index {}",
+            "{} FLV ({}){known}; {} MongoDB documents in {} collections, {} deleted; {} unreadable ranges; index {}",
             self.flv_total,
             self.flv_by_status(),
             self.mongo.live,

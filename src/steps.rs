@@ -89,12 +89,23 @@ pub fn prepare(
 
 /// Makes sure a matching index exists (scanning with a progress bar if not), without
 /// loading it: for `mount`, whose daemon loads it.
-pub fn ensure_index(sources: &[std::path::PathBuf], common: &CommonArgs) -> anyhow::Result<()> {
+pub fn ensure_index(
+    sources: &[std::path::PathBuf],
+    common: &CommonArgs,
+) -> anyhow::Result<IndexOrigin> {
     let bar = Bar::new();
     let (settings, plan) = scan_options(common, None);
     let ensured = pipeline::ensure(sources, common.index.as_deref(), &settings, &plan, &bar);
     bar.0.finish_and_clear();
     let (origin, path) = ensured?;
     report_origin(&origin, &path);
-    Ok(())
+    Ok(origin)
+}
+
+/// How the index came to be, as the summary line starts.
+pub fn how(origin: &IndexOrigin) -> &'static str {
+    match origin {
+        IndexOrigin::Reused => "index up to date, nothing rescanned (use --rescan to force)",
+        IndexOrigin::Scanned | IndexOrigin::Rescanned(_) => "scanned",
+    }
 }

@@ -9,6 +9,7 @@ mod invariants;
 mod bad_sectors;
 mod bson_properties;
 mod carve_properties;
+mod cli;
 mod flv;
 mod fragments;
 mod fuzz_invariants;

@@ -1,0 +1,79 @@
+//! The command line as people type it: options anywhere around the paths (as mount(8),
+//! sshfs and squashfuse accept them), `mount` saying what it found, and clear errors.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::*;
+
+fn sample() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/sample.img")
+}
+
+fn survivors() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/survivors")
+}
+
+#[test]
+fn mount_takes_options_anywhere_and_says_what_it_found() {
+    if !require(&["fusermount3"], false) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let idx = tmp.path().join("s.idx");
+    let (img, known) = (sample(), survivors());
+    let orders: [Vec<&dyn AsRef<std::ffi::OsStr>>; 3] = [
+        vec![&img, &"--known", &known, &"--index", &idx],
+        vec![&"--index", &idx, &img, &"--known", &known],
+        vec![&"--known", &known, &img, &"--index", &idx],
+    ];
+    for (n, order) in orders.into_iter().enumerate() {
+        let dir = tmp.path().join(format!("mnt{n}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"mount"];
+        args.extend(order);
+        args.push(&dir);
+        let out = salvagefs_ok(&args);
+        let m = Mount { dir };
+        let said = String::from_utf8_lossy(&out.stdout);
+        let first = if n == 0 {
+            "scanned"
+        } else {
+            "index up to date"
+        };
+        assert!(said.starts_with(first), "order {n}: {said}");
+        assert!(
+            said.contains(
+                ": 5 FLV (4 complete, 1 repaired, 0 reassembled, 0 truncated), 4 known, 1 unknown;"
+            ),
+            "order {n}: {said}"
+        );
+        let known = std::fs::read_dir(m.path("flv/known")).unwrap();
+        let flv = known
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".flv"));
+        assert_eq!(flv.count(), 4);
+    }
+    let dir = tmp.path().join("json");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = salvagefs_ok(&[&"mount", &img, &dir, &"--json-summary", &"--index", &idx]);
+    let _m = Mount { dir };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let json_end = text.rfind('}').unwrap() + 1;
+    let v: serde_json::Value = serde_json::from_str(&text[..json_end]).unwrap();
+    assert_eq!(
+        (v["flv"]["total"].as_u64(), v["index_reused"].as_bool()),
+        (Some(5), Some(true))
+    );
+}
+
+#[test]
+fn mount_with_one_path_says_what_to_give() {
+    let out = salvagefs(&[&"mount", &sample()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("name the sources, then the mountpoint"),
+        "{err}"
+    );
+}
