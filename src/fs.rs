@@ -1,7 +1,9 @@
 //! The FUSE layer: a thin `fuser::Filesystem` over [`Tree`].
 //!
-//! Everything is read-only: files 0444, directories 0555, the mount itself `ro` (the
-//! kernel answers EROFS to every write, create, rename, unlink, setattr or setxattr).
+//! The mount itself is `ro` (the kernel answers EROFS to every write, create, rename,
+//! unlink, setattr or setxattr), but files show 0644 and directories 0755, so that
+//! copies made with `cp -a` or `rsync -a` are ordinary files their owner can edit and
+//! delete.
 //! fuser runs several worker threads, so one slow read (a disk retrying a bad sector)
 //! does not stall `ls` elsewhere. Attributes never change, so the kernel may cache them
 //! for a long time; readdirplus hands `ls -l` every attribute with the listing.
@@ -55,11 +57,11 @@ impl SalvageFs {
                     .iter()
                     .filter(|c| self.tree.get(**c).is_some_and(|n| n.is_dir()))
                     .count();
-                (FileType::Directory, 0o555, 0, 2 + subdirs as u32)
+                (FileType::Directory, 0o755, 0, 2 + subdirs as u32)
             }
             // A lazy directory holds only files; no need to build it for its nlink.
-            NodeKind::LazyDir(_) => (FileType::Directory, 0o555, 0, 2),
-            NodeKind::File(f) => (FileType::RegularFile, 0o444, f.len(), 1),
+            NodeKind::LazyDir(_) => (FileType::Directory, 0o755, 0, 2),
+            NodeKind::File(f) => (FileType::RegularFile, 0o644, f.len(), 1),
         };
         Some(FileAttr {
             ino: INodeNo(ino),

@@ -310,11 +310,24 @@ fn copies_are_exact_sources_untouched_and_writes_refused() {
                 "{what}: {err}"
             );
         }
+        // Modes an owner can work with in a copy; the mount refuses writes all the same.
         let meta = std::fs::metadata(m.path("README.txt")).unwrap();
-        assert_eq!(meta.mode() & 0o777, 0o444);
+        assert_eq!(meta.mode() & 0o777, 0o644);
         assert_eq!(
             std::fs::metadata(m.path("flv")).unwrap().mode() & 0o777,
-            0o555
+            0o755
+        );
+        let copy = tmp.path().join("copy");
+        ok(Command::new("cp").arg("-a").arg(m.path("flv")).arg(&copy));
+        assert_eq!(std::fs::metadata(&copy).unwrap().mode() & 0o777, 0o755);
+        let readme_copy = tmp.path().join("README.copy");
+        ok(Command::new("cp")
+            .arg("-a")
+            .arg(m.path("README.txt"))
+            .arg(&readme_copy));
+        assert_eq!(
+            std::fs::metadata(&readme_copy).unwrap().mode() & 0o777,
+            0o644
         );
         (meta.ino(), meta.mtime())
     };
