@@ -38,8 +38,8 @@ pub struct CommonArgs {
     /// Directory of surviving files: candidates whose first 500 KiB match one go to flv/known/
     #[arg(long, value_name = "DIR")]
     pub known: Option<PathBuf>,
-    /// How far past a broken tag chain to look for its continuation, in bytes
-    #[arg(long, value_name = "BYTES", default_value_t = 4 << 20)]
+    /// How far past a broken tag chain to look for its continuation; suffixes K, M, G, T
+    #[arg(long, value_name = "SIZE", default_value = "4M", value_parser = parse_size)]
     pub repair_window: u64,
     /// Scan again even if a matching index exists
     #[arg(long)]
@@ -163,7 +163,8 @@ pub struct MountArgs {
     /// Stay in the foreground; Ctrl-C unmounts
     #[arg(short = 'f', long)]
     pub foreground: bool,
-    /// Mount options, comma separated: allow_other, allow_root
+    /// Mount options, comma separated: allow_other, allow_root, nonempty (mount over a
+    /// directory that holds files, hiding them while mounted)
     #[arg(short = 'o', value_name = "OPTS")]
     pub options: Vec<String>,
     /// Serve unreadable sectors of a source as zeros instead of failing the read with

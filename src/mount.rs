@@ -50,7 +50,12 @@ pub fn run(args: MountArgs) -> Result<()> {
             "name the sources, then the mountpoint: salvagefs mount /dev/sdb /mnt/salvage (or salvagefs scan SOURCE without mounting)"
         ),
     };
-    check_mountpoint(mountpoint)?;
+    let nonempty = args
+        .options
+        .iter()
+        .flat_map(|o| o.split(','))
+        .any(|o| o == "nonempty");
+    check_mountpoint(mountpoint, nonempty)?;
     let config = fuse_config(&args)?;
     let schema = pipeline::load_schema(
         args.common.schema.as_deref(),
@@ -160,8 +165,10 @@ fn fuse_config(args: &MountArgs) -> Result<Config> {
         config.acl = match opt {
             "allow_other" => SessionACL::All,
             "allow_root" => SessionACL::RootAndOwner,
-            "ro" => continue,
-            other => bail!("unknown mount option -o {other}; supported: allow_other, allow_root"),
+            "ro" | "nonempty" => continue,
+            other => bail!(
+                "unknown mount option -o {other}; supported: allow_other, allow_root, nonempty"
+            ),
         };
     }
     config.n_threads = Some(args.threads.clamp(1, 64));
@@ -169,7 +176,7 @@ fn fuse_config(args: &MountArgs) -> Result<Config> {
 }
 
 /// Clear errors for the mountpoints people get wrong.
-fn check_mountpoint(mp: &Path) -> Result<()> {
+fn check_mountpoint(mp: &Path, nonempty: bool) -> Result<()> {
     let shown = mp.display();
     match std::fs::metadata(mp) {
         Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
@@ -191,6 +198,11 @@ fn check_mountpoint(mp: &Path) -> Result<()> {
     if busy {
         bail!(
             "{shown} is already a mountpoint; unmount it first (`fusermount3 -u {shown}`) or pick another directory"
+        );
+    }
+    if !nonempty && std::fs::read_dir(mp)?.next().is_some() {
+        bail!(
+            "mountpoint {shown} is not empty: the mount would hide its files; give an empty directory (or -o nonempty)"
         );
     }
     Ok(())

@@ -77,3 +77,56 @@ fn mount_with_one_path_says_what_to_give() {
         "{err}"
     );
 }
+
+#[test]
+fn a_mountpoint_holding_files_is_refused_unless_asked() {
+    if !require(&["fusermount3"], false) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (idx, dir) = (tmp.path().join("s.idx"), tmp.path().join("mnt"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("notes.txt"), "mine").unwrap();
+    let out = salvagefs(&[&"mount", &sample(), &dir, &"--index", &idx]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("is not empty"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    salvagefs_ok(&[
+        &"mount",
+        &sample(),
+        &dir,
+        &"--index",
+        &idx,
+        &"-o",
+        &"nonempty",
+    ]);
+    let m = Mount { dir };
+    assert!(m.path("README.txt").exists());
+}
+
+#[test]
+fn sizes_take_suffixes_everywhere() {
+    let tmp = tempfile::tempdir().unwrap();
+    let idx = tmp.path().join("s.idx");
+    let out = salvagefs_ok(&[
+        &"scan",
+        &sample(),
+        &"--index",
+        &idx,
+        &"--repair-window",
+        &"4M",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("5 FLV"));
+    let out = salvagefs(&[
+        &"scan",
+        &sample(),
+        &"--index",
+        &idx,
+        &"--repair-window",
+        &"4X",
+    ]);
+    assert!(!out.status.success());
+}
