@@ -147,6 +147,13 @@ pub fn prepare(
     let started = std::time::Instant::now();
     let loaded = Index::load(&index_path);
     log::info!("index loaded in {:.3} s", started.elapsed().as_secs_f64());
+    // Unchanged sources scanned with the same options keep the time they were first
+    // scanned: it is the files' mtime, and a rescan must not make rsync send them again.
+    let first_scanned = loaded
+        .as_ref()
+        .ok()
+        .filter(|old| old.sources == records && old.settings == *settings)
+        .map(|old| old.created);
     let stale = match loaded {
         _ if plan.rescan => Some("--rescan was given".to_string()),
         Ok(idx) => match idx.mismatch(&records, settings, &wanted) {
@@ -174,8 +181,10 @@ pub fn prepare(
         n => n,
     };
     let checkpoint = (Path::new(&checkpoint), every);
-    let index = scan::scan_resumable(&sources, records, settings, &wanted, checkpoint, progress)
-        .context("cannot join the scan's segments; run again with --rescan")?;
+    let mut index =
+        scan::scan_resumable(&sources, records, settings, &wanted, checkpoint, progress)
+            .context("cannot join the scan's segments; run again with --rescan")?;
+    index.created = first_scanned.unwrap_or(index.created);
     index.save(&index_path).with_context(|| {
         format!(
             "cannot write the index {}; use --index PATH elsewhere",

@@ -130,3 +130,38 @@ fn sizes_take_suffixes_everywhere() {
     ]);
     assert!(!out.status.success());
 }
+
+#[test]
+fn a_rescan_of_unchanged_sources_keeps_every_mtime() {
+    if !require(&["fusermount3"], false) {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let idx = tmp.path().join("s.idx");
+    let mtimes = |extra: &[&dyn AsRef<std::ffi::OsStr>]| {
+        let dir = tmp.path().join("mnt");
+        std::fs::create_dir_all(&dir).unwrap();
+        let img = sample();
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
+            vec![&"mount", &img, &dir, &"--index", &idx];
+        args.extend_from_slice(extra);
+        salvagefs_ok(&args);
+        let m = Mount { dir };
+        let flv = std::fs::read_dir(m.path("flv")).unwrap();
+        let mut times: Vec<(String, i64)> = flv
+            .flatten()
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().into(),
+                    e.metadata().unwrap().mtime(),
+                )
+            })
+            .collect();
+        times.sort();
+        times
+    };
+    let first = mtimes(&[]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(mtimes(&[&"--rescan"]), first);
+}

@@ -3,10 +3,12 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::time::{Duration, UNIX_EPOCH};
 
 use super::Tree;
 use crate::index::Index;
 use crate::report::Summary;
+use crate::source::SourceKind;
 
 /// Appends to `readme` the files with unreadable bytes and what a read of them does:
 /// the answer to "which of my files are damaged?".
@@ -42,19 +44,24 @@ pub fn text(
         "salvagefs {} — read-only view of recovered data\n",
         index.tool_version
     );
+    let when = UNIX_EPOCH + Duration::from_secs(index.created);
     let _ = writeln!(
         r,
-        "Scanned (unix time {}, {:.1} s):",
-        index.created, index.scan_seconds
+        "Scanned {} ({:.1} s):",
+        humantime::format_rfc3339_seconds(when),
+        index.scan_seconds
     );
     for (i, s) in index.sources.iter().enumerate() {
+        let kind = match s.kind {
+            SourceKind::Image => "file",
+            SourceKind::BlockDevice { .. } => "block device",
+        };
         let _ = writeln!(
             r,
-            "  {}. {} ({} bytes, {:?})",
+            "  {}. {} ({} bytes, {kind})",
             i + 1,
             s.path.display(),
-            s.size,
-            s.kind
+            s.size
         );
     }
     let _ = writeln!(
@@ -80,26 +87,50 @@ pub fn text(
         }
         describe_unreadable(tree, unreadable, fill_bad, &mut r);
     }
-    r.push_str(
+    r.push_str(&tree_guide(summary));
+    r
+}
+
+/// How to read the tree: the parts that exist in this mount, what the statuses mean, and
+/// how to copy.
+fn tree_guide(summary: &Summary) -> String {
+    let mut g = String::from(
         "\nThe tree:\n\
-         \x20 flv/<offset>.flv        a carved video; <offset> is its byte offset on the source\n\
-         \x20 flv/known/<offset>.flv  a carved video identical to a file under --known (not lost)\n\
-         \x20 flv/candidates.tsv      every candidate: size, duration, streams, status, skipped gaps\n\
-         \x20 mongo/summary.tsv       per collection: documents, duplicates, conflicts, deleted, doubted,\n\
-         \x20                         liveness_by, named_by\n\
-         \x20 mongo/dump/<db>/        <coll>.bson + .metadata.json: mongorestore --dir mongo/dump\n\
-         \x20 mongo/json/<db>/        <coll>.json: one Extended JSON document per line (mongoimport, jq)\n\
-         \x20 mongo/docs/<db>/<coll>/ <_id>.json: one indented document per file\n\
-         \x20 mongo/conflicts/        every version of an _id found with different contents\n\
-         \x20 mongo/deleted/          deleted records (MMAPv1 marks them; WiredTiger records a newer\n\
-         \x20                         page of their file no longer holds): recovered, never mixed in\n\
-         \x20 mongo/wiredtiger.tsv    mongod's catalog as found: which .wt file held which collection\n\
-         Status: complete = the tag chain ran cleanly to its end; repaired = damaged regions were\n\
+         \x20 flv/<offset>.flv        a carved video; <offset> is its byte offset on the source\n",
+    );
+    if summary.flv_known.is_some() {
+        g.push_str(
+            "  flv/known/<offset>.flv  a carved video identical to a file under --known (not lost)\n",
+        );
+    }
+    g.push_str(
+        "  flv/candidates.tsv      every candidate: size, duration, streams, status, skipped gaps,\n\
+         \x20                         fragments; <file>.extents.txt for a file made of pieces\n",
+    );
+    if summary.mongo.collections > 0 {
+        g.push_str(
+            "  mongo/summary.tsv       per collection: documents, duplicates, conflicts, deleted, doubted,\n\
+             \x20                         liveness_by, named_by\n\
+             \x20 mongo/dump/<db>/        <coll>.bson + .metadata.json: mongorestore --dir mongo/dump\n\
+             \x20 mongo/json/<db>/        <coll>.json: one Extended JSON document per line (mongoimport, jq)\n\
+             \x20 mongo/docs/<db>/<coll>/ <_id>.json: one indented document per file\n\
+             \x20 mongo/conflicts/        every version of an _id found with different contents\n\
+             \x20 mongo/deleted/          deleted records (unlinked by MMAPv1, or no longer in their\n\
+             \x20                         WiredTiger file's newest checkpoint): recovered, never mixed in\n",
+        );
+    }
+    if !summary.wt_pages_by_codec.is_empty() {
+        g.push_str(
+            "  mongo/wiredtiger.tsv    mongod's catalog as found: which .wt file held which collection\n",
+        );
+    }
+    g.push_str(
+        "Status: complete = the tag chain ran cleanly to its end; repaired = damaged regions were\n\
          skipped (see 'skipped'); reassembled = put together from fragments lying apart on the\n\
          disk (see 'fragments' and <file>.extents.txt); truncated = the chain broke with no\n\
          continuation in reach.\n\
          Everything here is read-only and computed on read from the source; copy what you need:\n\
          \x20 cp flv/0000001234567.flv ~/rescued/    rsync -a ./ backup:salvage/\n",
     );
-    r
+    g
 }
