@@ -12,7 +12,16 @@ use salvagefs::extjson::JsonMode;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Say more: -v for progress notes, -vv for details (RUST_LOG=target=level overrides)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Say less: no progress bar and no log notes (errors and safety warnings still show)
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
 }
+
+/// Which shell `completions` writes a completion script for.
+pub use clap_complete::Shell;
 
 /// The subcommands.
 #[derive(Subcommand, Debug)]
@@ -23,6 +32,11 @@ pub enum Command {
     Mount(MountArgs),
     /// Join the indexes of `scan --range` parts into the index of the whole sources
     Merge(MergeArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout
+    Completions {
+        /// The shell
+        shell: Shell,
+    },
 }
 
 /// Options shared by `scan` and `mount`.

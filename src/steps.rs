@@ -15,10 +15,18 @@ use crate::cli::CommonArgs;
 /// A progress bar on stderr when it is a terminal; nothing otherwise.
 pub struct Bar(ProgressBar);
 
+/// `-q`: no progress bar.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Hides every progress bar (`-q`).
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+}
+
 impl Bar {
-    /// A bar on a terminal, hidden otherwise.
+    /// A bar on a terminal, hidden otherwise (and with `-q`).
     pub fn new() -> Bar {
-        if !std::io::stderr().is_terminal() {
+        if !std::io::stderr().is_terminal() || QUIET.load(std::sync::atomic::Ordering::Relaxed) {
             return Bar(ProgressBar::hidden());
         }
         let bar = ProgressBar::new(0);

@@ -165,3 +165,64 @@ fn a_rescan_of_unchanged_sources_keeps_every_mtime() {
     std::thread::sleep(std::time::Duration::from_millis(1100));
     assert_eq!(mtimes(&[&"--rescan"]), first);
 }
+
+#[test]
+fn help_man_page_and_readme_name_the_same_options() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let man = std::fs::read_to_string(root.join("man/salvagefs.1")).unwrap();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let mut checked = 0;
+    for command in ["scan", "mount", "merge", "completions"] {
+        assert!(
+            man.contains(&format!(".B salvagefs {command}")),
+            "man: {command}"
+        );
+        assert!(
+            readme.contains(&format!("salvagefs {command}")),
+            "README: {command}"
+        );
+        let help = salvagefs_ok(&[&command, &"--help"]);
+        for line in String::from_utf8_lossy(&help.stdout).lines() {
+            let Some(at) = line
+                .find("--")
+                .filter(|_| line.trim_start().starts_with('-'))
+            else {
+                continue;
+            };
+            let name: String = line[at + 2..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '-')
+                .collect();
+            let in_man = man.contains(&format!("\\-\\-{}", name.replace('-', "\\-")));
+            assert!(in_man, "--{name} of {command} is not in the man page");
+            assert!(
+                readme.contains(&format!("--{name}")),
+                "--{name} of {command} is not in README.md"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 20, "only {checked} options found in --help");
+}
+
+#[test]
+fn completions_and_verbosity() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = salvagefs_ok(&[&"completions", &shell]);
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            script.contains("salvagefs") && script.contains("mount"),
+            "{shell}"
+        );
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let idx = tmp.path().join("q.idx");
+    let quiet = salvagefs_ok(&[&"-q", &"scan", &sample(), &"--index", &idx]);
+    assert!(
+        quiet.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&quiet.stderr)
+    );
+    let loud = salvagefs_ok(&[&"scan", &"-v", &sample(), &"--index", &idx]);
+    assert!(String::from_utf8_lossy(&loud.stderr).contains("INFO"));
+}
