@@ -32,6 +32,10 @@ pub enum Command {
     Mount(MountArgs),
     /// Join the indexes of `scan --range` parts into the index of the whole sources
     Merge(MergeArgs),
+    /// Write the tree the mount would show into a directory (no FUSE needed): same names,
+    /// bytes and mtimes; files already complete are skipped, so it resumes
+    #[command(override_usage = "salvagefs export [OPTIONS] <SOURCE>... <DEST>")]
+    Export(ExportArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout
     Completions {
         /// The shell
@@ -108,6 +112,24 @@ pub struct ScanArgs {
     /// end; suffixes K, M, G, T), into a partial index for `salvagefs merge`
     #[arg(long, value_name = "START..END", value_parser = parse_range)]
     pub range: Option<(u64, u64)>,
+}
+
+/// `salvagefs export`.
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// The sources (as for scan), then the directory to write the tree into (the last
+    /// path; created if missing, never on a source disk)
+    #[arg(required = true, num_args = 1.., value_name = "SOURCE|DEST")]
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Only the files whose path in the tree matches GLOB (repeatable): 'flv/*.flv',
+    /// 'mongo/dump/**'
+    #[arg(long, value_name = "GLOB")]
+    pub only: Vec<String>,
+    /// Write zeros for unreadable sectors instead of leaving those files out
+    #[arg(long)]
+    pub fill_bad_sectors: bool,
 }
 
 /// `salvagefs merge`.

@@ -68,25 +68,30 @@ fn source_devices(sources: &[Source]) -> Vec<(u64, HashSet<u64>, &Path)> {
 
 /// Refuses an index location on a filesystem that lives on a source disk.
 pub fn check_index_location(index: &Path, sources: &[Source]) -> Result<(), String> {
-    let mut dir: PathBuf = index.parent().map(Path::to_path_buf).unwrap_or_default();
+    match source_under(index, sources) {
+        None => Ok(()),
+        Some(source) => Err(format!(
+            "the index {} would be written onto {}, the disk being recovered; \
+             use --index PATH on another disk",
+            index.display(),
+            source.display()
+        )),
+    }
+}
+
+/// The source disk that a file written at `path` would land on, if any.
+pub fn source_under(path: &Path, sources: &[Source]) -> Option<PathBuf> {
+    let mut dir: PathBuf = path.parent().map(Path::to_path_buf).unwrap_or_default();
     if dir.as_os_str().is_empty() {
         dir = PathBuf::from(".");
     }
-    // The nearest existing ancestor tells which filesystem the index would land on.
-    let meta = dir.ancestors().find_map(|d| std::fs::metadata(d).ok());
-    let Some(meta) = meta else { return Ok(()) };
-    let index_disks = underlying(meta.dev());
-    for (_, disks, path) in source_devices(sources) {
-        if !index_disks.is_disjoint(&disks) {
-            return Err(format!(
-                "the index {} would be written onto {}, the disk being recovered; \
-                 use --index PATH on another disk",
-                index.display(),
-                path.display()
-            ));
-        }
-    }
-    Ok(())
+    // The nearest existing ancestor tells which filesystem the file would land on.
+    let meta = dir.ancestors().find_map(|d| std::fs::metadata(d).ok())?;
+    let disks = underlying(meta.dev());
+    source_devices(sources)
+        .into_iter()
+        .find(|(_, source_disks, _)| !disks.is_disjoint(source_disks))
+        .map(|(_, _, source)| source.to_path_buf())
 }
 
 /// Warnings for block-device sources that (or whose partitions) are mounted read-write.

@@ -18,12 +18,14 @@
 //! - [`report`]: the counts and rows every output prints.
 //! - [`tree`]: the mount's tree built from the index (pure); [`content`]: serves its
 //!   files' bytes; [`fs`]: the thin FUSE layer over both.
+//! - [`export`]: the same tree written into a directory, for machines without FUSE.
 //! - [`pipeline`]: what the commands do, for the binary (`main.rs`, `cli.rs`,
 //!   `steps.rs`, `mount.rs`).
 
 pub mod carve;
 pub mod classify;
 pub mod content;
+pub mod export;
 pub mod extent;
 pub mod extjson;
 pub mod fs;

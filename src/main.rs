@@ -11,7 +11,7 @@ use clap::Parser;
 use salvagefs::pipeline::{self, IndexOrigin};
 use salvagefs::report::{self, FlvRow, Summary};
 
-use cli::{Cli, Command, MergeArgs, ScanArgs};
+use cli::{Cli, Command, ExportArgs, MergeArgs, ScanArgs};
 
 fn main() -> ExitCode {
     // Behave like other Unix tools when piped into `head`: die quietly on a closed pipe.
@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         Command::Scan(args) => scan(args),
         Command::Mount(args) => mount::run(args),
         Command::Merge(args) => merge(args),
+        Command::Export(args) => export(args),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "salvagefs", &mut std::io::stdout());
@@ -96,5 +97,69 @@ fn merge(args: MergeArgs) -> anyhow::Result<()> {
         index.bad_ranges.len(),
         path.display()
     );
+    Ok(())
+}
+
+fn export(args: ExportArgs) -> anyhow::Result<()> {
+    let Some((dest, sources)) = args.paths.split_last().filter(|(_, s)| !s.is_empty()) else {
+        anyhow::bail!(
+            "name the sources, then the directory to write into: salvagefs export /dev/sdb /srv/salvage"
+        );
+    };
+    let mut only = globset::GlobSetBuilder::new();
+    for pattern in &args.only {
+        // As in a shell: `*` stays within one directory, `**` crosses them.
+        let glob = globset::GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .build();
+        only.add(glob.map_err(|e| {
+            anyhow::anyhow!(
+                "--only {pattern}: {e}; write a glob such as 'flv/*.flv' or 'mongo/dump/**'"
+            )
+        })?);
+    }
+    let only = only.build()?;
+    let schema = pipeline::load_schema(
+        args.common.schema.as_deref(),
+        args.common.schema_from.as_deref(),
+    )?;
+    let prepared = steps::prepare(sources, &args.common, None)?;
+    if let Some(source) = salvagefs::guard::source_under(&dest.join("x"), &prepared.sources) {
+        anyhow::bail!(
+            "{} is on {}, the disk being recovered; export to another disk",
+            dest.display(),
+            source.display()
+        );
+    }
+    let how = steps::how(&prepared.origin);
+    let built = pipeline::build_tree(
+        prepared,
+        args.common.known.as_deref(),
+        schema.as_ref(),
+        args.fill_bad_sectors,
+    )?;
+    println!("{how}: {}", built.summary);
+    std::fs::create_dir_all(dest)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dest.display()))?;
+    let bar = steps::Bar::new();
+    bar.0.set_message("exporting");
+    let only = (!args.only.is_empty()).then_some(&only);
+    let done =
+        salvagefs::export::export(&built.tree, &built.content, built.mtime, dest, only, &bar);
+    bar.0.finish_and_clear();
+    let done = done.map_err(|e| anyhow::anyhow!("cannot export into {}: {e}", dest.display()))?;
+    println!(
+        "exported into {}: {} files written ({} bytes), {} already complete",
+        dest.display(),
+        done.written,
+        done.bytes,
+        done.skipped
+    );
+    if let Some((path, e)) = done.failed.first() {
+        anyhow::bail!(
+            "{} files could not be exported ({path}: {e}); use --fill-bad-sectors to write zeros for unreadable sectors",
+            done.failed.len()
+        );
+    }
     Ok(())
 }

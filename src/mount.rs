@@ -56,6 +56,7 @@ pub fn run(args: MountArgs) -> Result<()> {
         .flat_map(|o| o.split(','))
         .any(|o| o == "nonempty");
     check_mountpoint(mountpoint, nonempty)?;
+    check_fuse()?;
     let config = fuse_config(&args)?;
     let schema = pipeline::load_schema(
         args.common.schema.as_deref(),
@@ -206,6 +207,23 @@ fn check_mountpoint(mp: &Path, nonempty: bool) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// FUSE must be there: else say so, and that `export` works without it (the kernel's
+/// own error would blame the mountpoint).
+fn check_fuse() -> Result<()> {
+    let hint = "salvagefs export SOURCE... DIR writes the same tree into a directory without FUSE";
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "/dev/fuse is missing (no FUSE in this container or rescue system; modprobe fuse, or apt-get install fuse3); {hint}"
+        ),
+        Err(e) => bail!("cannot open /dev/fuse ({e}); {hint}"),
+    }
 }
 
 /// Re-executes this program as the mount daemon and waits until it is mounted.

@@ -13,7 +13,7 @@ use salvagefs::scan::Progress;
 use crate::cli::CommonArgs;
 
 /// A progress bar on stderr when it is a terminal; nothing otherwise.
-pub struct Bar(ProgressBar);
+pub struct Bar(pub ProgressBar);
 
 /// `-q`: no progress bar.
 static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);

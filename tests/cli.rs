@@ -226,3 +226,67 @@ fn completions_and_verbosity() {
     let loud = salvagefs_ok(&[&"scan", &"-v", &sample(), &"--index", &idx]);
     assert!(String::from_utf8_lossy(&loud.stderr).contains("INFO"));
 }
+
+#[test]
+fn export_writes_the_mounts_tree_and_resumes() {
+    if !require(&["fusermount3", "diff"], false) {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let (img, known, idx) = (sample(), survivors(), tmp.path().join("s.idx"));
+    let dir = tmp.path().join("mnt");
+    std::fs::create_dir_all(&dir).unwrap();
+    salvagefs_ok(&[&"mount", &img, &dir, &"--index", &idx, &"--known", &known]);
+    let m = Mount { dir };
+    let dest = tmp.path().join("export");
+    let out = salvagefs_ok(&[&"export", &img, &dest, &"--index", &idx, &"--known", &known]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("8 files written"));
+    // The same tree: names, bytes and mtimes.
+    ok(std::process::Command::new("diff")
+        .arg("-r")
+        .arg(&m.dir)
+        .arg(&dest));
+    for rel in ["README.txt", "flv/candidates.tsv", "flv"] {
+        let (a, b) = (
+            std::fs::metadata(m.path(rel)).unwrap(),
+            std::fs::metadata(dest.join(rel)).unwrap(),
+        );
+        assert_eq!(a.mtime(), b.mtime(), "{rel}");
+    }
+    // Again: nothing to do. A file cut short (an interrupted copy) is written again.
+    let out = salvagefs_ok(&[&"export", &img, &dest, &"--index", &idx, &"--known", &known]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("0 files written (0 bytes), 8 already complete")
+    );
+    let tsv = dest.join("flv/candidates.tsv");
+    std::fs::write(&tsv, "cut").unwrap();
+    let out = salvagefs_ok(&[&"export", &img, &dest, &"--index", &idx, &"--known", &known]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 files written"));
+    ok(std::process::Command::new("diff")
+        .arg("-r")
+        .arg(&m.dir)
+        .arg(&dest));
+    // --only: just the lost recordings.
+    let some = tmp.path().join("some");
+    salvagefs_ok(&[
+        &"export",
+        &img,
+        &some,
+        &"--index",
+        &idx,
+        &"--known",
+        &known,
+        &"--only",
+        &"flv/*.flv",
+    ]);
+    let names: Vec<String> = std::fs::read_dir(some.join("flv"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(names[0].ends_with(".flv"));
+    assert!(!some.join("README.txt").exists());
+}
