@@ -3,6 +3,7 @@
 mod cli;
 mod mount;
 mod steps;
+mod unmount;
 
 use std::process::ExitCode;
 

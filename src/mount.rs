@@ -20,6 +20,7 @@ use salvagefs::pipeline::IndexOrigin;
 use salvagefs::{mountinfo, pipeline};
 
 use crate::cli::MountArgs;
+use crate::unmount::{self, Unmounted};
 
 const READY: &str = "READY";
 /// Prefix of the daemon's line that carries the scan's one-line summary.
@@ -103,11 +104,30 @@ pub fn run(args: MountArgs) -> Result<()> {
             mountpoint.display()
         );
     }
+    let canonical = std::fs::canonicalize(mountpoint)?;
+    let mut signals = 0;
     loop {
         match rx.recv_timeout(Duration::from_millis(200)) {
+            // SIGINT/SIGTERM/SIGHUP: unmount (the session then ends, below); if busy,
+            // say who holds the mount and go on serving. The second detaches it
+            // lazily: gone from the tree at once, served until its users let go. A
+            // third exits now. Never a dead mount.
             Ok(()) => {
-                // SIGINT/SIGTERM/SIGHUP: unmount cleanly, then exit.
-                return background.umount_and_join().context("unmount failed");
+                signals += 1;
+                if signals >= 3 {
+                    std::mem::forget(background);
+                    return Ok(());
+                }
+                if let Unmounted::Busy(holders) = unmount::unmount(&canonical, signals == 2)? {
+                    let who = match holders.is_empty() {
+                        true => "an unknown process".to_string(),
+                        false => holders.join(", "),
+                    };
+                    eprintln!(
+                        "salvagefs: {} is busy, still serving; used by {who}; close them or signal again to detach it lazily",
+                        mountpoint.display()
+                    );
+                }
             }
             Err(mpsc::RecvTimeoutError::Timeout) if !background.guard.is_finished() => continue,
             // Unmounted from outside (fusermount3 -u / umount): the session ended. Do not

@@ -290,3 +290,100 @@ fn export_writes_the_mounts_tree_and_resumes() {
     assert!(names[0].ends_with(".flv"));
     assert!(!some.join("README.txt").exists());
 }
+
+/// True while `dir` is a mountpoint (in this process's view).
+fn mounted(dir: &Path) -> bool {
+    let dir = std::fs::canonicalize(dir).unwrap();
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    info.lines().any(|l| l.split(' ').nth(4) == dir.to_str())
+}
+
+/// Sends `signal` to `pid`.
+fn signal(pid: u32, signal: &str) {
+    ok(std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string()));
+    std::thread::sleep(std::time::Duration::from_millis(700));
+}
+
+#[test]
+fn signals_never_leave_a_dead_mount_and_name_who_holds_it() {
+    if !require(&["fusermount3", "kill", "sleep"], false) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (idx, img) = (tmp.path().join("s.idx"), sample());
+    salvagefs_ok(&[&"scan", &img, &"--index", &idx]);
+    for (mode, sig) in [("foreground", "INT"), ("daemon", "TERM")] {
+        let dir = tmp.path().join(mode);
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = tmp.path().join(format!("{mode}.err"));
+        let mut fg = None;
+        let pid = if mode == "foreground" {
+            let child = std::process::Command::new(bin())
+                .args(["mount", "-f", "--index"])
+                .arg(&idx)
+                .arg(&img)
+                .arg(&dir)
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .unwrap();
+            for _ in 0..50 {
+                if mounted(&dir) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            let pid = child.id();
+            fg = Some(child);
+            pid
+        } else {
+            salvagefs_ok(&[&"mount", &img, &dir, &"--index", &idx]);
+            daemon_pid(&dir)
+        };
+        let mut holder = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("exec sleep 30")
+            .current_dir(&dir)
+            .spawn()
+            .unwrap();
+        signal(pid, sig);
+        assert!(
+            mounted(&dir),
+            "{mode}: the first signal took a busy mount down"
+        );
+        assert!(
+            std::fs::read_dir(&dir).is_ok(),
+            "{mode}: the busy mount stopped serving"
+        );
+        if mode == "foreground" {
+            let said = std::fs::read_to_string(&log).unwrap();
+            assert!(
+                said.contains("is busy") && said.contains("(sleep)"),
+                "{said}"
+            );
+        }
+        signal(pid, sig);
+        assert!(
+            !mounted(&dir),
+            "{mode}: the second signal did not detach the mount"
+        );
+        holder.kill().unwrap();
+        holder.wait().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        assert!(
+            std::fs::metadata(&dir).is_ok(),
+            "{mode}: a dead mount was left"
+        );
+        if let Some(child) = fg.as_mut() {
+            assert!(child.try_wait().unwrap().is_some(), "{mode}: still running");
+        } else {
+            // Exited (a zombie until whoever adopted it reaps it) or gone.
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            assert!(
+                stat.is_empty() || stat.contains(") Z "),
+                "{mode}: still running: {stat}"
+            );
+        }
+    }
+}

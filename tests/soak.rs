@@ -54,20 +54,6 @@ fn image(dir: &Path) -> (PathBuf, HashMap<String, Arc<Vec<u8>>>) {
 }
 
 /// The pid of the daemon serving `mountpoint`.
-fn daemon_pid(mountpoint: &Path) -> u32 {
-    let want = mountpoint.as_os_str().as_encoded_bytes();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .find(|pid| {
-            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let args: Vec<&[u8]> = cmd.split(|&b| b == 0).collect();
-            args.contains(&&b"--daemon-child"[..]) && args.contains(&want)
-        })
-        .expect("the mount daemon is running")
-}
-
 fn peak_rss_kb(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status

@@ -247,3 +247,18 @@ pub fn tag_offsets(flv: &[u8]) -> Vec<usize> {
     }
     out
 }
+
+/// The pid of the daemon serving the mount on `mountpoint`.
+pub fn daemon_pid(mountpoint: &Path) -> u32 {
+    let want = mountpoint.as_os_str().as_encoded_bytes();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let args: Vec<&[u8]> = cmd.split(|&b| b == 0).collect();
+            args.contains(&&b"--daemon-child"[..]) && args.contains(&want)
+        })
+        .expect("the mount daemon is running")
+}
