@@ -29,13 +29,14 @@ impl Bar {
         if !std::io::stderr().is_terminal() || QUIET.load(std::sync::atomic::Ordering::Relaxed) {
             return Bar(ProgressBar::hidden());
         }
+        // Until the size is known, a spinner and the time: never "0 B/0 B".
         let bar = ProgressBar::new(0);
-        let style = ProgressStyle::with_template(
-            "{msg:20} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
-        bar.set_style(style.progress_chars("=> "));
-        bar.set_message("scanning");
+        let style = ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        bar.set_style(style);
+        bar.set_message("opening the sources");
+        // Moves on its own, so a long phase never looks hung.
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
         Bar(bar)
     }
 }
@@ -45,6 +46,12 @@ impl Progress for Bar {
         self.0.suspend(|| eprintln!("salvagefs: {message}"));
     }
     fn begin(&self, total: u64) {
+        let style = ProgressStyle::with_template(
+            "{spinner} {msg:20} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+        self.0.set_style(style.progress_chars("=> "));
+        self.0.set_message("scanning");
         self.0.set_length(total);
     }
     fn advance(&self, n: u64) {
@@ -72,6 +79,9 @@ fn scan_options(common: &CommonArgs, range: Option<(u64, u64)>) -> (ScanSettings
 
 /// Says why an index was not used, if it was not.
 fn report_origin(origin: &IndexOrigin, index_path: &std::path::Path) {
+    if QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
     if let IndexOrigin::Rescanned(reason) = origin {
         eprintln!(
             "salvagefs: index {} not used ({reason}); scanned again",

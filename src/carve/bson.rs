@@ -148,23 +148,7 @@ fn plausible_len(buf: &[u8], at: usize) -> Option<usize> {
 pub fn find_candidates(buf: &[u8], limit: usize, any: bool, out: &mut Vec<Candidate>) {
     let limit = limit.min(buf.len());
     if any {
-        for at in 0..limit {
-            let Some(&first) = buf.get(at + 4) else { break };
-            if let Some(len) = plausible_len(buf, at)
-                && (is_value_type(first) || (len == MIN_DOC_LEN && first == 0))
-                && buf.get(at + len - 1).is_none_or(|&b| b == 0)
-            {
-                out.push(Candidate {
-                    offset: at,
-                    deleted: false,
-                });
-            } else if buf[at..].starts_with(&DELETED_MARK) && is_value_type(first) {
-                out.push(Candidate {
-                    offset: at,
-                    deleted: true,
-                });
-            }
-        }
+        find_any(buf, limit, out);
         return;
     }
     for p in memmem::find_iter(buf, b"_id\0") {
@@ -184,6 +168,7 @@ pub fn find_candidates(buf: &[u8], limit: usize, any: bool, out: &mut Vec<Candid
             });
         } else if let Some(len) = plausible_len(buf, start)
             && buf.get(start + len - 1).is_none_or(|&b| b == 0)
+            && elements_fit(&buf[start..], len)
         {
             out.push(Candidate {
                 offset: start,
@@ -191,6 +176,69 @@ pub fn find_candidates(buf: &[u8], limit: usize, any: bool, out: &mut Vec<Candid
             });
         }
     }
+}
+
+/// Whether the top-level elements of a candidate declared `declared` bytes long, as far
+/// as `b` holds them (the buffer may end first), are well formed: known types, keys
+/// that are UTF-8 cstrings, values that end inside the document. Cheap (no allocation,
+/// no nesting): random bytes fail within a few elements, so a candidate that reaches
+/// past the buffer is not read whole from the source for nothing.
+pub fn elements_fit(b: &[u8], declared: usize) -> bool {
+    let end = declared.min(b.len());
+    let cut = b.len() < declared;
+    let mut at = 4;
+    while at < end {
+        let t = b[at];
+        if t == 0 {
+            return at + 1 == declared;
+        }
+        if !is_value_type(t) {
+            return false;
+        }
+        let Some(nul) = memchr::memchr(0, &b[at + 1..end]) else {
+            return cut;
+        };
+        if std::str::from_utf8(&b[at + 1..at + 1 + nul]).is_err() {
+            return false;
+        }
+        let value = at + 2 + nul;
+        match value_len(&b[..end], t, value) {
+            Some(n) if value + n < declared => at = value + n,
+            Some(_) => return false,
+            None => return cut,
+        }
+    }
+    true
+}
+
+/// `--bson-any`: every offset before `limit` whose bytes can start a document. A length
+/// up to 16 MiB has a zero fourth byte, so only the zeros `memchr` finds are looked at
+/// (and the deleted marks `memmem` finds), not every byte.
+fn find_any(buf: &[u8], limit: usize, out: &mut Vec<Candidate>) {
+    let first = out.len();
+    let zeros = buf.get(3..).map_or(&[][..], |b| &b[..b.len().min(limit)]);
+    for at in memchr::memchr_iter(0, zeros) {
+        let Some(&t) = buf.get(at + 4) else { break };
+        if let Some(len) = plausible_len(buf, at)
+            && (is_value_type(t) || (len == MIN_DOC_LEN && t == 0))
+            && buf.get(at + len - 1).is_none_or(|&b| b == 0)
+            && elements_fit(&buf[at..], len)
+        {
+            out.push(Candidate {
+                offset: at,
+                deleted: false,
+            });
+        }
+    }
+    for at in memmem::find_iter(buf, &DELETED_MARK).take_while(|&at| at < limit) {
+        if buf.get(at + 4).is_some_and(|&t| is_value_type(t)) {
+            out.push(Candidate {
+                offset: at,
+                deleted: true,
+            });
+        }
+    }
+    out[first..].sort_unstable_by_key(|c| c.offset);
 }
 
 /// The declared length of a live candidate at the start of `bytes`.
@@ -358,6 +406,71 @@ mod tests {
             "tags": ["a", "b"],
             "sub": { "_id": 1, "x": 1.5 },
         })
+    }
+
+    /// `--bson-any`'s candidates as the plain loop over every offset finds them.
+    fn every_offset(buf: &[u8], limit: usize) -> Vec<Candidate> {
+        let mut out = Vec::new();
+        for at in 0..limit.min(buf.len()) {
+            let Some(&t) = buf.get(at + 4) else { break };
+            if let Some(len) = plausible_len(buf, at)
+                && (is_value_type(t) || (len == MIN_DOC_LEN && t == 0))
+                && buf.get(at + len - 1).is_none_or(|&b| b == 0)
+                && elements_fit(&buf[at..], len)
+            {
+                out.push(Candidate {
+                    offset: at,
+                    deleted: false,
+                });
+            } else if buf[at..].starts_with(&DELETED_MARK) && is_value_type(t) {
+                out.push(Candidate {
+                    offset: at,
+                    deleted: true,
+                });
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn any_mode_finds_what_every_offset_finds() {
+        let mut buf: Vec<u8> = (0..200_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let d = sample();
+        for at in [0, 7, 1000, 50_000, 199_000] {
+            buf[at..at + d.len().min(200_000 - at)]
+                .copy_from_slice(&d[..d.len().min(200_000 - at)]);
+        }
+        buf[3000..3004].copy_from_slice(&DELETED_MARK);
+        buf[3004] = 0x02;
+        buf[9000..9020].fill(0);
+        for limit in [200_000, 150_000, 10] {
+            let mut fast = Vec::new();
+            find_candidates(&buf, limit, true, &mut fast);
+            assert_eq!(fast, every_offset(&buf, limit));
+        }
+        let mut fast = Vec::new();
+        find_candidates(&buf, buf.len(), true, &mut fast);
+        assert!(fast.iter().any(|c| c.offset == 1000 && !c.deleted));
+        assert!(fast.iter().any(|c| c.offset == 3000 && c.deleted));
+    }
+
+    #[test]
+    fn elements_fit_refuses_noise_and_keeps_documents() {
+        let d = sample();
+        assert!(elements_fit(&d, d.len()));
+        assert!(
+            elements_fit(&d[..20], d.len()),
+            "cut by the buffer: no contradiction yet"
+        );
+        let mut bad_key = d.clone();
+        bad_key[6] = 0xFF;
+        assert!(!elements_fit(&bad_key, d.len()));
+        assert!(
+            !elements_fit(&d, d.len() - 3),
+            "values run past the declared end"
+        );
     }
 
     #[test]

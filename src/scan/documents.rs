@@ -72,8 +72,10 @@ impl Stage for Documents {
             out.index.ns_headers.extend(f.ns_headers);
         }
         out.index.ns_headers.sort_by_key(|e| (e.source, e.offset));
-        out.progress
-            .phase(&format!("reading {} long BSON candidates", deferred.len()));
+        out.progress.phase(&format!(
+            "reading {} documents longer than a chunk",
+            deferred.len()
+        ));
         let (sources, json) = (out.sources, out.settings.json);
         let read: Vec<Outcome> = deferred
             .par_iter()

@@ -137,8 +137,10 @@ pub fn scan_resumable(
         Some(partial) => {
             let have: u64 = partial.covered.iter().map(Span::len).sum();
             progress.warn(&format!(
-                "resuming the interrupted scan saved in {}: {have} of {total} bytes already done",
-                checkpoint.display()
+                "resuming the interrupted scan saved in {}: {} of {} already done",
+                checkpoint.display(),
+                indicatif::HumanBytes(have),
+                indicatif::HumanBytes(total)
             ));
             progress.advance(have);
             spans::missing(spans, &partial.covered)

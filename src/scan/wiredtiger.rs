@@ -147,7 +147,7 @@ impl Stage for WiredTiger {
         }
 
         out.progress.phase(&format!(
-            "reading {} long WiredTiger blocks, {} overflow values",
+            "reading {} large WiredTiger pages and {} values stored apart",
             pages.deferred.len(),
             pages.overflow_refs.len()
         ));
