@@ -36,6 +36,9 @@ pub enum Command {
     /// bytes and mtimes; files already complete are skipped, so it resumes
     #[command(override_usage = "salvagefs export [OPTIONS] <SOURCE>... <DEST>")]
     Export(ExportArgs),
+    /// List or prune the indexes kept in the cache directory ($XDG_CACHE_HOME/salvagefs)
+    #[command(subcommand)]
+    Index(IndexCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout
     Completions {
         /// The shell
@@ -112,6 +115,19 @@ pub struct ScanArgs {
     /// end; suffixes K, M, G, T), into a partial index for `salvagefs merge`
     #[arg(long, value_name = "START..END", value_parser = parse_range)]
     pub range: Option<(u64, u64)>,
+}
+
+/// `salvagefs index`.
+#[derive(Subcommand, Debug)]
+pub enum IndexCommand {
+    /// Every index of the cache directory: size, first scan, whether its sources still match
+    List,
+    /// Remove the indexes whose sources changed or are gone, and leftover lock files
+    Prune {
+        /// Remove every index of the cache directory
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 /// `salvagefs export`.

@@ -625,11 +625,6 @@ impl IndexLock {
 /// Where the index goes without `--index`: `$XDG_CACHE_HOME/salvagefs/` (or
 /// `~/.cache/salvagefs/`), named after the sources.
 pub fn default_path(sources: &[PathBuf]) -> PathBuf {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from("/var/tmp"));
     let mut hasher = Md5::new();
     for s in sources {
         hasher.update(s.as_os_str().as_encoded_bytes());
@@ -647,7 +642,18 @@ pub fn default_path(sources: &[PathBuf]) -> PathBuf {
             )
         })
         .unwrap_or_else(|| "sources".into());
-    cache.join("salvagefs").join(format!("{stem}-{hex}.idx"))
+    cache_dir().join(format!("{stem}-{hex}.idx"))
+}
+
+/// The directory of the indexes made without `--index`: `$XDG_CACHE_HOME/salvagefs/`
+/// (or `~/.cache/salvagefs/`, else `/var/tmp/salvagefs/`).
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from("/var/tmp"))
+        .join("salvagefs")
 }
 
 #[cfg(test)]

@@ -19,9 +19,11 @@
 //! - [`tree`]: the mount's tree built from the index (pure); [`content`]: serves its
 //!   files' bytes; [`fs`]: the thin FUSE layer over both.
 //! - [`export`]: the same tree written into a directory, for machines without FUSE.
+//! - [`cached`]: the indexes left in the cache directory, listed and pruned.
 //! - [`pipeline`]: what the commands do, for the binary (`main.rs`, `cli.rs`,
 //!   `steps.rs`, `mount.rs`).
 
+pub mod cached;
 pub mod carve;
 pub mod classify;
 pub mod content;

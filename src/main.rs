@@ -32,6 +32,11 @@ fn main() -> ExitCode {
         Command::Mount(args) => mount::run(args),
         Command::Merge(args) => merge(args),
         Command::Export(args) => export(args),
+        Command::Index(cli::IndexCommand::List) => {
+            index_list();
+            Ok(())
+        }
+        Command::Index(cli::IndexCommand::Prune { all }) => index_prune(all),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "salvagefs", &mut std::io::stdout());
@@ -162,5 +167,36 @@ fn export(args: ExportArgs) -> anyhow::Result<()> {
             done.failed.len()
         );
     }
+    Ok(())
+}
+
+/// `salvagefs index list`: one line per index of the cache directory.
+fn index_list() {
+    for c in salvagefs::cached::list() {
+        let state = c
+            .stale
+            .as_deref()
+            .map_or("current".to_string(), |why| format!("stale ({why})"));
+        let first = std::time::UNIX_EPOCH + std::time::Duration::from_secs(c.created);
+        let sources: Vec<String> = c.sources.iter().map(|s| s.display().to_string()).collect();
+        println!(
+            "{}\t{}\t{}\t{}\t{state}",
+            c.path.display(),
+            indicatif::HumanBytes(c.bytes),
+            humantime::format_rfc3339_seconds(first),
+            sources.join(" ")
+        );
+    }
+}
+
+/// `salvagefs index prune`: removes stale (or, with `all`, every) cached index.
+fn index_prune(all: bool) -> anyhow::Result<()> {
+    let dir = salvagefs::index::cache_dir();
+    let removed = salvagefs::cached::prune(all)
+        .map_err(|e| anyhow::anyhow!("cannot prune {}: {e}", dir.display()))?;
+    for path in &removed {
+        println!("removed {}", path.display());
+    }
+    println!("{} files removed from {}", removed.len(), dir.display());
     Ok(())
 }

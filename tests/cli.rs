@@ -387,3 +387,46 @@ fn signals_never_leave_a_dead_mount_and_name_who_holds_it() {
         }
     }
 }
+
+#[test]
+fn cached_indexes_are_listed_and_the_stale_ones_pruned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let run_in_cache = |args: &[&dyn AsRef<std::ffi::OsStr>]| {
+        let mut cmd = std::process::Command::new(bin());
+        cmd.env("XDG_CACHE_HOME", &cache);
+        for a in args {
+            cmd.arg(a);
+        }
+        ok(&mut cmd)
+    };
+    let copy = tmp.path().join("copy.img");
+    std::fs::copy(sample(), &copy).unwrap();
+    run_in_cache(&[&"scan", &sample()]);
+    run_in_cache(&[&"scan", &copy]);
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&copy)
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"more").unwrap();
+    let listed = String::from_utf8_lossy(&run_in_cache(&[&"index", &"list"]).stdout).to_string();
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.contains("copy.img") && l.contains("stale")),
+        "{listed}"
+    );
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.contains("sample.img") && l.ends_with("current")),
+        "{listed}"
+    );
+    run_in_cache(&[&"index", &"prune"]);
+    let listed = String::from_utf8_lossy(&run_in_cache(&[&"index", &"list"]).stdout).to_string();
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    run_in_cache(&[&"index", &"prune", &"--all"]);
+    let listed = run_in_cache(&[&"index", &"list"]);
+    assert!(listed.stdout.is_empty());
+}
