@@ -123,10 +123,11 @@ pub fn run(args: MountArgs) -> Result<()> {
                         true => "an unknown process".to_string(),
                         false => holders.join(", "),
                     };
-                    eprintln!(
+                    let message = format!(
                         "salvagefs: {} is busy, still serving; used by {who}; close them or signal again to detach it lazily",
                         mountpoint.display()
                     );
+                    tell(&message, args.daemon_child);
                 }
             }
             Err(mpsc::RecvTimeoutError::Timeout) if !background.guard.is_finished() => continue,
@@ -138,6 +139,28 @@ pub fn run(args: MountArgs) -> Result<()> {
                 return Ok(());
             }
         }
+    }
+}
+
+/// Tells the user something while serving: on stderr in the foreground; the daemon's
+/// stderr is gone, so it writes to the terminal it was started from, if any (else to
+/// the log, which only `-f` shows).
+fn tell(message: &str, daemon: bool) {
+    use std::io::Write;
+    let tty = daemon
+        .then(|| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/tty")
+                .ok()
+        })
+        .flatten();
+    match tty {
+        Some(mut tty) => {
+            let _ = writeln!(tty, "{message}");
+        }
+        None if daemon => log::warn!("{message}"),
+        None => eprintln!("{message}"),
     }
 }
 

@@ -430,3 +430,29 @@ fn cached_indexes_are_listed_and_the_stale_ones_pruned() {
     let listed = run_in_cache(&[&"index", &"list"]);
     assert!(listed.stdout.is_empty());
 }
+
+#[test]
+fn the_mounts_readme_speaks_plainly_and_lists_what_exists() {
+    if !require(&["fusermount3"], false) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (idx, dir) = (tmp.path().join("s.idx"), tmp.path().join("mnt"));
+    std::fs::create_dir_all(&dir).unwrap();
+    salvagefs_ok(&[&"mount", &sample(), &dir, &"--index", &idx]);
+    let m = Mount { dir };
+    let readme = std::fs::read_to_string(m.path("README.txt")).unwrap();
+    assert!(
+        !readme.contains("unix time") && !readme.contains("Image"),
+        "{readme}"
+    );
+    assert!(
+        readme.contains("bytes, file)") && readme.contains("Scanned 20"),
+        "{readme}"
+    );
+    assert!(
+        !readme.contains("mongo/") && !readme.contains("flv/known/"),
+        "{readme}"
+    );
+    assert!(readme.contains("flv/candidates.tsv"), "{readme}");
+}
