@@ -44,11 +44,14 @@ pub fn export(
     let mtime = UNIX_EPOCH + Duration::from_secs(mtime);
     let mut files = Vec::new();
     collect(tree, ROOT, &mut String::new(), &mut files);
-    files.retain(|(path, _)| only.is_none_or(|set| set.is_match(path)));
-    progress.begin(files.iter().map(|(_, f)| f.len()).sum());
+    files.retain(|(path, _, _)| only.is_none_or(|set| set.is_match(path)));
+    progress.begin(files.iter().map(|(_, _, f)| f.len()).sum());
     let mut done = Exported::default();
-    for (path, file) in files {
+    for (path, ino, file) in files {
         let target = dest.join(&path);
+        let mtime = tree
+            .mtime(ino)
+            .map_or(mtime, |s| UNIX_EPOCH + Duration::from_secs(s));
         if is_complete(&target, file.len(), mtime) {
             done.skipped += 1;
             progress.advance(file.len());
@@ -66,12 +69,13 @@ pub fn export(
     Ok(done)
 }
 
-/// Every file under directory `ino` (whose path is `prefix`), in name order.
+/// Every file under directory `ino` (whose path is `prefix`), in name order: path,
+/// inode, contents.
 fn collect<'t>(
     tree: &'t Tree,
     ino: u64,
     prefix: &mut String,
-    out: &mut Vec<(String, &'t ExtentList)>,
+    out: &mut Vec<(String, u64, &'t ExtentList)>,
 ) {
     for &child in tree.children(ino).unwrap_or_default() {
         let Some(node) = tree.get(child) else {
@@ -83,7 +87,7 @@ fn collect<'t>(
         }
         prefix.push_str(&node.name);
         match &node.kind {
-            NodeKind::File(list) => out.push((prefix.clone(), list)),
+            NodeKind::File(list) => out.push((prefix.clone(), child, list)),
             NodeKind::Dir(_) | NodeKind::LazyDir(_) => collect(tree, child, prefix, out),
         }
         prefix.truncate(len);

@@ -63,14 +63,18 @@ impl SalvageFs {
             NodeKind::LazyDir(_) => (FileType::Directory, 0o755, 0, 2),
             NodeKind::File(f) => (FileType::RegularFile, 0o644, f.len(), 1),
         };
+        let time = self
+            .tree
+            .mtime(ino)
+            .map_or(self.mtime, |s| UNIX_EPOCH + Duration::from_secs(s));
         Some(FileAttr {
             ino: INodeNo(ino),
             size,
             blocks: size.div_ceil(512),
-            atime: self.mtime,
-            mtime: self.mtime,
-            ctime: self.mtime,
-            crtime: self.mtime,
+            atime: time,
+            mtime: time,
+            ctime: time,
+            crtime: time,
             kind,
             perm,
             nlink,

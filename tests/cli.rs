@@ -456,3 +456,33 @@ fn the_mounts_readme_speaks_plainly_and_lists_what_exists() {
     );
     assert!(readme.contains("flv/candidates.tsv"), "{readme}");
 }
+
+#[test]
+fn a_recording_keeps_the_date_its_metadata_gives() {
+    if !require(&["ffmpeg", "fusermount3"], false) {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let flv = tmp.path().join("dated.flv");
+    ok(std::process::Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-f", "lavfi", "-i"])
+        .arg("testsrc=duration=1:size=64x48:rate=10")
+        .args([
+            "-metadata",
+            "creationdate=2019-06-03T14:55:37Z",
+            "-c:v",
+            "flv1",
+        ])
+        .arg(&flv));
+    let (idx, dir) = (tmp.path().join("d.idx"), tmp.path().join("mnt"));
+    std::fs::create_dir_all(&dir).unwrap();
+    salvagefs_ok(&[&"mount", &flv, &dir, &"--index", &idx]);
+    let m = Mount { dir };
+    let carved = m.path("flv/0000000000000.flv");
+    assert_eq!(std::fs::metadata(&carved).unwrap().mtime(), 1_559_573_737);
+    let dest = tmp.path().join("export");
+    salvagefs_ok(&[&"export", &flv, &dest, &"--index", &idx]);
+    let exported = dest.join("flv/0000000000000.flv");
+    assert_eq!(std::fs::metadata(exported).unwrap().mtime(), 1_559_573_737);
+}

@@ -80,6 +80,9 @@ pub struct Carved {
     pub tags: u64,
     /// Duration in ms: `onMetaData.duration` when present, else the last timestamp.
     pub duration_ms: u64,
+    /// When the recording was made, from its own metadata (`onMetaData.creationdate`,
+    /// seconds since the epoch), when it says.
+    pub created_s: Option<u64>,
     /// Audio tags were found.
     pub has_audio: bool,
     /// Video tags were found.
@@ -302,6 +305,7 @@ pub fn walk<S: ByteSource + ?Sized>(
         joins,
         tags: stream.tags,
         duration_ms: meta.duration_ms.unwrap_or(stream.last_ts as u64),
+        created_s: meta.created_s,
         has_audio: stream.audio_codec.is_some(),
         has_video: stream.video_codec.is_some(),
     })
@@ -422,6 +426,7 @@ fn valid_run<S: ByteSource + ?Sized>(src: &S, at: u64, run_tags: usize) -> Optio
 struct Metadata {
     duration_ms: Option<u64>,
     filesize: Option<u64>,
+    created_s: Option<u64>,
 }
 
 /// Reads `onMetaData` from a script tag's data (AMF0). Anything unexpected: no metadata.
@@ -461,6 +466,8 @@ fn parse_on_metadata(d: &[u8]) -> Option<Metadata> {
                 b"filesize" if valid => meta.filesize = Some(v as u64),
                 _ => {}
             }
+        } else if key == b"creationdate" && (ty == 2 || ty == 11) {
+            meta.created_s = r.date(ty);
         } else {
             r.skip_value(ty, 0)?;
         }
@@ -495,6 +502,24 @@ impl<'a> Amf<'a> {
         let n = self.u16()?;
         self.take(n)
     }
+    /// A date written as an AMF date (type 11: milliseconds since the epoch) or as an
+    /// RFC 3339 string (type 2, as ffmpeg writes `-metadata creationdate=...`), in
+    /// seconds since the epoch; `None` when it is neither, or not between 1990 and 2100.
+    fn date(&mut self, ty: u8) -> Option<u64> {
+        let secs = match ty {
+            11 => {
+                let ms = f64::from_be_bytes(self.take(10)?[..8].try_into().ok()?);
+                (ms / 1000.0) as u64
+            }
+            _ => {
+                let text = std::str::from_utf8(self.short_string()?).ok()?;
+                let when = humantime::parse_rfc3339_weak(text.trim()).ok()?;
+                when.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs()
+            }
+        };
+        (631_152_000..4_102_444_800).contains(&secs).then_some(secs)
+    }
+
     /// Skips one value of type `ty`; nesting is bounded.
     fn skip_value(&mut self, ty: u8, depth: u32) -> Option<()> {
         if depth > 16 {

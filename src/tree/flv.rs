@@ -17,7 +17,10 @@ pub fn add(tree: &mut Tree, index: &Index, known: Option<&[Option<PathBuf>]>) {
     tree.mkdir_p("flv");
     for (i, row) in rows.iter().enumerate() {
         let (dir, name) = row.file.rsplit_once('/').unwrap_or(("flv", &row.file));
-        tree.add_file(dir, name, flv_extents(row.entry));
+        let ino = tree.add_file(dir, name, flv_extents(row.entry));
+        if let Some(created) = row.entry.carved.created_s {
+            tree.set_mtime(ino, created);
+        }
         if row.entry.carved.extents.len() > 1 {
             let text = extents_view(&row.file, row.entry, &shared[i]);
             tree.add_file(

@@ -117,6 +117,8 @@ pub struct Tree {
     dirs: HashMap<(u64, String), u64>,
     lazy: Vec<LazyDir>,
     unreadable: HashSet<u64>,
+    /// Files with a time of their own (a recording's creation date), by inode.
+    mtimes: HashMap<u64, u64>,
 }
 
 impl Default for Tree {
@@ -138,6 +140,7 @@ impl Tree {
             dirs: HashMap::new(),
             lazy: Vec::new(),
             unreadable: HashSet::new(),
+            mtimes: HashMap::new(),
         }
     }
 
@@ -290,6 +293,17 @@ impl Tree {
     /// (a cached read would fail a whole folio, up to megabytes around them).
     pub fn is_unreadable(&self, ino: u64) -> bool {
         self.unreadable.contains(&ino)
+    }
+
+    /// Gives file `ino` a time of its own (seconds since the epoch): what it says about
+    /// itself, rather than when the data was scanned.
+    pub fn set_mtime(&mut self, ino: u64, secs: u64) {
+        self.mtimes.insert(ino, secs);
+    }
+
+    /// The time of file `ino`, if it has one of its own.
+    pub fn mtime(&self, ino: u64) -> Option<u64> {
+        self.mtimes.get(&ino).copied()
     }
 
     /// The path of inode `ino` from the root, without a leading `/`.

@@ -74,6 +74,7 @@ fn model(pieces: &[(u32, Vec<(u64, u64)>)]) -> (Disk, Index) {
                 joins: Vec::new(),
                 tags: 3,
                 duration_ms: 1500,
+                created_s: None,
                 has_audio: true,
                 has_video: true,
             },
