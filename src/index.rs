@@ -375,6 +375,28 @@ impl Index {
         }
     }
 
+    /// An empty index over image files at `paths`, `size` bytes each, scanned with
+    /// default options: what unit tests build their indexes on.
+    #[cfg(test)]
+    pub(crate) fn for_tests(paths: &[PathBuf], size: u64) -> Index {
+        let records = paths
+            .iter()
+            .map(|path| SourceRecord {
+                path: path.clone(),
+                size,
+                kind: SourceKind::Image,
+                fingerprint: [0; 16],
+                mtime: 0,
+            })
+            .collect();
+        let settings = ScanSettings {
+            resync_window: 0,
+            bson_any: false,
+            json: JsonMode::Relaxed,
+        };
+        Index::empty(records, &settings, &[])
+    }
+
     /// Why this index does not describe the byte ranges `covered` of `sources` scanned
     /// with `settings`, if it does not.
     pub fn mismatch(

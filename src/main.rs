@@ -142,7 +142,7 @@ fn export(args: ExportArgs) -> anyhow::Result<()> {
         prepared,
         args.common.known.as_deref(),
         schema.as_ref(),
-        args.fill_bad_sectors,
+        (args.fill_bad_sectors, false),
     )?;
     println!("{how}: {}", built.summary);
     std::fs::create_dir_all(dest)

@@ -51,11 +51,7 @@ pub fn run(args: MountArgs) -> Result<()> {
             "name the sources, then the mountpoint: salvagefs mount /dev/sdb /mnt/salvage (or salvagefs scan SOURCE without mounting)"
         ),
     };
-    let nonempty = args
-        .options
-        .iter()
-        .flat_map(|o| o.split(','))
-        .any(|o| o == "nonempty");
+    let nonempty = option_words(&args).any(|o| o == "nonempty");
     check_mountpoint(mountpoint, nonempty)?;
     check_fuse()?;
     let config = fuse_config(&args)?;
@@ -73,11 +69,11 @@ pub fn run(args: MountArgs) -> Result<()> {
         prepared,
         args.common.known.as_deref(),
         schema.as_ref(),
-        args.fill_bad_sectors,
+        (args.fill_bad_sectors, args.json_summary),
     )?;
-    let report = match args.json_summary {
-        true => format!("{JSON}{}", built.json),
-        false => format!("{SUMMARY}{}", built.summary),
+    let report = match &built.json {
+        Some(json) => format!("{JSON}{json}"),
+        None => format!("{SUMMARY}{}", built.summary),
     };
     let fs = SalvageFs::new(built.tree, built.content, built.mtime);
     let session = fuser::Session::new(fs, mountpoint, &config)
@@ -188,6 +184,14 @@ fn raise_readahead(mountpoint: &Path) {
     }
 }
 
+/// The words of every `-o`, comma-separated lists split.
+fn option_words(args: &MountArgs) -> impl Iterator<Item = &str> {
+    args.options
+        .iter()
+        .flat_map(|o| o.split(','))
+        .filter(|o| !o.is_empty())
+}
+
 /// The FUSE configuration: read-only, kernel permission checks, several workers.
 fn fuse_config(args: &MountArgs) -> Result<Config> {
     let mut config = Config::default();
@@ -200,12 +204,7 @@ fn fuse_config(args: &MountArgs) -> Result<Config> {
         MountOption::NoDev,
         MountOption::NoExec,
     ];
-    for opt in args
-        .options
-        .iter()
-        .flat_map(|o| o.split(','))
-        .filter(|o| !o.is_empty())
-    {
+    for opt in option_words(args) {
         config.acl = match opt {
             "allow_other" => SessionACL::All,
             "allow_root" => SessionACL::RootAndOwner,

@@ -252,17 +252,17 @@ pub struct Built {
     pub mtime: u64,
     /// The scan's one-line summary, without how the index came to be.
     pub summary: String,
-    /// The same as `scan --json-summary` prints.
-    pub json: serde_json::Value,
+    /// The same as `scan --json-summary` prints, when asked for.
+    pub json: Option<serde_json::Value>,
 }
 
 /// Everything the mount shows, from prepared sources, an optional `--known` dir and
-/// an optional schema.
+/// an optional schema; with `json`, also the `--json-summary` JSON.
 pub fn build_tree(
     prepared: Prepared,
     known_dir: Option<&Path>,
     schema: Option<&Schema>,
-    fill_bad: bool,
+    (fill_bad, json): (bool, bool),
 ) -> Result<Built> {
     let Prepared {
         sources,
@@ -294,11 +294,12 @@ pub fn build_tree(
         started.elapsed().as_secs_f64()
     );
     let summary = Summary::new(&index, &collections, matches.as_deref());
-    let rows = FlvRow::all(&index, matches.as_deref());
-    let reused = origin == IndexOrigin::Reused;
-    let json = report::json_summary(&summary, &rows, &index, &collections, (&index_path, reused));
+    let json = json.then(|| {
+        let rows = FlvRow::all(&index, matches.as_deref());
+        let reused = origin == IndexOrigin::Reused;
+        report::json_summary(&summary, &rows, &index, &collections, (&index_path, reused))
+    });
     let summary = summary.counts_line(&index_path);
-    drop(rows);
     let mtime = index.created;
     let content = Content::new(sources, index.docs, index.wt_pages, index.settings.json);
     Ok(Built {

@@ -4,27 +4,15 @@ use std::path::PathBuf;
 
 use super::*;
 use crate::carve::wiredtiger::Codec;
-use crate::index::{CatalogEntry, DocEntry, NsHeader, ScanSettings, SourceRecord, WtPage, WtRef};
-use crate::source::SourceKind;
+use crate::index::{CatalogEntry, DocEntry, NsHeader, WtPage, WtRef};
 
 /// An index over sources with these file names, holding nothing yet.
 fn index(names: &[&str]) -> Index {
-    let records = names
+    let paths: Vec<PathBuf> = names
         .iter()
-        .map(|n| SourceRecord {
-            path: PathBuf::from(format!("/data/{n}")),
-            size: 1 << 20,
-            kind: SourceKind::Image,
-            fingerprint: [0; 16],
-            mtime: 0,
-        })
+        .map(|n| PathBuf::from(format!("/data/{n}")))
         .collect();
-    let settings = ScanSettings {
-        resync_window: 0,
-        bson_any: false,
-        json: crate::extjson::JsonMode::Relaxed,
-    };
-    Index::empty(records, &settings, &[])
+    Index::for_tests(&paths, 1 << 20)
 }
 
 /// A document at `offset` of source 0 with `_id` `id` and contents `hash`.

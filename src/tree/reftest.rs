@@ -13,9 +13,8 @@ use super::{NodeKind, Tree};
 use crate::carve::flv::{Carved, Status};
 use crate::classify::Collections;
 use crate::extent::SourceReader;
-use crate::index::{FlvEntry, Index, ScanSettings, SourceRecord};
+use crate::index::{FlvEntry, Index};
 use crate::report::FlvRow;
-use crate::source::SourceKind;
 
 /// Sources held in memory.
 struct Disk(Vec<Vec<u8>>);
@@ -44,21 +43,10 @@ fn model(pieces: &[(u32, Vec<(u64, u64)>)]) -> (Disk, Index) {
             })
             .collect(),
     );
-    let records = (0..2)
-        .map(|s| SourceRecord {
-            path: PathBuf::from(format!("/dev/disk{s}")),
-            size: 65_536,
-            kind: SourceKind::Image,
-            fingerprint: [0; 16],
-            mtime: 0,
-        })
+    let paths: Vec<PathBuf> = (0..2)
+        .map(|s| PathBuf::from(format!("/dev/disk{s}")))
         .collect();
-    let settings = ScanSettings {
-        resync_window: 0,
-        bson_any: false,
-        json: crate::extjson::JsonMode::Relaxed,
-    };
-    let mut index = Index::empty(records, &settings, &[]);
+    let mut index = Index::for_tests(&paths, 65_536);
     index.flv = pieces
         .iter()
         .map(|(source, extents)| FlvEntry {
