@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Scores what a carver brought back against the truth make-fs-recordings.py wrote.
+
+    judge-recordings.py TRUTH.json IMAGE EXPORTED_DIR [--json]
+
+EXPORTED_DIR is `salvagefs export IMAGE DIR --only 'flv/**'` (or a mount). For every
+carved FLV it reads where each piece lies on IMAGE (`<file>.extents.txt`, or the
+offset in candidates.tsv) and classifies every whole 4 KiB block of the image it uses:
+the lost recording's own, a live file's, or neither (free space). Prints one line:
+
+    lost=exact|partial|missing  extents=N  other_bytes=B  files=F  unproven=U
+
+`other_bytes` counts the bytes carved files take from blocks that belong to a file
+other than the recording they carry: it must be 0.
+"""
+
+import csv
+import hashlib
+import json
+import os
+import sys
+
+BLOCK = 4096
+
+
+def pieces(out_dir, row):
+    ext = os.path.join(out_dir, row["file"] + ".extents.txt")
+    if os.path.exists(ext):
+        rows = [l.split("\t") for l in open(ext) if l[0].isdigit()]
+        return [(int(r[1]), int(r[2])) for r in rows], sum("check this join" in r[3] for r in rows)
+    return [(int(row["offset"]), int(row["bytes"]))], 0
+
+
+def main():
+    truth = json.load(open(sys.argv[1]))
+    image = open(sys.argv[2], "rb")
+    out_dir = sys.argv[3]
+    lost = truth["lost"]
+    lost_blocks = set(lost["blocks"])
+    owner = {}
+    for name, f in truth["live"].items():
+        for h in f["blocks"]:
+            owner.setdefault(h, name)
+    rows = list(csv.DictReader(open(os.path.join(out_dir, "flv/candidates.tsv")), delimiter="\t"))
+    firsts = {f["blocks"][0]: set(f["blocks"]) for f in truth["live"].values() if f["blocks"]}
+    firsts[lost["blocks"][0]] = lost_blocks
+    verdict, other, unproven, report = "missing", 0, 0, []
+    for row in rows:
+        data = open(os.path.join(out_dir, row["file"]), "rb").read()
+        first = hashlib.sha256(data[:BLOCK]).hexdigest()[:16]
+        if hashlib.sha256(data).hexdigest() == lost["sha256"]:
+            verdict = "exact"
+        elif first == lost["blocks"][0] and verdict == "missing":
+            verdict = "partial"
+        # The file it carries: the one whose first block it starts with.
+        mine = firsts.get(first, set())
+        ps, doubtful = pieces(out_dir, row)
+        unproven += doubtful
+        foreign = 0
+        for off, n in ps:
+            b = -(-off // BLOCK) * BLOCK
+            while b + BLOCK <= off + n:
+                image.seek(b)
+                h = hashlib.sha256(image.read(BLOCK)).hexdigest()[:16]
+                if h not in mine and (h in owner or h in lost_blocks):
+                    foreign += BLOCK
+                b += BLOCK
+        other += foreign
+        report.append((row["file"], row["status"], len(ps), foreign))
+    line = (f"lost={verdict} extents={len(lost['extents'])} other_bytes={other} "
+            f"files={len(rows)} unproven={unproven}")
+    if "--json" in sys.argv:
+        print(json.dumps({"lost": verdict, "extents": len(lost["extents"]), "other_bytes": other,
+                          "files": len(rows), "unproven": unproven, "carved": report}))
+    else:
+        for r in report:
+            print("  %s\t%s\t%d pieces\t%d foreign bytes" % r, file=sys.stderr)
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
