@@ -23,7 +23,10 @@ pub fn flv_walk(data: &[u8]) {
     };
     let headers = flv::find_headers(data, data.len());
     let starts: Vec<u64> = headers.iter().map(|&h| h as u64).collect();
-    let mut fragments = Continuations::new(&fragments::find_orphans(data, 0, data.len()), &starts);
+    let mut fragments = Continuations::new(
+        &fragments::find_orphans(data, 0, data.len()).orphans,
+        &starts,
+    );
     // Joins across lost fragments too (normally only in the scan's second walk).
     fragments.allow_holes(Vec::new());
     // A bound per input, so that a fuzz input full of headers stays fast.

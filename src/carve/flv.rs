@@ -216,6 +216,8 @@ pub fn walk<S: ByteSource + ?Sized>(
     let mut pos = offset + HEADER_LEN as u64;
     let mut meta = Metadata::default();
     let mut cut_off = false;
+    // Live (its first block allocated) or deleted, when a filesystem says.
+    let side = fragments.in_use(src, offset);
 
     loop {
         if let Some(tag) = tag_at(src, pos) {
@@ -236,18 +238,21 @@ pub fn walk<S: ByteSource + ?Sized>(
         if ends_as_announced || gaps.len() + joins.len() >= limits.max_gaps || stream.tags == 0 {
             break;
         }
-        let fits = |t: &Tag| stream.same_codec(t);
-        if let Some((join, resume)) = fragments.find(src, pos, stream.last_ts, fits)
-            && !joins.iter().any(|j| j.to == join.to)
-            && join.from > extent_start
+        if let Some((jumps, resume)) =
+            next_fragment(src, fragments, (offset, side), pos, &stream, &joins)
+                .filter(|(j, _)| j.first().is_some_and(|j| j.from > extent_start))
         {
             // The straddling tag is whole again: its start here, its rest there.
             stream.tags += 1;
-            stream.bytes += (join.from - pos) + (resume - join.to);
-            extents.push((extent_start, join.from - extent_start));
-            extent_start = join.to;
+            let mut part = pos;
+            for join in jumps {
+                stream.bytes += join.from - part;
+                extents.push((extent_start, join.from - extent_start));
+                (extent_start, part) = (join.to, join.to);
+                joins.push(join);
+            }
+            stream.bytes += resume - part;
             pos = resume;
-            joins.push(join);
             cut_off = false;
             continue;
         }
@@ -265,28 +270,15 @@ pub fn walk<S: ByteSource + ?Sized>(
                 cut_off = false;
             }
             None => {
-                // The chain broke inside a tag, or the file says it goes on: the next
-                // fragment is lost, go on with the one that comes next in time.
-                let mut h = [0u8; 12];
-                let mid_tag = src.read_at(pos, &mut h) && parse_tag_header(&h).is_some();
                 let announced = meta
                     .duration_ms
                     .is_some_and(|d| d > stream.last_ts as u64 + 1_000)
                     || meta.filesize.is_some_and(|f| f > carved_len);
-                if !mid_tag && !announced {
-                    break;
-                }
-                let with_video = stream.video_codec.is_some();
-                let fits = |t: &Tag| stream.same_codec(t);
-                let Some((mut join, resume)) =
-                    fragments.find_after_hole(src, stream.last_ts, with_video, fits)
+                let Some((join, resume)) =
+                    across_hole(src, fragments, (side, announced), pos, &stream, &joins)
                 else {
                     break;
                 };
-                if joins.iter().any(|j| j.to == join.to) || resume == pos {
-                    break;
-                }
-                join.from = pos;
                 extents.push((extent_start, pos - extent_start));
                 extent_start = resume;
                 pos = resume;
@@ -309,6 +301,54 @@ pub fn walk<S: ByteSource + ?Sized>(
         has_audio: stream.audio_codec.is_some(),
         has_video: stream.video_codec.is_some(),
     })
+}
+
+/// Where the chain broken at `pos` goes on, in another fragment of the file that
+/// starts at `file` (`side`: live or deleted): as the filesystem's extent map says,
+/// else where the straddling tag provably fits. A fragment already entered is not
+/// offered again.
+fn next_fragment<S: ByteSource + ?Sized>(
+    src: &S,
+    fragments: &Continuations,
+    (file, side): (u64, Option<bool>),
+    pos: u64,
+    stream: &Stream,
+    joins: &[Join],
+) -> Option<(Vec<Join>, u64)> {
+    let fits = |t: &Tag| stream.same_codec(t);
+    let (jumps, resume) = fragments.map_join(src, file, pos).or_else(|| {
+        let (join, resume) = fragments.find(src, side, pos, stream.last_ts, fits)?;
+        Some((vec![join], resume))
+    })?;
+    let new = jumps.iter().all(|j| joins.iter().all(|k| k.to != j.to));
+    new.then_some((jumps, resume))
+}
+
+/// The chain broke inside a tag (or the file's metadata says it goes on) and no
+/// fragment continues it: the next fragment is lost, go on with the one that comes
+/// next in time (`announced`: the metadata says the file goes on).
+fn across_hole<S: ByteSource + ?Sized>(
+    src: &S,
+    fragments: &Continuations,
+    (side, announced): (Option<bool>, bool),
+    pos: u64,
+    stream: &Stream,
+    joins: &[Join],
+) -> Option<(Join, u64)> {
+    let mut h = [0u8; 12];
+    let mid_tag = src.read_at(pos, &mut h) && parse_tag_header(&h).is_some();
+    if !mid_tag && !announced {
+        return None;
+    }
+    let with_video = stream.video_codec.is_some();
+    let fits = |t: &Tag| stream.same_codec(t);
+    let (mut join, resume) =
+        fragments.find_after_hole(src, side, stream.last_ts, with_video, fits)?;
+    if joins.iter().any(|j| j.to == join.to) || resume == pos {
+        return None;
+    }
+    join.from = pos;
+    Some((join, resume))
 }
 
 /// How a walk ended, from the pieces it found (extents, gaps, joins), whether the

@@ -19,6 +19,8 @@ use memchr::memmem::Finder;
 use serde::{Deserialize, Serialize};
 
 use super::ByteSource;
+use super::ext4::{Bitmaps, Volume};
+use super::filemap::FileMap;
 use super::flv_tag::{self, Tag};
 
 /// Filesystem block size: fragments start and end on these boundaries.
@@ -58,48 +60,90 @@ impl Orphan {
     }
 }
 
+/// The fragment starts one chunk of a source holds.
+#[derive(Debug, Default)]
+pub struct ChunkOrphans {
+    /// Orphan runs. One that starts in the chunk's first 4 bytes has its
+    /// `prev_size` outside the chunk: 0 here, filled in by the caller.
+    pub orphans: Vec<Orphan>,
+    /// Where the chains followed to the chunk's end go on (at or past its end): an
+    /// orphan that the next chunk finds on one of them is no fragment start.
+    pub carried: Vec<u64>,
+}
+
+/// Chains followed at once: a fragment start inside another stream's tag data starts
+/// a second one.
+const MAX_CHAINS: usize = 4;
+
 /// Orphan runs in `buf` (which holds the source from `base`), one per stretch of chained
 /// tags, starting in blocks that begin before `limit`.
-pub fn find_orphans(buf: &[u8], base: u64, limit: usize) -> Vec<Orphan> {
-    let mut out = Vec::new();
+///
+/// Every block in which no chain followed so far has a tag header is searched: a
+/// fragment can start in any block whose bytes are not provably another tag's
+/// header, also inside a long tag's data and in a chunk's first block.
+pub fn find_orphans(buf: &[u8], base: u64, limit: usize) -> ChunkOrphans {
+    let mut out = ChunkOrphans::default();
     let end = base + limit as u64;
-    let mut block = base.next_multiple_of(BLOCK);
-    // The next tag of the chain followed so far, if any.
-    let mut chain: Option<u64> = None;
+    let buf_end = base + buf.len() as u64;
     let zeros = Finder::new(b"\0\0\0");
+    let mut chains: Vec<u64> = Vec::new();
+    let mut block = base / BLOCK * BLOCK;
     while block < end {
         let block_end = block + BLOCK;
-        if chain.is_none() {
-            // A chain that no earlier block leads into: its first run is an orphan.
-            let to = block_end.min(base + buf.len() as u64);
+        let mut has_header = false;
+        chains.retain_mut(|p| {
+            let (next, headers) = follow(buf, base, *p, block_end);
+            has_header |= headers;
+            next.map(|n| *p = n).is_some()
+        });
+        if !has_header {
+            let to = block_end.min(buf_end);
             if let Some(orphan) = first_run(buf, base, block.max(base), to, &zeros) {
-                out.push(orphan);
-                chain = Some(orphan.at);
-            }
-        }
-        // Follow the chain through this block; if it breaks here, nothing else in
-        // the block can start a fragment (fragments start with their block).
-        if let Some(mut p) = chain {
-            while p < block_end {
-                match flv_tag::tag_at(buf, p - base) {
-                    Some(t) => p += t.total_len(),
-                    None => break,
+                out.orphans.push(orphan);
+                if let (Some(next), _) = follow(buf, base, orphan.at, block_end) {
+                    chains.truncate(MAX_CHAINS - 1);
+                    chains.insert(0, next);
                 }
             }
-            chain = (p >= block_end).then_some(p);
         }
         block = block_end;
     }
+    out.carried = chains;
     out
 }
 
-/// The first position in `[from, to)` where two audio/video tags chain.
+/// Follows a chain of tags from `p` to the first tag header at or past `block_end`;
+/// `None` if it breaks before. Also says whether a whole tag was read on the way (a
+/// header proven by its PreviousTagSize). A tag whose end lies past `buf` is taken on
+/// trust: the next chunk checks it.
+fn follow(buf: &[u8], base: u64, mut p: u64, block_end: u64) -> (Option<u64>, bool) {
+    let mut headers = false;
+    while p < block_end {
+        let rel = p - base;
+        if let Some(t) = flv_tag::tag_at(buf, rel) {
+            headers = true;
+            p += t.total_len();
+            continue;
+        }
+        let mut h = [0u8; 12];
+        match buf
+            .read_at(rel, &mut h)
+            .then(|| flv_tag::parse_tag_header(&h))
+        {
+            Some(Some(t)) if rel + t.total_len() > buf.len() as u64 => p += t.total_len(),
+            _ => return (None, headers),
+        }
+    }
+    (Some(p), headers)
+}
+
+/// The first position in `[from, to)` where a fragment of audio/video tags can start.
 ///
 /// Anchored on the stream id, three zero bytes 8 bytes into every tag header: rare in
 /// random and compressed data, absent from text, and a zero-filled stretch is skipped
 /// whole; so most of a disk is passed over at memory speed.
 fn first_run(buf: &[u8], base: u64, from: u64, to: u64, zeros: &Finder) -> Option<Orphan> {
-    if from >= to || from < base + 4 {
+    if from >= to {
         return None;
     }
     let (lo, hi) = ((from - base) as usize, (to - base) as usize);
@@ -109,10 +153,11 @@ fn first_run(buf: &[u8], base: u64, from: u64, to: u64, zeros: &Finder) -> Optio
         let z = pos + zeros.find(&buf[pos..zeros_end])?;
         let run_end = first_nonzero(&buf[z..zeros_end]).map_or(zeros_end, |n| z + n);
         // Tags whose stream id lies in this stretch of zeros start 8 bytes before it.
-        let starts = (z - 8).max(lo)..z.min(hi).min(run_end - 10);
+        let starts = (z - 8).max(lo)..z.min(hi).min(run_end.saturating_sub(10));
+        let block_end = from / BLOCK * BLOCK + BLOCK;
         if let Some(orphan) = starts
             .filter(|&c| matches!(buf[c], 8 | 9))
-            .find_map(|c| run_at(buf, base, c as u64))
+            .find_map(|c| run_at(buf, base, c as u64, block_end))
         {
             return Some(orphan);
         }
@@ -130,18 +175,42 @@ fn first_nonzero(bytes: &[u8]) -> Option<usize> {
     bytes[from..].iter().position(|&b| b != 0).map(|n| from + n)
 }
 
-/// Two chained audio/video tags at `at` (relative to `buf`), as an orphan.
-fn run_at(buf: &[u8], base: u64, at: u64) -> Option<Orphan> {
-    let first = flv_tag::tag_at(buf, at)?;
-    let second = flv_tag::tag_at(buf, at + first.total_len())?;
-    let prev: [u8; 4] = buf.get(at as usize - 4..at as usize)?.try_into().ok()?;
-    (second.kind != 18 && second.ts.saturating_add(1_000) >= first.ts).then_some(Orphan {
+/// A fragment start at `at` (relative to `buf`), as an orphan: two chained
+/// audio/video tags, or one whose data runs past the end of its block (`block_end`,
+/// absolute), which a fragment of a single block holds.
+fn run_at(buf: &[u8], base: u64, at: u64, block_end: u64) -> Option<Orphan> {
+    let mut h = [0u8; 12];
+    let first = buf
+        .read_at(at, &mut h)
+        .then(|| flv_tag::parse_tag_header(&h))
+        .flatten()
+        .filter(|t| t.kind != 18 && plausible_codec(t))?;
+    let prev = match at.checked_sub(4) {
+        Some(p) => u32::from_be_bytes(buf.get(p as usize..at as usize)?.try_into().ok()?),
+        None => 0,
+    };
+    let chained = flv_tag::tag_at(buf, at).is_some()
+        && flv_tag::tag_at(buf, at + first.total_len())
+            .is_some_and(|second| second.kind != 18 && second.ts.saturating_add(1_000) >= first.ts);
+    let open =
+        base + at + first.total_len() > block_end && (at < 4 || (11..1 << 24).contains(&prev));
+    (chained || open).then_some(Orphan {
         at: at + base,
-        prev_size: u32::from_be_bytes(prev),
+        prev_size: prev,
         ts: first.ts,
         kind: first.kind,
         codec: first.codec,
     })
+}
+
+/// The first data byte names a codec FLV defines: video frame type 1-5 with codec
+/// 2-7 or 12 (HEVC, enhanced FLV's legacy id), or an audio format 1-11 other than the
+/// reserved 9 (0, platform-endian PCM, is what a zero-filled block would claim).
+fn plausible_codec(t: &Tag) -> bool {
+    match t.kind {
+        9 => matches!(t.codec >> 4, 1..=5) && matches!(t.codec & 15, 2..=7 | 12),
+        _ => matches!(t.codec >> 4, 1..=8 | 10 | 11),
+    }
 }
 
 /// Where a walk jumped from one fragment to the next.
@@ -160,6 +229,21 @@ pub struct Join {
     /// time range missing, in ms. The file jumps from its last whole tag to the next
     /// fragment's first keyframe.
     pub lost_ms: Option<(u32, u32)>,
+    /// What says the file goes on there.
+    pub evidence: Evidence,
+}
+
+/// What a join rests on, strongest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Evidence {
+    /// The filesystem's extent map found at this source offset (and the straddling
+    /// tag, read through it, checks out).
+    ExtentMap(u64),
+    /// The straddling tag: its size and PreviousTagSize fit the fragment there
+    /// (`alternatives` says how many other places fit as well).
+    StraddlingTag,
+    /// Only time: the fragment that comes next in the stream's time line.
+    NextInTime,
 }
 
 /// The orphan runs of one source, found by the scan, by where their straddling tag
@@ -174,6 +258,10 @@ pub struct Continuations {
     /// Joins across a lost fragment are allowed once the first walks are done: these
     /// are the source ranges their files cover (sorted), whose orphans are taken.
     walked: Option<Vec<(u64, u64)>>,
+    /// Extent maps the filesystem left, by where their file starts.
+    maps: HashMap<u64, Vec<FileMap>>,
+    /// The block bitmaps of the filesystem on the source: live or deleted data.
+    bitmaps: Option<Bitmaps>,
 }
 
 /// How far a continuation's first timestamp may lie past the stream's last one.
@@ -200,6 +288,40 @@ impl Continuations {
         }
     }
 
+    /// Adds the filesystem's evidence: its block bitmap and the extent maps found.
+    pub fn add_filesystem(&mut self, volume: Option<Volume>, maps: Vec<FileMap>) {
+        self.bitmaps = volume.map(Bitmaps::new);
+        for m in maps {
+            self.maps.entry(m.start()).or_default().push(m);
+        }
+        for list in self.maps.values_mut() {
+            list.sort_by_key(|m| std::cmp::Reverse(m.extents()));
+        }
+    }
+
+    /// Whether the filesystem has the block at `at` allocated (a live file's) or free
+    /// (a deleted file's); `None` without a filesystem or bitmap.
+    pub(super) fn in_use<S: ByteSource + ?Sized>(&self, src: &S, at: u64) -> Option<bool> {
+        self.bitmaps.as_ref()?.in_use(src, at)
+    }
+
+    /// The joins an extent map of the file starting at `file` makes where its chain
+    /// broke at `t`, checked against the tags; the first map that explains the break.
+    pub(super) fn map_join<S: ByteSource + ?Sized>(
+        &self,
+        src: &S,
+        file: u64,
+        t: u64,
+    ) -> Option<(Vec<Join>, u64)> {
+        self.maps.get(&file)?.iter().find_map(|m| m.join_at(src, t))
+    }
+
+    /// The block at `at` is, by the filesystem's bitmap, on the other side of
+    /// live/deleted than the recording (`side`, its first block's state): other data.
+    fn other_side<S: ByteSource + ?Sized>(&self, src: &S, side: Option<bool>, at: u64) -> bool {
+        side.is_some_and(|s| self.in_use(src, at).is_some_and(|u| u != s))
+    }
+
     /// Allows joins across lost fragments, now that `walked` (the source ranges of
     /// every carved file, whose runs belong to them) is known.
     pub fn allow_holes(&mut self, mut walked: Vec<(u64, u64)>) {
@@ -224,6 +346,7 @@ impl Continuations {
     pub(super) fn find_after_hole<S: ByteSource + ?Sized>(
         &self,
         src: &S,
+        side: Option<bool>,
         last_ts: u32,
         with_video: bool,
         fits_stream: impl Fn(&Tag) -> bool,
@@ -234,7 +357,7 @@ impl Continuations {
             .values()
             .flatten()
             .filter(|o| o.prev_size >= 11 && !self.claimed.contains(&(o.at / BLOCK)))
-            .filter(|o| !self.taken(o.at))
+            .filter(|o| !self.taken(o.at) && !self.other_side(src, side, o.at))
             .filter(|o| o.ts > last_ts && o.ts <= last_ts.saturating_add(MAX_HOLE_MS))
             .filter(|o| fits_stream(&o.first_tag()))
             .min_by_key(|o| (o.ts, o.at))?;
@@ -250,6 +373,7 @@ impl Continuations {
                     at_ms: tag.ts,
                     alternatives: 1,
                     lost_ms: Some((last_ts, tag.ts)),
+                    evidence: Evidence::NextInTime,
                 };
                 return Some((join, at));
             }
@@ -265,6 +389,7 @@ impl Continuations {
     pub(super) fn find<S: ByteSource + ?Sized>(
         &self,
         src: &S,
+        side: Option<bool>,
         t: u64,
         last_ts: u32,
         fits_stream: impl Fn(&Tag) -> bool,
@@ -282,7 +407,7 @@ impl Continuations {
             };
             let in_time = o.ts.saturating_add(1_000) >= last_ts
                 && o.ts <= last_ts.saturating_add(MAX_JUMP_MS);
-            if !fits_stream(&o.first_tag()) || !in_time {
+            if !fits_stream(&o.first_tag()) || !in_time || self.other_side(src, side, o.at) {
                 continue;
             }
             let total = 11 + size as u64 + 4;
@@ -292,7 +417,7 @@ impl Continuations {
                 continue;
             }
             let join = match whole_header {
-                Some(h) if h.size == size => self.split_in_data(src, t, tag_end, o),
+                Some(h) if h.size == size => self.split_in_data(src, side, t, tag_end, o),
                 Some(_) => None,
                 None => split_in_header(src, t, tag_end, o, last_ts, &fits_stream),
             };
@@ -314,6 +439,7 @@ impl Continuations {
     fn split_in_data<S: ByteSource + ?Sized>(
         &self,
         src: &S,
+        side: Option<bool>,
         t: u64,
         tag_end: u64,
         o: &Orphan,
@@ -321,10 +447,11 @@ impl Continuations {
         let first = (t + 12).next_multiple_of(BLOCK);
         let boundaries: Vec<u64> = (first..=tag_end).step_by(BLOCK as usize).collect();
         let last = *boundaries.last()?;
-        let evident = boundaries
-            .iter()
-            .copied()
-            .find(|&b| self.starts.contains(&(b / BLOCK)) || !looks_like_media(src, b));
+        let evident = boundaries.iter().copied().find(|&b| {
+            self.starts.contains(&(b / BLOCK))
+                || self.other_side(src, side, b)
+                || !looks_like_media(src, b)
+        });
         let from = evident.unwrap_or(last);
         let to = o.at.checked_sub(tag_end - from)?;
         Some(Join {
@@ -337,6 +464,7 @@ impl Continuations {
                 boundaries.len() as u32 - 1
             },
             lost_ms: None,
+            evidence: Evidence::StraddlingTag,
         })
     }
 }
@@ -370,6 +498,7 @@ fn split_in_header<S: ByteSource + ?Sized>(
         at_ms: o.ts,
         alternatives: 0,
         lost_ms: None,
+        evidence: Evidence::StraddlingTag,
     })
 }
 

@@ -5,6 +5,8 @@
 //! Carvers must never panic, loop forever or allocate without bound, whatever the bytes.
 
 pub mod bson;
+pub mod ext4;
+pub mod filemap;
 pub mod flv;
 pub mod flv_tag;
 pub mod fragments;

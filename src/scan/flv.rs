@@ -6,8 +6,10 @@ use rayon::prelude::*;
 
 use super::ReadAhead;
 use super::stage::{Chunk, Finishing, Stage};
+use crate::carve::ext4::{self, ExtentMap, Volume};
+use crate::carve::filemap::FileMap;
 use crate::carve::flv::{self, WalkLimits};
-use crate::carve::fragments::{self, Continuations, Orphan};
+use crate::carve::fragments::{self, ChunkOrphans, Continuations, Orphan};
 use crate::index::FlvEntry;
 use crate::source::Source;
 
@@ -18,10 +20,14 @@ pub struct Flv;
 pub struct FlvFinds {
     /// The chunk's source.
     source: u32,
+    /// Where the chunk starts on its source.
+    start: u64,
     /// Offsets of FLV headers.
     headers: Vec<u64>,
     /// Runs of tags without a header: possible fragment starts.
-    orphans: Vec<Orphan>,
+    orphans: ChunkOrphans,
+    /// Extent lists a filesystem left: where fragmented files' blocks are.
+    maps: Vec<ExtentMap>,
 }
 
 impl Stage for Flv {
@@ -30,22 +36,37 @@ impl Stage for Flv {
     fn find(c: &Chunk) -> FlvFinds {
         FlvFinds {
             source: c.source,
+            start: c.start,
             headers: flv::find_headers(c.bytes, c.len)
                 .into_iter()
                 .map(|p| c.start + p as u64)
                 .collect(),
             orphans: fragments::find_orphans(c.bytes, c.start, c.len),
+            maps: ext4::find_extent_maps(c.bytes, c.start, c.len),
         }
     }
 
     fn finish(finds: Vec<FlvFinds>, out: &mut Finishing) {
         let mut headers: Vec<(u32, u64)> = Vec::new();
         let mut orphans: Vec<Vec<Orphan>> = vec![Vec::new(); out.sources.len()];
-        for f in finds {
-            headers.extend(f.headers.into_iter().map(|h| (f.source, h)));
-            if let Some(list) = orphans.get_mut(f.source as usize) {
-                list.extend(f.orphans);
+        let mut carried: Option<(u32, Vec<u64>)> = None;
+        let mut maps: Vec<Vec<ExtentMap>> = vec![Vec::new(); out.sources.len()];
+        for mut f in finds {
+            if let Some(list) = maps.get_mut(f.source as usize) {
+                list.append(&mut f.maps);
             }
+            headers.extend(f.headers.iter().map(|&h| (f.source, h)));
+            let source = &out.sources[f.source as usize];
+            // The chunk could not know the chains the chunk before carried into it:
+            // it took their next tags for fragment starts.
+            if let Some((_, chains)) = carried.take().filter(|c| c.0 == f.source) {
+                f.orphans.orphans.retain(|o| !chains.contains(&o.at));
+            }
+            fill_prev_sizes(source, f.start, &mut f.orphans.orphans);
+            if let Some(list) = orphans.get_mut(f.source as usize) {
+                list.extend(f.orphans.orphans);
+            }
+            carried = Some((f.source, f.orphans.carried));
         }
         headers.sort_unstable();
         out.progress
@@ -54,8 +75,55 @@ impl Stage for Flv {
             resync_window: out.settings.resync_window,
             ..WalkLimits::default()
         };
-        out.index.flv = walk_all(out.sources, &headers, &orphans, &limits);
+        let filesystems = filesystems(out.sources, &headers, maps);
+        out.index.flv = walk_all(out.sources, &headers, (&orphans, filesystems), &limits);
     }
+}
+
+/// What a source's filesystem says: its volume (for the block bitmap) and the
+/// extent maps of files that start where an FLV header is.
+type Filesystem = (Option<Volume>, Vec<FileMap>);
+
+/// Per source, its ext4 filesystem if it has one at its start, and the extent maps
+/// found of the files that start at one of its FLV headers (in source bytes: blocks of
+/// the filesystem, or of 4 KiB from the source's start when no superblock survived).
+fn filesystems(
+    sources: &[Source],
+    headers: &[(u32, u64)],
+    maps: Vec<Vec<ExtentMap>>,
+) -> Vec<Filesystem> {
+    sources
+        .iter()
+        .zip(maps)
+        .enumerate()
+        .map(|(src, (source, maps))| {
+            let mut start = vec![0u8; 2048];
+            let read = source.read_exact_at(&mut start, 0).is_ok();
+            let volume = read.then(|| Volume::detect(&start[..], 0)).flatten();
+            let (offset, block) = volume.map_or((0, 4096), |v| (v.offset, v.block_size));
+            let at_header = |m: &FileMap| headers.binary_search(&(src as u32, m.start())).is_ok();
+            let maps = maps
+                .iter()
+                .filter_map(|m| FileMap::new(m, offset, block))
+                .filter(at_header)
+                .collect();
+            (volume, maps)
+        })
+        .collect()
+}
+
+/// Reads the PreviousTagSize of orphans that start in their chunk's first 4 bytes
+/// (it lies in the chunk before); drops those it does not fit.
+fn fill_prev_sizes(source: &Source, start: u64, orphans: &mut Vec<Orphan>) {
+    orphans.retain_mut(|o| {
+        if o.at >= start + 4 {
+            return true;
+        }
+        let mut prev = [0u8; 4];
+        let read = o.at >= 4 && source.read_exact_at(&mut prev, o.at - 4).is_ok();
+        o.prev_size = u32::from_be_bytes(prev);
+        read && (11..1 << 24).contains(&o.prev_size)
+    });
 }
 
 /// Walks every header's chain; then walks again, knowing where other recordings
@@ -63,19 +131,22 @@ impl Stage for Flv {
 fn walk_all(
     sources: &[Source],
     headers: &[(u32, u64)],
-    orphans: &[Vec<Orphan>],
+    (orphans, filesystems): (&[Vec<Orphan>], Vec<Filesystem>),
     limits: &WalkLimits,
 ) -> Vec<FlvEntry> {
     let mut fragments: Vec<Continuations> = orphans
         .iter()
+        .zip(filesystems)
         .enumerate()
-        .map(|(src, found)| {
+        .map(|(src, (found, (volume, maps)))| {
             let own: Vec<u64> = headers
                 .iter()
                 .filter(|h| h.0 as usize == src)
                 .map(|h| h.1)
                 .collect();
-            Continuations::new(found, &own)
+            let mut c = Continuations::new(found, &own);
+            c.add_filesystem(volume, maps);
+            c
         })
         .collect();
     let mut flv = walk(sources, headers, &fragments, limits);

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use super::Tree;
+use crate::carve::fragments::{Evidence, Join};
 use crate::extent::{Extent, ExtentList};
 use crate::index::{FlvEntry, Index};
 use crate::report::{self, FlvRow};
@@ -100,25 +101,7 @@ fn extents_view(path: &str, entry: &FlvEntry, shared_with: &[usize]) -> String {
         let how = match next {
             None => "end of the recording".to_string(),
             Some(to) => match c.joins.iter().find(|j| j.to == to) {
-                Some(j) if j.lost_ms.is_some() => {
-                    let (a, b) = j.lost_ms.unwrap_or_default();
-                    format!(
-                        "the next fragment is lost ({:.3}s-{:.3}s missing); continues at the keyframe at {to}, the next fragment in time: check this join",
-                        a as f64 / 1000.0,
-                        b as f64 / 1000.0
-                    )
-                }
-                Some(j) if j.alternatives == 0 => {
-                    format!(
-                        "fragment continues at {to} ({:.3}s), proven by the straddling tag",
-                        j.at_ms as f64 / 1000.0
-                    )
-                }
-                Some(j) => format!(
-                    "fragment continues at {to} ({:.3}s); {} other fits: check this join",
-                    j.at_ms as f64 / 1000.0,
-                    j.alternatives
-                ),
+                Some(j) => join_view(j),
                 None => format!("damage skipped, resumes at {to}"),
             },
         };
@@ -133,4 +116,27 @@ fn extents_view(path: &str, entry: &FlvEntry, shared_with: &[usize]) -> String {
         );
     }
     t
+}
+
+/// How a join is described in `.extents.txt`: where the file goes on, what says so,
+/// and whether a user should check it.
+fn join_view(j: &Join) -> String {
+    let (to, at) = (j.to, j.at_ms as f64 / 1000.0);
+    match (j.evidence, j.lost_ms) {
+        (_, Some((a, b))) => format!(
+            "the next fragment is lost ({:.3}s-{:.3}s missing); continues at the keyframe at {to}, the next fragment in time: check this join",
+            a as f64 / 1000.0,
+            b as f64 / 1000.0
+        ),
+        (Evidence::ExtentMap(map), _) => format!(
+            "fragment continues at {to} ({at:.3}s), as the filesystem's extent map at {map} says and the straddling tag confirms"
+        ),
+        (_, None) if j.alternatives == 0 => {
+            format!("fragment continues at {to} ({at:.3}s), proven by the straddling tag")
+        }
+        _ => format!(
+            "fragment continues at {to} ({at:.3}s); {} other fits: check this join",
+            j.alternatives
+        ),
+    }
 }

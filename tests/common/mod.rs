@@ -26,7 +26,9 @@ fn package_of(tool: &str) -> &str {
     match tool {
         "ffmpeg" | "ffprobe" => "ffmpeg",
         "fusermount3" => "fuse3",
-        "mke2fs" => "e2fsprogs",
+        "mke2fs" | "filefrag" => "e2fsprogs",
+        "mkfs.xfs" => "xfsprogs",
+        "mkfs.btrfs" => "btrfs-progs",
         "losetup" | "setpriv" => "util-linux",
         "mount" | "umount" => "mount",
         "kill" | "pgrep" => "procps",
