@@ -96,3 +96,20 @@ fn ext4_nearly_full_rm_while_the_others_record() {
         "4",
     ]);
 }
+
+/// XFS, without reading its structures: the straddling tags say which fragment comes
+/// next, and the other recordings' certain bytes say where each split is.
+#[test]
+fn xfs_mv_over_the_recording() {
+    if !tools("mkfs.xfs") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let v = lose_and_salvage(
+        tmp.path(),
+        &["--fs", "xfs", "--mistake", "mv", "--seed", "5"],
+    );
+    assert_eq!(v.lost, "exact", "{}", v.line);
+    assert_eq!(v.other_bytes, 0, "{}", v.line);
+    assert_eq!(v.unproven, 0, "{}", v.line);
+}

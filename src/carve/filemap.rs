@@ -77,6 +77,7 @@ impl FileMap {
         let joins = (i..c)
             .map(|k| Join {
                 from: self.pieces[k].source + self.pieces[k].len,
+                earliest_from: self.pieces[k].source + self.pieces[k].len,
                 to: self.pieces[k + 1].source,
                 at_ms: tag.ts,
                 alternatives: 0,

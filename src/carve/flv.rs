@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ByteSource;
 use super::flv_tag::{TAG_HEADER_LEN, Tag, parse_tag_header, tag_at};
-use super::fragments::{Continuations, Join};
+use super::fragments::{Asking, Continuations, Join};
 
 /// FLV file header (9 bytes) plus PreviousTagSize0 (4 bytes).
 pub const HEADER_LEN: usize = 13;
@@ -216,8 +216,10 @@ pub fn walk<S: ByteSource + ?Sized>(
     let mut pos = offset + HEADER_LEN as u64;
     let mut meta = Metadata::default();
     let mut cut_off = false;
-    // Live (its first block allocated) or deleted, when a filesystem says.
-    let side = fragments.in_use(src, offset);
+    let who = Asking {
+        file: offset,
+        side: fragments.in_use(src, offset),
+    };
 
     loop {
         if let Some(tag) = tag_at(src, pos) {
@@ -238,9 +240,8 @@ pub fn walk<S: ByteSource + ?Sized>(
         if ends_as_announced || gaps.len() + joins.len() >= limits.max_gaps || stream.tags == 0 {
             break;
         }
-        if let Some((jumps, resume)) =
-            next_fragment(src, fragments, (offset, side), pos, &stream, &joins)
-                .filter(|(j, _)| j.first().is_some_and(|j| j.from > extent_start))
+        if let Some((jumps, resume)) = next_fragment(src, fragments, who, pos, &stream, &joins)
+            .filter(|(j, _)| j.first().is_some_and(|j| j.from > extent_start))
         {
             // The straddling tag is whole again: its start here, its rest there.
             stream.tags += 1;
@@ -275,7 +276,7 @@ pub fn walk<S: ByteSource + ?Sized>(
                     .is_some_and(|d| d > stream.last_ts as u64 + 1_000)
                     || meta.filesize.is_some_and(|f| f > carved_len);
                 let Some((join, resume)) =
-                    across_hole(src, fragments, (side, announced), pos, &stream, &joins)
+                    across_hole(src, fragments, (who, announced), pos, &stream, &joins)
                 else {
                     break;
                 };
@@ -304,20 +305,20 @@ pub fn walk<S: ByteSource + ?Sized>(
 }
 
 /// Where the chain broken at `pos` goes on, in another fragment of the file that
-/// starts at `file` (`side`: live or deleted): as the filesystem's extent map says,
+/// `who` is: as the filesystem's extent map says,
 /// else where the straddling tag provably fits. A fragment already entered is not
 /// offered again.
 fn next_fragment<S: ByteSource + ?Sized>(
     src: &S,
     fragments: &Continuations,
-    (file, side): (u64, Option<bool>),
+    who: Asking,
     pos: u64,
     stream: &Stream,
     joins: &[Join],
 ) -> Option<(Vec<Join>, u64)> {
     let fits = |t: &Tag| stream.same_codec(t);
-    let (jumps, resume) = fragments.map_join(src, file, pos).or_else(|| {
-        let (join, resume) = fragments.find(src, side, pos, stream.last_ts, fits)?;
+    let (jumps, resume) = fragments.map_join(src, who.file, pos).or_else(|| {
+        let (join, resume) = fragments.find(src, who, pos, stream.last_ts, fits)?;
         Some((vec![join], resume))
     })?;
     let new = jumps.iter().all(|j| joins.iter().all(|k| k.to != j.to));
@@ -330,7 +331,7 @@ fn next_fragment<S: ByteSource + ?Sized>(
 fn across_hole<S: ByteSource + ?Sized>(
     src: &S,
     fragments: &Continuations,
-    (side, announced): (Option<bool>, bool),
+    (who, announced): (Asking, bool),
     pos: u64,
     stream: &Stream,
     joins: &[Join],
@@ -343,11 +344,11 @@ fn across_hole<S: ByteSource + ?Sized>(
     let with_video = stream.video_codec.is_some();
     let fits = |t: &Tag| stream.same_codec(t);
     let (mut join, resume) =
-        fragments.find_after_hole(src, side, stream.last_ts, with_video, fits)?;
+        fragments.find_after_hole(src, who, stream.last_ts, with_video, fits)?;
     if joins.iter().any(|j| j.to == join.to) || resume == pos {
         return None;
     }
-    join.from = pos;
+    (join.from, join.earliest_from) = (pos, pos);
     Some((join, resume))
 }
 

@@ -222,15 +222,39 @@ pub struct Join {
     pub to: u64,
     /// Timestamp (ms) where the stream continues.
     pub at_ms: u32,
-    /// Other fragments, or other split points within the straddling tag, that fit the
-    /// evidence as well: 0 when the join is unambiguous.
+    /// Other fragments that fit the evidence as well: 0 when only this one does.
     pub alternatives: u32,
+    /// The earliest block boundary the jump may lie at (`from` is the latest, and the
+    /// one taken): the straddling tag fits every boundary between them equally.
+    pub earliest_from: u64,
     /// For a join across a lost fragment (overwritten, or nowhere in the source): the
     /// time range missing, in ms. The file jumps from its last whole tag to the next
     /// fragment's first keyframe.
     pub lost_ms: Option<(u32, u32)>,
     /// What says the file goes on there.
     pub evidence: Evidence,
+}
+
+impl Join {
+    /// Nothing else fits: one fragment, one split, none lost.
+    pub fn proven(&self) -> bool {
+        self.alternatives == 0 && self.earliest_from == self.from && self.lost_ms.is_none()
+    }
+
+    /// Other block boundaries the jump may lie at.
+    pub fn other_splits(&self) -> u64 {
+        (self.from - self.earliest_from) / BLOCK
+    }
+}
+
+/// The recording asking for its next fragment: where its header is, and whether the
+/// filesystem has its first block allocated (`Some(true)`: a live file's) or free.
+#[derive(Clone, Copy, Debug)]
+pub struct Asking {
+    /// Offset of its FLV header.
+    pub file: u64,
+    /// Live or deleted, when a filesystem says.
+    pub side: Option<bool>,
 }
 
 /// What a join rests on, strongest first.
@@ -254,7 +278,7 @@ pub struct Continuations {
     by_key: HashMap<u64, Vec<Orphan>>,
     starts: HashSet<u64>,
     /// Blocks where some recording provably continues: never offered across a hole.
-    claimed: HashSet<u64>,
+    claimed: HashMap<u64, u64>,
     /// Joins across a lost fragment are allowed once the first walks are done: these
     /// are the source ranges their files cover (sorted), whose orphans are taken.
     walked: Option<Vec<(u64, u64)>>,
@@ -279,13 +303,11 @@ impl Continuations {
         c
     }
 
-    /// Records that fragments start at `positions` (proven by another recording's
-    /// joins): those blocks are other data for everyone else.
-    pub fn mark_starts(&mut self, positions: impl Iterator<Item = u64>) {
-        for block in positions.map(|p| p / BLOCK) {
-            self.starts.insert(block);
-            self.claimed.insert(block);
-        }
+    /// Records that fragments of the recording whose header is at `owner` start at
+    /// `positions` (proven by its joins): other data for every other recording, and
+    /// never offered as the next fragment in time across a hole.
+    pub fn mark_claimed(&mut self, owner: u64, positions: impl Iterator<Item = u64>) {
+        self.claimed.extend(positions.map(|p| (p / BLOCK, owner)));
     }
 
     /// Adds the filesystem's evidence: its block bitmap and the extent maps found.
@@ -317,9 +339,24 @@ impl Continuations {
     }
 
     /// The block at `at` is, by the filesystem's bitmap, on the other side of
-    /// live/deleted than the recording (`side`, its first block's state): other data.
-    fn other_side<S: ByteSource + ?Sized>(&self, src: &S, side: Option<bool>, at: u64) -> bool {
-        side.is_some_and(|s| self.in_use(src, at).is_some_and(|u| u != s))
+    /// live/deleted than the recording (its first block's state): other data.
+    fn other_side<S: ByteSource + ?Sized>(&self, src: &S, who: Asking, at: u64) -> bool {
+        who.side
+            .is_some_and(|s| self.in_use(src, at).is_some_and(|u| u != s))
+    }
+
+    /// The block at `at` is visibly not `who`'s: another chain or file starts there,
+    /// another recording provably continues there, the filesystem puts it on the
+    /// other side of live/deleted, or it is not compressed media.
+    fn other_data<S: ByteSource + ?Sized>(&self, src: &S, who: Asking, at: u64) -> bool {
+        let block = at / BLOCK;
+        self.starts.contains(&block)
+            || self
+                .claimed
+                .get(&block)
+                .is_some_and(|&owner| owner != who.file)
+            || self.other_side(src, who, at)
+            || !looks_like_media(src, at)
     }
 
     /// Allows joins across lost fragments, now that `walked` (the source ranges of
@@ -346,7 +383,7 @@ impl Continuations {
     pub(super) fn find_after_hole<S: ByteSource + ?Sized>(
         &self,
         src: &S,
-        side: Option<bool>,
+        who: Asking,
         last_ts: u32,
         with_video: bool,
         fits_stream: impl Fn(&Tag) -> bool,
@@ -356,8 +393,8 @@ impl Continuations {
             .by_key
             .values()
             .flatten()
-            .filter(|o| o.prev_size >= 11 && !self.claimed.contains(&(o.at / BLOCK)))
-            .filter(|o| !self.taken(o.at) && !self.other_side(src, side, o.at))
+            .filter(|o| o.prev_size >= 11 && !self.claimed.contains_key(&(o.at / BLOCK)))
+            .filter(|o| !self.taken(o.at) && !self.other_side(src, who, o.at))
             .filter(|o| o.ts > last_ts && o.ts <= last_ts.saturating_add(MAX_HOLE_MS))
             .filter(|o| fits_stream(&o.first_tag()))
             .min_by_key(|o| (o.ts, o.at))?;
@@ -369,6 +406,7 @@ impl Continuations {
             if !with_video || keyframe {
                 let join = Join {
                     from: 0,
+                    earliest_from: 0,
                     to: at,
                     at_ms: tag.ts,
                     alternatives: 1,
@@ -389,7 +427,7 @@ impl Continuations {
     pub(super) fn find<S: ByteSource + ?Sized>(
         &self,
         src: &S,
-        side: Option<bool>,
+        who: Asking,
         t: u64,
         last_ts: u32,
         fits_stream: impl Fn(&Tag) -> bool,
@@ -407,7 +445,7 @@ impl Continuations {
             };
             let in_time = o.ts.saturating_add(1_000) >= last_ts
                 && o.ts <= last_ts.saturating_add(MAX_JUMP_MS);
-            if !fits_stream(&o.first_tag()) || !in_time || self.other_side(src, side, o.at) {
+            if !fits_stream(&o.first_tag()) || !in_time || self.other_side(src, who, o.at) {
                 continue;
             }
             let total = 11 + size as u64 + 4;
@@ -417,7 +455,7 @@ impl Continuations {
                 continue;
             }
             let join = match whole_header {
-                Some(h) if h.size == size => self.split_in_data(src, side, t, tag_end, o),
+                Some(h) if h.size == size => self.split_in_data(src, who, t, tag_end, o),
                 Some(_) => None,
                 None => split_in_header(src, t, tag_end, o, last_ts, &fits_stream),
             };
@@ -432,37 +470,45 @@ impl Continuations {
         Some((best, resume))
     }
 
-    /// The straddling tag's header is whole on our side: the jump lies in its data,
-    /// at a block boundary in `(t + 11, tag_end]`. The first boundary whose block is
-    /// visibly other data (another chain or file starts there, or it is not compressed
-    /// media) is where our fragment ends; with no such evidence, the last one.
+    /// The straddling tag's header is whole on our side: the jump lies in its data, at
+    /// a block boundary `b` in `(t + 11, tag_end]`, and the continuation then starts at
+    /// `o.at - (tag_end - b)`. A split fits when no block of the tag on either side is
+    /// visibly other data (another chain or file starts there, the filesystem puts it
+    /// on the other side of live/deleted, or it is not compressed media). One fitting
+    /// split is proven; of several, the last is taken and the others are counted.
     fn split_in_data<S: ByteSource + ?Sized>(
         &self,
         src: &S,
-        side: Option<bool>,
+        who: Asking,
         t: u64,
         tag_end: u64,
         o: &Orphan,
     ) -> Option<Join> {
+        let other = |b: u64| self.other_data(src, who, b);
         let first = (t + 12).next_multiple_of(BLOCK);
-        let boundaries: Vec<u64> = (first..=tag_end).step_by(BLOCK as usize).collect();
-        let last = *boundaries.last()?;
-        let evident = boundaries.iter().copied().find(|&b| {
-            self.starts.contains(&(b / BLOCK))
-                || self.other_side(src, side, b)
-                || !looks_like_media(src, b)
-        });
-        let from = evident.unwrap_or(last);
-        let to = o.at.checked_sub(tag_end - from)?;
+        let step = BLOCK as usize;
+        // Our side ends at the latest where other data begins.
+        let ours_until = (first..tag_end).step_by(step).find(|&b| other(b));
+        // Their side starts after the last block of other data before the orphan.
+        let lowest = o.at.checked_sub(tag_end - first)?;
+        let orphan_block = o.at / BLOCK * BLOCK;
+        let theirs_from = (0..orphan_block.saturating_sub(lowest) / BLOCK)
+            .rev()
+            .map(|k| lowest + k * BLOCK)
+            .find(|&b| other(b))
+            .map_or(0, |b| b + BLOCK);
+        let fitting: Vec<u64> = (first..=tag_end)
+            .step_by(step)
+            .filter(|&b| ours_until.is_none_or(|u| b <= u))
+            .filter(|&b| o.at - (tag_end - b) >= theirs_from)
+            .collect();
+        let from = *fitting.last()?;
         Some(Join {
             from,
-            to,
+            earliest_from: fitting[0],
+            to: o.at - (tag_end - from),
             at_ms: o.ts,
-            alternatives: if evident.is_some() {
-                0
-            } else {
-                boundaries.len() as u32 - 1
-            },
+            alternatives: 0,
             lost_ms: None,
             evidence: Evidence::StraddlingTag,
         })
@@ -494,6 +540,7 @@ fn split_in_header<S: ByteSource + ?Sized>(
     let in_time = tag.ts.saturating_add(1_000) >= last_ts && tag.ts <= o.ts.saturating_add(1_000);
     (tag.size + 11 == o.prev_size && fits_stream(&tag) && in_time).then_some(Join {
         from,
+        earliest_from: from,
         to,
         at_ms: o.ts,
         alternatives: 0,

@@ -11,6 +11,7 @@ pub mod flv;
 pub mod flv_tag;
 pub mod fragments;
 pub mod mmapv1;
+pub mod splits;
 pub mod wiredtiger;
 
 /// Random access to a run of bytes, which may be far larger than memory.

@@ -10,6 +10,7 @@ use crate::carve::ext4::{self, ExtentMap, Volume};
 use crate::carve::filemap::FileMap;
 use crate::carve::flv::{self, WalkLimits};
 use crate::carve::fragments::{self, ChunkOrphans, Continuations, Orphan};
+use crate::carve::splits;
 use crate::index::FlvEntry;
 use crate::source::Source;
 
@@ -150,6 +151,7 @@ fn walk_all(
         })
         .collect();
     let mut flv = walk(sources, headers, &fragments, limits);
+    narrow_splits(&mut flv);
     // Where one recording provably continues is other data for every other recording:
     // files whose joins were uncertain are walked again knowing those fragment starts.
     // Files cut off mid-stream are walked again too: now their lost fragments can be
@@ -157,8 +159,7 @@ fn walk_all(
     let uncertain: Vec<(u32, u64)> = flv
         .iter()
         .filter(|e| {
-            e.carved.status == flv::Status::Truncated
-                || e.carved.joins.iter().any(|j| j.alternatives > 0)
+            e.carved.status == flv::Status::Truncated || e.carved.joins.iter().any(|j| !j.proven())
         })
         .map(|e| (e.source, e.carved.offset))
         .collect();
@@ -166,8 +167,8 @@ fn walk_all(
         return flv;
     }
     for e in &flv {
-        let proven = e.carved.joins.iter().filter(|j| j.alternatives == 0);
-        fragments[e.source as usize].mark_starts(proven.map(|j| j.to));
+        let proven = e.carved.joins.iter().filter(|j| j.proven());
+        fragments[e.source as usize].mark_claimed(e.carved.offset, proven.map(|j| j.to));
     }
     for (src, fragments) in fragments.iter_mut().enumerate() {
         let walked = flv.iter().filter(|e| e.source as usize == src);
@@ -181,7 +182,24 @@ fn walk_all(
             *old = entry;
         }
     }
+    narrow_splits(&mut flv);
     flv
+}
+
+/// Narrows every ambiguous split by what the other files of its source certainly
+/// hold (see [`splits::narrow`]).
+fn narrow_splits(flv: &mut [FlvEntry]) {
+    let Some(last) = flv.iter().map(|e| e.source).max() else {
+        return;
+    };
+    for src in 0..=last {
+        let mut files: Vec<&mut flv::Carved> = flv
+            .iter_mut()
+            .filter(|e| e.source == src)
+            .map(|e| &mut e.carved)
+            .collect();
+        splits::narrow(&mut files);
+    }
 }
 
 /// Walks the chains of `headers`, on every core.

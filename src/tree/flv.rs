@@ -131,12 +131,14 @@ fn join_view(j: &Join) -> String {
         (Evidence::ExtentMap(map), _) => format!(
             "fragment continues at {to} ({at:.3}s), as the filesystem's extent map at {map} says and the straddling tag confirms"
         ),
-        (_, None) if j.alternatives == 0 => {
+        _ if j.proven() => {
             format!("fragment continues at {to} ({at:.3}s), proven by the straddling tag")
         }
         _ => format!(
-            "fragment continues at {to} ({at:.3}s); {} other fits: check this join",
-            j.alternatives
+            "fragment continues at {to} ({at:.3}s); {} other fragments and {} other split points fit: check this join (the split may lie {} bytes earlier)",
+            j.alternatives,
+            j.other_splits(),
+            j.from - j.earliest_from
         ),
     }
 }
