@@ -257,7 +257,9 @@ pub fn walk<S: ByteSource + ?Sized>(
             cut_off = false;
             continue;
         }
-        match find_continuation(src, pos, &stream, limits) {
+        match find_continuation(src, pos, &stream, limits)
+            .filter(|&(resume, _)| in_place(src, pos, resume))
+        {
             Some((resume, first_ts)) => {
                 extents.push((extent_start, pos - extent_start));
                 gaps.push(Gap {
@@ -384,6 +386,22 @@ fn header_fits_but_runs_past_end<S: ByteSource + ?Sized>(src: &S, pos: u64, end:
         return end - pos < 12;
     }
     parse_tag_header(&h).is_some_and(|t| pos + t.total_len() > end)
+}
+
+/// A repair that resumes at `resume` can be damage in place: the tag at `pos`, if its
+/// header is whole, announces where the next one is, and in place no tag starts
+/// before that. A run found earlier is another fragment's, maybe another recording's
+/// made at the same time with the same codecs: only a fragment join may take it.
+fn in_place<S: ByteSource + ?Sized>(src: &S, pos: u64, resume: u64) -> bool {
+    let mut h = [0u8; 12];
+    match src
+        .read_at(pos, &mut h)
+        .then(|| parse_tag_header(&h))
+        .flatten()
+    {
+        Some(tag) => resume >= pos + tag.total_len(),
+        None => true,
+    }
 }
 
 /// Looks for the first run of valid tags in `(pos, pos + window]`. If that run continues

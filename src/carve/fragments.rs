@@ -277,8 +277,9 @@ pub enum Evidence {
 pub struct Continuations {
     by_key: HashMap<u64, Vec<Orphan>>,
     starts: HashSet<u64>,
-    /// Blocks where some recording provably continues: never offered across a hole.
-    claimed: HashMap<u64, u64>,
+    /// Source ranges some recording certainly holds, with the offset of its header,
+    /// sorted: other data for every other recording.
+    claimed: Vec<(u64, u64, u64)>,
     /// Joins across a lost fragment are allowed once the first walks are done: these
     /// are the source ranges their files cover (sorted), whose orphans are taken.
     walked: Option<Vec<(u64, u64)>>,
@@ -303,11 +304,24 @@ impl Continuations {
         c
     }
 
-    /// Records that fragments of the recording whose header is at `owner` start at
-    /// `positions` (proven by its joins): other data for every other recording, and
-    /// never offered as the next fragment in time across a hole.
-    pub fn mark_claimed(&mut self, owner: u64, positions: impl Iterator<Item = u64>) {
-        self.claimed.extend(positions.map(|p| (p / BLOCK, owner)));
+    /// Records that the recording whose header is at `owner` certainly holds
+    /// `ranges` (start, end): other data for every other recording, and never offered
+    /// as the next fragment in time across a hole.
+    pub fn claim(&mut self, owner: u64, ranges: impl Iterator<Item = (u64, u64)>) {
+        self.claimed.extend(ranges.map(|(s, e)| (s, e, owner)));
+        self.claimed.sort_unstable();
+    }
+
+    /// The recording that certainly holds the block at `at`, if one does.
+    fn owner(&self, at: u64) -> Option<u64> {
+        let block = at / BLOCK * BLOCK..at / BLOCK * BLOCK + BLOCK;
+        let i = self.claimed.partition_point(|c| c.0 < block.end);
+        self.claimed[..i]
+            .iter()
+            .rev()
+            .take(64)
+            .find(|c| c.1 > block.start)
+            .map(|c| c.2)
     }
 
     /// Adds the filesystem's evidence: its block bitmap and the extent maps found.
@@ -345,18 +359,17 @@ impl Continuations {
             .is_some_and(|s| self.in_use(src, at).is_some_and(|u| u != s))
     }
 
-    /// The block at `at` is visibly not `who`'s: another chain or file starts there,
-    /// another recording provably continues there, the filesystem puts it on the
-    /// other side of live/deleted, or it is not compressed media.
+    /// The block at `at`, inside one of `who`'s tags, is visibly not `who`'s: another
+    /// chain or file starts there, another recording certainly holds it, the
+    /// filesystem puts it on the other side of live/deleted, it is not compressed
+    /// media, or chained tags lie in it (a tag's data holds no tags).
     fn other_data<S: ByteSource + ?Sized>(&self, src: &S, who: Asking, at: u64) -> bool {
         let block = at / BLOCK;
         self.starts.contains(&block)
-            || self
-                .claimed
-                .get(&block)
-                .is_some_and(|&owner| owner != who.file)
+            || self.owner(at).is_some_and(|owner| owner != who.file)
             || self.other_side(src, who, at)
             || !looks_like_media(src, at)
+            || holds_chained_tags(src, at)
     }
 
     /// Allows joins across lost fragments, now that `walked` (the source ranges of
@@ -393,7 +406,7 @@ impl Continuations {
             .by_key
             .values()
             .flatten()
-            .filter(|o| o.prev_size >= 11 && !self.claimed.contains_key(&(o.at / BLOCK)))
+            .filter(|o| o.prev_size >= 11 && self.owner(o.at).is_none())
             .filter(|o| !self.taken(o.at) && !self.other_side(src, who, o.at))
             .filter(|o| o.ts > last_ts && o.ts <= last_ts.saturating_add(MAX_HOLE_MS))
             .filter(|o| fits_stream(&o.first_tag()))
@@ -549,11 +562,41 @@ fn split_in_header<S: ByteSource + ?Sized>(
     })
 }
 
-/// Compressed audio and video look random: nearly every byte value occurs in a block.
-/// Text, zeros and most file-system metadata do not.
+/// Two chained audio/video tags start in the block at `at`.
+fn holds_chained_tags<S: ByteSource + ?Sized>(src: &S, at: u64) -> bool {
+    let mut block = [0u8; BLOCK as usize];
+    if !src.read_at(at, &mut block) {
+        return false;
+    }
+    let mut pos = 0;
+    while let Some(z) = memchr::memmem::find(&block[pos..], b"\0\0\0").map(|i| pos + i) {
+        // A tag's stream id is any three of a stretch of zeros.
+        let run_end = first_nonzero(&block[z..]).map_or(block.len(), |n| z + n);
+        let chained = (z.saturating_sub(8)..(run_end - 3).saturating_sub(7))
+            .filter(|&c| matches!(block[c], 8 | 9))
+            .any(|c| {
+                let c = at + c as u64;
+                flv_tag::tag_at(src, c)
+                    .is_some_and(|t| flv_tag::tag_at(src, c + t.total_len()).is_some())
+            });
+        if chained {
+            return true;
+        }
+        pos = run_end;
+    }
+    false
+}
+
+/// Compressed audio and video look random: nearly every byte value occurs in a block,
+/// and never a run of zeros at its end. Text, zeros, most file-system metadata, and
+/// the zero-padded stale copies of a file's half-written last block (btrfs leaves
+/// them behind when it rewrites that block elsewhere) do not.
 fn looks_like_media<S: ByteSource + ?Sized>(src: &S, at: u64) -> bool {
     let mut block = [0u8; BLOCK as usize];
     if !src.read_at(at, &mut block) {
+        return false;
+    }
+    if block[BLOCK as usize - 16..].iter().all(|&b| b == 0) {
         return false;
     }
     let mut seen = [false; 256];

@@ -48,20 +48,32 @@ pub fn narrow(files: &mut [&mut Carved]) {
 fn pieces(files: &[&mut Carved]) -> Vec<Piece> {
     let mut out = Vec::new();
     for (f, file) in files.iter().enumerate() {
-        for &(start, len) in &file.extents {
-            let end = start + len;
-            let entering = file.joins.iter().find(|j| j.to == start);
-            let leaving = file.joins.iter().find(|j| j.from == end);
-            out.push(Piece {
-                file: f,
-                start: entering.map_or((start, start), |j| {
-                    (j.to.saturating_sub(j.from - j.earliest_from), start)
-                }),
-                end: leaving.map_or((end, end), |j| (j.earliest_from, end)),
-            });
-        }
+        out.extend(file_pieces(file, f));
     }
     out
+}
+
+/// The pieces of `file` (number `f`).
+fn file_pieces(file: &Carved, f: usize) -> impl Iterator<Item = Piece> + '_ {
+    file.extents.iter().map(move |&(start, len)| {
+        let end = start + len;
+        let entering = file.joins.iter().find(|j| j.to == start);
+        let leaving = file.joins.iter().find(|j| j.from == end);
+        Piece {
+            file: f,
+            start: entering.map_or((start, start), |j| {
+                (j.to.saturating_sub(j.from - j.earliest_from), start)
+            }),
+            end: leaving.map_or((end, end), |j| (j.earliest_from, end)),
+        }
+    })
+}
+
+/// The source ranges `file` holds whatever its splits: no other file may use them.
+pub fn certain(file: &Carved) -> impl Iterator<Item = (u64, u64)> + '_ {
+    file_pieces(file, 0)
+        .map(|p| p.certain())
+        .filter(|(start, end)| start < end)
 }
 
 /// Narrows join `j` of `file` (number `f`) by the certain bytes of every other piece;

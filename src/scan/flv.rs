@@ -152,8 +152,8 @@ fn walk_all(
         .collect();
     let mut flv = walk(sources, headers, &fragments, limits);
     narrow_splits(&mut flv);
-    // Where one recording provably continues is other data for every other recording:
-    // files whose joins were uncertain are walked again knowing those fragment starts.
+    // What one recording certainly holds is other data for every other recording:
+    // files whose joins were uncertain are walked again knowing it.
     // Files cut off mid-stream are walked again too: now their lost fragments can be
     // stepped over to the next one in time, which no other file covers.
     let uncertain: Vec<(u32, u64)> = flv
@@ -167,8 +167,7 @@ fn walk_all(
         return flv;
     }
     for e in &flv {
-        let proven = e.carved.joins.iter().filter(|j| j.proven());
-        fragments[e.source as usize].mark_claimed(e.carved.offset, proven.map(|j| j.to));
+        fragments[e.source as usize].claim(e.carved.offset, splits::certain(&e.carved));
     }
     for (src, fragments) in fragments.iter_mut().enumerate() {
         let walked = flv.iter().filter(|e| e.source as usize == src);
