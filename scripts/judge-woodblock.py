@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""Scores carved FLV files against a woodblock image's truth (image.dd.json).
+
+    judge-woodblock.py IMAGE.dd.json EXPORTED_DIR [--json]
+
+EXPORTED_DIR is `salvagefs export IMAGE DIR --only 'flv/**'`. A recording is exact
+when a carved file has its SHA-256. For every carved file, the image bytes it uses
+(from `<file>.extents.txt` or candidates.tsv) are matched against the fragments'
+image offsets: bytes from any other file's fragment or from filler are foreign.
+Prints `exact=E/N foreign_bytes=B unproven=U`.
+"""
+
+import csv
+import hashlib
+import json
+import os
+import sys
+
+
+def pieces(out_dir, row):
+    ext = os.path.join(out_dir, row["file"] + ".extents.txt")
+    if os.path.exists(ext):
+        rows = [line.split("\t") for line in open(ext) if line[0].isdigit()]
+        return [(int(r[1]), int(r[2])) for r in rows], sum("check this join" in r[3] for r in rows)
+    return [(int(row["offset"]), int(row["bytes"]))], 0
+
+
+def main():
+    truth = json.load(open(sys.argv[1]))
+    out_dir = sys.argv[2]
+    owners = []  # (image start, image end, file sha256)
+    recordings = {}
+    for scenario in truth["scenarios"]:
+        for f in scenario["files"]:
+            sha = f["original"]["sha256"]
+            if f["original"]["type"] == "file":
+                recordings[sha] = f["original"]["path"]
+            for frag in f["fragments"]:
+                owners.append((frag["image_offsets"]["start"], frag["image_offsets"]["end"], sha))
+    rows = list(csv.DictReader(open(os.path.join(out_dir, "flv/candidates.tsv")), delimiter="\t"))
+    exact, foreign, unproven, report = set(), 0, 0, []
+    for row in rows:
+        data = open(os.path.join(out_dir, row["file"]), "rb").read()
+        sha = hashlib.sha256(data).hexdigest()
+        if sha in recordings:
+            exact.add(sha)
+        ps, doubtful = pieces(out_dir, row)
+        unproven += doubtful
+        # The recording it carries: the owner of its first byte.
+        first = next((o[2] for o in owners if o[0] <= ps[0][0] < o[1]), None)
+        bad = 0
+        for start, n in ps:
+            for o_start, o_end, o_sha in owners:
+                overlap = min(start + n, o_end) - max(start, o_start)
+                if overlap > 0 and o_sha != first:
+                    bad += overlap
+        foreign += bad
+        report.append((row["file"], row["status"], len(ps), bad, recordings.get(first, "?")))
+    line = f"exact={len(exact)}/{len(recordings)} foreign_bytes={foreign} unproven={unproven}"
+    if "--json" in sys.argv:
+        print(json.dumps({"exact": len(exact), "recordings": len(recordings), "foreign_bytes": foreign,
+                          "unproven": unproven, "carved": report}))
+        return
+    for r in report:
+        print("  %s\t%s\t%d pieces\t%d foreign bytes\t%s" % r, file=sys.stderr)
+    missing = sorted(p for s, p in recordings.items() if s not in exact)
+    print(line + (f" (not exact: {' '.join(missing)})" if missing else ""))
+
+
+if __name__ == "__main__":
+    main()
