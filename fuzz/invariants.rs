@@ -6,7 +6,7 @@ use std::path::Path;
 
 use salvagefs::carve::bson;
 use salvagefs::carve::flv::{self, WalkLimits};
-use salvagefs::carve::fragments::{self, Continuations};
+use salvagefs::carve::fragments::{self, Continuations, Unit};
 use salvagefs::carve::wiredtiger;
 use salvagefs::classify::Schema;
 use salvagefs::extjson::{self, JsonMode};
@@ -26,6 +26,7 @@ pub fn flv_walk(data: &[u8]) {
     let mut fragments = Continuations::new(
         &fragments::find_orphans(data, 0, data.len()).orphans,
         &starts,
+        Unit::default(),
     );
     // Joins across lost fragments too (normally only in the scan's second walk).
     fragments.allow_holes(Vec::new());

@@ -11,7 +11,8 @@ the lost recording's own, a live file's, or neither (free space). Prints one lin
     lost=exact|partial|missing  extents=N  other_bytes=B  files=F  unproven=U
 
 `other_bytes` counts the bytes carved files take from blocks that belong to a file
-other than the recording they carry: it must be 0.
+other than the recording they carry (with --json, `silent_other_bytes` those in
+files whose .extents.txt asks for no check: they must be 0).
 """
 
 import csv
@@ -44,7 +45,7 @@ def main():
     rows = list(csv.DictReader(open(os.path.join(out_dir, "flv/candidates.tsv")), delimiter="\t"))
     firsts = {f["blocks"][0]: set(f["blocks"]) for f in truth["live"].values() if f["blocks"]}
     firsts[lost["blocks"][0]] = lost_blocks
-    verdict, other, unproven, report = "missing", 0, 0, []
+    verdict, other, unproven, report, silent = "missing", 0, 0, [], 0
     for row in rows:
         data = open(os.path.join(out_dir, row["file"]), "rb").read()
         first = hashlib.sha256(data[:BLOCK]).hexdigest()[:16]
@@ -66,11 +67,13 @@ def main():
                     foreign += BLOCK
                 b += BLOCK
         other += foreign
+        silent += 0 if doubtful else foreign
         report.append((row["file"], row["status"], len(ps), foreign))
     line = (f"lost={verdict} extents={len(lost['extents'])} other_bytes={other} "
             f"files={len(rows)} unproven={unproven}")
     if "--json" in sys.argv:
         print(json.dumps({"lost": verdict, "extents": len(lost["extents"]), "other_bytes": other,
+                          "silent_other_bytes": silent,
                           "files": len(rows), "unproven": unproven, "carved": report}))
     else:
         for r in report:

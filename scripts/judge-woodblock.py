@@ -7,7 +7,8 @@ EXPORTED_DIR is `salvagefs export IMAGE DIR --only 'flv/**'`. A recording is exa
 when a carved file has its SHA-256. For every carved file, the image bytes it uses
 (from `<file>.extents.txt` or candidates.tsv) are matched against the fragments'
 image offsets: bytes from any other file's fragment or from filler are foreign.
-Prints `exact=E/N foreign_bytes=B unproven=U`.
+Prints `exact=E/N foreign_bytes=B unproven=U`; with --json also
+`silent_foreign_bytes`, those in files whose .extents.txt asks for no check.
 """
 
 import csv
@@ -38,7 +39,7 @@ def main():
             for frag in f["fragments"]:
                 owners.append((frag["image_offsets"]["start"], frag["image_offsets"]["end"], sha))
     rows = list(csv.DictReader(open(os.path.join(out_dir, "flv/candidates.tsv")), delimiter="\t"))
-    exact, foreign, unproven, report = set(), 0, 0, []
+    exact, foreign, unproven, report, silent = set(), 0, 0, [], 0
     for row in rows:
         data = open(os.path.join(out_dir, row["file"]), "rb").read()
         sha = hashlib.sha256(data).hexdigest()
@@ -55,14 +56,16 @@ def main():
                 if overlap > 0 and o_sha != first:
                     bad += overlap
         foreign += bad
-        report.append((row["file"], row["status"], len(ps), bad, recordings.get(first, "?")))
+        silent += 0 if doubtful else bad
+        report.append((row["file"], row["status"], len(ps), bad, recordings.get(first, "?"), doubtful))
     line = f"exact={len(exact)}/{len(recordings)} foreign_bytes={foreign} unproven={unproven}"
     if "--json" in sys.argv:
         print(json.dumps({"exact": len(exact), "recordings": len(recordings), "foreign_bytes": foreign,
+                          "silent_foreign_bytes": silent,
                           "unproven": unproven, "carved": report}))
         return
     for r in report:
-        print("  %s\t%s\t%d pieces\t%d foreign bytes\t%s" % r, file=sys.stderr)
+        print("  %s\t%s\t%d pieces\t%d foreign bytes\t%s\t%d joins to check" % r, file=sys.stderr)
     missing = sorted(p for s, p in recordings.items() if s not in exact)
     print(line + (f" (not exact: {' '.join(missing)})" if missing else ""))
 

@@ -23,8 +23,18 @@ use super::ext4::{Bitmaps, Volume};
 use super::filemap::FileMap;
 use super::flv_tag::{self, Tag};
 
-/// Filesystem block size: fragments start and end on these boundaries.
-pub const BLOCK: u64 = 4096;
+use super::blocksize::SECTOR;
+
+/// The granularity fragments start and end at: the filesystem's block size, or a
+/// sector when no filesystem says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unit(pub u64);
+
+impl Default for Unit {
+    fn default() -> Unit {
+        Unit(SECTOR)
+    }
+}
 
 /// A run of at least two chained audio/video tags that no header or chain leads into
 /// from the block before: the possible start of a fragment.
@@ -53,10 +63,10 @@ impl Orphan {
         }
     }
 
-    /// Where, within a block, the tag before it starts if it was contiguous: equal to
-    /// the straddling tag's own position within its block.
-    fn key(&self) -> u64 {
-        self.at.wrapping_sub(self.prev_size as u64 + 4) % BLOCK
+    /// Where, within a block of `unit`, the tag before it starts if it was
+    /// contiguous: equal to the straddling tag's own position within its block.
+    fn key(&self, unit: u64) -> u64 {
+        self.at.wrapping_sub(self.prev_size as u64 + 4) % unit
     }
 }
 
@@ -87,9 +97,9 @@ pub fn find_orphans(buf: &[u8], base: u64, limit: usize) -> ChunkOrphans {
     let buf_end = base + buf.len() as u64;
     let zeros = Finder::new(b"\0\0\0");
     let mut chains: Vec<u64> = Vec::new();
-    let mut block = base / BLOCK * BLOCK;
+    let mut block = base / SECTOR * SECTOR;
     while block < end {
-        let block_end = block + BLOCK;
+        let block_end = block + SECTOR;
         let mut has_header = false;
         chains.retain_mut(|p| {
             let (next, headers) = follow(buf, base, *p, block_end);
@@ -154,7 +164,7 @@ fn first_run(buf: &[u8], base: u64, from: u64, to: u64, zeros: &Finder) -> Optio
         let run_end = first_nonzero(&buf[z..zeros_end]).map_or(zeros_end, |n| z + n);
         // Tags whose stream id lies in this stretch of zeros start 8 bytes before it.
         let starts = (z - 8).max(lo)..z.min(hi).min(run_end.saturating_sub(10));
-        let block_end = from / BLOCK * BLOCK + BLOCK;
+        let block_end = from / SECTOR * SECTOR + SECTOR;
         if let Some(orphan) = starts
             .filter(|&c| matches!(buf[c], 8 | 9))
             .find_map(|c| run_at(buf, base, c as u64, block_end))
@@ -240,11 +250,6 @@ impl Join {
     pub fn proven(&self) -> bool {
         self.alternatives == 0 && self.earliest_from == self.from && self.lost_ms.is_none()
     }
-
-    /// Other block boundaries the jump may lie at.
-    pub fn other_splits(&self) -> u64 {
-        (self.from - self.earliest_from) / BLOCK
-    }
 }
 
 /// The recording asking for its next fragment: where its header is, and whether the
@@ -287,20 +292,26 @@ pub struct Continuations {
     maps: HashMap<u64, Vec<FileMap>>,
     /// The block bitmaps of the filesystem on the source: live or deleted data.
     bitmaps: Option<Bitmaps>,
+    /// Where fragments may start and end.
+    unit: Unit,
 }
 
 /// How far a continuation's first timestamp may lie past the stream's last one.
 const MAX_JUMP_MS: u32 = 5_000;
 
 impl Continuations {
-    /// Indexes `orphans` and the FLV `headers` of one source.
-    pub fn new(orphans: &[Orphan], headers: &[u64]) -> Continuations {
-        let mut c = Continuations::default();
+    /// Indexes `orphans` and the FLV `headers` of one source whose files fragment
+    /// at `unit`.
+    pub fn new(orphans: &[Orphan], headers: &[u64], unit: Unit) -> Continuations {
+        let mut c = Continuations {
+            unit,
+            ..Continuations::default()
+        };
         for o in orphans {
-            c.by_key.entry(o.key()).or_default().push(*o);
-            c.starts.insert(o.at / BLOCK);
+            c.by_key.entry(o.key(unit.0)).or_default().push(*o);
+            c.starts.insert(o.at / unit.0);
         }
-        c.starts.extend(headers.iter().map(|h| h / BLOCK));
+        c.starts.extend(headers.iter().map(|h| h / unit.0));
         c
     }
 
@@ -314,7 +325,8 @@ impl Continuations {
 
     /// The recording that certainly holds the block at `at`, if one does.
     fn owner(&self, at: u64) -> Option<u64> {
-        let block = at / BLOCK * BLOCK..at / BLOCK * BLOCK + BLOCK;
+        let u = self.unit.0;
+        let block = at / u * u..at / u * u + u;
         let i = self.claimed.partition_point(|c| c.0 < block.end);
         self.claimed[..i]
             .iter()
@@ -364,12 +376,11 @@ impl Continuations {
     /// filesystem puts it on the other side of live/deleted, it is not compressed
     /// media, or chained tags lie in it (a tag's data holds no tags).
     fn other_data<S: ByteSource + ?Sized>(&self, src: &S, who: Asking, at: u64) -> bool {
-        let block = at / BLOCK;
-        self.starts.contains(&block)
+        self.starts.contains(&(at / self.unit.0))
             || self.owner(at).is_some_and(|owner| owner != who.file)
             || self.other_side(src, who, at)
-            || !looks_like_media(src, at)
-            || holds_chained_tags(src, at)
+            || !looks_like_media(src, at, self.unit.0)
+            || holds_chained_tags(src, at, self.unit.0)
     }
 
     /// Allows joins across lost fragments, now that `walked` (the source ranges of
@@ -445,7 +456,7 @@ impl Continuations {
         last_ts: u32,
         fits_stream: impl Fn(&Tag) -> bool,
     ) -> Option<(Join, u64)> {
-        let candidates = self.by_key.get(&(t % BLOCK))?;
+        let candidates = self.by_key.get(&(t % self.unit.0))?;
         let mut ours = [0u8; 12];
         let whole_header = src
             .read_at(t, &mut ours)
@@ -470,7 +481,7 @@ impl Continuations {
             let join = match whole_header {
                 Some(h) if h.size == size => self.split_in_data(src, who, t, tag_end, o),
                 Some(_) => None,
-                None => split_in_header(src, t, tag_end, o, last_ts, &fits_stream),
+                None => split_in_header(src, self.unit.0, t, tag_end, o, last_ts, &fits_stream),
             };
             if let Some(join) = join {
                 fits.push((o.ts.abs_diff(last_ts), join, o.at));
@@ -498,18 +509,19 @@ impl Continuations {
         o: &Orphan,
     ) -> Option<Join> {
         let other = |b: u64| self.other_data(src, who, b);
-        let first = (t + 12).next_multiple_of(BLOCK);
-        let step = BLOCK as usize;
+        let unit = self.unit.0;
+        let first = (t + 12).next_multiple_of(unit);
+        let step = unit as usize;
         // Our side ends at the latest where other data begins.
         let ours_until = (first..tag_end).step_by(step).find(|&b| other(b));
         // Their side starts after the last block of other data before the orphan.
         let lowest = o.at.checked_sub(tag_end - first)?;
-        let orphan_block = o.at / BLOCK * BLOCK;
-        let theirs_from = (0..orphan_block.saturating_sub(lowest) / BLOCK)
+        let orphan_block = o.at / unit * unit;
+        let theirs_from = (0..orphan_block.saturating_sub(lowest) / unit)
             .rev()
-            .map(|k| lowest + k * BLOCK)
+            .map(|k| lowest + k * unit)
             .find(|&b| other(b))
-            .map_or(0, |b| b + BLOCK);
+            .map_or(0, |b| b + unit);
         let fitting: Vec<u64> = (first..=tag_end)
             .step_by(step)
             .filter(|&b| ours_until.is_none_or(|u| b <= u))
@@ -533,13 +545,14 @@ impl Continuations {
 /// from both sides must be a tag of the announced size that continues the stream.
 fn split_in_header<S: ByteSource + ?Sized>(
     src: &S,
+    unit: u64,
     t: u64,
     tag_end: u64,
     o: &Orphan,
     last_ts: u32,
     fits_stream: &impl Fn(&Tag) -> bool,
 ) -> Option<Join> {
-    let from = t.next_multiple_of(BLOCK);
+    let from = t.next_multiple_of(unit);
     if from >= t + 11 {
         return None;
     }
@@ -563,8 +576,8 @@ fn split_in_header<S: ByteSource + ?Sized>(
 }
 
 /// Two chained audio/video tags start in the block at `at`.
-fn holds_chained_tags<S: ByteSource + ?Sized>(src: &S, at: u64) -> bool {
-    let mut block = [0u8; BLOCK as usize];
+fn holds_chained_tags<S: ByteSource + ?Sized>(src: &S, at: u64, unit: u64) -> bool {
+    let mut block = vec![0u8; unit as usize];
     if !src.read_at(at, &mut block) {
         return false;
     }
@@ -587,19 +600,29 @@ fn holds_chained_tags<S: ByteSource + ?Sized>(src: &S, at: u64) -> bool {
     false
 }
 
-/// Compressed audio and video look random: nearly every byte value occurs in a block,
-/// and never a run of zeros at its end. Text, zeros, most file-system metadata, and
-/// the zero-padded stale copies of a file's half-written last block (btrfs leaves
-/// them behind when it rewrites that block elsewhere) do not.
-fn looks_like_media<S: ByteSource + ?Sized>(src: &S, at: u64) -> bool {
-    let mut block = [0u8; BLOCK as usize];
+/// Compressed audio and video never hold a run of zeros at the end of a block, nor
+/// a block of text. Zeros, text and logs do, and so do the zero-padded stale copies
+/// of a file's half-written last block (btrfs leaves them behind when it rewrites
+/// that block elsewhere). (Byte variety proves nothing: a quiet audio track
+/// compresses to frames as repetitive as any metadata.)
+fn looks_like_media<S: ByteSource + ?Sized>(src: &S, at: u64, unit: u64) -> bool {
+    let mut block = vec![0u8; unit as usize];
     if !src.read_at(at, &mut block) {
         return false;
     }
-    if block[BLOCK as usize - 16..].iter().all(|&b| b == 0) {
+    if block[block.len() - 16..].iter().all(|&b| b == 0) {
         return false;
     }
-    let mut seen = [false; 256];
-    block.iter().for_each(|&b| seen[b as usize] = true);
-    seen.iter().filter(|&&s| s).count() >= 160
+    let text = block
+        .iter()
+        .filter(|&&b| b.is_ascii_graphic() || b.is_ascii_whitespace())
+        .count();
+    text * 100 < block.len() * 95
+}
+
+impl Continuations {
+    /// The granularity fragments start and end at on this source.
+    pub fn unit(&self) -> Unit {
+        self.unit
+    }
 }

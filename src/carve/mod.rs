@@ -4,6 +4,7 @@
 //! a plain slice implements (tests, fuzzing) and the scanner implements over a source.
 //! Carvers must never panic, loop forever or allocate without bound, whatever the bytes.
 
+pub mod blocksize;
 pub mod bson;
 pub mod ext4;
 pub mod filemap;

@@ -9,7 +9,7 @@
 //! again, until nothing moves: often one split is left, and a guess becomes proof.
 
 use super::flv::Carved;
-use super::fragments::BLOCK;
+use super::fragments::Unit;
 
 /// One piece of a carved file, with how far its ends may move.
 struct Piece {
@@ -27,15 +27,15 @@ impl Piece {
     }
 }
 
-/// Narrows the ambiguous joins of `files` (all carved from one source), moving their
-/// splits and the extents around them.
-pub fn narrow(files: &mut [&mut Carved]) {
+/// Narrows the ambiguous joins of `files` (all carved from one source, whose files
+/// fragment at `unit`), moving their splits and the extents around them.
+pub fn narrow(files: &mut [&mut Carved], unit: Unit) {
     for _ in 0..32 {
         let pieces = pieces(files);
         let mut moved = false;
         for (f, file) in files.iter_mut().enumerate() {
             for j in 0..file.joins.len() {
-                moved |= narrow_join(file, f, j, &pieces);
+                moved |= narrow_join(file, (f, j), &pieces, unit.0);
             }
         }
         if !moved {
@@ -78,7 +78,7 @@ pub fn certain(file: &Carved) -> impl Iterator<Item = (u64, u64)> + '_ {
 
 /// Narrows join `j` of `file` (number `f`) by the certain bytes of every other piece;
 /// true if it moved.
-fn narrow_join(file: &mut Carved, f: usize, j: usize, pieces: &[Piece]) -> bool {
+fn narrow_join(file: &mut Carved, (f, j): (usize, usize), pieces: &[Piece], unit: u64) -> bool {
     let join = &file.joins[j];
     if join.from == join.earliest_from {
         return false;
@@ -98,12 +98,12 @@ fn narrow_join(file: &mut Carved, f: usize, j: usize, pieces: &[Piece]) -> bool 
         }
         // Another piece holds bytes from our earliest end on: ours ends before them.
         if start >= lo && start < new_hi {
-            new_hi = (start / BLOCK * BLOCK).max(lo);
+            new_hi = (start / unit * unit).max(lo);
         }
         // Another piece holds bytes before the next fragment's latest start: it
         // starts after them.
         if end > to_lo && end <= to_hi {
-            let from = (end.next_multiple_of(BLOCK) as i128 - shift) as u64;
+            let from = (end.next_multiple_of(unit) as i128 - shift) as u64;
             new_lo = new_lo.max(from);
         }
     }
@@ -164,7 +164,7 @@ mod tests {
         }
     }
 
-    const B: u64 = BLOCK;
+    const B: u64 = 4096;
 
     #[test]
     fn two_ambiguous_files_pin_each_other() {
@@ -176,7 +176,7 @@ mod tests {
             vec![join(6 * B, 10 * B, 40 * B)],
         );
         let mut b = file(vec![(8 * B, 12 * B)], Vec::new());
-        narrow(&mut [&mut a, &mut b]);
+        narrow(&mut [&mut a, &mut b], Unit(B));
         assert_eq!(a.extents, vec![(0, 8 * B), (38 * B, 12 * B)]);
         let j = &a.joins[0];
         assert_eq!((j.earliest_from, j.from, j.to), (6 * B, 8 * B, 38 * B));
@@ -191,7 +191,7 @@ mod tests {
             vec![join(6 * B, 10 * B, 40 * B)],
         );
         let mut b = file(vec![(30 * B, 8 * B)], Vec::new());
-        narrow(&mut [&mut a, &mut b]);
+        narrow(&mut [&mut a, &mut b], Unit(B));
         let j = &a.joins[0];
         assert_eq!((j.earliest_from, j.from, j.to), (8 * B, 10 * B, 40 * B));
     }
@@ -203,7 +203,7 @@ mod tests {
             vec![join(9 * B, 10 * B, 40 * B)],
         );
         let mut b = file(vec![(9 * B, 5 * B)], Vec::new());
-        narrow(&mut [&mut a, &mut b]);
+        narrow(&mut [&mut a, &mut b], Unit(B));
         let j = &a.joins[0];
         assert_eq!((j.earliest_from, j.from, j.to), (9 * B, 9 * B, 39 * B));
         assert!(j.proven());
@@ -218,7 +218,7 @@ mod tests {
         // Holds blocks 7..39: a would end by 7 and go on from 39, which no split fits.
         let mut b = file(vec![(7 * B, 32 * B)], Vec::new());
         let before = a.clone();
-        narrow(&mut [&mut a, &mut b]);
+        narrow(&mut [&mut a, &mut b], Unit(B));
         assert_eq!(a, before);
     }
 }

@@ -6,10 +6,11 @@ use rayon::prelude::*;
 
 use super::ReadAhead;
 use super::stage::{Chunk, Finishing, Stage};
+use crate::carve::blocksize::{self, SECTOR};
 use crate::carve::ext4::{self, ExtentMap, Volume};
 use crate::carve::filemap::FileMap;
 use crate::carve::flv::{self, WalkLimits};
-use crate::carve::fragments::{self, ChunkOrphans, Continuations, Orphan};
+use crate::carve::fragments::{self, ChunkOrphans, Continuations, Orphan, Unit};
 use crate::carve::splits;
 use crate::index::FlvEntry;
 use crate::source::Source;
@@ -81,9 +82,10 @@ impl Stage for Flv {
     }
 }
 
-/// What a source's filesystem says: its volume (for the block bitmap) and the
-/// extent maps of files that start where an FLV header is.
-type Filesystem = (Option<Volume>, Vec<FileMap>);
+/// What a source's filesystem says: its ext4 volume (for the block bitmap), the
+/// extent maps of files that start where an FLV header is, and the granularity its
+/// files fragment at.
+type Filesystem = (Option<Volume>, Vec<FileMap>, Unit);
 
 /// Per source, its ext4 filesystem if it has one at its start, and the extent maps
 /// found of the files that start at one of its FLV headers (in source bytes: blocks of
@@ -98,9 +100,15 @@ fn filesystems(
         .zip(maps)
         .enumerate()
         .map(|(src, (source, maps))| {
-            let mut start = vec![0u8; 2048];
+            // Enough for the superblocks of ext4 (at 1 KiB), XFS (0) and btrfs (64 KiB).
+            let mut start = vec![0u8; (0x10100u64).min(source.size) as usize];
             let read = source.read_exact_at(&mut start, 0).is_ok();
             let volume = read.then(|| Volume::detect(&start[..], 0)).flatten();
+            let unit = Unit(if read {
+                blocksize::of(&start[..])
+            } else {
+                SECTOR
+            });
             let (offset, block) = volume.map_or((0, 4096), |v| (v.offset, v.block_size));
             let at_header = |m: &FileMap| headers.binary_search(&(src as u32, m.start())).is_ok();
             let maps = maps
@@ -108,7 +116,7 @@ fn filesystems(
                 .filter_map(|m| FileMap::new(m, offset, block))
                 .filter(at_header)
                 .collect();
-            (volume, maps)
+            (volume, maps, unit)
         })
         .collect()
 }
@@ -139,19 +147,19 @@ fn walk_all(
         .iter()
         .zip(filesystems)
         .enumerate()
-        .map(|(src, (found, (volume, maps)))| {
+        .map(|(src, (found, (volume, maps, unit)))| {
             let own: Vec<u64> = headers
                 .iter()
                 .filter(|h| h.0 as usize == src)
                 .map(|h| h.1)
                 .collect();
-            let mut c = Continuations::new(found, &own);
+            let mut c = Continuations::new(found, &own, unit);
             c.add_filesystem(volume, maps);
             c
         })
         .collect();
     let mut flv = walk(sources, headers, &fragments, limits);
-    narrow_splits(&mut flv);
+    narrow_splits(&mut flv, &fragments);
     // What one recording certainly holds is other data for every other recording:
     // files whose joins were uncertain are walked again knowing it.
     // Files cut off mid-stream are walked again too: now their lost fragments can be
@@ -181,23 +189,20 @@ fn walk_all(
             *old = entry;
         }
     }
-    narrow_splits(&mut flv);
+    narrow_splits(&mut flv, &fragments);
     flv
 }
 
 /// Narrows every ambiguous split by what the other files of its source certainly
 /// hold (see [`splits::narrow`]).
-fn narrow_splits(flv: &mut [FlvEntry]) {
-    let Some(last) = flv.iter().map(|e| e.source).max() else {
-        return;
-    };
-    for src in 0..=last {
+fn narrow_splits(flv: &mut [FlvEntry], fragments: &[Continuations]) {
+    for (src, fragments) in fragments.iter().enumerate() {
         let mut files: Vec<&mut flv::Carved> = flv
             .iter_mut()
-            .filter(|e| e.source == src)
+            .filter(|e| e.source as usize == src)
             .map(|e| &mut e.carved)
             .collect();
-        splits::narrow(&mut files);
+        splits::narrow(&mut files, fragments.unit());
     }
 }
 
