@@ -43,8 +43,6 @@ def main():
         for h in f["blocks"]:
             owner.setdefault(h, name)
     rows = list(csv.DictReader(open(os.path.join(out_dir, "flv/candidates.tsv")), delimiter="\t"))
-    firsts = {f["blocks"][0]: set(f["blocks"]) for f in truth["live"].values() if f["blocks"]}
-    firsts[lost["blocks"][0]] = lost_blocks
     verdict, other, unproven, report, silent = "missing", 0, 0, [], 0
     for row in rows:
         data = open(os.path.join(out_dir, row["file"]), "rb").read()
@@ -53,19 +51,20 @@ def main():
             verdict = "exact"
         elif first == lost["blocks"][0] and verdict == "missing":
             verdict = "partial"
-        # The file it carries: the one whose first block it starts with.
-        mine = firsts.get(first, set())
         ps, doubtful = pieces(out_dir, row)
         unproven += doubtful
-        foreign = 0
+        # The file it carries: the one most of its blocks belong to.
+        blocks = []
         for off, n in ps:
             b = -(-off // BLOCK) * BLOCK
             while b + BLOCK <= off + n:
                 image.seek(b)
-                h = hashlib.sha256(image.read(BLOCK)).hexdigest()[:16]
-                if h not in mine and (h in owner or h in lost_blocks):
-                    foreign += BLOCK
+                blocks.append(hashlib.sha256(image.read(BLOCK)).hexdigest()[:16])
                 b += BLOCK
+        owners = [lost["name"] if h in lost_blocks else owner.get(h) for h in blocks]
+        named = [o for o in owners if o]
+        mine = max(set(named), key=named.count) if named else None
+        foreign = BLOCK * sum(1 for o in named if o != mine)
         other += foreign
         silent += 0 if doubtful else foreign
         report.append((row["file"], row["status"], len(ps), foreign))

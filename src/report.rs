@@ -78,10 +78,10 @@ impl<'a> FlvRow<'a> {
     pub fn new(index: &'a Index, i: usize, known: Option<&'a [Option<PathBuf>]>) -> FlvRow<'a> {
         let entry = &index.flv[i];
         let known_as = known.and_then(|k| k.get(i)).and_then(|m| m.as_deref());
-        let dir = if known_as.is_some() {
-            "flv/known"
-        } else {
-            "flv"
+        let dir = match (known_as, &entry.carved.headless) {
+            (Some(_), _) => "flv/known",
+            (None, Some(_)) => "flv/headless",
+            (None, None) => "flv",
         };
         FlvRow {
             file: format!("{dir}/{}", flv_name(index, entry)),

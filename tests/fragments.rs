@@ -345,3 +345,69 @@ fn a_recording_scattered_by_ext4_comes_back_exact() {
     assert!((ffprobe_clean(&file) - want).abs() < 0.01);
     ffmpeg_decodes_cleanly(&file);
 }
+
+#[test]
+fn a_recording_whose_header_was_overwritten_plays_from_its_first_keyframe() {
+    if !require(&["ffprobe", "ffmpeg", "fusermount3"], false) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let lost = fixture("stream-av-1.flv");
+    // An earlier recording by the same recorder (same settings, other picture).
+    let donor = tmp.path().join("earlier.flv");
+    ok(Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-f", "lavfi", "-i"])
+        .args(["testsrc2=size=320x240:rate=25:alpha=0", "-f", "lavfi", "-i"])
+        .args([
+            "sine=frequency=220:sample_rate=44100",
+            "-t",
+            "3",
+            "-c:v",
+            "libx264",
+        ])
+        .args([
+            "-preset",
+            "ultrafast",
+            "-g",
+            "25",
+            "-b:v",
+            "1200k",
+            "-c:a",
+            "aac",
+        ])
+        .args(["-b:a", "96k", "-fflags", "+bitexact", "-flags", "+bitexact"])
+        .args(["-map_metadata", "-1"])
+        .arg(&donor));
+    let intact = std::fs::read(&donor).unwrap();
+    // `rm` then new writes: the first blocks of the recording now hold an upload.
+    let mut headless = lost.clone();
+    headless[..3 * BLOCK].copy_from_slice(&noise(7, 3 * BLOCK));
+    let (img, at) = lay_out(&[&intact, &headless], 2, |n| noise(8, n));
+    let (_, m) = mount_image(tmp.path(), &img);
+    let found = candidates(&m);
+    let row = found
+        .iter()
+        .find(|c| c["file"].starts_with("flv/headless/"))
+        .unwrap_or_else(|| panic!("no headless recording: {found:?}"));
+    let file = m.path(&row["file"]);
+    let bytes = std::fs::read(&file).unwrap();
+    // Its tags from the first keyframe on are the recording's own, to the end.
+    let tags = tag_offsets(&lost);
+    let key = *tags
+        .iter()
+        .find(|&&t| t >= 3 * BLOCK && lost[t] == 9 && lost[t + 11] >> 4 == 1)
+        .unwrap();
+    assert!(
+        bytes.ends_with(&lost[key..]),
+        "the run is the recording's tail"
+    );
+    let view = std::fs::read_to_string(m.path(&format!("{}.extents.txt", row["file"]))).unwrap();
+    assert!(
+        view.contains(&format!("sequence headers of the recording at {}", at[0])),
+        "{view}"
+    );
+    // Playable: the borrowed parameter sets decode it, almost to the original's end.
+    ffmpeg_decodes_cleanly(&file);
+    let want = ffprobe_clean(&fixtures().join("flv/stream-av-1.flv"));
+    assert!(ffprobe_clean(&file) > want * 0.8);
+}

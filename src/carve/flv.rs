@@ -87,12 +87,41 @@ pub struct Carved {
     pub has_audio: bool,
     /// Video tags were found.
     pub has_video: bool,
+    /// For a run of tags whose header was overwritten: what is put before it to make
+    /// it a playable file.
+    pub headless: Option<Headless>,
+}
+
+impl Headless {
+    /// The FLV header a headless recording is served behind: version 1, the streams
+    /// it holds, no metadata.
+    pub fn header(has_audio: bool, has_video: bool) -> [u8; HEADER_LEN] {
+        let flags = (has_audio as u8) << 2 | has_video as u8;
+        [b'F', b'L', b'V', 1, flags, 0, 0, 0, 9, 0, 0, 0, 0]
+    }
+
+    /// Bytes served before the run: the header and the borrowed tags.
+    pub fn prefix_len(&self) -> u64 {
+        HEADER_LEN as u64 + self.borrowed.iter().map(|b| b.1).sum::<u64>()
+    }
+}
+
+/// What a headless recording is served with: a synthesized FLV header, then the
+/// codec sequence headers (H.264 parameter sets, AAC configuration) its decoder needs,
+/// borrowed from a recording with the same codecs when the run has none.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Headless {
+    /// Header offset of the recording the sequence headers come from.
+    pub donor: Option<u64>,
+    /// Those tags on the source, whole (each with its PreviousTagSize).
+    pub borrowed: Vec<(u64, u64)>,
 }
 
 impl Carved {
-    /// Size of the carved file in bytes.
+    /// Size of the carved file in bytes (with what a headless one is served behind).
     pub fn len(&self) -> u64 {
-        self.extents.iter().map(|e| e.1).sum()
+        let prefix = self.headless.as_ref().map_or(0, Headless::prefix_len);
+        prefix + self.extents.iter().map(|e| e.1).sum::<u64>()
     }
     /// True for a header with nothing after it (never produced by [`walk`], which
     /// always includes the 13 header bytes).
@@ -207,13 +236,55 @@ pub fn walk<S: ByteSource + ?Sized>(
     if !src.read_at(offset, &mut header) || !is_header(&header) {
         return None;
     }
+    Some(walk_tags(
+        src,
+        (offset, offset + HEADER_LEN as u64),
+        limits,
+        fragments,
+    ))
+}
+
+/// Walks a run of tags whose header was overwritten, like [`walk`]: a headless
+/// recording from the first video keyframe at or after `at` (so that it plays from
+/// its first frame; from `at` without video), `None` when fewer than `min_tags` tags
+/// chain.
+pub fn walk_headless<S: ByteSource + ?Sized>(
+    src: &S,
+    at: u64,
+    min_tags: u64,
+    (limits, fragments): (&WalkLimits, &Continuations),
+) -> Option<Carved> {
+    let start = first_keyframe(src, at).unwrap_or(at);
+    let carved = walk_tags(src, (start, start), limits, fragments);
+    (carved.tags >= min_tags).then_some(carved)
+}
+
+/// The first video keyframe in the chain from `at` (a bounded number of tags).
+fn first_keyframe<S: ByteSource + ?Sized>(src: &S, mut at: u64) -> Option<u64> {
+    for _ in 0..1_000 {
+        let tag = tag_at(src, at)?;
+        if tag.kind == 9 && tag.codec >> 4 == 1 {
+            return Some(at);
+        }
+        at += tag.total_len();
+    }
+    None
+}
+
+/// Walks the tags from `first_tag` of the file that starts at `offset`.
+fn walk_tags<S: ByteSource + ?Sized>(
+    src: &S,
+    (offset, first_tag): (u64, u64),
+    limits: &WalkLimits,
+    fragments: &Continuations,
+) -> Carved {
     let end_of_data = src.len();
     let mut stream = Stream::default();
     let mut extents: Vec<(u64, u64)> = Vec::new();
     let mut gaps = Vec::new();
     let mut joins: Vec<Join> = Vec::new();
     let mut extent_start = offset;
-    let mut pos = offset + HEADER_LEN as u64;
+    let mut pos = first_tag;
     let mut meta = Metadata::default();
     let mut cut_off = false;
     let who = Asking {
@@ -292,7 +363,7 @@ pub fn walk<S: ByteSource + ?Sized>(
     extents.push((extent_start, pos - extent_start));
 
     let status = ending(&stream, &meta, (&extents, &gaps, &joins), cut_off);
-    Some(Carved {
+    Carved {
         offset,
         extents,
         status,
@@ -303,7 +374,8 @@ pub fn walk<S: ByteSource + ?Sized>(
         created_s: meta.created_s,
         has_audio: stream.audio_codec.is_some(),
         has_video: stream.video_codec.is_some(),
-    })
+        headless: (first_tag == offset).then(Headless::default),
+    }
 }
 
 /// Where the chain broken at `pos` goes on, in another fragment of the file that
@@ -352,6 +424,39 @@ fn across_hole<S: ByteSource + ?Sized>(
     }
     (join.from, join.earliest_from) = (pos, pos);
     Some((join, resume))
+}
+
+/// The codecs of the first audio and video tags from `at` (audio format, video
+/// codec id), looking at a bounded number of tags.
+pub fn first_codecs<S: ByteSource + ?Sized>(src: &S, mut at: u64) -> (Option<u8>, Option<u8>) {
+    let mut stream = Stream::default();
+    for _ in 0..64 {
+        let Some(tag) = tag_at(src, at) else { break };
+        stream.push(&tag);
+        at += tag.total_len();
+    }
+    (stream.audio_codec.map(|c| c >> 4), stream.video_codec)
+}
+
+/// The codec sequence headers among the first tags from `at`: H.264's parameter sets
+/// (video codec 7, packet type 0) and AAC's configuration (audio format 10, packet
+/// type 0), as whole tags on the source.
+pub fn sequence_headers<S: ByteSource + ?Sized>(src: &S, mut at: u64) -> Vec<(u64, u64)> {
+    let mut found = Vec::new();
+    for _ in 0..64 {
+        let Some(tag) = tag_at(src, at) else { break };
+        let mut packet_type = [0u8; 1];
+        let avc = tag.kind == 9 && tag.codec & 0x0f == 7;
+        let aac = tag.kind == 8 && tag.codec >> 4 == 10;
+        if (avc || aac)
+            && src.read_at(at + TAG_HEADER_LEN + 1, &mut packet_type)
+            && packet_type[0] == 0
+        {
+            found.push((at, tag.total_len()));
+        }
+        at += tag.total_len();
+    }
+    found
 }
 
 /// How a walk ended, from the pieces it found (extents, gaps, joins), whether the

@@ -149,6 +149,7 @@ mod tests {
             created_s: None,
             has_audio: true,
             has_video: true,
+            headless: None,
         }
     }
 

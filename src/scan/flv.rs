@@ -4,8 +4,8 @@
 
 use rayon::prelude::*;
 
-use super::ReadAhead;
 use super::stage::{Chunk, Finishing, Stage};
+use super::{ReadAhead, headless};
 use crate::carve::blocksize::{self, SECTOR};
 use crate::carve::ext4::{self, ExtentMap, Volume};
 use crate::carve::filemap::FileMap;
@@ -78,7 +78,12 @@ impl Stage for Flv {
             ..WalkLimits::default()
         };
         let filesystems = filesystems(out.sources, &headers, maps);
-        out.index.flv = walk_all(out.sources, &headers, (&orphans, filesystems), &limits);
+        let mut fragments = continuations(&headers, &orphans, filesystems);
+        let mut flv = walk_all(out.sources, &headers, &mut fragments, &limits);
+        out.progress
+            .phase("looking for recordings whose header is lost");
+        headless::add(out.sources, &orphans, &fragments, &mut flv, &limits);
+        out.index.flv = flv;
     }
 }
 
@@ -135,15 +140,13 @@ fn fill_prev_sizes(source: &Source, start: u64, orphans: &mut Vec<Orphan>) {
     });
 }
 
-/// Walks every header's chain; then walks again, knowing where other recordings
-/// provably continue, the files whose joins were uncertain or that were cut off.
-fn walk_all(
-    sources: &[Source],
+/// Per source, the fragment starts found and what its filesystem says.
+fn continuations(
     headers: &[(u32, u64)],
-    (orphans, filesystems): (&[Vec<Orphan>], Vec<Filesystem>),
-    limits: &WalkLimits,
-) -> Vec<FlvEntry> {
-    let mut fragments: Vec<Continuations> = orphans
+    orphans: &[Vec<Orphan>],
+    filesystems: Vec<Filesystem>,
+) -> Vec<Continuations> {
+    orphans
         .iter()
         .zip(filesystems)
         .enumerate()
@@ -157,9 +160,19 @@ fn walk_all(
             c.add_filesystem(volume, maps);
             c
         })
-        .collect();
-    let mut flv = walk(sources, headers, &fragments, limits);
-    narrow_splits(&mut flv, &fragments);
+        .collect()
+}
+
+/// Walks every header's chain; then walks again, knowing where other recordings
+/// provably continue, the files whose joins were uncertain or that were cut off.
+fn walk_all(
+    sources: &[Source],
+    headers: &[(u32, u64)],
+    fragments: &mut [Continuations],
+    limits: &WalkLimits,
+) -> Vec<FlvEntry> {
+    let mut flv = walk(sources, headers, fragments, limits);
+    narrow_splits(&mut flv, fragments);
     // What one recording certainly holds is other data for every other recording:
     // files whose joins were uncertain are walked again knowing it.
     // Files cut off mid-stream are walked again too: now their lost fragments can be
@@ -181,7 +194,7 @@ fn walk_all(
         let walked = flv.iter().filter(|e| e.source as usize == src);
         fragments.allow_holes(walked.flat_map(|e| e.carved.extents.clone()).collect());
     }
-    for entry in walk(sources, &uncertain, &fragments, limits) {
+    for entry in walk(sources, &uncertain, fragments, limits) {
         if let Some(old) = flv
             .iter_mut()
             .find(|e| (e.source, e.carved.offset) == (entry.source, entry.carved.offset))
@@ -189,7 +202,7 @@ fn walk_all(
             *old = entry;
         }
     }
-    narrow_splits(&mut flv, &fragments);
+    narrow_splits(&mut flv, fragments);
     flv
 }
 

@@ -30,6 +30,7 @@ use wiredtiger::WiredTiger;
 
 pub mod documents;
 pub mod flv;
+pub mod headless;
 pub mod stage;
 pub mod wiredtiger;
 

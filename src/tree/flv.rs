@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use super::Tree;
+use crate::carve::flv::Headless;
 use crate::carve::fragments::{Evidence, Join};
 use crate::extent::{Extent, ExtentList};
 use crate::index::{FlvEntry, Index};
@@ -22,7 +23,7 @@ pub fn add(tree: &mut Tree, index: &Index, known: Option<&[Option<PathBuf>]>) {
         if let Some(created) = row.entry.carved.created_s {
             tree.set_mtime(ino, created);
         }
-        if row.entry.carved.extents.len() > 1 {
+        if row.entry.carved.extents.len() > 1 || row.entry.carved.headless.is_some() {
             let text = extents_view(&row.file, row.entry, &shared[i]);
             tree.add_file(
                 dir,
@@ -39,19 +40,20 @@ pub fn add(tree: &mut Tree, index: &Index, known: Option<&[Option<PathBuf>]>) {
     );
 }
 
-/// The bytes of a carved FLV as an extent list.
+/// The bytes of a carved FLV as an extent list (behind a synthesized header and
+/// borrowed sequence headers for a headless one).
 pub fn flv_extents(entry: &FlvEntry) -> ExtentList {
-    ExtentList::new(
-        entry
-            .carved
-            .extents
-            .iter()
-            .map(|&(offset, len)| Extent::Source {
-                source: entry.source,
-                offset,
-                len,
-            }),
-    )
+    let c = &entry.carved;
+    let source = |&(offset, len): &(u64, u64)| Extent::Source {
+        source: entry.source,
+        offset,
+        len,
+    };
+    let prefix = c.headless.iter().flat_map(|h| {
+        let header = Headless::header(c.has_audio, c.has_video);
+        std::iter::once(Extent::Bytes(header.to_vec().into())).chain(h.borrowed.iter().map(source))
+    });
+    ExtentList::new(prefix.chain(c.extents.iter().map(source)))
 }
 
 /// Per FLV entry, the other entries that use some of the same source bytes: a fragment
@@ -95,7 +97,19 @@ fn extents_view(path: &str, entry: &FlvEntry, shared_with: &[usize]) -> String {
         c.extents.len(),
         entry.source + 1
     );
-    let mut at = 0;
+    if let Some(h) = &c.headless {
+        let _ = writeln!(
+            t,
+            "# its header was overwritten: served behind a synthesized FLV header{}",
+            match h.donor {
+                Some(d) => format!(
+                    " and the codec sequence headers of the recording at {d} (borrowed: same codecs)"
+                ),
+                None => String::new(),
+            }
+        );
+    }
+    let mut at = c.headless.as_ref().map_or(0, |h| h.prefix_len());
     for (k, &(offset, len)) in c.extents.iter().enumerate() {
         let next = c.extents.get(k + 1).map(|e| e.0);
         let how = match next {

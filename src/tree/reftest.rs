@@ -65,6 +65,7 @@ fn model(pieces: &[(u32, Vec<(u64, u64)>)]) -> (Disk, Index) {
                 created_s: None,
                 has_audio: true,
                 has_video: true,
+                headless: None,
             },
         })
         .collect();
