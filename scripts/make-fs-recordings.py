@@ -205,6 +205,7 @@ def main():
         else:
             w.run(names)
         for f, _, _ in w.recs.values():
+            f.flush()
             os.fsync(f.fileno())
         sh("sync")
         before = truth_of(mnt)

@@ -70,6 +70,7 @@ def main():
     ap.add_argument("out", type=pathlib.Path)
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
+    a.out = a.out.resolve()
     rnd = random.Random(a.seed)
     woodblock.random.seed(a.seed)
     corpus = a.out / "corpus"
