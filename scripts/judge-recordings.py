@@ -28,7 +28,7 @@ def pieces(out_dir, row):
     ext = os.path.join(out_dir, row["file"] + ".extents.txt")
     if os.path.exists(ext):
         rows = [l.split("\t") for l in open(ext) if l[0].isdigit()]
-        return [(int(r[1]), int(r[2])) for r in rows], sum("check this join" in r[3] for r in rows)
+        return [(int(r[1]), int(r[2])) for r in rows], sum("check this" in r[3] for r in rows)
     return [(int(row["offset"]), int(row["bytes"]))], 0
 
 

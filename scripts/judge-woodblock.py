@@ -22,7 +22,7 @@ def pieces(out_dir, row):
     ext = os.path.join(out_dir, row["file"] + ".extents.txt")
     if os.path.exists(ext):
         rows = [line.split("\t") for line in open(ext) if line[0].isdigit()]
-        return [(int(r[1]), int(r[2])) for r in rows], sum("check this join" in r[3] for r in rows)
+        return [(int(r[1]), int(r[2])) for r in rows], sum("check this" in r[3] for r in rows)
     return [(int(row["offset"]), int(row["bytes"]))], 0
 
 

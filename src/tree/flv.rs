@@ -116,7 +116,9 @@ fn extents_view(path: &str, entry: &FlvEntry, shared_with: &[usize]) -> String {
             None => "end of the recording".to_string(),
             Some(to) => match c.joins.iter().find(|j| j.to == to) {
                 Some(j) => join_view(j),
-                None => format!("damage skipped, resumes at {to}"),
+                None => format!(
+                    "damage skipped, resumes at {to} where a run of tags continues the stream: check this gap (the run may be another recording's, made at the same time with the same codecs)"
+                ),
             },
         };
         let _ = writeln!(t, "{at}\t{offset}\t{len}\t{how}");
