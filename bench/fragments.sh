@@ -38,7 +38,7 @@ scenarios=("ext4 fresh, mv:--fs ext4 --mistake mv"
 for seed in "${seeds[@]}"; do
     for s in "${scenarios[@]}"; do
         name=${s%%:*}; args=${s#*:}
-        set_dir="$work/$(tr -c 'a-z0-9\n' '-' <<<"$name")$seed"
+        set_dir="$work/$(tr 'A-Z' 'a-z' <<<"$name" | tr -c 'a-z0-9\n' '-')$seed"
         # shellcheck disable=SC2086
         [ -f "$set_dir/truth.json" ] || python3 scripts/make-fs-recordings.py "$set_dir" $args --seed "$seed" 2>/dev/null
         rm -rf "$set_dir/out" "$set_dir/idx"
