@@ -256,6 +256,8 @@ pub struct Summary {
     pub flv_total: usize,
     /// Candidates identical to a surviving file, when `--known` was given.
     pub flv_known: Option<usize>,
+    /// Recordings whose header was overwritten (`flv/headless/`).
+    pub flv_headless: usize,
     /// MongoDB totals.
     pub mongo: MongoTotals,
     /// WiredTiger pages holding documents, by compressor (in order of first use).
@@ -292,6 +294,7 @@ impl Summary {
             flv_by_status: Status::ALL.map(|st| (st, count(st))),
             flv_total: index.flv.len(),
             flv_known: known.map(|k| k.iter().flatten().count()),
+            flv_headless: index.flv.iter().filter(|e| e.carved.headless.is_some()).count(),
             mongo: MongoTotals {
                 collections: collections.len(),
                 live: sum(|c| c.docs.len()),

@@ -103,6 +103,12 @@ fn tree_guide(summary: &Summary) -> String {
             "  flv/known/<offset>.flv  a carved video identical to a file under --known (not lost)\n",
         );
     }
+    if summary.flv_headless > 0 {
+        g.push_str(
+            "  flv/headless/<offset>.flv  a recording whose header was overwritten, from its first\n\
+             \x20                         keyframe, behind a made-up header (see its .extents.txt)\n",
+        );
+    }
     g.push_str(
         "  flv/candidates.tsv      every candidate: size, duration, streams, status, skipped gaps,\n\
          \x20                         fragments; <file>.extents.txt for a file made of pieces\n",
