@@ -294,7 +294,11 @@ impl Summary {
             flv_by_status: Status::ALL.map(|st| (st, count(st))),
             flv_total: index.flv.len(),
             flv_known: known.map(|k| k.iter().flatten().count()),
-            flv_headless: index.flv.iter().filter(|e| e.carved.headless.is_some()).count(),
+            flv_headless: index
+                .flv
+                .iter()
+                .filter(|e| e.carved.headless.is_some())
+                .count(),
             mongo: MongoTotals {
                 collections: collections.len(),
                 live: sum(|c| c.docs.len()),

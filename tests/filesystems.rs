@@ -100,8 +100,8 @@ fn ext4_nearly_full_rm_while_the_others_record() {
     ]);
 }
 
-/// XFS, without reading its structures: the straddling tags say which fragment comes
-/// next, and the other recordings' certain bytes say where each split is.
+/// XFS: the live recordings' inodes and the log's copies of the lost one's data fork
+/// say where every fragment is (each join checked against its straddling tag).
 #[test]
 fn xfs_mv_over_the_recording() {
     if !tools("mkfs.xfs") {

@@ -171,6 +171,8 @@ pub enum MapKind {
     Inode,
     /// A leaf block of an extent tree.
     Leaf,
+    /// A filesystem log's copy of an inode's extents (XFS).
+    Log,
 }
 
 /// Extent lists that describe a fragmented file from its start, in the

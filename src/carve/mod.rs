@@ -14,6 +14,7 @@ pub mod fragments;
 pub mod mmapv1;
 pub mod splits;
 pub mod wiredtiger;
+pub mod xfs;
 
 /// Random access to a run of bytes, which may be far larger than memory.
 pub trait ByteSource {

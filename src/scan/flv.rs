@@ -4,14 +4,13 @@
 
 use rayon::prelude::*;
 
+use super::filesystem::{self, Filesystem, FoundMaps};
 use super::stage::{Chunk, Finishing, Stage};
 use super::{ReadAhead, headless};
-use crate::carve::blocksize::{self, SECTOR};
-use crate::carve::ext4::{self, ExtentMap, Volume};
-use crate::carve::filemap::FileMap;
 use crate::carve::flv::{self, WalkLimits};
-use crate::carve::fragments::{self, ChunkOrphans, Continuations, Orphan, Unit};
+use crate::carve::fragments::{self, ChunkOrphans, Continuations, Orphan};
 use crate::carve::splits;
+use crate::carve::{ext4, xfs};
 use crate::index::FlvEntry;
 use crate::source::Source;
 
@@ -29,7 +28,7 @@ pub struct FlvFinds {
     /// Runs of tags without a header: possible fragment starts.
     orphans: ChunkOrphans,
     /// Extent lists a filesystem left: where fragmented files' blocks are.
-    maps: Vec<ExtentMap>,
+    maps: FoundMaps,
 }
 
 impl Stage for Flv {
@@ -44,7 +43,10 @@ impl Stage for Flv {
                 .map(|p| c.start + p as u64)
                 .collect(),
             orphans: fragments::find_orphans(c.bytes, c.start, c.len),
-            maps: ext4::find_extent_maps(c.bytes, c.start, c.len),
+            maps: FoundMaps {
+                ext4: ext4::find_extent_maps(c.bytes, c.start, c.len),
+                xfs: xfs::inode_maps(c.bytes, c.start, c.len),
+            },
         }
     }
 
@@ -52,10 +54,11 @@ impl Stage for Flv {
         let mut headers: Vec<(u32, u64)> = Vec::new();
         let mut orphans: Vec<Vec<Orphan>> = vec![Vec::new(); out.sources.len()];
         let mut carried: Option<(u32, Vec<u64>)> = None;
-        let mut maps: Vec<Vec<ExtentMap>> = vec![Vec::new(); out.sources.len()];
+        let mut maps: Vec<FoundMaps> = out.sources.iter().map(|_| FoundMaps::default()).collect();
         for mut f in finds {
-            if let Some(list) = maps.get_mut(f.source as usize) {
-                list.append(&mut f.maps);
+            if let Some(found) = maps.get_mut(f.source as usize) {
+                found.ext4.append(&mut f.maps.ext4);
+                found.xfs.append(&mut f.maps.xfs);
             }
             headers.extend(f.headers.iter().map(|&h| (f.source, h)));
             let source = &out.sources[f.source as usize];
@@ -77,7 +80,9 @@ impl Stage for Flv {
             resync_window: out.settings.resync_window,
             ..WalkLimits::default()
         };
-        let filesystems = filesystems(out.sources, &headers, maps);
+        let filesystems = (out.sources.iter().zip(maps).enumerate())
+            .map(|(src, (source, found))| filesystem::read(source, src as u32, &headers, found))
+            .collect();
         let mut fragments = continuations(&headers, &orphans, filesystems);
         let mut flv = walk_all(out.sources, &headers, &mut fragments, &limits);
         out.progress
@@ -85,45 +90,6 @@ impl Stage for Flv {
         headless::add(out.sources, &orphans, &fragments, &mut flv, &limits);
         out.index.flv = flv;
     }
-}
-
-/// What a source's filesystem says: its ext4 volume (for the block bitmap), the
-/// extent maps of files that start where an FLV header is, and the granularity its
-/// files fragment at.
-type Filesystem = (Option<Volume>, Vec<FileMap>, Unit);
-
-/// Per source, its ext4 filesystem if it has one at its start, and the extent maps
-/// found of the files that start at one of its FLV headers (in source bytes: blocks of
-/// the filesystem, or of 4 KiB from the source's start when no superblock survived).
-fn filesystems(
-    sources: &[Source],
-    headers: &[(u32, u64)],
-    maps: Vec<Vec<ExtentMap>>,
-) -> Vec<Filesystem> {
-    sources
-        .iter()
-        .zip(maps)
-        .enumerate()
-        .map(|(src, (source, maps))| {
-            // Enough for the superblocks of ext4 (at 1 KiB), XFS (0) and btrfs (64 KiB).
-            let mut start = vec![0u8; (0x10100u64).min(source.size) as usize];
-            let read = source.read_exact_at(&mut start, 0).is_ok();
-            let volume = read.then(|| Volume::detect(&start[..], 0)).flatten();
-            let unit = Unit(if read {
-                blocksize::of(&start[..])
-            } else {
-                SECTOR
-            });
-            let (offset, block) = volume.map_or((0, 4096), |v| (v.offset, v.block_size));
-            let at_header = |m: &FileMap| headers.binary_search(&(src as u32, m.start())).is_ok();
-            let maps = maps
-                .iter()
-                .filter_map(|m| FileMap::new(m, offset, block))
-                .filter(at_header)
-                .collect();
-            (volume, maps, unit)
-        })
-        .collect()
 }
 
 /// Reads the PreviousTagSize of orphans that start in their chunk's first 4 bytes
@@ -150,14 +116,14 @@ fn continuations(
         .iter()
         .zip(filesystems)
         .enumerate()
-        .map(|(src, (found, (volume, maps, unit)))| {
+        .map(|(src, (found, fs))| {
             let own: Vec<u64> = headers
                 .iter()
                 .filter(|h| h.0 as usize == src)
                 .map(|h| h.1)
                 .collect();
-            let mut c = Continuations::new(found, &own, unit);
-            c.add_filesystem(volume, maps);
+            let mut c = Continuations::new(found, &own, fs.unit);
+            c.add_filesystem(fs.ext4, fs.maps);
             c
         })
         .collect()

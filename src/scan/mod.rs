@@ -29,6 +29,7 @@ use stage::{Chunk, Finishing, Stage};
 use wiredtiger::WiredTiger;
 
 pub mod documents;
+pub mod filesystem;
 pub mod flv;
 pub mod headless;
 pub mod stage;

@@ -1,0 +1,73 @@
+//! What a source's filesystem says about its recordings' blocks, gathered once the
+//! chunks are scanned: its superblock (block size, and for ext4 the block bitmaps), and
+//! the extent maps found (ext4 leaf blocks and inodes, XFS inodes and log copies) of
+//! the files that start where an FLV header is, in source bytes.
+
+use crate::carve::blocksize::{self, SECTOR};
+use crate::carve::ext4::{ExtentMap, Volume};
+use crate::carve::filemap::FileMap;
+use crate::carve::fragments::Unit;
+use crate::carve::xfs;
+use crate::source::Source;
+
+/// The extent maps the scan's chunks found on one source.
+#[derive(Default)]
+pub struct FoundMaps {
+    /// ext4 extent lists (leaf blocks, inodes, journal copies).
+    pub ext4: Vec<ExtentMap>,
+    /// XFS inode data forks (blocks as XFS numbers them).
+    pub xfs: Vec<ExtentMap>,
+}
+
+/// One source's filesystem evidence.
+pub struct Filesystem {
+    /// Its ext4 volume, for the block bitmaps.
+    pub ext4: Option<Volume>,
+    /// Extent maps of files that start at an FLV header.
+    pub maps: Vec<FileMap>,
+    /// The granularity its files fragment at.
+    pub unit: Unit,
+}
+
+/// Reads source `src`'s superblocks and turns the maps found into source bytes,
+/// keeping those of files that start at one of `headers` (sorted (source, offset)).
+/// Without a superblock, ext4's maps are read in 4 KiB blocks from the source's start.
+pub fn read(source: &Source, src: u32, headers: &[(u32, u64)], found: FoundMaps) -> Filesystem {
+    // Enough for the superblocks of ext4 (at 1 KiB), XFS (0) and btrfs (64 KiB).
+    let mut start = vec![0u8; 0x10100u64.min(source.size) as usize];
+    let read = source.read_exact_at(&mut start, 0).is_ok();
+    let ext4 = read.then(|| Volume::detect(&start[..], 0)).flatten();
+    let xfs_sb = read.then(|| xfs::Superblock::detect(&start[..])).flatten();
+    let unit = Unit(if read {
+        blocksize::of(&start[..])
+    } else {
+        SECTOR
+    });
+    let at_header = |m: &FileMap| headers.binary_search(&(src, m.start())).is_ok();
+    let (offset, block) = ext4.map_or((0, 4096), |v| (v.offset, v.block_size));
+    let mut maps: Vec<FileMap> = found
+        .ext4
+        .iter()
+        .filter_map(|m| FileMap::new(m, offset, block))
+        .filter(at_header)
+        .collect();
+    if let Some(sb) = xfs_sb {
+        let xfs_maps = found.xfs.into_iter().chain(xfs_log_maps(source, &sb));
+        maps.extend(
+            xfs_maps
+                .filter_map(|m| FileMap::new(&sb.linearize(m), 0, sb.block_size))
+                .filter(at_header),
+        );
+    }
+    Filesystem { ext4, maps, unit }
+}
+
+/// The extent lists in the XFS log's copies of inodes (nothing if it is unreadable).
+fn xfs_log_maps(source: &Source, sb: &xfs::Superblock) -> Vec<ExtentMap> {
+    let (at, len) = sb.log_range();
+    let mut log = vec![0u8; len.min(source.size.saturating_sub(at)) as usize];
+    match source.read_exact_at(&mut log, at) {
+        Ok(()) => xfs::log_maps(&log, at),
+        Err(_) => Vec::new(),
+    }
+}
