@@ -62,12 +62,13 @@ impl FileMap {
     /// as the map says, and where the walk resumes; `None` unless `t` lies in a piece,
     /// the tag there crosses into a later one, and it reads whole through the map.
     pub fn join_at<S: ByteSource + ?Sized>(&self, src: &S, t: u64) -> Option<(Vec<Join>, u64)> {
+        let view = Mapped { src, map: self };
         let i = self
             .pieces
             .iter()
-            .position(|p| (p.source..=p.source + p.len).contains(&t))?;
+            .position(|p| (p.source..=p.source + p.len).contains(&t))
+            .or_else(|| self.ran_past(src, &view, t))?;
         let logical = self.pieces[i].logical + (t - self.pieces[i].source);
-        let view = Mapped { src, map: self };
         let tag = flv_tag::tag_at(&view, logical)?;
         let resume = logical + tag.total_len();
         let c = self.piece_of(resume)?;
@@ -87,6 +88,24 @@ impl FileMap {
             .collect();
         let p = self.pieces[c];
         Some((joins, p.source + (resume - p.logical)))
+    }
+
+    /// The piece whose end the chain ran past into bytes identical to what follows it
+    /// in the file (btrfs leaves the old copy of a rewritten last block right after an
+    /// extent): the chain broke at `t`, up to a block later, in that copy.
+    fn ran_past<S: ByteSource + ?Sized>(&self, src: &S, view: &Mapped<S>, t: u64) -> Option<usize> {
+        const STALE: u64 = 65536;
+        let i = self
+            .pieces
+            .iter()
+            .position(|p| t > p.source + p.len && t - (p.source + p.len) <= STALE)?;
+        let p = self.pieces[i];
+        let n = (t - (p.source + p.len)) as usize;
+        let (mut stale, mut real) = (vec![0u8; n], vec![0u8; n]);
+        let same = src.read_at(p.source + p.len, &mut stale)
+            && view.read_at(p.logical + p.len, &mut real)
+            && stale == real;
+        same.then_some(i)
     }
 
     /// The piece holding logical byte `at` (the last one for its very end).

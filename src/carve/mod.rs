@@ -6,6 +6,7 @@
 
 pub mod blocksize;
 pub mod bson;
+pub mod btrfs;
 pub mod ext4;
 pub mod filemap;
 pub mod flv;

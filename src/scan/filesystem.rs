@@ -1,14 +1,17 @@
 //! What a source's filesystem says about its recordings' blocks, gathered once the
 //! chunks are scanned: its superblock (block size, and for ext4 the block bitmaps), and
-//! the extent maps found (ext4 leaf blocks and inodes, XFS inodes and log copies) of
+//! the extent maps found (ext4 leaf blocks and inodes, XFS inodes and log copies,
+//! btrfs file-tree leaves) of
 //! the files that start where an FLV header is, in source bytes.
 
 use crate::carve::blocksize::{self, SECTOR};
 use crate::carve::ext4::{ExtentMap, Volume};
 use crate::carve::filemap::FileMap;
 use crate::carve::fragments::Unit;
-use crate::carve::xfs;
+use crate::carve::{btrfs, xfs};
 use crate::source::Source;
+
+use super::ReadAhead;
 
 /// The extent maps the scan's chunks found on one source.
 #[derive(Default)]
@@ -17,6 +20,8 @@ pub struct FoundMaps {
     pub ext4: Vec<ExtentMap>,
     /// XFS inode data forks (blocks as XFS numbers them).
     pub xfs: Vec<ExtentMap>,
+    /// btrfs file-tree leaves' runs of file extents (btrfs-logical addresses).
+    pub btrfs: Vec<btrfs::LeafRun>,
 }
 
 /// One source's filesystem evidence.
@@ -52,10 +57,23 @@ pub fn read(source: &Source, src: u32, headers: &[(u32, u64)], found: FoundMaps)
         .filter(at_header)
         .collect();
     if let Some(sb) = xfs_sb {
-        let xfs_maps = found.xfs.into_iter().chain(xfs_log_maps(source, &sb));
+        let xfs_maps = found.xfs.iter().cloned().chain(xfs_log_maps(source, &sb));
         maps.extend(
             xfs_maps
                 .filter_map(|m| FileMap::new(&sb.linearize(m), 0, sb.block_size))
+                .filter(at_header),
+        );
+    }
+    let is_btrfs = start.get(0x10040..0x10048) == Some(b"_BHRfS_M".as_slice());
+    if let Some(chunks) = is_btrfs
+        .then(|| btrfs::Chunks::read(&ReadAhead::new(source)))
+        .flatten()
+    {
+        maps.extend(
+            btrfs::files(&found.btrfs)
+                .into_iter()
+                .filter_map(|m| chunks.place(m))
+                .filter_map(|m| FileMap::new(&m, 0, btrfs::BLOCK))
                 .filter(at_header),
         );
     }

@@ -10,7 +10,7 @@ use super::{ReadAhead, headless};
 use crate::carve::flv::{self, WalkLimits};
 use crate::carve::fragments::{self, ChunkOrphans, Continuations, Orphan};
 use crate::carve::splits;
-use crate::carve::{ext4, xfs};
+use crate::carve::{btrfs, ext4, xfs};
 use crate::index::FlvEntry;
 use crate::source::Source;
 
@@ -46,6 +46,7 @@ impl Stage for Flv {
             maps: FoundMaps {
                 ext4: ext4::find_extent_maps(c.bytes, c.start, c.len),
                 xfs: xfs::inode_maps(c.bytes, c.start, c.len),
+                btrfs: btrfs::leaf_runs(c.bytes, c.start, c.len),
             },
         }
     }
@@ -59,6 +60,7 @@ impl Stage for Flv {
             if let Some(found) = maps.get_mut(f.source as usize) {
                 found.ext4.append(&mut f.maps.ext4);
                 found.xfs.append(&mut f.maps.xfs);
+                found.btrfs.append(&mut f.maps.btrfs);
             }
             headers.extend(f.headers.iter().map(|&h| (f.source, h)));
             let source = &out.sources[f.source as usize];
