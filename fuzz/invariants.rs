@@ -211,3 +211,43 @@ fn wt_block(kind: u8, mem: usize, compressed: bool, body: &[u8]) -> Vec<u8> {
     block[32..36].copy_from_slice(&crc.to_le_bytes());
     block
 }
+
+/// Filesystem evidence (ext4 extent lists, XFS inodes and log runs, btrfs leaves and
+/// chunk trees, ext4 bitmaps) read from hostile bytes: never a panic, every map
+/// found starts at logical block 0 with extents in order, and a join it offers on the
+/// same bytes resumes inside the map's own pieces.
+pub fn fs_maps(data: &[u8]) {
+    use salvagefs::carve::filemap::FileMap;
+    use salvagefs::carve::{btrfs, ext4, xfs};
+    let mut maps = ext4::find_extent_maps(data, 0, data.len());
+    maps.extend(xfs::inode_maps(data, 0, data.len()));
+    maps.extend(xfs::log_maps(data, 0));
+    maps.extend(btrfs::files(&btrfs::leaf_runs(data, 0, data.len())));
+    let _ = btrfs::Chunks::read(data);
+    if let Some(v) = ext4::Volume::detect(data, 0) {
+        let bitmaps = ext4::Bitmaps::new(v);
+        for at in (0..data.len() as u64).step_by(4096).take(64) {
+            let _ = bitmaps.in_use(data, at);
+        }
+    }
+    if let Some(sb) = xfs::Superblock::detect(data) {
+        let _ = sb.log_range();
+    }
+    for m in maps.into_iter().take(32) {
+        let mut next = 0;
+        for e in &m.extents {
+            assert_eq!(e.logical, next, "extents in order from block 0");
+            next = e.logical + e.len;
+        }
+        let Some(file) = FileMap::new(&m, 0, 512) else {
+            continue;
+        };
+        for t in (0..data.len() as u64).step_by(509).take(64) {
+            if let Some((joins, resume)) = file.join_at(data, t) {
+                assert!(!joins.is_empty());
+                assert!(joins.iter().all(|j| j.from <= j.earliest_from.max(j.from)));
+                assert!(resume >= joins.last().map_or(0, |j| j.to));
+            }
+        }
+    }
+}

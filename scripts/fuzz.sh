@@ -16,7 +16,7 @@ export RUSTC_BOOTSTRAP=1
 seconds=${1:-900}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(flv_walk bson_scan extjson_render index_load schema_parse wt_pages)
+[ ${#targets[@]} -gt 0 ] || targets=(flv_walk fs_maps bson_scan extjson_render index_load schema_parse wt_pages)
 command -v cargo-fuzz >/dev/null || { echo "fuzz.sh: cargo-fuzz missing; run: cargo install cargo-fuzz" >&2; exit 1; }
 
 seed() {

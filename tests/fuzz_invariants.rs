@@ -11,7 +11,8 @@ use proptest::prelude::*;
 
 type Invariant = fn(&[u8]);
 
-const TARGETS: [(&str, Invariant); 6] = [
+const TARGETS: [(&str, Invariant); 7] = [
+    ("fs_maps", invariants::fs_maps),
     ("flv_walk", invariants::flv_walk),
     ("bson_scan", invariants::bson_scan),
     ("extjson_render", invariants::extjson_render),
