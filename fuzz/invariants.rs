@@ -237,7 +237,7 @@ pub fn fs_maps(data: &[u8]) {
         let mut next = 0;
         for e in &m.extents {
             assert_eq!(e.logical, next, "extents in order from block 0");
-            next = e.logical + e.len;
+            next = e.logical.saturating_add(e.len);
         }
         let Some(file) = FileMap::new(&m, 0, 512) else {
             continue;

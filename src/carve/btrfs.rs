@@ -92,7 +92,7 @@ pub fn leaf_runs(buf: &[u8], base: u64, limit: usize) -> Vec<LeafRun> {
                     true,
                 )
             });
-            let next = run.extents.last().map(|l| l.logical + l.len);
+            let next = run.extents.last().map(|l| l.logical.saturating_add(l.len));
             match extent(offset, data) {
                 Some(e) if next.is_none_or(|n| e.logical == n) && *whole => run.extents.push(e),
                 _ => *whole = false,
@@ -113,7 +113,7 @@ fn push(out: &mut Vec<LeafRun>, file: Option<(LeafRun, bool)>) {
 /// Whole files from leaf runs: each run from offset 0, continued by the run of the
 /// same file that starts where it ends, and so on; those of more than one extent.
 pub fn files(runs: &[LeafRun]) -> Vec<ExtentMap> {
-    let end = |e: &[MapExtent]| e.last().map_or(0, |l| l.logical + l.len);
+    let end = |e: &[MapExtent]| e.last().map_or(0, |l| l.logical.saturating_add(l.len));
     runs.iter()
         .filter(|r| r.extents[0].logical == 0)
         .filter_map(|head| {
@@ -211,14 +211,14 @@ impl Chunks {
     pub fn device(&self, logical: u64) -> Option<u64> {
         self.0
             .iter()
-            .find(|c| (c.0..c.0 + c.1).contains(&logical))
-            .map(|c| c.2 + (logical - c.0))
+            .find(|c| (c.0..c.0.saturating_add(c.1)).contains(&logical))
+            .and_then(|c| c.2.checked_add(logical - c.0))
     }
 
     /// `map` with its blocks on the device; `None` if one lies in no chunk.
     pub fn place(&self, mut map: ExtentMap) -> Option<ExtentMap> {
         for e in &mut map.extents {
-            e.physical = self.device(e.physical * BLOCK)? / BLOCK;
+            e.physical = self.device(e.physical.checked_mul(BLOCK)?)? / BLOCK;
         }
         Some(map)
     }

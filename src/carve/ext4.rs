@@ -91,7 +91,10 @@ impl Volume {
     fn bitmap<S: ByteSource + ?Sized>(&self, src: &S, group: u64) -> Option<Vec<u8>> {
         let table = self.offset + (self.first_data_block + 1) * self.block_size;
         let mut desc = vec![0u8; self.desc_size as usize];
-        if !src.read_at(table + group * self.desc_size, &mut desc) {
+        if !src.read_at(
+            table.checked_add(group.checked_mul(self.desc_size)?)?,
+            &mut desc,
+        ) {
             return None;
         }
         const BLOCK_UNINIT: u64 = 0x2;
@@ -108,8 +111,8 @@ impl Volume {
             return None;
         }
         let mut bitmap = vec![0u8; self.block_size as usize];
-        src.read_at(self.offset + at * self.block_size, &mut bitmap)
-            .then_some(bitmap)
+        let at = self.offset.checked_add(at.checked_mul(self.block_size)?)?;
+        src.read_at(at, &mut bitmap).then_some(bitmap)
     }
 }
 

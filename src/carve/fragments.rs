@@ -511,6 +511,9 @@ impl Continuations {
         let other = |b: u64| self.other_data(src, who, b);
         let unit = self.unit.0;
         let first = (t + 12).next_multiple_of(unit);
+        if first > tag_end {
+            return None;
+        }
         let step = unit as usize;
         // Our side ends at the latest where other data begins.
         let ours_until = (first..tag_end).step_by(step).find(|&b| other(b));

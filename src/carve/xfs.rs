@@ -56,14 +56,17 @@ impl Superblock {
     pub fn linear(&self, fsblock: u64) -> u64 {
         let ag = fsblock >> self.ag_block_log;
         let within = fsblock & ((1 << self.ag_block_log) - 1);
-        ag * self.ag_blocks + within
+        ag.saturating_mul(self.ag_blocks).saturating_add(within)
     }
 
     /// The log's byte range on the source (an internal log), bounded.
     pub fn log_range(&self) -> (u64, u64) {
         const MAX_LOG: u64 = 256 << 20;
-        let start = self.linear(self.log_start) * self.block_size;
-        (start, (self.log_blocks * self.block_size).min(MAX_LOG))
+        let start = self.linear(self.log_start).saturating_mul(self.block_size);
+        (
+            start,
+            self.log_blocks.saturating_mul(self.block_size).min(MAX_LOG),
+        )
     }
 
     /// `map` with its blocks made linear.
@@ -96,7 +99,9 @@ fn record(r: &[u8]) -> Option<MapExtent> {
 fn run(bytes: &[u8], max: usize) -> Option<Vec<MapExtent>> {
     let mut extents: Vec<MapExtent> = Vec::new();
     for r in bytes.chunks_exact(16).take(max) {
-        let next = extents.last().map_or(0, |e| e.logical + e.len);
+        let next = extents
+            .last()
+            .map_or(0, |e| e.logical.saturating_add(e.len));
         match record(r) {
             Some(e) if e.logical == next => extents.push(e),
             _ => break,
