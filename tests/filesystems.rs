@@ -14,8 +14,6 @@ use crate::common::*;
 struct Verdict {
     lost: String,
     other_bytes: u64,
-    /// Bytes of other files in carved files whose `.extents.txt` asks for no check.
-    silent_other_bytes: u64,
     unproven: u64,
     line: String,
 }
@@ -54,7 +52,6 @@ fn lose_and_salvage(dir: &Path, args: &[&str]) -> Verdict {
     Verdict {
         lost: v["lost"].as_str().unwrap().to_string(),
         other_bytes: v["other_bytes"].as_u64().unwrap(),
-        silent_other_bytes: v["silent_other_bytes"].as_u64().unwrap(),
         unproven: v["unproven"].as_u64().unwrap(),
         line: v.to_string(),
     }
