@@ -22,7 +22,8 @@ const MAGIC: &[u8; 4] = b"FLV\x01";
 pub enum Status {
     /// The chain ran cleanly to the end of the data or to bytes that are not a tag.
     Complete,
-    /// The chain broke (data cut off, or damage with no continuation found).
+    /// The file ends before its own metadata says it does, or where the source ends
+    /// (it may have been repaired or reassembled as far as it goes).
     Truncated,
     /// Damaged regions were skipped; the file is several extents and plays through.
     Repaired,
@@ -471,13 +472,17 @@ fn ending(
     let short_of_metadata = meta
         .duration_ms
         .is_some_and(|d| (stream.last_ts as u64) + 1_000 < d)
-        || (gaps.is_empty() && meta.filesize.is_some_and(|f| carved_len < f));
-    if !joins.is_empty() {
+        || (gaps.is_empty()
+            && joins.iter().all(|j| j.lost_ms.is_none())
+            && meta.filesize.is_some_and(|f| carved_len < f));
+    // Ending early says more than how far it got: a file put together from pieces
+    // that still stops short of its own duration is truncated.
+    if cut_off || short_of_metadata || stream.tags == 0 {
+        Status::Truncated
+    } else if !joins.is_empty() {
         Status::Reassembled
     } else if !gaps.is_empty() {
         Status::Repaired
-    } else if cut_off || short_of_metadata || stream.tags == 0 {
-        Status::Truncated
     } else {
         Status::Complete
     }

@@ -133,8 +133,8 @@ fn tree_guide(summary: &Summary) -> String {
     g.push_str(
         "Status: complete = the tag chain ran cleanly to its end; repaired = damaged regions were\n\
          skipped (see 'skipped'); reassembled = put together from fragments lying apart on the\n\
-         disk (see 'fragments' and <file>.extents.txt); truncated = the chain broke with no\n\
-         continuation in reach.\n\
+         disk (see 'fragments' and <file>.extents.txt); truncated = it ends before its own\n\
+         metadata says, or where the source ends (maybe repaired or reassembled that far).\n\
          Everything here is read-only and computed on read from the source; copy what you need:\n\
          \x20 cp flv/0000001234567.flv ~/rescued/    rsync -a ./ backup:salvage/\n",
     );
