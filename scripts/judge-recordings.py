@@ -15,21 +15,14 @@ other than the recording they carry (with --json, `silent_other_bytes` those in
 files whose .extents.txt asks for no check: they must be 0).
 """
 
-import csv
 import hashlib
 import json
 import os
 import sys
 
+import carved
+
 BLOCK = 4096
-
-
-def pieces(out_dir, row):
-    ext = os.path.join(out_dir, row["file"] + ".extents.txt")
-    if os.path.exists(ext):
-        rows = [l.split("\t") for l in open(ext) if l[0].isdigit()]
-        return [(int(r[1]), int(r[2])) for r in rows], sum("check this" in r[3] for r in rows)
-    return [(int(row["offset"]), int(row["bytes"]))], 0
 
 
 def main():
@@ -42,7 +35,7 @@ def main():
     for name, f in truth["live"].items():
         for h in f["blocks"]:
             owner.setdefault(h, name)
-    rows = list(csv.DictReader(open(os.path.join(out_dir, "flv/candidates.tsv")), delimiter="\t"))
+    rows = carved.rows(out_dir)
     verdict, other, unproven, report, silent = "missing", 0, 0, [], 0
     for row in rows:
         data = open(os.path.join(out_dir, row["file"]), "rb").read()
@@ -51,7 +44,7 @@ def main():
             verdict = "exact"
         elif first == lost["blocks"][0] and verdict == "missing":
             verdict = "partial"
-        ps, doubtful = pieces(out_dir, row)
+        ps, doubtful = carved.pieces(out_dir, row)
         unproven += doubtful
         # The file it carries: the one most of its blocks belong to.
         blocks = []

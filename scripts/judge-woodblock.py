@@ -11,19 +11,12 @@ Prints `exact=E/N foreign_bytes=B unproven=U`; with --json also
 `silent_foreign_bytes`, those in files whose .extents.txt asks for no check.
 """
 
-import csv
 import hashlib
 import json
 import os
 import sys
 
-
-def pieces(out_dir, row):
-    ext = os.path.join(out_dir, row["file"] + ".extents.txt")
-    if os.path.exists(ext):
-        rows = [line.split("\t") for line in open(ext) if line[0].isdigit()]
-        return [(int(r[1]), int(r[2])) for r in rows], sum("check this" in r[3] for r in rows)
-    return [(int(row["offset"]), int(row["bytes"]))], 0
+import carved
 
 
 def main():
@@ -38,14 +31,14 @@ def main():
                 recordings[sha] = f["original"]["path"]
             for frag in f["fragments"]:
                 owners.append((frag["image_offsets"]["start"], frag["image_offsets"]["end"], sha))
-    rows = list(csv.DictReader(open(os.path.join(out_dir, "flv/candidates.tsv")), delimiter="\t"))
+    rows = carved.rows(out_dir)
     exact, foreign, unproven, report, silent = set(), 0, 0, [], 0
     for row in rows:
         data = open(os.path.join(out_dir, row["file"]), "rb").read()
         sha = hashlib.sha256(data).hexdigest()
         if sha in recordings:
             exact.add(sha)
-        ps, doubtful = pieces(out_dir, row)
+        ps, doubtful = carved.pieces(out_dir, row)
         unproven += doubtful
         # The recording it carries: the owner of its first byte.
         first = next((o[2] for o in owners if o[0] <= ps[0][0] < o[1]), None)

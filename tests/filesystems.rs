@@ -64,11 +64,12 @@ fn tools(mkfs: &str) -> bool {
     )
 }
 
-/// On ext4 the extent tree of the lost file (a leaf block, or an inode copy in the
-/// journal) says where every fragment is: the recording comes back exact, every join
-/// says it rests on the filesystem's map, no byte of another file is glued in.
-fn ext4_exact(args: &[&str]) {
-    if !tools("mke2fs") {
+/// Loses a recording on the filesystem `mkfs` makes (`args` for
+/// make-fs-recordings.py): the filesystem's own maps say where every fragment is, so
+/// the recording comes back exact, every join rests on evidence, and no byte of another
+/// file is glued in.
+fn comes_back_exact(mkfs: &str, args: &[&str]) {
+    if !tools(mkfs) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -78,14 +79,18 @@ fn ext4_exact(args: &[&str]) {
     assert_eq!(v.unproven, 0, "{}", v.line);
 }
 
+/// ext4: the lost file's extent tree (a leaf block, or an inode copy in the journal).
 #[test]
 fn ext4_fresh_mv_over_the_recording() {
-    ext4_exact(&["--fs", "ext4", "--mistake", "mv", "--seed", "3"]);
+    comes_back_exact(
+        "mke2fs",
+        &["--fs", "ext4", "--mistake", "mv", "--seed", "3"],
+    );
 }
 
 #[test]
 fn ext4_nearly_full_rm_while_the_others_record() {
-    ext4_exact(&[
+    let args = [
         "--fs",
         "ext4",
         "--fill",
@@ -94,24 +99,17 @@ fn ext4_nearly_full_rm_while_the_others_record() {
         "rm-live",
         "--seed",
         "4",
-    ]);
+    ];
+    comes_back_exact("mke2fs", &args);
 }
 
-/// XFS: the live recordings' inodes and the log's copies of the lost one's data fork
-/// say where every fragment is (each join checked against its straddling tag).
+/// XFS: the live recordings' inodes and the log's copies of the lost one's data fork.
 #[test]
 fn xfs_mv_over_the_recording() {
-    if !tools("mkfs.xfs") {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let v = lose_and_salvage(
-        tmp.path(),
+    comes_back_exact(
+        "mkfs.xfs",
         &["--fs", "xfs", "--mistake", "mv", "--seed", "5"],
     );
-    assert_eq!(v.lost, "exact", "{}", v.line);
-    assert_eq!(v.other_bytes, 0, "{}", v.line);
-    assert_eq!(v.unproven, 0, "{}", v.line);
 }
 
 /// btrfs: old copies of the file tree's leaves still list the lost recording's
@@ -119,17 +117,10 @@ fn xfs_mv_over_the_recording() {
 /// rewritten last block right after an extent does not fool the join.
 #[test]
 fn btrfs_mv_over_the_recording() {
-    if !tools("mkfs.btrfs") {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let v = lose_and_salvage(
-        tmp.path(),
+    comes_back_exact(
+        "mkfs.btrfs",
         &["--fs", "btrfs", "--mistake", "mv", "--seed", "12"],
     );
-    assert_eq!(v.lost, "exact", "{}", v.line);
-    assert_eq!(v.other_bytes, 0, "{}", v.line);
-    assert_eq!(v.unproven, 0, "{}", v.line);
 }
 
 /// woodblock's layouts at 512-byte granularity between random filler: a fragment

@@ -217,18 +217,11 @@ pub fn elements_fit(b: &[u8], declared: usize) -> bool {
 fn find_any(buf: &[u8], limit: usize, out: &mut Vec<Candidate>) {
     let first = out.len();
     let zeros = buf.get(3..).map_or(&[][..], |b| &b[..b.len().min(limit)]);
-    for at in memchr::memchr_iter(0, zeros) {
-        let Some(&t) = buf.get(at + 4) else { break };
-        if let Some(len) = plausible_len(buf, at)
-            && (is_value_type(t) || (len == MIN_DOC_LEN && t == 0))
-            && buf.get(at + len - 1).is_none_or(|&b| b == 0)
-            && elements_fit(&buf[at..], len)
-        {
-            out.push(Candidate {
-                offset: at,
-                deleted: false,
-            });
-        }
+    for at in memchr::memchr_iter(0, zeros).filter(|&at| document_starts(buf, at)) {
+        out.push(Candidate {
+            offset: at,
+            deleted: false,
+        });
     }
     for at in memmem::find_iter(buf, &DELETED_MARK).take_while(|&at| at < limit) {
         if buf.get(at + 4).is_some_and(|&t| is_value_type(t)) {
@@ -239,6 +232,19 @@ fn find_any(buf: &[u8], limit: usize, out: &mut Vec<Candidate>) {
         }
     }
     out[first..].sort_unstable_by_key(|c| c.offset);
+}
+
+/// A live document can start at `at`: its length fits, its first element has a value
+/// type (or it is the empty document) and its elements fit inside it.
+fn document_starts(buf: &[u8], at: usize) -> bool {
+    let Some(&t) = buf.get(at + 4) else {
+        return false;
+    };
+    plausible_len(buf, at).is_some_and(|len| {
+        (is_value_type(t) || (len == MIN_DOC_LEN && t == 0))
+            && buf.get(at + len - 1).is_none_or(|&b| b == 0)
+            && elements_fit(&buf[at..], len)
+    })
 }
 
 /// The declared length of a live candidate at the start of `bytes`.
@@ -413,11 +419,7 @@ mod tests {
         let mut out = Vec::new();
         for at in 0..limit.min(buf.len()) {
             let Some(&t) = buf.get(at + 4) else { break };
-            if let Some(len) = plausible_len(buf, at)
-                && (is_value_type(t) || (len == MIN_DOC_LEN && t == 0))
-                && buf.get(at + len - 1).is_none_or(|&b| b == 0)
-                && elements_fit(&buf[at..], len)
-            {
+            if document_starts(buf, at) {
                 out.push(Candidate {
                     offset: at,
                     deleted: false,

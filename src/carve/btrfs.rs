@@ -152,6 +152,15 @@ fn extent(offset: u64, d: &[u8]) -> Option<MapExtent> {
     })
 }
 
+/// The sector size of the btrfs filesystem on `src`, if its superblock is there and
+/// gives a sane one: the granularity its files fragment at.
+pub fn sector_size<S: ByteSource + ?Sized>(src: &S) -> Option<u64> {
+    let mut sb = [0u8; 0x94];
+    let size = (src.read_at(SUPERBLOCK, &mut sb) && &sb[0x40..0x48] == b"_BHRfS_M")
+        .then(|| le32(&sb, 0x90))?;
+    (size.is_power_of_two() && (512..=65536).contains(&size)).then_some(size)
+}
+
 /// btrfs's logical-to-device map: (logical start, length, device offset) per chunk.
 #[derive(Debug, Default)]
 pub struct Chunks(Vec<(u64, u64, u64)>);

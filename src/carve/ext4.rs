@@ -126,6 +126,7 @@ pub struct Bitmaps {
 impl Bitmaps {
     /// Bitmaps of `volume`, none read yet.
     pub fn new(volume: Volume) -> Bitmaps {
+        // Evaluated at compile time: a zero here would not build.
         const KEPT: NonZeroUsize = NonZeroUsize::new(256).unwrap();
         Bitmaps {
             volume,

@@ -23,7 +23,9 @@ use super::ext4::{Bitmaps, Volume};
 use super::filemap::FileMap;
 use super::flv_tag::{self, Tag};
 
-use super::blocksize::SECTOR;
+/// The finest granularity fragments can have: a disk sector (FAT and NTFS clusters,
+/// images cut by sector).
+pub const SECTOR: u64 = 512;
 
 /// The granularity fragments start and end at: the filesystem's block size, or a
 /// sector when no filesystem says.
@@ -336,6 +338,11 @@ impl Continuations {
             .map(|c| c.2)
     }
 
+    /// The granularity fragments start and end at on this source.
+    pub fn unit(&self) -> Unit {
+        self.unit
+    }
+
     /// Adds the filesystem's evidence: its block bitmap and the extent maps found.
     pub fn add_filesystem(&mut self, volume: Option<Volume>, maps: Vec<FileMap>) {
         self.bitmaps = volume.map(Bitmaps::new);
@@ -379,8 +386,12 @@ impl Continuations {
         self.starts.contains(&(at / self.unit.0))
             || self.owner(at).is_some_and(|owner| owner != who.file)
             || self.other_side(src, who, at)
-            || !looks_like_media(src, at, self.unit.0)
-            || holds_chained_tags(src, at, self.unit.0)
+            || {
+                let mut block = vec![0u8; self.unit.0 as usize];
+                !src.read_at(at, &mut block)
+                    || !looks_like_media(&block)
+                    || holds_chained_tags(src, at, &block)
+            }
     }
 
     /// Allows joins across lost fragments, now that `walked` (the source ranges of
@@ -578,12 +589,9 @@ fn split_in_header<S: ByteSource + ?Sized>(
     })
 }
 
-/// Two chained audio/video tags start in the block at `at`.
-fn holds_chained_tags<S: ByteSource + ?Sized>(src: &S, at: u64, unit: u64) -> bool {
-    let mut block = vec![0u8; unit as usize];
-    if !src.read_at(at, &mut block) {
-        return false;
-    }
+/// Two chained audio/video tags start in `block`, which lies at `at` on `src` (read
+/// past it for the tags' ends).
+fn holds_chained_tags<S: ByteSource + ?Sized>(src: &S, at: u64, block: &[u8]) -> bool {
     let mut pos = 0;
     while let Some(z) = memchr::memmem::find(&block[pos..], b"\0\0\0").map(|i| pos + i) {
         // A tag's stream id is any three of a stretch of zeros.
@@ -608,11 +616,7 @@ fn holds_chained_tags<S: ByteSource + ?Sized>(src: &S, at: u64, unit: u64) -> bo
 /// of a file's half-written last block (btrfs leaves them behind when it rewrites
 /// that block elsewhere). (Byte variety proves nothing: a quiet audio track
 /// compresses to frames as repetitive as any metadata.)
-fn looks_like_media<S: ByteSource + ?Sized>(src: &S, at: u64, unit: u64) -> bool {
-    let mut block = vec![0u8; unit as usize];
-    if !src.read_at(at, &mut block) {
-        return false;
-    }
+fn looks_like_media(block: &[u8]) -> bool {
     if block[block.len() - 16..].iter().all(|&b| b == 0) {
         return false;
     }
@@ -621,11 +625,4 @@ fn looks_like_media<S: ByteSource + ?Sized>(src: &S, at: u64, unit: u64) -> bool
         .filter(|&&b| b.is_ascii_graphic() || b.is_ascii_whitespace())
         .count();
     text * 100 < block.len() * 95
-}
-
-impl Continuations {
-    /// The granularity fragments start and end at on this source.
-    pub fn unit(&self) -> Unit {
-        self.unit
-    }
 }

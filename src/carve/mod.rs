@@ -4,7 +4,6 @@
 //! a plain slice implements (tests, fuzzing) and the scanner implements over a source.
 //! Carvers must never panic, loop forever or allocate without bound, whatever the bytes.
 
-pub mod blocksize;
 pub mod bson;
 pub mod btrfs;
 pub mod ext4;

@@ -4,10 +4,9 @@
 //! btrfs file-tree leaves) of
 //! the files that start where an FLV header is, in source bytes.
 
-use crate::carve::blocksize::{self, SECTOR};
 use crate::carve::ext4::{ExtentMap, Volume};
 use crate::carve::filemap::FileMap;
-use crate::carve::fragments::Unit;
+use crate::carve::fragments::{SECTOR, Unit};
 use crate::carve::{btrfs, xfs};
 use crate::source::Source;
 
@@ -40,14 +39,18 @@ pub struct Filesystem {
 pub fn read(source: &Source, src: u32, headers: &[(u32, u64)], found: FoundMaps) -> Filesystem {
     // Enough for the superblocks of ext4 (at 1 KiB), XFS (0) and btrfs (64 KiB).
     let mut start = vec![0u8; 0x10100u64.min(source.size) as usize];
-    let read = source.read_exact_at(&mut start, 0).is_ok();
-    let ext4 = read.then(|| Volume::detect(&start[..], 0)).flatten();
-    let xfs_sb = read.then(|| xfs::Superblock::detect(&start[..])).flatten();
-    let unit = Unit(if read {
-        blocksize::of(&start[..])
-    } else {
-        SECTOR
-    });
+    if source.read_exact_at(&mut start, 0).is_err() {
+        start.clear();
+    }
+    let ext4 = Volume::detect(&start[..], 0);
+    let xfs_sb = xfs::Superblock::detect(&start[..]);
+    let btrfs_sector = btrfs::sector_size(&start[..]);
+    let unit = Unit(
+        (ext4.map(|v| v.block_size))
+            .or(xfs_sb.map(|sb| sb.block_size))
+            .or(btrfs_sector)
+            .unwrap_or(SECTOR),
+    );
     let at_header = |m: &FileMap| headers.binary_search(&(src, m.start())).is_ok();
     let (offset, block) = ext4.map_or((0, 4096), |v| (v.offset, v.block_size));
     let mut maps: Vec<FileMap> = found
@@ -64,8 +67,8 @@ pub fn read(source: &Source, src: u32, headers: &[(u32, u64)], found: FoundMaps)
                 .filter(at_header),
         );
     }
-    let is_btrfs = start.get(0x10040..0x10048) == Some(b"_BHRfS_M".as_slice());
-    if let Some(chunks) = is_btrfs
+    if let Some(chunks) = btrfs_sector
+        .is_some()
         .then(|| btrfs::Chunks::read(&ReadAhead::new(source)))
         .flatten()
     {

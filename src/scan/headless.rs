@@ -9,6 +9,7 @@ use rayon::prelude::*;
 
 use super::ReadAhead;
 use crate::carve::flv::{self, Headless, WalkLimits};
+use crate::carve::flv_tag;
 use crate::carve::fragments::{Continuations, Orphan};
 use crate::index::FlvEntry;
 use crate::source::Source;
@@ -91,11 +92,10 @@ fn continues_a_chain(source: &Source, at: u64) -> bool {
     let Some(before) = at.checked_sub(4 + u32::from_be_bytes(prev) as u64) else {
         return false;
     };
-    let mut header = [0u8; 11];
+    let mut header = [0u8; 12];
     source.read_exact_at(&mut header, before).is_ok()
-        && matches!(header[0], 8 | 9 | 18)
-        && header[8..11] == [0, 0, 0]
-        && u32::from_be_bytes([0, header[1], header[2], header[3]]) + 11 == u32::from_be_bytes(prev)
+        && flv_tag::parse_tag_header(&header)
+            .is_some_and(|t| t.size.checked_add(11) == Some(u32::from_be_bytes(prev)))
 }
 
 /// The sequence headers a run at `at` needs: its own if it has them, else those of
