@@ -1,7 +1,9 @@
 //! Carver throughput per core on mixed data (criterion): the FLV header finder, the
 //! orphan-run finder (fragment starts), the
 //! BSON document scan of a buffer (finder, validation, JSON length measurement), and
-//! both together as one scan chunk does them. Run: `cargo bench --bench carvers`.
+//! each scan stage's per-chunk finder on 8 MiB chunks as the scan runs them, alone and
+//! all together, on data with and without documents.
+//! Run: `cargo bench --bench carvers`.
 //!
 //! The data is 64 MiB built like a disk: random bytes, zeros, text, this machine's
 //! executables, the FLV fixtures and the MongoDB fixture data files, in 1 MiB pieces.
@@ -10,11 +12,15 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use salvagefs::carve::{flv, fragments};
+use salvagefs::carve::{btrfs, ext4, flv, fragments, xfs};
 use salvagefs::extjson::JsonMode;
-use salvagefs::scan::documents;
+use salvagefs::index::ScanSettings;
+use salvagefs::scan::documents::{self, Documents};
+use salvagefs::scan::flv::Flv;
+use salvagefs::scan::stage::{Chunk, Stage};
+use salvagefs::scan::wiredtiger::WiredTiger;
 
-fn mixed(size: usize) -> Vec<u8> {
+fn mixed(size: usize, with_documents: bool) -> Vec<u8> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let read = |p: &Path| std::fs::read(p).unwrap_or_default();
     let mut pieces: Vec<Vec<u8>> = vec![
@@ -22,7 +28,11 @@ fn mixed(size: usize) -> Vec<u8> {
         b"disk sector stream recording backup mongo offset video audio ".repeat(1 << 14),
         read(Path::new("/bin/bash")),
     ];
-    for dir in ["flv", "bson"] {
+    let dirs: &[&str] = match with_documents {
+        true => &["flv", "bson"],
+        false => &["flv"],
+    };
+    for dir in dirs {
         let mut files: Vec<_> = std::fs::read_dir(root.join(dir))
             .map(|d| {
                 d.flatten()
@@ -55,8 +65,57 @@ fn mixed(size: usize) -> Vec<u8> {
     out
 }
 
+/// Runs a stage's finder over `data` cut into the scan's chunks (8 MiB plus overlap).
+fn per_chunk<S: Stage>(data: &[u8], settings: &ScanSettings) -> usize {
+    const CHUNK: usize = 8 << 20;
+    let mut n = 0;
+    for start in (0..data.len()).step_by(CHUNK) {
+        let bytes = &data[start..(start + CHUNK + (64 << 10)).min(data.len())];
+        let chunk = Chunk {
+            bytes,
+            start: start as u64,
+            len: CHUNK.min(data.len() - start),
+            source: 0,
+            settings,
+        };
+        black_box(S::find(&chunk));
+        n += 1;
+    }
+    n
+}
+
+/// Every stage alone and all of them on each chunk, as the scan's pass 1 does.
+fn stages(c: &mut Criterion) {
+    let settings = ScanSettings {
+        resync_window: 0,
+        bson_any: false,
+        json: JsonMode::Relaxed,
+    };
+    for (name, with_documents) in [("stages_mixed", true), ("stages_no_documents", false)] {
+        let data = mixed(64 << 20, with_documents);
+        let mut group = c.benchmark_group(name);
+        group.throughput(Throughput::Bytes(data.len() as u64));
+        group.sample_size(10);
+        group.bench_function("flv", |b| b.iter(|| per_chunk::<Flv>(&data, &settings)));
+        group.bench_function("documents", |b| {
+            b.iter(|| per_chunk::<Documents>(&data, &settings))
+        });
+        group.bench_function("wiredtiger", |b| {
+            b.iter(|| per_chunk::<WiredTiger>(&data, &settings))
+        });
+        group.bench_function("all", |b| {
+            b.iter(|| {
+                per_chunk::<Flv>(&data, &settings)
+                    + per_chunk::<Documents>(&data, &settings)
+                    + per_chunk::<WiredTiger>(&data, &settings)
+            })
+        });
+        group.finish();
+    }
+}
+
 fn carvers(c: &mut Criterion) {
-    let data = mixed(64 << 20);
+    let data = mixed(64 << 20, true);
     let mut group = c.benchmark_group("carvers");
     group.throughput(Throughput::Bytes(data.len() as u64));
     group.sample_size(10);
@@ -69,6 +128,15 @@ fn carvers(c: &mut Criterion) {
                 .orphans
                 .len()
         })
+    });
+    group.bench_function("ext4_extent_maps", |b| {
+        b.iter(|| ext4::find_extent_maps(black_box(&data), 0, data.len()).len())
+    });
+    group.bench_function("xfs_inode_maps", |b| {
+        b.iter(|| xfs::inode_maps(black_box(&data), 0, data.len()).len())
+    });
+    group.bench_function("btrfs_leaf_runs", |b| {
+        b.iter(|| btrfs::leaf_runs(black_box(&data), 0, data.len()).len())
     });
     group.bench_function("bson_scan_buffer", |b| {
         b.iter(|| {
@@ -83,5 +151,5 @@ fn carvers(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, carvers);
+criterion_group!(benches, carvers, stages);
 criterion_main!(benches);

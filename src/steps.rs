@@ -58,6 +58,8 @@ impl Progress for Bar {
         self.0.inc(n);
     }
     fn phase(&self, name: &str) {
+        // With RUST_LOG=debug, where the time goes (the bar shows only the present).
+        log::debug!("{:.2} s: {name}", self.0.elapsed().as_secs_f64());
         self.0.set_message(name.to_string());
     }
 }

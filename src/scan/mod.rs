@@ -277,21 +277,33 @@ fn read_chunk<T>(
 }
 
 /// A [`ByteSource`] over a source with a read-ahead window, so that walking a chain of
-/// small tags costs one `pread` per window, not two per tag. Unreadable bytes read as
+/// small tags costs one `pread` per window, not two per tag. The window starts small
+/// and doubles while reads go on where it ended, as the kernel's readahead does: most
+/// walks (fragment-start candidates in executables, say) end after a few tags, and a
+/// full window each would read the disk many times over. Unreadable bytes read as
 /// missing (the walk treats them like a break), never as a crash.
 pub struct ReadAhead<'a> {
     source: &'a Source,
-    window: RefCell<(u64, Vec<u8>)>,
+    window: RefCell<Window>,
+}
+
+/// The bytes of a [`ReadAhead`] at `start`, and how many to read next time.
+#[derive(Default)]
+struct Window {
+    start: u64,
+    data: Vec<u8>,
+    next_len: usize,
 }
 
 impl<'a> ReadAhead<'a> {
-    const WINDOW: usize = 1 << 20;
+    const MIN_WINDOW: usize = 16 << 10;
+    const MAX_WINDOW: usize = 1 << 20;
 
     /// A reader with an empty window.
     pub fn new(source: &'a Source) -> ReadAhead<'a> {
         ReadAhead {
             source,
-            window: RefCell::new((0, Vec::new())),
+            window: RefCell::new(Window::default()),
         }
     }
 }
@@ -309,21 +321,26 @@ impl ByteSource for ReadAhead<'_> {
             return false;
         };
         let mut window = self.window.borrow_mut();
-        let (start, data) = &mut *window;
-        if offset < *start || end > *start + data.len() as u64 {
-            if buf.len() > Self::WINDOW / 2 {
+        let w = &mut *window;
+        if offset < w.start || end > w.start + w.data.len() as u64 {
+            if buf.len() > Self::MAX_WINDOW / 2 {
                 return self.source.read_exact_at(buf, offset).is_ok();
             }
-            let n = (self.source.size - offset).min(Self::WINDOW as u64) as usize;
-            data.resize(n, 0);
-            if self.source.read_exact_at(data, offset).is_err() {
-                data.clear();
+            let sequential = offset >= w.start && offset <= w.start + w.data.len() as u64;
+            w.next_len = match sequential {
+                true => (w.next_len * 2).clamp(Self::MIN_WINDOW, Self::MAX_WINDOW),
+                false => Self::MIN_WINDOW,
+            };
+            let n = (self.source.size - offset).min(w.next_len.max(buf.len()) as u64) as usize;
+            w.data.resize(n, 0);
+            if self.source.read_exact_at(&mut w.data, offset).is_err() {
+                w.data.clear();
                 return self.source.read_exact_at(buf, offset).is_ok();
             }
-            *start = offset;
+            w.start = offset;
         }
-        let at = (offset - *start) as usize;
-        buf.copy_from_slice(&data[at..at + buf.len()]);
+        let at = (offset - w.start) as usize;
+        buf.copy_from_slice(&w.data[at..at + buf.len()]);
         true
     }
 }
