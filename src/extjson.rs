@@ -41,42 +41,84 @@ pub fn render(
     pretty: bool,
     out: &mut Vec<u8>,
 ) -> Result<(), Malformed> {
-    Writer {
-        out,
-        canonical: mode == JsonMode::Canonical,
-        pretty,
-        depth: 0,
-        pretty_extra: 0,
-    }
-    .document(doc, 0, false)
+    Writer::new(out, mode, pretty).document(doc, 0, false)
 }
 
-/// Appends the one-line rendering of `doc` to `out`, like [`render`] without `pretty`,
-/// and returns the length the indented rendering would have: the scan measures both
-/// lengths with one rendering.
-pub fn render_measuring_pretty(
-    doc: &[u8],
-    mode: JsonMode,
-    out: &mut Vec<u8>,
-) -> Result<usize, Malformed> {
-    let before = out.len();
-    let mut w = Writer {
-        out,
-        canonical: mode == JsonMode::Canonical,
-        pretty: false,
-        depth: 0,
-        pretty_extra: 0,
-    };
+/// The lengths of the one-line and the indented rendering of `doc`, without making
+/// either: the same writer as [`render`] run into a counter, so a measured length and
+/// the bytes served later cannot disagree. The scan measures every document with it.
+pub fn measure(doc: &[u8], mode: JsonMode) -> Result<(usize, usize), Malformed> {
+    let mut count = Count(0);
+    let mut w = Writer::new(&mut count, mode, false);
     w.document(doc, 0, false)?;
     let extra = w.pretty_extra;
-    Ok(out.len() - before + extra)
+    Ok((count.0, count.0 + extra))
+}
+
+/// Where a rendering goes: the bytes themselves ([`render`]) or only how many there
+/// would be ([`measure`]).
+trait Sink: Default {
+    /// Appends `b`.
+    fn put(&mut self, b: &[u8]);
+    /// Appends `v` as `Display` writes it.
+    fn display(&mut self, v: impl std::fmt::Display);
+    /// Appends `data` in base64.
+    fn base64(&mut self, data: &[u8]);
+    /// Appends what another sink of the same kind received.
+    fn append(&mut self, other: Self);
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, b: &[u8]) {
+        self.extend_from_slice(b);
+    }
+    fn display(&mut self, v: impl std::fmt::Display) {
+        let _ = write!(self, "{v}");
+    }
+    fn base64(&mut self, data: &[u8]) {
+        let at = self.len();
+        self.resize(at + base64::encoded_len(data.len(), true).unwrap_or(0), 0);
+        let n = base64::engine::general_purpose::STANDARD
+            .encode_slice(data, &mut self[at..])
+            .unwrap_or(0);
+        self.truncate(at + n);
+    }
+    fn append(&mut self, mut other: Self) {
+        self.append(&mut other);
+    }
+}
+
+/// Counts the bytes a rendering would have.
+#[derive(Default)]
+struct Count(usize);
+
+impl std::fmt::Write for Count {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0 += s.len();
+        Ok(())
+    }
+}
+
+impl Sink for Count {
+    fn put(&mut self, b: &[u8]) {
+        self.0 += b.len();
+    }
+    fn display(&mut self, v: impl std::fmt::Display) {
+        let _ = std::fmt::Write::write_fmt(self, format_args!("{v}"));
+    }
+    fn base64(&mut self, data: &[u8]) {
+        self.0 += base64::encoded_len(data.len(), true).unwrap_or(0);
+    }
+    fn append(&mut self, other: Self) {
+        self.0 += other.0;
+    }
 }
 
 /// A key and the closure writing its value.
 type Field<'f, W> = (&'f str, &'f dyn Fn(&mut W));
 
-struct Writer<'o> {
-    out: &'o mut Vec<u8>,
+struct Writer<'o, S: Sink> {
+    out: &'o mut S,
     canonical: bool,
     pretty: bool,
     depth: usize,
@@ -91,16 +133,27 @@ fn le<const N: usize>(b: &[u8], at: usize) -> Result<[u8; N], Malformed> {
 }
 
 const DATE_ISO_MAX_MS: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+const HEX: &[u8; 16] = b"0123456789abcdef";
 
-impl Writer<'_> {
+impl<'o, S: Sink> Writer<'o, S> {
+    fn new(out: &'o mut S, mode: JsonMode, pretty: bool) -> Self {
+        Writer {
+            out,
+            canonical: mode == JsonMode::Canonical,
+            pretty,
+            depth: 0,
+            pretty_extra: 0,
+        }
+    }
+
     fn begin(&mut self, open: u8) {
-        self.out.push(open);
+        self.out.put(&[open]);
         self.depth += 1;
     }
 
     fn item(&mut self, index: usize) {
         if index > 0 {
-            self.out.push(b',');
+            self.out.put(b",");
         }
         self.newline();
     }
@@ -108,8 +161,10 @@ impl Writer<'_> {
     /// A newline and the indentation of the current depth, when pretty (else counted).
     fn newline(&mut self) {
         if self.pretty {
-            self.out.push(b'\n');
-            self.out.resize(self.out.len() + 2 * self.depth, b' ');
+            self.out.put(b"\n");
+            for _ in 0..self.depth {
+                self.out.put(b"  ");
+            }
         } else {
             self.pretty_extra += 1 + 2 * self.depth;
         }
@@ -120,15 +175,15 @@ impl Writer<'_> {
         if count > 0 {
             self.newline();
         }
-        self.out.push(close);
+        self.out.put(&[close]);
     }
 
     fn key(&mut self, key: &[u8]) {
         self.string(key);
-        self.out.push(b':');
         if self.pretty {
-            self.out.push(b' ');
+            self.out.put(b": ");
         } else {
+            self.out.put(b":");
             self.pretty_extra += 1;
         }
     }
@@ -145,8 +200,7 @@ impl Writer<'_> {
     }
 
     fn string(&mut self, s: &[u8]) {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        self.out.push(b'"');
+        self.out.put(b"\"");
         let mut start = 0;
         for (i, &c) in s.iter().enumerate() {
             let esc: &[u8] = match c {
@@ -160,32 +214,32 @@ impl Writer<'_> {
                 0..0x20 => &[],
                 _ => continue,
             };
-            self.out.extend_from_slice(&s[start..i]);
+            self.out.put(&s[start..i]);
             if esc.is_empty() {
-                self.out.extend_from_slice(b"\\u00");
-                self.out.push(HEX[(c >> 4) as usize]);
-                self.out.push(HEX[(c & 15) as usize]);
+                self.out.put(b"\\u00");
+                self.out
+                    .put(&[HEX[(c >> 4) as usize], HEX[(c & 15) as usize]]);
             } else {
-                self.out.extend_from_slice(esc);
+                self.out.put(esc);
             }
             start = i + 1;
         }
-        self.out.extend_from_slice(&s[start..]);
-        self.out.push(b'"');
+        self.out.put(&s[start..]);
+        self.out.put(b"\"");
     }
 
     fn raw(&mut self, s: &str) {
-        self.out.extend_from_slice(s.as_bytes());
+        self.out.put(s.as_bytes());
     }
 
     fn quoted_display(&mut self, v: impl std::fmt::Display) {
-        self.out.push(b'"');
-        let _ = write!(self.out, "{v}");
-        self.out.push(b'"');
+        self.out.put(b"\"");
+        self.out.display(v);
+        self.out.put(b"\"");
     }
 
     fn number(&mut self, n: impl std::fmt::Display) {
-        let _ = write!(self.out, "{n}");
+        self.out.display(n);
     }
 
     /// A plain number in relaxed mode, `{"$numberInt": "n"}` (or Long) in canonical.
@@ -319,12 +373,17 @@ impl Writer<'_> {
             }
             data = &data[4..];
         }
-        let b64 = base64::engine::general_purpose::STANDARD.encode(data);
-        let sub = format!("{subtype:02x}");
+        let sub = [HEX[(subtype >> 4) as usize], HEX[(subtype & 15) as usize]];
+        // Base64 needs no escaping: quoted as it is.
+        let b64 = |w: &mut Self| {
+            w.out.put(b"\"");
+            w.out.base64(data);
+            w.out.put(b"\"");
+        };
         self.wrapper(&[("$binary", &|w: &mut Self| {
             w.wrapper(&[
-                ("base64", &|w: &mut Self| w.string(b64.as_bytes())),
-                ("subType", &|w: &mut Self| w.string(sub.as_bytes())),
+                ("base64", &b64),
+                ("subType", &|w: &mut Self| w.string(&sub)),
             ])
         })]);
         Ok(())
@@ -357,7 +416,7 @@ impl Writer<'_> {
         let scope = v.get(8 + code.len() + 1..).ok_or(Malformed(0))?;
         // The scope must be a document; rendered into a side buffer first so a
         // malformed one fails before anything is written.
-        let mut inner = Vec::new();
+        let mut inner = S::default();
         let mut scope_writer = Writer {
             out: &mut inner,
             canonical: self.canonical,
@@ -367,16 +426,24 @@ impl Writer<'_> {
         };
         scope_writer.document(scope, depth + 1, false)?;
         self.pretty_extra += scope_writer.pretty_extra;
+        let inner = std::cell::Cell::new(Some(inner));
         self.wrapper(&[
             ("$code", &|w: &mut Self| w.string(code)),
-            ("$scope", &|w: &mut Self| w.out.extend_from_slice(&inner)),
+            ("$scope", &|w: &mut Self| {
+                if let Some(inner) = inner.take() {
+                    w.out.append(inner);
+                }
+            }),
         ]);
         Ok(())
     }
 
     fn oid(&mut self, bytes: [u8; 12]) {
-        let hex = bson::oid::ObjectId::from_bytes(bytes).to_hex();
-        self.wrapper(&[("$oid", &|w: &mut Self| w.string(hex.as_bytes()))]);
+        let mut hex = [0u8; 24];
+        for (pair, b) in hex.chunks_exact_mut(2).zip(bytes) {
+            pair.copy_from_slice(&[HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
+        }
+        self.wrapper(&[("$oid", &|w: &mut Self| w.string(&hex))]);
     }
 
     fn double(&mut self, f: f64) {
@@ -388,7 +455,7 @@ impl Writer<'_> {
             "-Infinity"
         } else if self.canonical {
             // Debug prints the shortest round-trip form, with an exponent when long.
-            return self.typed_number("$numberDouble", format!("{f:?}"));
+            return self.typed_number("$numberDouble", format_args!("{f:?}"));
         } else {
             return self.number(format_args!("{f:?}"));
         };
@@ -400,13 +467,15 @@ impl Writer<'_> {
             let long = |w: &mut Self| w.typed_number("$numberLong", ms);
             return self.wrapper(&[("$date", &long)]);
         }
-        let iso = iso8601(ms);
-        self.wrapper(&[("$date", &|w: &mut Self| w.string(iso.as_bytes()))]);
+        let (iso, len) = iso8601(ms);
+        self.wrapper(&[("$date", &|w: &mut Self| w.string(&iso[..len]))]);
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SS[.mmm]Z` for milliseconds since the epoch (0..=year 9999).
-fn iso8601(ms: i64) -> String {
+/// `YYYY-MM-DDTHH:MM:SS[.mmm]Z` for milliseconds since the epoch (0..=year 9999), and
+/// its length (20 or 24 bytes): written into a buffer on the stack, as every document
+/// with a date is measured at scan time.
+fn iso8601(ms: i64) -> ([u8; 24], usize) {
     let (days, ms_of_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
     // Civil date from days since 1970-01-01 (proleptic Gregorian, H. Hinnant's method).
     let z = days + 719_468;
@@ -419,17 +488,24 @@ fn iso8601(ms: i64) -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + (month <= 2) as i64;
     let (s, milli) = (ms_of_day / 1000, ms_of_day % 1000);
-    let frac = if milli == 0 {
-        String::new()
-    } else {
-        format!(".{milli:03}")
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    let mut digits = |at: usize, n: usize, v: i64| {
+        for (k, d) in out[at..at + n].iter_mut().rev().enumerate() {
+            *d = b'0' + (v / 10_i64.pow(k as u32) % 10) as u8;
+        }
     };
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}{frac}Z",
-        s / 3600,
-        s / 60 % 60,
-        s % 60
-    )
+    digits(0, 4, year);
+    digits(5, 2, month);
+    digits(8, 2, day);
+    digits(11, 2, s / 3600);
+    digits(14, 2, s / 60 % 60);
+    digits(17, 2, s % 60);
+    if milli == 0 {
+        out[19] = b'Z';
+        return (out, 20);
+    }
+    digits(20, 3, milli);
+    (out, 24)
 }
 
 #[cfg(test)]
@@ -510,29 +586,31 @@ mod tests {
     }
 
     #[test]
-    fn one_rendering_measures_both_lengths() {
+    fn measuring_counts_what_rendering_writes() {
         let mut docs = vec![every_type(), bson::doc! {}, bson::doc! {"a": [], "b": {}}];
         docs.push(bson::doc! {"nested": {"x": [1, {"y": [[], [2]]}]}, "s": "\u{7}\"é"});
         for d in docs {
             let bytes = d.to_vec().unwrap();
             for mode in [JsonMode::Relaxed, JsonMode::Canonical] {
                 let (mut line, mut pretty) = (Vec::new(), Vec::new());
-                let measured = render_measuring_pretty(&bytes, mode, &mut line).unwrap();
+                let measured = measure(&bytes, mode).unwrap();
+                render(&bytes, mode, false, &mut line).unwrap();
                 render(&bytes, mode, true, &mut pretty).unwrap();
-                let mut again = Vec::new();
-                render(&bytes, mode, false, &mut again).unwrap();
-                assert_eq!(line, again);
-                assert_eq!(measured, pretty.len(), "{d}");
+                assert_eq!(measured, (line.len(), pretty.len()), "{d}");
             }
         }
     }
 
     #[test]
     fn dates_as_pymongo_writes_them() {
-        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
-        assert_eq!(iso8601(1_655_000_000_500), "2022-06-12T02:13:20.500Z");
-        assert_eq!(iso8601(DATE_ISO_MAX_MS), "9999-12-31T23:59:59.999Z");
-        assert_eq!(iso8601(951_782_400_000), "2000-02-29T00:00:00Z");
+        let iso = |ms| {
+            let (text, len) = iso8601(ms);
+            String::from_utf8(text[..len].to_vec()).unwrap()
+        };
+        assert_eq!(iso(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso(1_655_000_000_500), "2022-06-12T02:13:20.500Z");
+        assert_eq!(iso(DATE_ISO_MAX_MS), "9999-12-31T23:59:59.999Z");
+        assert_eq!(iso(951_782_400_000), "2000-02-29T00:00:00Z");
     }
 
     #[test]

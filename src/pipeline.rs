@@ -144,26 +144,32 @@ pub fn prepare(
     let records: Vec<SourceRecord> = sources.iter().map(SourceRecord::of).collect();
     let wanted = wanted_spans(&records, plan.range);
 
-    let started = std::time::Instant::now();
-    let loaded = Index::load(&index_path);
-    log::info!("index loaded in {:.3} s", started.elapsed().as_secs_f64());
+    // The head says whether the index is usable: a rescan then decodes nothing else.
+    let head = IndexHead::load(&index_path);
     // Unchanged sources scanned with the same options keep the time they were first
     // scanned: it is the files' mtime, and a rescan must not make rsync send them again.
-    let first_scanned = loaded
+    let first_scanned = head
         .as_ref()
         .ok()
         .filter(|old| old.sources == records && old.settings == *settings)
         .map(|old| old.created);
-    let stale = match loaded {
+    let stale = match head {
         _ if plan.rescan => Some("--rescan was given".to_string()),
-        Ok(idx) => match idx.mismatch(&records, settings, &wanted) {
+        Ok(head) => match head.mismatch(&records, settings, &wanted) {
             None => {
-                return Ok(Prepared {
-                    sources,
-                    index: idx,
-                    index_path,
-                    origin: IndexOrigin::Reused,
-                });
+                let started = std::time::Instant::now();
+                match Index::load(&index_path) {
+                    Ok(index) => {
+                        log::info!("index loaded in {:.3} s", started.elapsed().as_secs_f64());
+                        return Ok(Prepared {
+                            sources,
+                            index,
+                            index_path,
+                            origin: IndexOrigin::Reused,
+                        });
+                    }
+                    Err(e) => Some(e.to_string()),
+                }
             }
             Some(reason) => Some(format!("index {} is stale: {reason}", index_path.display())),
         },

@@ -7,6 +7,8 @@
 //! the mount never renders.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use md5::{Digest, Md5};
 use xxhash_rust::xxh3::xxh3_64;
@@ -23,10 +25,6 @@ use crate::spans::{self, Outermost};
 
 /// Longest `_id` kept verbatim; longer ones are kept as type byte + md5.
 const MAX_ID_LEN: usize = 64;
-
-thread_local! {
-    static RENDER_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
 
 /// What the BSON side found in one buffer.
 #[derive(Default)]
@@ -231,11 +229,8 @@ fn accept(buf: &[u8], c: Candidate, base: u64, source: u32, mode: JsonMode) -> O
 pub fn describe(bytes: &[u8], mode: JsonMode) -> Option<Found> {
     let summary = bson::validate(bytes).ok()?;
     // Both renderings end with a newline.
-    let (json_len, pretty_len) = RENDER_BUF.with_borrow_mut(|out| {
-        out.clear();
-        let pretty = extjson::render_measuring_pretty(bytes, mode, out).ok()?;
-        Some((out.len() as u32 + 1, pretty as u32 + 1))
-    })?;
+    let (line, pretty) = extjson::measure(bytes, mode).ok()?;
+    let (json_len, pretty_len) = (line as u32 + 1, pretty as u32 + 1);
     let id = if summary.id.len() > MAX_ID_LEN {
         let mut id = vec![summary.id[0]];
         id.extend_from_slice(&Md5::digest(&summary.id[1..]));
@@ -259,12 +254,44 @@ pub fn describe(bytes: &[u8], mode: JsonMode) -> Option<Found> {
             wt: None,
             doubts: summary.doubts,
         },
-        fields: summary
-            .fields
-            .iter()
-            .flat_map(|f| [*f, "\0"])
-            .collect::<String>()
-            .into_boxed_str(),
+        fields: shared_fields(&summary.fields),
+    })
+}
+
+/// The field lists a thread met lately, and a buffer to join the next one in.
+#[derive(Default)]
+struct Shapes {
+    joined: String,
+    seen: HashMap<Box<str>, Arc<str>>,
+}
+
+thread_local! {
+    /// Documents of one collection mostly share one field list: describing them
+    /// allocates nothing for it.
+    static SHAPES: RefCell<Shapes> = RefCell::default();
+}
+
+/// Most distinct field lists a thread keeps (a hostile disk may hold millions).
+const SHAPES_KEPT: usize = 4096;
+
+/// The field list `fields` as [`Found::fields`] holds it, shared with the earlier
+/// documents of the same shape.
+fn shared_fields(fields: &[&str]) -> Arc<str> {
+    SHAPES.with_borrow_mut(|Shapes { joined, seen }| {
+        joined.clear();
+        for f in fields {
+            joined.push_str(f);
+            joined.push('\0');
+        }
+        if let Some(shared) = seen.get(joined.as_str()) {
+            return shared.clone();
+        }
+        if seen.len() >= SHAPES_KEPT {
+            seen.clear();
+        }
+        let shared: Arc<str> = Arc::from(joined.as_str());
+        seen.insert(joined.as_str().into(), shared.clone());
+        shared
     })
 }
 
@@ -273,7 +300,7 @@ pub fn describe(bytes: &[u8], mode: JsonMode) -> Option<Found> {
 pub fn into_entries(mut found: Vec<Found>) -> (Vec<DocEntry>, Vec<Vec<String>>) {
     found.sort_by_key(|f| spans::disk_order(&f.entry));
     let mut shapes: Vec<Vec<String>> = Vec::new();
-    let mut shape_ids: std::collections::HashMap<Box<str>, u32> = std::collections::HashMap::new();
+    let mut shape_ids: HashMap<Arc<str>, u32> = HashMap::new();
     let mut outermost = Outermost::default();
     // Collected in place (the entries are smaller than what they come from), so the
     // documents are not held twice.

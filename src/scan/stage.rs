@@ -3,6 +3,8 @@
 //! registered once, in `scan/mod.rs`'s `stages!` list: adding a format is a module
 //! implementing [`Stage`] and a line in that list.
 
+use std::sync::Arc;
+
 use crate::index::{DocEntry, Index, ScanSettings};
 use crate::scan::Progress;
 use crate::source::Source;
@@ -55,6 +57,7 @@ pub trait Stage {
 pub struct Found {
     /// The index entry (its `shape` is set by [`super::documents::into_entries`]).
     pub entry: DocEntry,
-    /// Top-level field names, each followed by a NUL (one allocation per document).
-    pub fields: Box<str>,
+    /// Top-level field names, each followed by a NUL: shared by the documents of one
+    /// shape that a thread described (see [`super::documents::describe`]).
+    pub fields: Arc<str>,
 }
