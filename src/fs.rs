@@ -22,6 +22,12 @@ use fuser::{
 use crate::content::Content;
 use crate::tree::{NodeKind, Tree};
 
+thread_local! {
+    /// Each worker thread's read buffer, reused: requests are up to 1 MiB, and a fresh
+    /// allocation of that size is mapped, faulted in and zeroed every time.
+    static SERVED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Nothing in the tree ever changes while mounted.
 const TTL: Duration = Duration::from_secs(24 * 3600);
 
@@ -165,13 +171,15 @@ impl Filesystem for SalvageFs {
         let Some(NodeKind::File(file)) = self.tree.get(ino.0).map(|n| &n.kind) else {
             return reply.error(Errno::ENOENT);
         };
-        match file.read(offset, size as usize, self.content.as_ref()) {
-            Ok(data) => reply.data(&data),
-            Err(e) => {
-                log::warn!("read of inode {} at {offset}: {e}", ino.0);
-                reply.error(Errno::EIO)
+        SERVED.with_borrow_mut(|buf| {
+            match file.read_into(offset, size as usize, self.content.as_ref(), buf) {
+                Ok(()) => reply.data(buf),
+                Err(e) => {
+                    log::warn!("read of inode {} at {offset}: {e}", ino.0);
+                    reply.error(Errno::EIO)
+                }
             }
-        }
+        })
     }
 
     /// Nothing is ever buffered for writing: a close has nothing to flush.

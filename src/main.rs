@@ -60,9 +60,8 @@ fn scan(args: ScanArgs) -> anyhow::Result<()> {
         args.common.schema_from.as_deref(),
     )?;
     let prepared = steps::prepare(&args.sources, &args.common, args.range)?;
-    let index_path = prepared.index_path.clone();
+    let (index_path, index) = (prepared.index_path, prepared.index);
     let reused = prepared.origin == IndexOrigin::Reused;
-    let index = prepared.index.clone();
     let sources = salvagefs::source::Sources::new(prepared.sources, false);
     let known = args
         .common
@@ -70,7 +69,9 @@ fn scan(args: ScanArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(|dir| pipeline::match_known(&index, &sources, dir))
         .transpose()?;
+    let started = std::time::Instant::now();
     let collections = pipeline::collections(&index, schema.as_ref());
+    log::debug!("classified in {:.2} s", started.elapsed().as_secs_f64());
     let summary = Summary::new(&index, &collections, known.as_deref());
     if args.json_summary {
         let rows = FlvRow::all(&index, known.as_deref());

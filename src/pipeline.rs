@@ -191,7 +191,10 @@ pub fn prepare(
         scan::scan_resumable(&sources, records, settings, &wanted, checkpoint, progress)
             .context("cannot join the scan's segments; run again with --rescan")?;
     index.created = first_scanned.unwrap_or(index.created);
-    index.save(&index_path).with_context(|| {
+    let started = std::time::Instant::now();
+    let saved = index.save(&index_path);
+    log::debug!("index saved in {:.2} s", started.elapsed().as_secs_f64());
+    saved.with_context(|| {
         format!(
             "cannot write the index {}; use --index PATH elsewhere",
             index_path.display()
