@@ -17,6 +17,7 @@
 //! Everything here is pure and total: no input panics, loops without progress, or
 //! allocates more than the document it looks at.
 
+use super::search;
 use bson::RawDocument;
 use bson::raw::RawBsonRef;
 use memchr::memmem;
@@ -151,7 +152,8 @@ pub fn find_candidates(buf: &[u8], limit: usize, any: bool, out: &mut Vec<Candid
         find_any(buf, limit, out);
         return;
     }
-    for p in memmem::find_iter(buf, b"_id\0") {
+    static ID: search::Lazy = search::Lazy::new(|| search::finder(b"_id\0"));
+    for p in ID.find_iter(buf) {
         let Some(start) = p.checked_sub(5) else {
             continue;
         };

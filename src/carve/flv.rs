@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::ByteSource;
 use super::flv_tag::{TAG_HEADER_LEN, Tag, parse_tag_header, tag_at};
 use super::fragments::{Asking, Continuations, Join};
+use super::search;
 
 /// FLV file header (9 bytes) plus PreviousTagSize0 (4 bytes).
 pub const HEADER_LEN: usize = 13;
@@ -167,7 +168,9 @@ pub fn is_header(b: &[u8]) -> bool {
 /// `buf` should extend at least `HEADER_LEN - 1` bytes past `limit` so that headers
 /// straddling the limit are seen whole.
 pub fn find_headers(buf: &[u8], limit: usize) -> Vec<usize> {
-    memchr::memmem::find_iter(buf, MAGIC)
+    static HEADER: search::Lazy = search::Lazy::new(|| search::finder(MAGIC));
+    HEADER
+        .find_iter(buf)
         .take_while(|&p| p < limit)
         .filter(|&p| is_header(&buf[p..]))
         .collect()

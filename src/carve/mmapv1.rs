@@ -6,7 +6,7 @@
 //! (`lengthWithHeaders`, `extentOfs`, `nextOfs`, `prevOfs`) whose `extentOfs` points back
 //! to its extent. Pure functions over bytes, total on any input.
 
-use memchr::memmem;
+use super::search;
 
 /// The extent header's magic number 0x41424344, as stored (little-endian).
 pub const EXTENT_MAGIC: &[u8; 4] = b"DCBA";
@@ -70,7 +70,9 @@ fn record_list(b: &[u8]) -> Option<(i32, i32)> {
 
 /// Extent headers starting before `limit` in `buf`, with their offsets.
 pub fn find_extent_headers(buf: &[u8], limit: usize) -> Vec<(usize, ExtentHeader<'_>)> {
-    memmem::find_iter(buf, EXTENT_MAGIC)
+    static EXTENT: search::Lazy = search::Lazy::new(|| search::finder(EXTENT_MAGIC));
+    EXTENT
+        .find_iter(buf)
         .take_while(|&p| p < limit)
         .filter_map(|p| parse_extent_header(&buf[p..]).map(|h| (p, h)))
         .collect()

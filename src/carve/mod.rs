@@ -12,6 +12,7 @@ pub mod flv;
 pub mod flv_tag;
 pub mod fragments;
 pub mod mmapv1;
+pub mod search;
 pub mod splits;
 pub mod wiredtiger;
 pub mod xfs;

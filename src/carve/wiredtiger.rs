@@ -17,6 +17,7 @@
 //! decompression writes into a buffer of the declared size and never past it, and no
 //! input panics.
 
+use super::search;
 use serde::{Deserialize, Serialize};
 
 /// Page header plus block header: where a page's cells (or overflow data) start.
@@ -181,7 +182,8 @@ pub fn candidates(buf: &[u8], base: u64, limit: usize) -> impl Iterator<Item = u
 /// block's magic number and version.
 pub fn file_starts(buf: &[u8], limit: usize) -> Vec<usize> {
     let end = limit.saturating_add(FILE_MAGIC.len() - 1).min(buf.len());
-    memchr::memmem::find_iter(&buf[..end], &FILE_MAGIC).collect()
+    static FILE: search::Lazy = search::Lazy::new(|| search::finder(&FILE_MAGIC));
+    FILE.find_iter(&buf[..end]).collect()
 }
 
 /// Whether `block` (exactly `disk_size` bytes) matches its checksum.

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Documents per second, side by side in one run with the page cache warm (best of 3,
+# the image read once before each run): cat of each image, then salvagefs scan of
+#   - N MMAPv1 documents as data files lay them out (bench/make-many-docs.py, default
+#     2 000 000), and
+#   - the WiredTiger image of bench/wiredtiger.sh (real WiredTiger files, snappy, zstd
+#     and zlib), when it was built (bench/wiredtiger.sh makes it).
+# Reports wall seconds, documents per second, CPU seconds and peak RSS of the whole
+# command (scan, classification, index write).
+#
+#   bench/documents.sh [N]      (needs pymongo: python3 -m pip install pymongo)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${1:-2000000}
+work=bench/work
+mkdir -p "$work"
+cargo build --release -q
+bin=target/release/salvagefs
+mmap="$work/many-$n.img"
+[ -f "$mmap" ] || python3 bench/make-many-docs.py "$n" "$mmap"
+wt="$work/wt-1024.img"
+
+run() { # run IMAGE INDEX: "wall cpu rss_kb documents" of the best of 3 scans
+  local best=
+  for _ in 1 2 3; do
+    cat "$1" >/dev/null
+    /usr/bin/time -f "%e %U %S %M" -o "$work/time.out" \
+      "$bin" scan "$1" --index "$2" --rescan --json-summary >"$work/docs-scan.json"
+    local line; line=$(awk '{print $1, $2 + $3, $4}' "$work/time.out")
+    if [ -z "$best" ] || python3 -c "import sys; sys.exit(not ${line%% *} < ${best%% *})"; then
+      best=$line
+    fi
+  done
+  local docs
+  docs=$(python3 -c "import json; d=json.load(open('$work/docs-scan.json')); print(sum(c['documents'] for c in d['mongo'].values()))")
+  echo "$best $docs"
+}
+
+cat_time() {
+  local best=99
+  for _ in 1 2 3; do
+    local a b; a=$(date +%s.%N); cat "$1" >/dev/null; b=$(date +%s.%N)
+    best=$(python3 -c "print(min($best, $b - $a))")
+  done
+  echo "$best"
+}
+
+echo "| image | documents | cat s | scan s | documents/s | CPU s | peak RSS |"
+echo "|---|---|---|---|---|---|---|"
+row() { # row LABEL IMAGE INDEX
+  local c r; c=$(cat_time "$2"); r=$(run "$2" "$3")
+  python3 - "$1" "$c" $r <<'PY'
+import sys
+label, cat, wall, cpu, rss, docs = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+print(f"| {label} | {docs} | {cat:.2f} | {wall:.2f} | {docs / wall / 1e6:.2f} M | {cpu:.2f} | {rss >> 10} MB |")
+PY
+}
+row "MMAPv1 data files" "$mmap" "$work/many.idx"
+if [ -f "$wt" ]; then
+  row "WiredTiger files (snappy, zstd, zlib)" "$wt" "$work/wt.idx"
+else
+  echo "(no $wt: run bench/wiredtiger.sh once to build it)"
+fi
