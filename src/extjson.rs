@@ -46,10 +46,13 @@ pub fn render(
 
 /// The lengths of the one-line and the indented rendering of `doc`, without making
 /// either: the same writer as [`render`] run into a counter, so a measured length and
-/// the bytes served later cannot disagree. The scan measures every document with it.
+/// the bytes served later cannot disagree. The scan measures every document with it,
+/// after [`crate::carve::bson::validate`] accepted it: keys and strings are not
+/// checked for UTF-8 again (the lengths do not depend on it; [`render`] checks).
 pub fn measure(doc: &[u8], mode: JsonMode) -> Result<(usize, usize), Malformed> {
     let mut count = Count(0);
     let mut w = Writer::new(&mut count, mode, false);
+    w.utf8_checked = true;
     w.document(doc, 0, false)?;
     let extra = w.pretty_extra;
     Ok((count.0, count.0 + extra))
@@ -124,6 +127,8 @@ struct Writer<'o, S: Sink> {
     depth: usize,
     /// When not `pretty`: the bytes indentation would have added so far.
     pretty_extra: usize,
+    /// The document was validated already: skip checking UTF-8.
+    utf8_checked: bool,
 }
 
 fn le<const N: usize>(b: &[u8], at: usize) -> Result<[u8; N], Malformed> {
@@ -143,6 +148,7 @@ impl<'o, S: Sink> Writer<'o, S> {
             pretty,
             depth: 0,
             pretty_extra: 0,
+            utf8_checked: false,
         }
     }
 
@@ -202,7 +208,9 @@ impl<'o, S: Sink> Writer<'o, S> {
     fn string(&mut self, s: &[u8]) {
         self.out.put(b"\"");
         let mut start = 0;
-        for (i, &c) in s.iter().enumerate() {
+        while let Some(i) = first_escape(&s[start..]).map(|n| start + n) {
+            self.out.put(&s[start..i]);
+            let c = s[i];
             let esc: &[u8] = match c {
                 b'"' => b"\\\"",
                 b'\\' => b"\\\\",
@@ -211,10 +219,8 @@ impl<'o, S: Sink> Writer<'o, S> {
                 b'\t' => b"\\t",
                 0x08 => b"\\b",
                 0x0C => b"\\f",
-                0..0x20 => &[],
-                _ => continue,
+                _ => &[],
             };
-            self.out.put(&s[start..i]);
             if esc.is_empty() {
                 self.out.put(b"\\u00");
                 self.out
@@ -275,7 +281,9 @@ impl<'o, S: Sink> Writer<'o, S> {
                 .ok_or(Malformed(at))?;
             self.item(count);
             if !array {
-                std::str::from_utf8(key).map_err(|_| Malformed(at))?;
+                if !self.utf8_checked {
+                    std::str::from_utf8(key).map_err(|_| Malformed(at))?;
+                }
                 self.key(key);
             }
             self.value(t, &b[value_at..value_at + n], depth)
@@ -288,7 +296,7 @@ impl<'o, S: Sink> Writer<'o, S> {
     }
 
     /// A length-prefixed, NUL-terminated UTF-8 string at the start of `v`.
-    fn bson_str(v: &[u8]) -> Result<&[u8], Malformed> {
+    fn bson_str<'v>(&self, v: &'v [u8]) -> Result<&'v [u8], Malformed> {
         let n = i32::from_le_bytes(le(v, 0)?);
         let s = usize::try_from(n)
             .ok()
@@ -299,7 +307,9 @@ impl<'o, S: Sink> Writer<'o, S> {
         if nul != [0] {
             return Err(Malformed(0));
         }
-        std::str::from_utf8(text).map_err(|_| Malformed(4))?;
+        if !self.utf8_checked {
+            std::str::from_utf8(text).map_err(|_| Malformed(4))?;
+        }
         Ok(text)
     }
 
@@ -307,7 +317,7 @@ impl<'o, S: Sink> Writer<'o, S> {
         match t {
             0x01 => self.double(f64::from_le_bytes(le(v, 0)?)),
             0x02 => {
-                let s = Self::bson_str(v)?;
+                let s = self.bson_str(v)?;
                 self.string(s);
             }
             0x03 => self.document(v, depth + 1, false)?,
@@ -324,7 +334,7 @@ impl<'o, S: Sink> Writer<'o, S> {
             0x0A => self.raw("null"),
             0x0B => self.regex(v)?,
             0x0C => {
-                let ns = Self::bson_str(v)?;
+                let ns = self.bson_str(v)?;
                 let oid = le::<12>(v, v.len().checked_sub(12).ok_or(Malformed(0))?)?;
                 self.wrapper(&[("$dbPointer", &|w: &mut Self| {
                     w.wrapper(&[
@@ -334,7 +344,7 @@ impl<'o, S: Sink> Writer<'o, S> {
                 })]);
             }
             0x0D | 0x0E => {
-                let s = Self::bson_str(v)?;
+                let s = self.bson_str(v)?;
                 let tag = if t == 0x0D { "$code" } else { "$symbol" };
                 self.wrapper(&[(tag, &|w: &mut Self| w.string(s))]);
             }
@@ -412,7 +422,7 @@ impl<'o, S: Sink> Writer<'o, S> {
 
     /// JavaScript code with a scope document: `$code` and `$scope`.
     fn code_with_scope(&mut self, v: &[u8], depth: usize) -> Result<(), Malformed> {
-        let code = Self::bson_str(v.get(4..).ok_or(Malformed(0))?)?;
+        let code = self.bson_str(v.get(4..).ok_or(Malformed(0))?)?;
         let scope = v.get(8 + code.len() + 1..).ok_or(Malformed(0))?;
         // The scope must be a document; rendered into a side buffer first so a
         // malformed one fails before anything is written.
@@ -423,6 +433,7 @@ impl<'o, S: Sink> Writer<'o, S> {
             pretty: self.pretty,
             depth: self.depth + 1,
             pretty_extra: 0,
+            utf8_checked: self.utf8_checked,
         };
         scope_writer.document(scope, depth + 1, false)?;
         self.pretty_extra += scope_writer.pretty_extra;
@@ -470,6 +481,25 @@ impl<'o, S: Sink> Writer<'o, S> {
         let (iso, len) = iso8601(ms);
         self.wrapper(&[("$date", &|w: &mut Self| w.string(&iso[..len]))]);
     }
+}
+
+/// Position of the first byte of `s` that a JSON string must escape: a control byte,
+/// `"` or `\`. Eight bytes at a time (documents are mostly text that needs none): a
+/// word is looked at byte by byte only when it holds one.
+fn first_escape(s: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // A byte of `x` is zero: exact as "any", may flag bytes after a true one.
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let needs = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
+    let (words, _) = s.as_chunks::<8>();
+    let word = words.iter().position(|w| {
+        let x = u64::from_le_bytes(*w);
+        let control = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
+        control | zero(x ^ (ONES * b'"' as u64)) | zero(x ^ (ONES * b'\\' as u64)) != 0
+    });
+    let from = word.map_or(words.len() * 8, |w| w * 8);
+    s[from..].iter().position(|&b| needs(b)).map(|n| from + n)
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.mmm]Z` for milliseconds since the epoch (0..=year 9999), and
@@ -597,6 +627,22 @@ mod tests {
                 render(&bytes, mode, false, &mut line).unwrap();
                 render(&bytes, mode, true, &mut pretty).unwrap();
                 assert_eq!(measured, (line.len(), pretty.len()), "{d}");
+            }
+        }
+    }
+
+    #[test]
+    fn finds_every_byte_to_escape() {
+        for len in 0..40 {
+            for at in 0..len {
+                for c in [0u8, 0x1F, b'"', b'\\', b'\n'] {
+                    let mut s = vec![b'a'; len];
+                    s[at] = c;
+                    assert_eq!(first_escape(&s), Some(at), "{len} {at} {c}");
+                }
+                let mut high = vec![0xE9u8; len];
+                high[at] = 0x20;
+                assert_eq!(first_escape(&high), None);
             }
         }
     }

@@ -21,6 +21,9 @@
 
 use std::collections::HashSet;
 
+/// Sets of document positions (hashed fast: every record of every extent goes in).
+type Positions = HashSet<usize, foldhash::fast::RandomState>;
+
 use crate::carve::mmapv1::{self, RECORD_HEADER_LEN};
 use crate::index::{DocEntry, Index, NsHeader};
 
@@ -105,7 +108,7 @@ fn walk_extent(h: &NsHeader, records: &Records, out: &mut [Option<Liveness>]) {
     let Some(base) = h.offset.checked_sub(file_ofs) else {
         return;
     };
-    let mut reached = HashSet::new();
+    let mut reached = Positions::default();
     let forward = follow(h, records, base, first, |l| l.0, &mut reached);
     follow(h, records, base, last, |l| l.1, &mut reached);
     let intact = forward == Some(last);
@@ -130,9 +133,9 @@ fn follow(
     base: u64,
     mut ofs: i32,
     step: impl Fn((i32, i32)) -> i32,
-    reached: &mut HashSet<usize>,
+    reached: &mut Positions,
 ) -> Option<i32> {
-    let mut seen = HashSet::new();
+    let mut seen = Positions::default();
     loop {
         let i = records.at(h, base, ofs)?;
         if !seen.insert(i) {

@@ -262,7 +262,7 @@ pub fn describe(bytes: &[u8], mode: JsonMode) -> Option<Found> {
 #[derive(Default)]
 struct Shapes {
     joined: String,
-    seen: HashMap<Box<str>, Arc<str>>,
+    seen: HashMap<Box<str>, Arc<str>, foldhash::fast::RandomState>,
 }
 
 thread_local! {
@@ -300,7 +300,7 @@ fn shared_fields(fields: &[&str]) -> Arc<str> {
 pub fn into_entries(mut found: Vec<Found>) -> (Vec<DocEntry>, Vec<Vec<String>>) {
     found.sort_by_key(|f| spans::disk_order(&f.entry));
     let mut shapes: Vec<Vec<String>> = Vec::new();
-    let mut shape_ids: HashMap<Arc<str>, u32> = HashMap::new();
+    let mut shape_ids: HashMap<Arc<str>, u32, foldhash::fast::RandomState> = HashMap::default();
     let mut outermost = Outermost::default();
     // Collected in place (the entries are smaller than what they come from), so the
     // documents are not held twice.
