@@ -36,7 +36,7 @@ for n in "${@:-1000000 3000000 10000000}"; do
     [ -f "$img" ] || python3 bench/make-many-docs.py "$n" "$img" >/dev/null
     idx="$work/scale-$n.idx"
     cat "$img" >/dev/null
-    /usr/bin/time -f "%e %M" -o "$work/time.out" "$bin" scan "$img" --index "$idx" --rescan >/dev/null
+    /usr/bin/time -f "%e %M" -o "$work/time.out" "$bin" scan "$img" --index "$idx" --rescan >/dev/null 2>&1
     read -r scan_s scan_kb <"$work/time.out"
     a=$(now); "$bin" mount "$img" "$mnt" --index "$idx" >/dev/null; mount_s=$(since "$a")
     pid=$(pgrep -n -f "salvagefs mount $img")

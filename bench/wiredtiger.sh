@@ -20,7 +20,7 @@ since() { python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))
 img="$work/wt-$size.img"
 if [ ! -f "$img" ]; then
   wt_build=target/wt-build
-  [ -f "$wt_build/libsnappy_ext.so" ] || scripts/make-wt-fixtures.sh "$wt_build" >/dev/null
+  [ -f "$wt_build/libsnappy_ext.so" ] || scripts/make-wt-fixtures.sh "$wt_build" --extensions-only >/dev/null
   python3 bench/make-wt-image.py "$wt_build" "$img" "$size"
 fi
 bytes=$(stat -c %s "$img")

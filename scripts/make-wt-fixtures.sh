@@ -7,7 +7,7 @@
 #
 #   apt-get install -y gcc libsnappy-dev libzstd-dev
 #   python3 -m pip install pymongo==4.10.1
-#   scripts/make-wt-fixtures.sh [WORKDIR]
+#   scripts/make-wt-fixtures.sh [WORKDIR [--extensions-only]]
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-$root/target/wt-build}
@@ -34,4 +34,6 @@ for c in snappy zstd; do
         "wiredtiger-11.2.0/ext/compressors/$c/${c}_compress.c" -o "lib${c}_ext.so" -l$c
 done
 
+# The benches need only the extensions: they must not rewrite the committed fixtures.
+[ "${2:-}" = --extensions-only ] && exit 0
 python3 "$root/scripts/make-wt-fixtures.py" "$work"

@@ -144,37 +144,42 @@ pub fn prepare(
     let records: Vec<SourceRecord> = sources.iter().map(SourceRecord::of).collect();
     let wanted = wanted_spans(&records, plan.range);
 
-    // The head says whether the index is usable: a rescan then decodes nothing else.
-    let head = IndexHead::load(&index_path);
     // Unchanged sources scanned with the same options keep the time they were first
     // scanned: it is the files' mtime, and a rescan must not make rsync send them again.
-    let first_scanned = head
-        .as_ref()
-        .ok()
-        .filter(|old| old.sources == records && old.settings == *settings)
-        .map(|old| old.created);
-    let stale = match head {
-        _ if plan.rescan => Some("--rescan was given".to_string()),
-        Ok(head) => match head.mismatch(&records, settings, &wanted) {
+    let same = |sources: &[SourceRecord], old: &ScanSettings| sources == records && old == settings;
+    let (loaded, first_scanned) = if plan.rescan {
+        // Only the old index's head is needed: its first-scan time.
+        let head = IndexHead::load(&index_path).ok();
+        let first = head
+            .filter(|h| same(&h.sources, &h.settings))
+            .map(|h| h.created);
+        (None, first)
+    } else {
+        let started = std::time::Instant::now();
+        let loaded = Index::load(&index_path);
+        log::info!("index loaded in {:.3} s", started.elapsed().as_secs_f64());
+        let first = loaded
+            .as_ref()
+            .ok()
+            .filter(|old| same(&old.sources, &old.settings))
+            .map(|old| old.created);
+        (Some(loaded), first)
+    };
+    let stale = match loaded {
+        None => Some("--rescan was given".to_string()),
+        Some(Ok(idx)) => match idx.mismatch(&records, settings, &wanted) {
             None => {
-                let started = std::time::Instant::now();
-                match Index::load(&index_path) {
-                    Ok(index) => {
-                        log::info!("index loaded in {:.3} s", started.elapsed().as_secs_f64());
-                        return Ok(Prepared {
-                            sources,
-                            index,
-                            index_path,
-                            origin: IndexOrigin::Reused,
-                        });
-                    }
-                    Err(e) => Some(e.to_string()),
-                }
+                return Ok(Prepared {
+                    sources,
+                    index: idx,
+                    index_path,
+                    origin: IndexOrigin::Reused,
+                });
             }
             Some(reason) => Some(format!("index {} is stale: {reason}", index_path.display())),
         },
-        Err(IndexError::Missing(_)) => None,
-        Err(e) => Some(e.to_string()),
+        Some(Err(IndexError::Missing(_))) => None,
+        Some(Err(e)) => Some(e.to_string()),
     };
     let mut checkpoint = index_path.clone().into_os_string();
     checkpoint.push(".partial");
