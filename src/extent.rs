@@ -149,8 +149,9 @@ impl ExtentList {
         Ok(out)
     }
 
-    /// As [`ExtentList::read`], into `out` (cleared first): a server reusing one buffer
-    /// per thread neither allocates nor zeroes a megabyte per request.
+    /// As [`ExtentList::read`], into `out` (which ends up holding exactly the bytes
+    /// read): a server reusing one buffer per thread neither allocates nor zeroes a
+    /// megabyte per request. On error `out` holds nothing useful.
     pub fn read_into(
         &self,
         offset: u64,
@@ -159,11 +160,11 @@ impl ExtentList {
         out: &mut Vec<u8>,
     ) -> io::Result<()> {
         let end = offset.saturating_add(size as u64).min(self.len);
-        out.clear();
         if offset >= end {
+            out.clear();
             return Ok(());
         }
-        // Zeroes only what the buffer never held: every byte is overwritten below.
+        // Zeroes only bytes the buffer never held: every byte is overwritten below.
         out.resize((end - offset) as usize, 0);
         // The extent containing `offset`: the last one starting at or before it.
         let mut i = self.starts.partition_point(|&s| s <= offset) - 1;

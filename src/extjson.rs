@@ -1,7 +1,8 @@
 //! MongoDB Extended JSON, rendered straight from raw BSON bytes.
 //!
 //! Going through `bson::Document` and `serde_json` allocates a tree per document and
-//! renders a few tens of MB/s; this writer walks the bytes once and appends to a buffer.
+//! renders a few tens of MB/s; this writer walks the bytes once and appends to a buffer,
+//! or only counts what it would append ([`measure`]: the scan's JSON lengths).
 //! Its output equals the `bson` crate's and pymongo's `json_util` as JSON values (tests
 //! check both). Dates follow pymongo in relaxed mode: ISO-8601 for 1970..=9999 with
 //! milliseconds only when non-zero, `$numberLong` otherwise.

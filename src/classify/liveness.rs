@@ -21,11 +21,11 @@
 
 use std::collections::HashSet;
 
-/// Sets of document positions (hashed fast: every record of every extent goes in).
-type Positions = HashSet<usize, foldhash::fast::RandomState>;
-
 use crate::carve::mmapv1::{self, RECORD_HEADER_LEN};
 use crate::index::{DocEntry, Index, NsHeader};
+
+/// Sets of document positions (hashed fast: every record of every extent goes in).
+type Positions = HashSet<usize, foldhash::fast::RandomState>;
 
 /// What MMAPv1's structures say about one record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
