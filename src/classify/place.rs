@@ -168,17 +168,27 @@ impl Learned {
 #[derive(Default)]
 struct Namespaces {
     list: Vec<String>,
-    numbers: HashMap<String, u32>,
+    numbers: HashMap<String, u32, foldhash::fast::RandomState>,
+    /// The number given last: documents come in disk order, mostly many of one
+    /// collection in a row.
+    last: Option<u32>,
 }
 
 impl Namespaces {
     fn number(&mut self, ns: &str) -> u32 {
-        if let Some(&n) = self.numbers.get(ns) {
+        if let Some(n) = self.last.filter(|&n| self.list[n as usize] == ns) {
             return n;
         }
-        let n = self.list.len() as u32;
-        self.list.push(ns.to_string());
-        self.numbers.insert(ns.to_string(), n);
+        let n = match self.numbers.get(ns) {
+            Some(&n) => n,
+            None => {
+                let n = self.list.len() as u32;
+                self.list.push(ns.to_string());
+                self.numbers.insert(ns.to_string(), n);
+                n
+            }
+        };
+        self.last = Some(n);
         n
     }
 }
