@@ -119,7 +119,7 @@ pub struct DocEntry {
     /// a chance collision among a million documents is about 1 in 10^7).
     pub hash: u64,
     /// The `_id` element's type byte and value (long values: type byte and md5).
-    pub id: Vec<u8>,
+    pub id: DocId,
     /// Its top-level field names, as a position in [`Index::shapes`].
     pub shape: u32,
     /// The `extentOfs` of the MMAPv1 record header before the document, if any (ties
@@ -139,6 +139,11 @@ pub struct DocEntry {
     /// structure framed it).
     pub doubts: Doubts,
 }
+
+/// A document's `_id` as the index keeps it: held inline up to 16 bytes (an ObjectId
+/// with its type byte is 13), so millions of documents do not cost an allocation each.
+/// Stored as the byte list a `Vec<u8>` would be.
+pub type DocId = smallvec::SmallVec<[u8; 16]>;
 
 /// Where a document of a WiredTiger file lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -121,7 +121,7 @@ impl Doubts {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Summary<'a> {
     /// The `_id` value: its type byte followed by its value bytes (empty without `_id`).
-    pub id: Vec<u8>,
+    pub id: crate::index::DocId,
     /// Top-level field names, in document order.
     pub fields: Vec<&'a str>,
     /// What plausibility rules dislike about it.
@@ -311,11 +311,11 @@ pub fn validate(bytes: &[u8]) -> Result<Summary<'_>, Invalid> {
     // "_id\0", and spans the element's size (nested documents and arrays included).
     let id = match doc.iter_elements().next() {
         Some(Ok(first)) if first.key().as_str() == "_id" => {
-            let mut id = vec![first.element_type() as u8];
+            let mut id = crate::index::DocId::from_slice(&[first.element_type() as u8]);
             id.extend_from_slice(bytes.get(9..9 + first.size()).unwrap_or_default());
             id
         }
-        _ => Vec::new(),
+        _ => crate::index::DocId::new(),
     };
     Ok(Summary { id, fields, doubts })
 }

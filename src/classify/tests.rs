@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::*;
 use crate::carve::wiredtiger::Codec;
-use crate::index::{CatalogEntry, DocEntry, NsHeader, WtPage, WtRef};
+use crate::index::{CatalogEntry, DocEntry, DocId, NsHeader, WtPage, WtRef};
 
 /// An index over sources with these file names, holding nothing yet.
 fn index(names: &[&str]) -> Index {
@@ -23,7 +23,7 @@ fn doc(offset: u64, id: u8, hash: u64) -> DocEntry {
         len: 32,
         deleted: false,
         hash,
-        id: vec![0x10, id],
+        id: DocId::from_slice(&[0x10, id]),
         shape: 0,
         ns_header_ofs: None,
         json_len: 10,

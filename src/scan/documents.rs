@@ -19,7 +19,7 @@ use super::stage::{Chunk, Finishing, Found, Stage};
 use crate::carve::bson::{self, Candidate, Doubts, MAX_DOC_LEN};
 use crate::carve::mmapv1::{self, RECORD_HEADER_LEN};
 use crate::extjson::{self, JsonMode};
-use crate::index::{DocEntry, DoubtCounts, NsHeader};
+use crate::index::{DocEntry, DocId, DoubtCounts, NsHeader};
 use crate::source::Source;
 use crate::spans::{self, Outermost};
 
@@ -232,7 +232,7 @@ pub fn describe(bytes: &[u8], mode: JsonMode) -> Option<Found> {
     let (line, pretty) = extjson::measure(bytes, mode).ok()?;
     let (json_len, pretty_len) = (line as u32 + 1, pretty as u32 + 1);
     let id = if summary.id.len() > MAX_ID_LEN {
-        let mut id = vec![summary.id[0]];
+        let mut id = DocId::from_slice(&summary.id[..1]);
         id.extend_from_slice(&Md5::digest(&summary.id[1..]));
         id
     } else {
