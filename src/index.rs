@@ -7,7 +7,7 @@
 //! index is detected by the header and checksum and never served.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -426,12 +426,26 @@ impl Index {
     /// payload; public so that the fuzzer can hand the decoder well-framed garbage.
     pub fn wrap_payload(payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        out.extend_from_slice(&header(payload.len() as u64, crc32fast::hash(payload)));
         out.extend_from_slice(payload);
         out
+    }
+
+    /// Writes the index into `f` (at its start) as [`Index::to_bytes`] would, streaming
+    /// the payload: an index of millions of documents is never held encoded in memory
+    /// beside the documents themselves (`to_bytes` holds it twice, growing and framed).
+    fn write_to(&self, f: &mut File) -> io::Result<()> {
+        f.write_all(&[0; HEADER_LEN])?;
+        let out = Checksummed {
+            inner: io::BufWriter::with_capacity(1 << 20, f.try_clone()?),
+            len: 0,
+            crc: crc32fast::Hasher::new(),
+        };
+        let out = postcard::to_io(self, out).map_err(io::Error::other)?;
+        // The clone shares the file's offset: everything written before going back.
+        out.inner.into_inner().map_err(|e| e.into_error())?;
+        f.seek(io::SeekFrom::Start(0))?;
+        f.write_all(&header(out.len, out.crc.finalize()))
     }
 
     /// Parses bytes written by [`Index::to_bytes`]; `path` is only used in errors.
@@ -455,7 +469,7 @@ impl Index {
         let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
         let result = (|| {
             let mut f = File::create(&tmp)?;
-            f.write_all(&self.to_bytes().map_err(io::Error::other)?)?;
+            self.write_to(&mut f)?;
             f.sync_all()?;
             fs::rename(&tmp, path)?;
             File::open(dir)?.sync_all()
@@ -464,6 +478,36 @@ impl Index {
             let _ = fs::remove_file(&tmp);
         }
         result
+    }
+}
+
+/// The header in front of a payload of `len` bytes whose CRC-32 is `crc`.
+fn header(len: u64, crc: u32) -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    h[..16].copy_from_slice(MAGIC);
+    h[16..20].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    h[20..28].copy_from_slice(&len.to_le_bytes());
+    h[28..].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// Passes bytes on to `inner`, counting them and their CRC-32 on the way.
+struct Checksummed<W> {
+    inner: W,
+    len: u64,
+    crc: crc32fast::Hasher,
+}
+
+impl<W: Write> Write for Checksummed<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 
@@ -767,6 +811,38 @@ mod tests {
             Err(IndexError::Version { found: 0, .. })
         ));
         assert!(Index::from_bytes(b"{}", p).is_err());
+    }
+
+    #[test]
+    fn saving_streams_the_same_bytes_as_to_bytes() {
+        let mut idx = sample();
+        // Enough documents for the payload to pass through several buffer flushes.
+        let doc = DocEntry {
+            source: 0,
+            offset: 0,
+            len: 5,
+            deleted: false,
+            hash: 9,
+            id: DocId::from_slice(&[0x07; 13]),
+            shape: 0,
+            ns_header_ofs: Some(8192),
+            record_links: Some((-1, 176)),
+            json_len: 40,
+            pretty_len: 50,
+            wt: None,
+            doubts: Doubts::default(),
+        };
+        idx.docs = (0..100_000)
+            .map(|i| DocEntry {
+                offset: i * 64,
+                ..doc.clone()
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.idx");
+        idx.save(&path).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), idx.to_bytes().unwrap());
+        assert_eq!(Index::load(&path).unwrap(), idx);
     }
 
     #[test]
