@@ -436,14 +436,18 @@ impl Index {
     /// beside the documents themselves (`to_bytes` holds it twice, growing and framed).
     fn write_to(&self, f: &mut File) -> io::Result<()> {
         f.write_all(&[0; HEADER_LEN])?;
-        let out = Checksummed {
-            inner: io::BufWriter::with_capacity(1 << 20, f.try_clone()?),
-            len: 0,
-            crc: crc32fast::Hasher::new(),
-        };
+        // Buffered before the checksum: postcard writes a few bytes at a time.
+        let out = io::BufWriter::with_capacity(
+            1 << 20,
+            Checksummed {
+                inner: f.try_clone()?,
+                len: 0,
+                crc: crc32fast::Hasher::new(),
+            },
+        );
         let out = postcard::to_io(self, out).map_err(io::Error::other)?;
         // The clone shares the file's offset: everything written before going back.
-        out.inner.into_inner().map_err(|e| e.into_error())?;
+        let out = out.into_inner().map_err(|e| e.into_error())?;
         f.seek(io::SeekFrom::Start(0))?;
         f.write_all(&header(out.len, out.crc.finalize()))
     }
