@@ -98,7 +98,9 @@ pub fn bson_scan(input: &[u8]) {
 }
 
 /// The Extended JSON writer on any bytes, flags in the first byte: never a panic; a
-/// document the validator accepts always renders, as one JSON object.
+/// document the validator accepts always renders, as one JSON object; measuring (the
+/// same writer into a counter) never panics either and, wherever both renderings
+/// succeed, gives their lengths.
 pub fn extjson_render(input: &[u8]) {
     let Some((&flags, doc)) = input.split_first() else {
         return;
@@ -110,6 +112,14 @@ pub fn extjson_render(input: &[u8]) {
     };
     let mut out = Vec::new();
     let rendered = extjson::render(doc, mode, flags & 2 != 0, &mut out);
+    let measured = extjson::measure(doc, mode);
+    let (mut line, mut pretty) = (Vec::new(), Vec::new());
+    if extjson::render(doc, mode, false, &mut line).is_ok()
+        && extjson::render(doc, mode, true, &mut pretty).is_ok()
+    {
+        let lengths = measured.expect("what renders can be measured");
+        assert_eq!(lengths, (line.len(), pretty.len()));
+    }
     if bson::validate(doc).is_ok() {
         rendered.expect("a valid document renders");
         let text = std::str::from_utf8(&out).expect("JSON is UTF-8");
