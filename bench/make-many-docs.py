@@ -9,13 +9,14 @@ ends after its last extent).
 
     python3 bench/make-many-docs.py N OUT
 """
-import datetime
 import random
 import struct
 import sys
 
 import bson
-from bson import Decimal128, Int64, ObjectId
+from bson import ObjectId
+
+from doc_template import order
 
 EXTENT = 16 << 20
 DATA_FILE = 2047 << 20  # MMAPv1's largest data file
@@ -25,25 +26,7 @@ NS = b"bench.orders"
 
 n, out = int(sys.argv[1]), sys.argv[2]
 rng = random.Random(7)
-base = datetime.datetime(2015, 1, 1, tzinfo=datetime.timezone.utc)
-words = "ship anchor sail harbor rum compass treasure island parrot captain".split()
-
-
-def template(i):
-    return bson.encode({
-        "_id": ObjectId(),
-        "customer": f"user{rng.randrange(100_000)}@example.org",
-        "items": [{"sku": f"SKU-{rng.randrange(999):03d}", "qty": rng.randrange(1, 5),
-                   "price": round(rng.uniform(1, 300), 2)} for _ in range(rng.randrange(1, 4))],
-        "total": Int64(rng.randrange(10**9)),
-        "amount": Decimal128(f"{rng.randrange(10**6)}.{rng.randrange(100):02d}"),
-        "paid": rng.random() < 0.5,
-        "placed": base + datetime.timedelta(seconds=i * 37),
-        "note": " ".join(rng.choice(words) for _ in range(rng.randrange(0, 12))),
-    })
-
-
-templates = [template(i) for i in range(1000)]
+templates = [bson.encode(order(rng, i, ObjectId())) for i in range(1000)]
 # A record's slot: header + document, rounded up to 4 bytes as MMAPv1 allocates.
 slots = [(RECORD_HEADER + len(t) + 3) // 4 * 4 for t in templates]
 

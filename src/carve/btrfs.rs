@@ -64,12 +64,8 @@ pub struct LeafRun {
 /// The runs of file extents in the file-tree leaves of `buf` (which holds the source
 /// from `base`) that begin before `limit`.
 pub fn leaf_runs(buf: &[u8], base: u64, limit: usize) -> Vec<LeafRun> {
-    let first = (base.next_multiple_of(NODE as u64) - base) as usize;
     let mut out = Vec::new();
-    for at in (first..limit.min(buf.len())).step_by(NODE) {
-        let Some(leaf) = buf.get(at..at + NODE) else {
-            break;
-        };
+    for (found_at, leaf) in super::aligned_blocks(buf, base, limit, NODE) {
         if leaf[0x64] != 0 || !le64(leaf, 0x30).is_multiple_of(NODE as u64) || le32(leaf, 0x60) == 0
         {
             continue;
@@ -82,7 +78,6 @@ pub fn leaf_runs(buf: &[u8], base: u64, limit: usize) -> Vec<LeafRun> {
                 push(&mut out, file.take());
             }
             let (run, whole) = file.get_or_insert_with(|| {
-                let found_at = base + at as u64;
                 (
                     LeafRun {
                         objectid,

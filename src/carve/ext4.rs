@@ -184,12 +184,7 @@ pub enum MapKind {
 /// begin before `limit`: leaf blocks, and inodes in inode tables and journal copies.
 pub fn find_extent_maps(buf: &[u8], base: u64, limit: usize) -> Vec<ExtentMap> {
     let mut out = Vec::new();
-    let first = (base.next_multiple_of(SCAN_BLOCK as u64) - base) as usize;
-    for start in (first..limit.min(buf.len())).step_by(SCAN_BLOCK) {
-        let Some(block) = buf.get(start..start + SCAN_BLOCK) else {
-            break;
-        };
-        let found_at = base + start as u64;
+    for (found_at, block) in super::aligned_blocks(buf, base, limit, SCAN_BLOCK) {
         if let Some(extents) = extent_list(block, 0, (SCAN_BLOCK - 12) / 12) {
             out.push(ExtentMap {
                 found_at,

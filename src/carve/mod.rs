@@ -17,6 +17,22 @@ pub mod splits;
 pub mod wiredtiger;
 pub mod xfs;
 
+/// The whole blocks of `size` bytes in `buf` (which holds the source from `base`) that
+/// start on a multiple of `size` on the source, before `limit`, each with its offset on
+/// the source: where on-disk structures aligned to their own size (inodes, tree nodes,
+/// filesystem blocks) can lie.
+pub fn aligned_blocks(
+    buf: &[u8],
+    base: u64,
+    limit: usize,
+    size: usize,
+) -> impl Iterator<Item = (u64, &[u8])> {
+    let first = (base.next_multiple_of(size as u64) - base) as usize;
+    (first..limit.min(buf.len()))
+        .step_by(size)
+        .map_while(move |at| Some((base + at as u64, buf.get(at..at + size)?)))
+}
+
 /// Random access to a run of bytes, which may be far larger than memory.
 pub trait ByteSource {
     /// Total length in bytes.

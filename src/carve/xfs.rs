@@ -113,12 +113,8 @@ fn run(bytes: &[u8], max: usize) -> Option<Vec<MapExtent>> {
 /// Extent lists in the data forks of the XFS inodes in `buf` (which holds the source
 /// from `base`) that begin before `limit`: files in several extents, from their start.
 pub fn inode_maps(buf: &[u8], base: u64, limit: usize) -> Vec<ExtentMap> {
-    let first = (base.next_multiple_of(INODE_ALIGN as u64) - base) as usize;
     let mut out = Vec::new();
-    for at in (first..limit.min(buf.len())).step_by(INODE_ALIGN) {
-        let Some(inode) = buf.get(at..at + INODE_ALIGN) else {
-            break;
-        };
+    for (found_at, inode) in super::aligned_blocks(buf, base, limit, INODE_ALIGN) {
         // Magic, a version with a known layout, the extents format.
         if &inode[..2] != b"IN" || !matches!(inode[4], 2 | 3) || inode[5] != 2 {
             continue;
@@ -128,7 +124,7 @@ pub fn inode_maps(buf: &[u8], base: u64, limit: usize) -> Vec<ExtentMap> {
         let room = (INODE_ALIGN - fork) / 16;
         if let Some(extents) = run(&inode[fork..], count.min(room)) {
             out.push(ExtentMap {
-                found_at: base + at as u64,
+                found_at,
                 kind: MapKind::Inode,
                 extents,
             });
