@@ -22,7 +22,7 @@ use crate::source::{Source, SourceKind};
 
 const MAGIC: &[u8; 16] = b"salvagefs-index\n";
 /// Bumped whenever the payload layout or the carvers' results change.
-pub const FORMAT_VERSION: u32 = 8;
+pub const FORMAT_VERSION: u32 = 9;
 const HEADER_LEN: usize = 16 + 4 + 8 + 4;
 
 /// Why an index cannot be used.

@@ -124,9 +124,11 @@ fn btrfs_mv_over_the_recording() {
 }
 
 /// woodblock's layouts at 512-byte granularity between random filler: a fragment
-/// boundary inside random data is invisible without decoding the frame, so some
-/// splits stay uncertain; every carved file holding bytes not its own says so, and the
-/// recording laid out between zeros comes back exact.
+/// boundary inside random data is invisible to the tag chain, so ffmpeg decodes the
+/// straddling frame at every split it allows (seed 1: 5 of 7 byte-exact). A fragment
+/// lying wholly inside one tag is never found (f-video's first keyframe spans three):
+/// every carved file holding bytes not its own says so, and the recording laid out
+/// between zeros comes back exact.
 #[test]
 fn woodblock_layouts_never_glue_silently() {
     if !require(&["python3", "ffmpeg"], false) {
@@ -170,5 +172,5 @@ fn woodblock_layouts_never_glue_silently() {
         .find(|c| c[4] == "c-flv1.flv")
         .unwrap_or_else(|| panic!("{v}"));
     assert_eq!(zeros[3], 0, "{v}");
-    assert!(v["exact"].as_u64().unwrap() >= 1, "{v}");
+    assert!(v["exact"].as_u64().unwrap() >= 5, "{v}");
 }

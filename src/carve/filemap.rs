@@ -84,6 +84,7 @@ impl FileMap {
                 alternatives: 0,
                 lost_ms: None,
                 evidence: Evidence::ExtentMap(self.found_at),
+                decoded: None,
             })
             .collect();
         let p = self.pieces[c];

@@ -245,6 +245,9 @@ pub struct Join {
     pub lost_ms: Option<(u32, u32)>,
     /// What says the file goes on there.
     pub evidence: Evidence,
+    /// When decoding chose the split: how many splits the straddling tag allowed, of
+    /// which only this one decodes without error (see [`super::probe`]).
+    pub decoded: Option<u32>,
 }
 
 impl Join {
@@ -447,6 +450,7 @@ impl Continuations {
                     alternatives: 1,
                     lost_ms: Some((last_ts, tag.ts)),
                     evidence: Evidence::NextInTime,
+                    decoded: None,
                 };
                 return Some((join, at));
             }
@@ -550,6 +554,7 @@ impl Continuations {
             alternatives: 0,
             lost_ms: None,
             evidence: Evidence::StraddlingTag,
+            decoded: None,
         })
     }
 }
@@ -586,6 +591,7 @@ fn split_in_header<S: ByteSource + ?Sized>(
         alternatives: 0,
         lost_ms: None,
         evidence: Evidence::StraddlingTag,
+        decoded: None,
     })
 }
 

@@ -6,12 +6,14 @@
 
 pub mod bson;
 pub mod btrfs;
+pub mod decoding;
 pub mod ext4;
 pub mod filemap;
 pub mod flv;
 pub mod flv_tag;
 pub mod fragments;
 pub mod mmapv1;
+pub mod probe;
 pub mod search;
 pub mod splits;
 pub mod wiredtiger;

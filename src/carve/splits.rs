@@ -116,7 +116,7 @@ fn narrow_join(file: &mut Carved, (f, j): (usize, usize), pieces: &[Piece], unit
 
 /// Sets join `j`'s range of splits to `lo..=hi`, the split to `hi`, and the extents
 /// on either side to match.
-fn move_split(file: &mut Carved, j: usize, lo: u64, hi: u64) {
+pub(crate) fn move_split(file: &mut Carved, j: usize, lo: u64, hi: u64) {
     let join = &mut file.joins[j];
     let (old_from, old_to) = (join.from, join.to);
     let to = (old_to as i128 + hi as i128 - old_from as i128) as u64;
@@ -161,6 +161,7 @@ mod tests {
             alternatives: 0,
             lost_ms: None,
             evidence: Evidence::StraddlingTag,
+            decoded: None,
             earliest_from,
         }
     }

@@ -4,6 +4,7 @@
 
 use rayon::prelude::*;
 
+use super::decoder::{self, Decoder};
 use super::filesystem::{self, Filesystem, FoundMaps};
 use super::stage::{Chunk, Finishing, Stage};
 use super::{ReadAhead, headless};
@@ -87,6 +88,7 @@ impl Stage for Flv {
             .collect();
         let mut fragments = continuations(&headers, &orphans, filesystems);
         let mut flv = walk_all(out.sources, &headers, &mut fragments, &limits);
+        decide_by_decoding(&mut flv, out, &fragments);
         out.progress
             .phase("looking for recordings whose header is lost");
         headless::add(out.sources, &orphans, &fragments, &mut flv, &limits);
@@ -172,6 +174,28 @@ fn walk_all(
     }
     narrow_splits(&mut flv, fragments);
     flv
+}
+
+/// Decides the splits that the straddling tags and the other files leave open by
+/// decoding each candidate (when ffmpeg is there), then narrows again by what those
+/// files now certainly hold.
+fn decide_by_decoding(flv: &mut [FlvEntry], out: &Finishing, fragments: &[Continuations]) {
+    let open = |e: &FlvEntry| e.carved.joins.iter().any(|j| j.earliest_from < j.from);
+    let count = flv.iter().filter(|e| open(e)).count();
+    if count == 0 {
+        return;
+    }
+    let Some(decoder) = Decoder::find() else {
+        out.progress.warn(&format!(
+            "ffmpeg not found: the splits of {count} reassembled recordings stay ambiguous (install it, e.g. apt-get install ffmpeg, and scan again with --rescan)"
+        ));
+        return;
+    };
+    out.progress
+        .phase(&format!("decoding the split points of {count} recordings"));
+    let units: Vec<u64> = fragments.iter().map(|f| f.unit().0).collect();
+    decoder::decide_splits(flv, out.sources, &units, &decoder);
+    narrow_splits(flv, fragments);
 }
 
 /// Narrows every ambiguous split by what the other files of its source certainly

@@ -28,6 +28,7 @@ use flv::Flv;
 use stage::{Chunk, Finishing, Stage};
 use wiredtiger::WiredTiger;
 
+pub mod decoder;
 pub mod documents;
 pub mod filesystem;
 pub mod flv;

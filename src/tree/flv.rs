@@ -147,6 +147,10 @@ fn join_view(j: &Join) -> String {
         (Evidence::ExtentMap(map), _) => format!(
             "fragment continues at {to} ({at:.3}s), as the filesystem's extent map at {map} says and the straddling tag confirms"
         ),
+        (_, _) if j.decoded.is_some() => format!(
+            "fragment continues at {to} ({at:.3}s), proven by the straddling tag; of the {} splits it allows, only this one decodes without error",
+            j.decoded.unwrap_or(0)
+        ),
         _ if j.proven() => {
             format!("fragment continues at {to} ({at:.3}s), proven by the straddling tag")
         }

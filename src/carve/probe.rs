@@ -1,0 +1,204 @@
+//! What a decoder needs to judge one candidate split of a join: a small FLV file.
+//!
+//! A straddling tag proves which fragment comes next, not where inside the tag the
+//! jump happened. Every candidate split gives the tag different bytes, and only the
+//! right one gives the decoder the frame the recorder wrote: a wrong one puts other
+//! data into the middle of a compressed frame, which the decoder soon finds invalid.
+//! A probe holds the FLV header, the codec's sequence headers, and the tags of the
+//! straddling tag's stream from the last keyframe before it to two tags after it, read
+//! through the file as that split would serve it.
+
+use super::ByteSource;
+use super::flv::{Carved, HEADER_LEN, sequence_headers};
+use super::flv_tag::{TAG_HEADER_LEN, tag_at};
+use super::splits::move_split;
+
+/// Audio tags before the straddling one that go into an audio probe: enough for a
+/// decoder's state (MP3's bit reservoir reaches back a few frames).
+const AUDIO_BEFORE: usize = 8;
+/// Tags after the straddling one that go into a probe: a wrong split may only show
+/// when the next frame reads the bit reservoir or references the broken one.
+const TAGS_AFTER: usize = 2;
+/// A probe starts at most this far before its straddling tag; a keyframe further
+/// back is left out (every candidate then misses the same references).
+const MAX_WINDOW: u64 = 16 << 20;
+/// Tags walked to find a join's straddling tag: bounds the work on hostile input.
+const MAX_TAGS: usize = 1 << 20;
+
+/// Where the probes of join `j` of a file come from: positions in the file, the same
+/// for every candidate split (a split moves bytes, not lengths).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Straddle {
+    /// Tag kind of the straddling tag: 8 audio, 9 video.
+    pub kind: u8,
+    /// The tags of a probe, as `(position in the file, length with PreviousTagSize)`:
+    /// sequence headers first, then the window in order.
+    tags: Vec<(u64, u64)>,
+}
+
+impl Straddle {
+    /// Finds the straddling tag of join `j` of `file` (on `src`) and the tags its
+    /// probes need; `None` if the file's tags cannot be walked up to it.
+    pub fn find<S: ByteSource + ?Sized>(src: &S, file: &Carved, j: usize) -> Option<Straddle> {
+        let join = file.joins.get(j)?;
+        let view = Extents::new(src, &file.extents);
+        let latest = view.end_of(join.from)?;
+        let earliest = latest.checked_sub(join.from.checked_sub(join.earliest_from)?)?;
+        let mut at = HEADER_LEN as u64;
+        let mut before: Vec<Seen> = Vec::new();
+        let (at, kind, len) = loop {
+            let tag = tag_at(&view, at).filter(|_| before.len() < MAX_TAGS)?;
+            if at + TAG_HEADER_LEN + tag.size as u64 > latest {
+                // Its header and first data byte lie before every split.
+                if at + TAG_HEADER_LEN + 1 > earliest {
+                    return None;
+                }
+                break (at, tag.kind, tag.total_len());
+            }
+            let keyframe = tag.kind == 9 && tag.codec >> 4 == 1;
+            before.push(Seen {
+                at,
+                kind: tag.kind,
+                keyframe,
+            });
+            at += tag.total_len();
+        };
+        let mut window = window_before(&view, &before, kind, at);
+        window.push((at, len));
+        let (mut next, mut after) = (at + len, 0);
+        while after < TAGS_AFTER && next - at <= MAX_WINDOW {
+            let Some(tag) = tag_at(&view, next) else {
+                break;
+            };
+            if tag.kind == kind {
+                window.push((next, tag.total_len()));
+                after += 1;
+            }
+            next += tag.total_len();
+        }
+        let mut tags: Vec<(u64, u64)> = sequence_headers(&view, HEADER_LEN as u64)
+            .into_iter()
+            .filter(|&(pos, _)| kind_at(&view, pos) == Some(kind) && pos < window[0].0)
+            .collect();
+        tags.extend(window);
+        Some(Straddle { kind, tags })
+    }
+
+    /// The probe for splitting join `j` of `file` at `split` (a source offset in the
+    /// join's range): the FLV file a decoder is given. `None` if bytes are unreadable.
+    pub fn probe<S: ByteSource + ?Sized>(
+        &self,
+        src: &S,
+        file: &Carved,
+        j: usize,
+        split: u64,
+    ) -> Option<Vec<u8>> {
+        let mut moved = file.clone();
+        move_split(&mut moved, j, split, split);
+        let view = Extents::new(src, &moved.extents);
+        let total: u64 = self.tags.iter().map(|t| t.1).sum();
+        let mut out = vec![0u8; HEADER_LEN + usize::try_from(total).ok()?];
+        let flags = if self.kind == 8 { 4 } else { 1 };
+        out[..HEADER_LEN].copy_from_slice(&[b'F', b'L', b'V', 1, flags, 0, 0, 0, 9, 0, 0, 0, 0]);
+        let mut at = HEADER_LEN;
+        for &(pos, len) in &self.tags {
+            let n = len as usize;
+            if !view.read_at(pos, &mut out[at..at + n]) {
+                return None;
+            }
+            at += n;
+        }
+        Some(out)
+    }
+}
+
+/// A tag met on the way to the straddling one.
+struct Seen {
+    at: u64,
+    kind: u8,
+    keyframe: bool,
+}
+
+/// The tags of kind `kind` a probe holds before the straddling tag at `at`: video from
+/// the last keyframe, audio the last few.
+fn window_before<S: ByteSource + ?Sized>(
+    view: &S,
+    before: &[Seen],
+    kind: u8,
+    at: u64,
+) -> Vec<(u64, u64)> {
+    let tags: Vec<&Seen> = before
+        .iter()
+        .filter(|t| t.kind == kind && at - t.at <= MAX_WINDOW)
+        .collect();
+    let first = if kind == 9 {
+        tags.iter().rposition(|t| t.keyframe).unwrap_or(tags.len())
+    } else {
+        tags.len().saturating_sub(AUDIO_BEFORE)
+    };
+    let chosen = tags[first..].iter().map(|t| t.at);
+    chosen
+        .filter_map(|pos| Some((pos, tag_at(view, pos)?.total_len())))
+        .collect()
+}
+
+/// The kind of the tag at `pos`.
+fn kind_at<S: ByteSource + ?Sized>(view: &S, pos: u64) -> Option<u8> {
+    tag_at(view, pos).map(|t| t.kind)
+}
+
+/// A carved file's bytes in file order, read through its extents.
+struct Extents<'a, S: ?Sized> {
+    src: &'a S,
+    /// `(position in the file, source offset, length)` of each extent.
+    pieces: Vec<(u64, u64, u64)>,
+}
+
+impl<'a, S: ByteSource + ?Sized> Extents<'a, S> {
+    fn new(src: &'a S, extents: &[(u64, u64)]) -> Self {
+        let mut at = 0;
+        let pieces = extents
+            .iter()
+            .map(|&(offset, len)| {
+                at += len;
+                (at - len, offset, len)
+            })
+            .collect();
+        Extents { src, pieces }
+    }
+
+    /// Position in the file where the extent ending at source offset `end` ends: a
+    /// join's split.
+    fn end_of(&self, end: u64) -> Option<u64> {
+        self.pieces
+            .iter()
+            .find(|p| p.1 + p.2 == end)
+            .map(|p| p.0 + p.2)
+    }
+}
+
+impl<S: ByteSource + ?Sized> ByteSource for Extents<'_, S> {
+    fn len(&self) -> u64 {
+        self.pieces.last().map_or(0, |p| p.0 + p.2)
+    }
+
+    fn read_at(&self, mut offset: u64, mut buf: &mut [u8]) -> bool {
+        while !buf.is_empty() {
+            let Some(p) = self
+                .pieces
+                .iter()
+                .find(|p| (p.0..p.0 + p.2).contains(&offset))
+            else {
+                return false;
+            };
+            let within = offset - p.0;
+            let n = (p.2 - within).min(buf.len() as u64) as usize;
+            if !self.src.read_at(p.1 + within, &mut buf[..n]) {
+                return false;
+            }
+            buf = &mut buf[n..];
+            offset += n as u64;
+        }
+        true
+    }
+}

@@ -1,0 +1,167 @@
+//! Ambiguous splits decided by decoding: ffmpeg judges each candidate's probe.
+//!
+//! FFmpeg decodes every codec FLV carries and reports each error it meets; no Rust
+//! crate decodes H.264, Sorenson H.263, AAC and MP3 alike. It runs as a separate
+//! process on a probe of a few hundred kilobytes (stdin in, error lines out), so a
+//! decoder crash on hostile bytes costs one verdict, never the scan. Without ffmpeg the
+//! joins stay as ambiguous as the straddling tag leaves them, and say so.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use rayon::prelude::*;
+
+use super::ReadAhead;
+use crate::carve::decoding::{self, Verdict};
+use crate::carve::flv::Carved;
+use crate::carve::probe::Straddle;
+use crate::carve::splits::move_split;
+use crate::index::FlvEntry;
+use crate::source::Source;
+
+/// The ffmpeg that judges probes.
+pub struct Decoder {
+    program: String,
+}
+
+impl Decoder {
+    /// ffmpeg from `PATH`, if it runs.
+    pub fn find() -> Option<Decoder> {
+        let program = "ffmpeg".to_string();
+        let runs = Command::new(&program)
+            .args(["-hide_banner", "-version"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        runs.then_some(Decoder { program })
+    }
+
+    /// Decodes `probe` (a whole FLV file), single-threaded so that its verdict is the
+    /// same every time; `None` if ffmpeg could not run.
+    pub fn judge(&self, probe: &[u8]) -> Option<Verdict> {
+        let mut child = Command::new(&self.program)
+            .args([
+                "-nostdin",
+                "-hide_banner",
+                "-loglevel",
+                "level+info",
+                "-threads",
+                "1",
+            ])
+            .args(["-err_detect", "aggressive", "-f", "flv", "-i", "pipe:0"])
+            .args(["-f", "null", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .ok()?;
+        let mut stdin = child.stdin.take()?;
+        // Written from another thread: ffmpeg may stop reading to write errors.
+        let output = std::thread::scope(|s| {
+            s.spawn(move || {
+                // ffmpeg may stop reading early (a broken pipe): its errors say why.
+                let _ = stdin.write_all(probe);
+            });
+            child.wait_with_output()
+        })
+        .ok()?;
+        Some(verdict(&String::from_utf8_lossy(&output.stderr)))
+    }
+}
+
+/// Error lines, and where the first error was noticed, from ffmpeg's log with levels
+/// ("[error] error while decoding MB 10 8" from H.264, "[error] Error at MB: 250" from
+/// H.263).
+fn verdict(stderr: &str) -> Verdict {
+    let mut v = Verdict::default();
+    for line in stderr.lines().filter(|l| l.contains("[error] ")) {
+        v.errors += 1;
+        if v.first_error.is_none() {
+            v.first_error = macroblock(line);
+        }
+    }
+    v
+}
+
+/// The macroblock an error line names, as (row, column) or (0, number).
+fn macroblock(line: &str) -> Option<(u32, u32)> {
+    let numbers = |rest: &str| -> Vec<u32> {
+        rest.split(|c: char| !c.is_ascii_digit())
+            .filter(|w| !w.is_empty())
+            .take(2)
+            .filter_map(|w| w.parse().ok())
+            .collect()
+    };
+    if let Some((_, rest)) = line.split_once("error while decoding MB ") {
+        let xy = numbers(rest);
+        return Some((*xy.get(1)?, xy[0]));
+    }
+    let (_, rest) = line.split_once("Error at MB: ")?;
+    Some((0, *numbers(rest).first()?))
+}
+
+/// Decides by decoding every join of `flv` whose split the straddling tag leaves open
+/// (on every core), for sources whose fragments start at multiples of `units[source]`.
+pub fn decide_splits(flv: &mut [FlvEntry], sources: &[Source], units: &[u64], decoder: &Decoder) {
+    flv.par_iter_mut().for_each(|e| {
+        let source = &sources[e.source as usize];
+        let unit = units[e.source as usize];
+        for j in 0..e.carved.joins.len() {
+            decide(&mut e.carved, j, source, unit, decoder);
+        }
+    });
+}
+
+/// Decides join `j` of `file`, if its split is open.
+fn decide(file: &mut Carved, j: usize, source: &Source, unit: u64, decoder: &Decoder) {
+    let join = &file.joins[j];
+    if join.earliest_from == join.from || join.lost_ms.is_some() || unit == 0 {
+        return;
+    }
+    let (from, n) = (join.from, (join.from - join.earliest_from) / unit + 1);
+    let Some(straddle) = Straddle::find(&ReadAhead::new(source), file, j) else {
+        return;
+    };
+    let split = |d: usize| from - d as u64 * unit;
+    let found = decoding::search(n as usize, |d| {
+        let probe = straddle.probe(&ReadAhead::new(source), file, j, split(d))?;
+        let verdict = decoder.judge(&probe);
+        log::trace!("join at {from}, split at {}: {verdict:?}", split(d));
+        verdict
+    });
+    if let Some(d) = found {
+        log::debug!(
+            "split of the join at {from} decided by decoding: {} of {n} splits",
+            split(d)
+        );
+        move_split(file, j, split(d), split(d));
+        file.joins[j].decoded = Some(n as u32);
+    } else {
+        log::debug!("split of the join at {from} left open: decoding favours none of {n} splits");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_count_error_lines_and_find_the_first_broken_macroblock() {
+        let stderr = "[h264 @ 0x1] [error] Invalid NAL unit size (118905 > 79306).\n\
+                      [h264 @ 0x1] [error] error while decoding MB 10 8\n\
+                      [h264 @ 0x1] [info] concealing 250 DC, 250 AC, 250 MV errors in P frame\n\
+                      [info] Stream mapping:\n\
+                      [h264 @ 0x1] [error] error while decoding MB 3 2\n";
+        assert_eq!(
+            verdict(stderr),
+            Verdict {
+                errors: 3,
+                first_error: Some((8, 10))
+            }
+        );
+        let h263 = verdict("[flv @ 0x2] [error] Error at MB: 250\n");
+        assert_eq!(h263.first_error, Some((0, 250)));
+        assert!(verdict("\n").clean());
+    }
+}
