@@ -7,6 +7,8 @@
 //! bounded window for a run of tags that continues the same stream (same codecs,
 //! timestamps that pick up where the chain broke) and skip the garbage in between.
 
+use std::collections::VecDeque;
+
 use serde::{Deserialize, Serialize};
 
 use super::ByteSource;
@@ -177,7 +179,7 @@ pub fn find_headers(buf: &[u8], limit: usize) -> Vec<usize> {
 }
 
 /// What the stream looked like so far: used to recognise its continuation.
-#[derive(Default)]
+#[derive(Clone, Copy, Default)]
 struct Stream {
     audio_codec: Option<u8>,
     video_codec: Option<u8>,
@@ -295,12 +297,14 @@ fn walk_tags<S: ByteSource + ?Sized>(
         file: offset,
         side: fragments.in_use(src, offset),
     };
+    let mut recent = Recent::default();
 
     loop {
         if let Some(tag) = tag_at(src, pos) {
             if tag.kind == 18 && stream.tags == 0 {
                 meta = read_metadata(src, pos + TAG_HEADER_LEN, tag.size);
             }
+            recent.note(pos, stream);
             stream.push(&tag);
             pos += tag.total_len();
             continue;
@@ -315,20 +319,22 @@ fn walk_tags<S: ByteSource + ?Sized>(
         if ends_as_announced || gaps.len() + joins.len() >= limits.max_gaps || stream.tags == 0 {
             break;
         }
-        if let Some((jumps, resume)) = next_fragment(src, fragments, who, pos, &stream, &joins)
-            .filter(|(j, _)| j.first().is_some_and(|j| j.from > extent_start))
-        {
+        let at = (pos, extent_start);
+        if let Some(jump) = jump(src, fragments, (who, at), &stream, &recent, &joins) {
+            if let Some((start, before)) = jump.restart {
+                (pos, stream) = (start, before);
+            }
             // The straddling tag is whole again: its start here, its rest there.
             stream.tags += 1;
             let mut part = pos;
-            for join in jumps {
+            for join in jump.joins {
                 stream.bytes += join.from - part;
                 extents.push((extent_start, join.from - extent_start));
                 (extent_start, part) = (join.to, join.to);
                 joins.push(join);
             }
-            stream.bytes += resume - part;
-            pos = resume;
+            stream.bytes += jump.resume - part;
+            pos = jump.resume;
             cut_off = false;
             continue;
         }
@@ -380,6 +386,99 @@ fn walk_tags<S: ByteSource + ?Sized>(
         has_video: stream.video_codec.is_some(),
         headless: (first_tag == offset).then(Headless::default),
     }
+}
+
+/// How far past a break a stale copy's zero-filled tail is looked for.
+const STALE_REACH: u64 = 64 << 10;
+/// Whole tags before a break in a stale copy from which the file may have jumped.
+const STALE_TAGS: usize = 16;
+
+/// The last whole tags' starts, and the stream before each: where a file may have
+/// left a stale copy.
+#[derive(Default)]
+struct Recent(VecDeque<(u64, Stream)>);
+
+impl Recent {
+    fn note(&mut self, pos: u64, before: Stream) {
+        if self.0.len() == STALE_TAGS {
+            self.0.pop_front();
+        }
+        self.0.push_back((pos, before));
+    }
+}
+
+/// Where a broken chain goes on.
+struct Jump {
+    joins: Vec<Join>,
+    /// Where the walk resumes.
+    resume: u64,
+    /// When the file left inside an earlier tag: its start, and the stream before it.
+    restart: Option<(u64, Stream)>,
+}
+
+/// Where the chain of `who` broken at `pos` (in the extent from `extent_start`) goes
+/// on: a fragment that continues the straddling tag, else one that continues a tag
+/// before it, when the break lies in a stale copy.
+fn jump<S: ByteSource + ?Sized>(
+    src: &S,
+    fragments: &Continuations,
+    (who, (pos, extent_start)): (Asking, (u64, u64)),
+    stream: &Stream,
+    recent: &Recent,
+    joins: &[Join],
+) -> Option<Jump> {
+    next_fragment(src, fragments, who, pos, stream, joins)
+        .map(|(joins, resume)| Jump {
+            joins,
+            resume,
+            restart: None,
+        })
+        .or_else(|| {
+            let stale = recent.0.iter().filter(|t| t.0 >= extent_start);
+            from_stale_copy(src, fragments, (who, pos), stale, joins)
+        })
+        .filter(|j| j.joins.first().is_some_and(|j| j.from > extent_start))
+}
+
+/// The chain broke at `pos` in a stale copy of a block: btrfs leaves the first write
+/// of a rewritten block behind, zero-filled past what was written, and the copy holds
+/// what the fragment the file goes on in starts with (whole tags, maybe). The file
+/// left this place inside one of the tags before (`recent`, newest last, each with the
+/// stream before it): the first whose continuation starts with the very bytes the copy
+/// holds up to the break.
+fn from_stale_copy<'a, S: ByteSource + ?Sized>(
+    src: &S,
+    fragments: &Continuations,
+    (who, pos): (Asking, u64),
+    recent: impl DoubleEndedIterator<Item = &'a (u64, Stream)>,
+    joins: &[Join],
+) -> Option<Jump> {
+    let unit = fragments.unit().0.max(16);
+    let mut tail = [0u8; 16];
+    let zero_tail = (pos / unit + 1..=(pos + STALE_REACH) / unit)
+        .any(|b| src.read_at(b * unit - 16, &mut tail) && tail == [0u8; 16]);
+    if !zero_tail {
+        return None;
+    }
+    recent.rev().find_map(|&(start, before)| {
+        let (joins, resume) = next_fragment(src, fragments, who, start, &before, joins)?;
+        let first = joins.first()?;
+        let copy = first.from <= pos && same_bytes(src, (first.from, first.to), pos + 12);
+        copy.then_some(Jump {
+            joins,
+            resume,
+            restart: Some((start, before)),
+        })
+    })
+}
+
+/// The bytes from `from` up to `until` are the same at `to`: a copy.
+fn same_bytes<S: ByteSource + ?Sized>(src: &S, (from, to): (u64, u64), until: u64) -> bool {
+    let Some(n) = until.checked_sub(from).filter(|&n| n <= STALE_REACH) else {
+        return false;
+    };
+    let (mut here, mut there) = (vec![0u8; n as usize], vec![0u8; n as usize]);
+    src.read_at(from, &mut here) && src.read_at(to, &mut there) && here == there
 }
 
 /// Where the chain broken at `pos` goes on, in another fragment of the file that
