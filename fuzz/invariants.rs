@@ -7,6 +7,7 @@ use std::path::Path;
 use salvagefs::carve::bson;
 use salvagefs::carve::flv::{self, WalkLimits};
 use salvagefs::carve::fragments::{self, Continuations, Unit};
+use salvagefs::carve::probe::Straddle;
 use salvagefs::carve::wiredtiger;
 use salvagefs::classify::Schema;
 use salvagefs::extjson::{self, JsonMode};
@@ -57,11 +58,31 @@ pub fn flv_walk(data: &[u8]) {
                 "PreviousTagSize points at a tag"
             );
         }
+        probes_hold_to_the_file(data, &carved);
         let again = flv::walk(&bytes[..], 0, &limits, &Continuations::default())
             .expect("a carved file starts with a header");
         assert_eq!(again.len(), carved.len());
         assert_eq!(again.extents.len(), 1);
         assert_eq!(again.tags, carved.tags);
+    }
+}
+
+/// Every probe of every join (its earliest, latest and a middle split) is an FLV file
+/// no longer than the carved file plus a header.
+fn probes_hold_to_the_file(data: &[u8], carved: &flv::Carved) {
+    let straddles = Straddle::find_all(data, carved);
+    assert_eq!(straddles.len(), carved.joins.len());
+    for (j, (join, straddle)) in carved.joins.iter().zip(&straddles).enumerate() {
+        let Some(straddle) = straddle else {
+            continue;
+        };
+        let middle = join.earliest_from + (join.from - join.earliest_from) / 2;
+        for split in [join.earliest_from, middle, join.from] {
+            if let Some(probe) = straddle.probe(data, carved, j, split) {
+                assert!(probe.starts_with(b"FLV"));
+                assert!(probe.len() as u64 <= carved.len() + flv::HEADER_LEN as u64);
+            }
+        }
     }
 }
 

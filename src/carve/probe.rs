@@ -37,23 +37,40 @@ pub struct Straddle {
 }
 
 impl Straddle {
-    /// Finds the straddling tag of join `j` of `file` (on `src`) and the tags its
-    /// probes need; `None` if the file's tags cannot be walked up to it.
-    pub fn find<S: ByteSource + ?Sized>(src: &S, file: &Carved, j: usize) -> Option<Straddle> {
-        let join = file.joins.get(j)?;
+    /// The straddling tag of every join of `file` (on `src`) and the tags its probes
+    /// need, in one walk over the file's tags; `None` for a join whose tags cannot be
+    /// walked up to it, or whose straddling tag's header is not before every split.
+    pub fn find_all<S: ByteSource + ?Sized>(src: &S, file: &Carved) -> Vec<Option<Straddle>> {
         let view = Extents::new(src, &file.extents);
-        let latest = view.end_of(join.from)?;
-        let earliest = latest.checked_sub(join.from.checked_sub(join.earliest_from)?)?;
-        let mut at = HEADER_LEN as u64;
+        let splits: Vec<Option<(u64, u64)>> = (file.joins.iter())
+            .map(|j| {
+                let latest = view.end_of(j.from)?;
+                Some((
+                    latest.checked_sub(j.from.checked_sub(j.earliest_from)?)?,
+                    latest,
+                ))
+            })
+            .collect();
+        let sequence = sequence_headers(&view, HEADER_LEN as u64);
+        let mut found = vec![None; splits.len()];
+        let (mut next, mut at) = (0, HEADER_LEN as u64);
         let mut before: Vec<Seen> = Vec::new();
-        let (at, kind, len) = loop {
-            let tag = tag_at(&view, at).filter(|_| before.len() < MAX_TAGS)?;
-            if at + TAG_HEADER_LEN + tag.size as u64 > latest {
-                // Its header and first data byte lie before every split.
-                if at + TAG_HEADER_LEN + 1 > earliest {
-                    return None;
+        while next < splits.len() && before.len() < MAX_TAGS {
+            let Some(tag) = tag_at(&view, at) else { break };
+            let end = at + TAG_HEADER_LEN + tag.size as u64;
+            // Every join whose latest split this tag runs past: it straddles those
+            // whose every split lies past its header and first data byte.
+            while let Some(&split) = splits.get(next) {
+                match split {
+                    Some((_, latest)) if end <= latest => break,
+                    Some((earliest, _)) if at + TAG_HEADER_LEN < earliest => {
+                        let seen = (&before[..], &sequence[..]);
+                        found[next] =
+                            Some(Straddle::around(&view, seen, at, tag.kind, tag.total_len()));
+                    }
+                    _ => {}
                 }
-                break (at, tag.kind, tag.total_len());
+                next += 1;
             }
             let keyframe = tag.kind == 9 && tag.codec >> 4 == 1;
             before.push(Seen {
@@ -62,26 +79,36 @@ impl Straddle {
                 keyframe,
             });
             at += tag.total_len();
-        };
-        let mut window = window_before(&view, &before, kind, at);
+        }
+        found
+    }
+
+    /// The probe's tags for the straddling tag at `at`: the sequence headers of its
+    /// kind, the tags `before` it that a decoder needs, itself and two after.
+    fn around<S: ByteSource + ?Sized>(
+        view: &S,
+        (before, sequence): (&[Seen], &[(u64, u64)]),
+        at: u64,
+        kind: u8,
+        len: u64,
+    ) -> Straddle {
+        let mut window = window_before(view, before, kind, at);
         window.push((at, len));
         let (mut next, mut after) = (at + len, 0);
         while after < TAGS_AFTER && next - at <= MAX_WINDOW {
-            let Some(tag) = tag_at(&view, next) else {
-                break;
-            };
+            let Some(tag) = tag_at(view, next) else { break };
             if tag.kind == kind {
                 window.push((next, tag.total_len()));
                 after += 1;
             }
             next += tag.total_len();
         }
-        let mut tags: Vec<(u64, u64)> = sequence_headers(&view, HEADER_LEN as u64)
-            .into_iter()
-            .filter(|&(pos, _)| kind_at(&view, pos) == Some(kind) && pos < window[0].0)
+        let mut tags: Vec<(u64, u64)> = (sequence.iter())
+            .filter(|&&(pos, _)| kind_at(view, pos) == Some(kind) && pos < window[0].0)
+            .copied()
             .collect();
         tags.extend(window);
-        Some(Straddle { kind, tags })
+        Straddle { kind, tags }
     }
 
     /// The probe for splitting join `j` of `file` at `split` (a source offset in the

@@ -107,22 +107,33 @@ pub fn decide_splits(flv: &mut [FlvEntry], sources: &[Source], units: &[u64], de
     flv.par_iter_mut().for_each(|e| {
         let source = &sources[e.source as usize];
         let unit = units[e.source as usize];
-        for j in 0..e.carved.joins.len() {
-            decide(&mut e.carved, j, source, unit, decoder);
+        let open = |j: &crate::carve::fragments::Join| j.earliest_from < j.from;
+        if !e.carved.joins.iter().any(open) {
+            return;
+        }
+        let straddles = Straddle::find_all(&ReadAhead::new(source), &e.carved);
+        for (j, straddle) in straddles.iter().enumerate() {
+            if let Some(straddle) = straddle {
+                decide(&mut e.carved, (j, straddle), source, unit, decoder);
+            }
         }
     });
 }
 
-/// Decides join `j` of `file`, if its split is open.
-fn decide(file: &mut Carved, j: usize, source: &Source, unit: u64, decoder: &Decoder) {
+/// Decides join `j` of `file` (whose probes come from `straddle`), if its split is
+/// open.
+fn decide(
+    file: &mut Carved,
+    (j, straddle): (usize, &Straddle),
+    source: &Source,
+    unit: u64,
+    decoder: &Decoder,
+) {
     let join = &file.joins[j];
     if join.earliest_from == join.from || join.lost_ms.is_some() || unit == 0 {
         return;
     }
     let (from, n) = (join.from, (join.from - join.earliest_from) / unit + 1);
-    let Some(straddle) = Straddle::find(&ReadAhead::new(source), file, j) else {
-        return;
-    };
     let split = |d: usize| from - d as u64 * unit;
     let found = decoding::search(n as usize, |d| {
         let probe = straddle.probe(&ReadAhead::new(source), file, j, split(d))?;
