@@ -34,8 +34,11 @@ const MARGIN: u32 = 2;
 
 /// Up to this many splits, every one is decoded.
 const DECODE_ALL: usize = 16;
-/// Without concealment counts to search by, up to this many are decoded, else none.
+/// Without error positions to search by, up to this many are decoded, else none.
 const DECODE_ALL_BLIND: usize = 96;
+/// When the search by error positions finds nothing (they are noisy: H.263 notices a
+/// wrong byte late), up to this many are decoded.
+const DECODE_ALL_NOISY: usize = 128;
 /// Splits decoded on either side of where the search ends (a decoder notices a wrong
 /// byte a little after it, so the change may show a few splits late).
 const AROUND: usize = 8;
@@ -50,23 +53,31 @@ const AROUND: usize = 8;
 /// them at all (a fragment lies wholly inside the straddling tag and was never
 /// found), random bytes that happen to decode betray themselves that way.
 pub fn search(n: usize, judge: impl Fn(usize) -> Option<Verdict> + Sync) -> Option<usize> {
-    let latest = judge(0)?;
+    let judge = Memo::new(judge);
+    let latest = judge.get(0)?;
+    let all = |limit: usize| (n <= limit).then(|| pick(0..n, latest, &judge)).flatten();
     let found = if n <= DECODE_ALL {
-        only_clean(0..n, &judge)?
+        pick(0..n, latest, &judge)
     } else if latest.clean() || latest.first_error.is_some() {
-        bisect(n, latest, &judge)?
-    } else if n <= DECODE_ALL_BLIND {
-        only_clean(0..n, &judge)?
+        bisect(n, latest, &judge).or_else(|| all(DECODE_ALL_NOISY))
     } else {
-        return None;
-    };
-    if found > 0
-        && latest.first_error.is_some()
-        && judge(found - 1)?.first_error != latest.first_error
-    {
-        return None;
-    }
-    Some(found)
+        all(DECODE_ALL_BLIND)
+    }?;
+    breaks_like_the_latest(found, latest, &judge).then_some(found)
+}
+
+/// Past the right split, every later split first breaks where the `latest` does: true
+/// when the split just after `d` does (or there is none, or no position is known).
+fn breaks_like_the_latest(
+    d: usize,
+    latest: Verdict,
+    judge: &Memo<impl Fn(usize) -> Option<Verdict> + Sync>,
+) -> bool {
+    d == 0
+        || latest.first_error.is_none()
+        || judge
+            .get(d - 1)
+            .is_some_and(|v| v.first_error == latest.first_error)
 }
 
 /// Finds where splits stop breaking as late as the `latest` does, and decodes the
@@ -74,11 +85,11 @@ pub fn search(n: usize, judge: impl Fn(usize) -> Option<Verdict> + Sync) -> Opti
 fn bisect(
     n: usize,
     latest: Verdict,
-    judge: &(impl Fn(usize) -> Option<Verdict> + Sync),
+    judge: &Memo<impl Fn(usize) -> Option<Verdict> + Sync>,
 ) -> Option<usize> {
     // As late or later than the right split: broken no sooner than the latest split.
     let not_too_early = |d: usize| {
-        judge(d).map(|v| {
+        judge.get(d).map(|v| {
             v.clean()
                 || (v.errors <= latest.errors
                     && v.first_error
@@ -97,24 +108,75 @@ fn bisect(
             hi = mid;
         }
     }
-    only_clean(lo.saturating_sub(AROUND)..(lo + AROUND + 1).min(n), judge)
+    pick(
+        lo.saturating_sub(AROUND)..(lo + AROUND + 1).min(n),
+        latest,
+        judge,
+    )
 }
 
-/// The split in `range` whose probe decodes with at least [`MARGIN`] fewer errors
-/// than every other.
-fn only_clean(
+/// The split in `range` that decodes: the only clean one; of several clean ones, the
+/// only one after which later splits break as the `latest` does; with none clean, the
+/// one with at least [`MARGIN`] fewer errors than every other.
+fn pick(
     range: std::ops::Range<usize>,
-    judge: &(impl Fn(usize) -> Option<Verdict> + Sync),
+    latest: Verdict,
+    judge: &Memo<impl Fn(usize) -> Option<Verdict> + Sync>,
 ) -> Option<usize> {
-    let mut verdicts: Vec<(u32, usize)> = range
+    let verdicts: Vec<(usize, Verdict)> = range
         .into_par_iter()
-        .map(|d| judge(d).map(|v| (v.errors, d)))
+        .map(|d| judge.get(d).map(|v| (d, v)))
         .collect::<Option<_>>()?;
-    verdicts.sort_unstable();
-    match verdicts[..] {
-        [(0, d)] => Some(d),
+    let clean: Vec<usize> = verdicts
+        .iter()
+        .filter(|v| v.1.clean())
+        .map(|v| v.0)
+        .collect();
+    match clean[..] {
+        [d] => return Some(d),
+        [_, _, ..] => {
+            let fits: Vec<usize> = clean
+                .into_iter()
+                .filter(|&d| breaks_like_the_latest(d, latest, judge))
+                .collect();
+            return match fits[..] {
+                [d] => Some(d),
+                _ => None,
+            };
+        }
+        [] => {}
+    }
+    let mut by_errors: Vec<(u32, usize)> = verdicts.iter().map(|(d, v)| (v.errors, *d)).collect();
+    by_errors.sort_unstable();
+    match by_errors[..] {
         [(best, d), (next, _), ..] if best + MARGIN <= next => Some(d),
         _ => None,
+    }
+}
+
+/// A judge that decodes each split once.
+struct Memo<F> {
+    judge: F,
+    seen: std::sync::Mutex<std::collections::HashMap<usize, Option<Verdict>>>,
+}
+
+impl<F: Fn(usize) -> Option<Verdict> + Sync> Memo<F> {
+    fn new(judge: F) -> Self {
+        Memo {
+            judge,
+            seen: Default::default(),
+        }
+    }
+
+    fn get(&self, d: usize) -> Option<Verdict> {
+        let known = self.seen.lock().ok().and_then(|s| s.get(&d).copied());
+        known.unwrap_or_else(|| {
+            let v = (self.judge)(d);
+            if let Ok(mut seen) = self.seen.lock() {
+                seen.insert(d, v);
+            }
+            v
+        })
     }
 }
 
@@ -202,6 +264,37 @@ mod tests {
         };
         assert_eq!(search(12, judge), None);
         assert_eq!(search(200, judge), None);
+    }
+
+    #[test]
+    fn of_two_clean_splits_the_one_later_splits_break_after_wins() {
+        // Splits 3 and 4 both decode (the bytes between them do not matter to the
+        // decoder); past 3, every split breaks where the latest does.
+        let judge = |d: usize| {
+            Some(match d {
+                3 | 4 => Verdict::default(),
+                _ => Verdict {
+                    errors: 2,
+                    first_error: Some((if d < 3 { 9 } else { 8 - d as u32 / 2 }, 0)),
+                },
+            })
+        };
+        assert_eq!(search(12, judge), Some(3));
+    }
+
+    #[test]
+    fn one_clean_split_wins_however_few_errors_the_others_show() {
+        let judge = |d: usize| {
+            Some(Verdict {
+                errors: match d {
+                    6 => 0,
+                    2 => 1,
+                    _ => 2,
+                },
+                first_error: None,
+            })
+        };
+        assert_eq!(search(10, judge), Some(6));
     }
 
     #[test]
