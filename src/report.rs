@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use crate::carve::flv::Status;
+use crate::carve::fragments::Evidence;
 use crate::classify::{Collections, Decided};
 use crate::index::{DoubtCounts, FlvEntry, Index};
 
@@ -123,13 +124,21 @@ impl<'a> FlvRow<'a> {
                 seconds(u64::from(g.after_ms))
             )
         });
-        let lost = c.joins.iter().filter_map(|j| j.lost_ms).map(|(a, b)| {
-            format!(
-                "lost fragment ({:.3}s-{:.3}s)",
-                seconds(u64::from(a)),
-                seconds(u64::from(b))
-            )
-        });
+        let lost = c
+            .joins
+            .iter()
+            .filter_map(|j| Some((j.lost_ms?, j.evidence)))
+            .map(|((a, b), e)| {
+                let what = match e {
+                    Evidence::StraddlingTag => "tag left out",
+                    _ => "lost fragment",
+                };
+                format!(
+                    "{what} ({:.3}s-{:.3}s)",
+                    seconds(u64::from(a)),
+                    seconds(u64::from(b))
+                )
+            });
         gaps.chain(lost).collect()
     }
 

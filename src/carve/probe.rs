@@ -10,7 +10,7 @@
 
 use super::ByteSource;
 use super::flv::{Carved, HEADER_LEN, sequence_headers};
-use super::flv_tag::{TAG_HEADER_LEN, tag_at};
+use super::flv_tag::{TAG_HEADER_LEN, Tag, tag_at};
 use super::splits::move_split;
 
 /// Audio tags before the straddling one that go into an audio probe: enough for a
@@ -34,6 +34,8 @@ pub struct Straddle {
     /// The tags of a probe, as `(position in the file, length with PreviousTagSize)`:
     /// sequence headers first, then the window in order.
     tags: Vec<(u64, u64)>,
+    /// The straddling tag: position in the file, length with PreviousTagSize.
+    tag: (u64, u64),
 }
 
 impl Straddle {
@@ -64,19 +66,19 @@ impl Straddle {
                 match split {
                     Some((_, latest)) if end <= latest => break,
                     Some((earliest, _)) if at + TAG_HEADER_LEN < earliest => {
-                        let seen = (&before[..], &sequence[..]);
-                        found[next] =
-                            Some(Straddle::around(&view, seen, at, tag.kind, tag.total_len()));
+                        // A keyframe needs no tag before it.
+                        let seen = if keyframe(&tag) { &[][..] } else { &before[..] };
+                        let tag = (at, tag.kind, tag.total_len());
+                        found[next] = Some(Straddle::around(&view, (seen, &sequence), tag));
                     }
                     _ => {}
                 }
                 next += 1;
             }
-            let keyframe = tag.kind == 9 && tag.codec >> 4 == 1;
             before.push(Seen {
                 at,
                 kind: tag.kind,
-                keyframe,
+                keyframe: keyframe(&tag),
             });
             at += tag.total_len();
         }
@@ -88,9 +90,7 @@ impl Straddle {
     fn around<S: ByteSource + ?Sized>(
         view: &S,
         (before, sequence): (&[Seen], &[(u64, u64)]),
-        at: u64,
-        kind: u8,
-        len: u64,
+        (at, kind, len): (u64, u8, u64),
     ) -> Straddle {
         let mut window = window_before(view, before, kind, at);
         window.push((at, len));
@@ -108,7 +108,49 @@ impl Straddle {
             .copied()
             .collect();
         tags.extend(window);
-        Straddle { kind, tags }
+        Straddle {
+            kind,
+            tags,
+            tag: (at, len),
+        }
+    }
+
+    /// Leaves the straddling tag of join `j` out of `file` when no split of it can be
+    /// decided: the file then ends its piece before the tag and goes on right after it,
+    /// so that no byte of whatever lies around the unknown split (another file's, or a
+    /// fragment wholly inside the tag that was never found) is served as the
+    /// recording's. The join says which time range is missing. False if the tag does
+    /// not lie within the two pieces around the join.
+    pub fn leave_out<S: ByteSource + ?Sized>(&self, src: &S, file: &mut Carved, j: usize) -> bool {
+        let view = Extents::new(src, &file.extents);
+        let (at, len) = self.tag;
+        let Some(join) = file.joins.get(j) else {
+            return false;
+        };
+        let Some(split) = view.end_of(join.from) else {
+            return false;
+        };
+        let Some(k) = file.extents.iter().position(|e| e.0 + e.1 == join.from) else {
+            return false;
+        };
+        let piece_start = split - file.extents[k].1;
+        let after = file.extents.get(k + 1).map_or(0, |e| e.1);
+        if at < piece_start || at + len > split + after || k + 1 >= file.extents.len() {
+            return false;
+        }
+        let (mut here, mut next) = ([0u8; 8], [0u8; 8]);
+        if !view.read_at(at, &mut here) || !view.read_at(at + len, &mut next) {
+            return false;
+        }
+        let ts = |h: [u8; 8]| u32::from_be_bytes([h[7], h[4], h[5], h[6]]);
+        let (from, to) = (join.from - (split - at), join.to + (at + len - split));
+        file.extents[k].1 -= split - at;
+        file.extents[k + 1] = (to, after - (at + len - split));
+        let join = &mut file.joins[j];
+        (join.from, join.earliest_from, join.to) = (from, from, to);
+        join.lost_ms = Some((ts(here), ts(next)));
+        file.tags = file.tags.saturating_sub(1);
+        true
     }
 
     /// The probe for splitting join `j` of `file` at `split` (a source offset in the
@@ -169,6 +211,11 @@ fn window_before<S: ByteSource + ?Sized>(
         .collect()
 }
 
+/// A video keyframe: decodes without the tags before it.
+fn keyframe(tag: &Tag) -> bool {
+    tag.kind == 9 && tag.codec >> 4 == 1
+}
+
 /// The kind of the tag at `pos`.
 fn kind_at<S: ByteSource + ?Sized>(view: &S, pos: u64) -> Option<u8> {
     tag_at(view, pos).map(|t| t.kind)
@@ -227,5 +274,75 @@ impl<S: ByteSource + ?Sized> ByteSource for Extents<'_, S> {
             offset += n as u64;
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::carve::flv::Status;
+    use crate::carve::fragments::{Evidence, Join};
+
+    /// A tag of `kind` with `size` data bytes (first byte `codec`) at time `ts`.
+    fn tag(kind: u8, codec: u8, size: u32, ts: u8) -> Vec<u8> {
+        let s = size.to_be_bytes();
+        let mut t = vec![kind, s[1], s[2], s[3], 0, 0, ts, 0, 0, 0, 0, codec];
+        t.extend((1..size).map(|i| (i * 7 + 1) as u8));
+        t.extend((size + 11).to_be_bytes());
+        t
+    }
+
+    #[test]
+    fn a_tag_left_out_leaves_the_rest_of_the_file_whole() {
+        let mut rec = vec![b'F', b'L', b'V', 1, 1, 0, 0, 0, 9, 0, 0, 0, 0];
+        rec.extend(tag(9, 0x17, 100, 0));
+        let straddle_at = rec.len() as u64;
+        rec.extend(tag(9, 0x27, 3000, 40));
+        let straddle_end = rec.len() as u64;
+        rec.extend(tag(9, 0x27, 50, 80));
+        rec.extend(tag(9, 0x27, 50, 120));
+        // Cut at 2048: the rest lies at 8192 on the source, random-looking bytes between.
+        let mut src: Vec<u8> = (0..8192u32).map(|i| (i * 31 % 251) as u8).collect();
+        src[..2048].copy_from_slice(&rec[..2048]);
+        src.extend_from_slice(&rec[2048..]);
+        let rest = rec.len() as u64 - 2048;
+        let mut file = Carved {
+            offset: 0,
+            extents: vec![(0, 2048), (8192, rest)],
+            status: Status::Reassembled,
+            gaps: Vec::new(),
+            joins: vec![Join {
+                from: 2048,
+                to: 8192,
+                at_ms: 80,
+                alternatives: 0,
+                earliest_from: 512,
+                lost_ms: None,
+                evidence: Evidence::StraddlingTag,
+                decoded: None,
+            }],
+            tags: 4,
+            duration_ms: 120,
+            created_s: None,
+            has_audio: false,
+            has_video: true,
+            headless: None,
+        };
+        let straddles = Straddle::find_all(&src[..], &file);
+        let straddle = straddles[0].as_ref().expect("the tag across the join");
+        assert!(straddle.probe(&src[..], &file, 0, 1024).is_some());
+        assert!(straddle.leave_out(&src[..], &mut file, 0));
+        let after = 8192 + straddle_end - 2048;
+        assert_eq!(
+            file.extents,
+            vec![(0, straddle_at), (after, rec.len() as u64 - straddle_end)]
+        );
+        assert_eq!(file.joins[0].lost_ms, Some((40, 80)));
+        let served: Vec<u8> = (file.extents.iter())
+            .flat_map(|&(o, l)| src[o as usize..(o + l) as usize].to_vec())
+            .collect();
+        let mut want = rec[..straddle_at as usize].to_vec();
+        want.extend_from_slice(&rec[straddle_end as usize..]);
+        assert_eq!(served, want);
     }
 }

@@ -8,6 +8,7 @@
 //! may reach into them. [`narrow`] applies that to every ambiguous join, again and
 //! again, until nothing moves: often one split is left, and a guess becomes proof.
 
+use super::ByteSource;
 use super::flv::Carved;
 use super::fragments::Unit;
 
@@ -114,6 +115,31 @@ fn narrow_join(file: &mut Carved, (f, j): (usize, usize), pieces: &[Piece], unit
     true
 }
 
+/// Splits that serve the same bytes are one: where the bytes just before a join's
+/// latest split equal those just before where its next fragment starts (a stale copy
+/// of a block, a block written twice), moving the split back changes nothing served.
+/// Each of `file`'s open joins keeps only the earliest of such splits as its latest,
+/// and is proven when that is its earliest.
+pub fn merge_same_splits<S: ByteSource + ?Sized>(src: &S, file: &mut Carved, unit: u64) {
+    let unit = unit.max(1);
+    for j in 0..file.joins.len() {
+        let join = &file.joins[j];
+        let (lo, mut hi, mut to) = (join.earliest_from, join.from, join.to);
+        let (mut ours, mut theirs) = (vec![0u8; unit as usize], vec![0u8; unit as usize]);
+        while hi >= lo + unit
+            && to >= unit
+            && src.read_at(hi - unit, &mut ours)
+            && src.read_at(to - unit, &mut theirs)
+            && ours == theirs
+        {
+            (hi, to) = (hi - unit, to - unit);
+        }
+        if hi < join.from {
+            move_split(file, j, lo, hi);
+        }
+    }
+}
+
 /// Sets join `j`'s range of splits to `lo..=hi`, the split to `hi`, and the extents
 /// on either side to match.
 pub(crate) fn move_split(file: &mut Carved, j: usize, lo: u64, hi: u64) {
@@ -209,6 +235,34 @@ mod tests {
         let j = &a.joins[0];
         assert_eq!((j.earliest_from, j.from, j.to), (9 * B, 9 * B, 39 * B));
         assert!(j.proven());
+    }
+
+    #[test]
+    fn splits_that_serve_the_same_bytes_are_one() {
+        // The two blocks before the latest split (8..10) are copies of the two before
+        // where the next fragment starts (38..40): splitting at 8, 9 or 10 serves the
+        // same file, so the split moves to 8, the earliest it may be here.
+        let mut src: Vec<u8> = (0..50 * B as usize).map(|i| (i * 13 % 251) as u8).collect();
+        let (copy, original) = (8 * B as usize, 38 * B as usize);
+        let block = src[original..original + 2 * B as usize].to_vec();
+        src[copy..copy + 2 * B as usize].copy_from_slice(&block);
+        let mut a = file(
+            vec![(0, 10 * B), (40 * B, 10 * B)],
+            vec![join(8 * B, 10 * B, 40 * B)],
+        );
+        merge_same_splits(&src[..], &mut a, B);
+        let j = &a.joins[0];
+        assert_eq!((j.earliest_from, j.from, j.to), (8 * B, 8 * B, 38 * B));
+        assert!(j.proven());
+        // Without the copy nothing moves.
+        let mut b = file(
+            vec![(0, 10 * B), (40 * B, 10 * B)],
+            vec![join(8 * B, 10 * B, 40 * B)],
+        );
+        let before = b.clone();
+        let plain: Vec<u8> = (0..50 * B as usize).map(|i| (i * 13 % 251) as u8).collect();
+        merge_same_splits(&plain[..], &mut b, B);
+        assert_eq!(b, before);
     }
 
     #[test]

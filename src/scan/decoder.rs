@@ -14,6 +14,7 @@ use rayon::prelude::*;
 use super::ReadAhead;
 use crate::carve::decoding::{self, Verdict};
 use crate::carve::flv::Carved;
+use crate::carve::fragments::Join;
 use crate::carve::probe::Straddle;
 use crate::carve::splits::move_split;
 use crate::index::FlvEntry;
@@ -101,23 +102,60 @@ fn macroblock(line: &str) -> Option<(u32, u32)> {
     Some((0, *numbers(rest).first()?))
 }
 
+/// A join of `file` may still lie at several block boundaries.
+pub fn has_open_split(file: &Carved) -> bool {
+    file.joins.iter().any(open)
+}
+
+/// The join's split may still lie at several block boundaries.
+fn open(j: &Join) -> bool {
+    j.earliest_from < j.from && j.lost_ms.is_none()
+}
+
 /// Decides by decoding every join of `flv` whose split the straddling tag leaves open
 /// (on every core), for sources whose fragments start at multiples of `units[source]`.
 pub fn decide_splits(flv: &mut [FlvEntry], sources: &[Source], units: &[u64], decoder: &Decoder) {
-    flv.par_iter_mut().for_each(|e| {
-        let source = &sources[e.source as usize];
-        let unit = units[e.source as usize];
-        let open = |j: &crate::carve::fragments::Join| j.earliest_from < j.from;
-        if !e.carved.joins.iter().any(open) {
-            return;
-        }
-        let straddles = Straddle::find_all(&ReadAhead::new(source), &e.carved);
-        for (j, straddle) in straddles.iter().enumerate() {
-            if let Some(straddle) = straddle {
-                decide(&mut e.carved, (j, straddle), source, unit, decoder);
+    flv.par_iter_mut()
+        .filter(|e| has_open_split(&e.carved))
+        .for_each(|e| {
+            let source = &sources[e.source as usize];
+            let unit = units[e.source as usize];
+            let reader = ReadAhead::new(source);
+            let mut straddles = Straddle::find_all(&reader, &e.carved);
+            for j in 0..straddles.len() {
+                let Some(straddle) = straddles[j].take() else {
+                    continue;
+                };
+                decide(&mut e.carved, (j, &straddle), source, unit, decoder);
+                // A split left open breaks the frames after it: leave its tag out
+                // before the next join's probes decode them (the file shrinks, so
+                // the later tags are found again).
+                if open(&e.carved.joins[j]) && straddle.leave_out(&reader, &mut e.carved, j) {
+                    straddles = Straddle::find_all(&reader, &e.carved);
+                }
+            }
+        });
+}
+
+/// Leaves out the straddling tag of every join whose split is still open (see
+/// [`Straddle::leave_out`]): no byte around an unknown split is served.
+pub fn leave_out_open_splits(flv: &mut [FlvEntry], sources: &[Source]) {
+    for e in flv.iter_mut().filter(|e| has_open_split(&e.carved)) {
+        let reader = ReadAhead::new(&sources[e.source as usize]);
+        let straddles = Straddle::find_all(&reader, &e.carved);
+        // From the last join back: leaving a tag out moves the file positions after it.
+        for (j, straddle) in straddles.iter().enumerate().rev() {
+            let Some(straddle) = straddle.as_ref().filter(|_| open(&e.carved.joins[j])) else {
+                continue;
+            };
+            if !straddle.leave_out(&reader, &mut e.carved, j) {
+                log::debug!(
+                    "the tag across the join at {} stays in",
+                    e.carved.joins[j].from
+                );
             }
         }
-    });
+    }
 }
 
 /// Decides join `j` of `file` (whose probes come from `straddle`), if its split is
@@ -130,7 +168,7 @@ fn decide(
     decoder: &Decoder,
 ) {
     let join = &file.joins[j];
-    if join.earliest_from == join.from || join.lost_ms.is_some() || unit == 0 {
+    if !open(join) || unit == 0 {
         return;
     }
     let (from, n) = (join.from, (join.from - join.earliest_from) / unit + 1);

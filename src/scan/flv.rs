@@ -178,24 +178,35 @@ fn walk_all(
 
 /// Decides the splits that the straddling tags and the other files leave open by
 /// decoding each candidate (when ffmpeg is there), then narrows again by what those
-/// files now certainly hold.
+/// files now certainly hold; a straddling tag whose split is still open is left out.
 fn decide_by_decoding(flv: &mut [FlvEntry], out: &Finishing, fragments: &[Continuations]) {
-    let open = |e: &FlvEntry| e.carved.joins.iter().any(|j| j.earliest_from < j.from);
-    let count = flv.iter().filter(|e| open(e)).count();
+    for e in flv
+        .iter_mut()
+        .filter(|e| decoder::has_open_split(&e.carved))
+    {
+        let reader = ReadAhead::new(&out.sources[e.source as usize]);
+        let unit = fragments[e.source as usize].unit().0;
+        splits::merge_same_splits(&reader, &mut e.carved, unit);
+    }
+    let count = flv
+        .iter()
+        .filter(|e| decoder::has_open_split(&e.carved))
+        .count();
     if count == 0 {
         return;
     }
-    let Some(decoder) = Decoder::find() else {
+    if let Some(decoder) = Decoder::find() {
+        out.progress
+            .phase(&format!("decoding the split points of {count} recordings"));
+        let units: Vec<u64> = fragments.iter().map(|f| f.unit().0).collect();
+        decoder::decide_splits(flv, out.sources, &units, &decoder);
+        narrow_splits(flv, fragments);
+    } else {
         out.progress.warn(&format!(
-            "ffmpeg not found: the splits of {count} reassembled recordings stay ambiguous (install it, e.g. apt-get install ffmpeg, and scan again with --rescan)"
+            "ffmpeg not found: the tags cut by {count} recordings' ambiguous splits are left out (install it, e.g. apt-get install ffmpeg, and scan again with --rescan)"
         ));
-        return;
-    };
-    out.progress
-        .phase(&format!("decoding the split points of {count} recordings"));
-    let units: Vec<u64> = fragments.iter().map(|f| f.unit().0).collect();
-    decoder::decide_splits(flv, out.sources, &units, &decoder);
-    narrow_splits(flv, fragments);
+    }
+    decoder::leave_out_open_splits(flv, out.sources);
 }
 
 /// Narrows every ambiguous split by what the other files of its source certainly

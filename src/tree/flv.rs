@@ -139,6 +139,11 @@ fn extents_view(path: &str, entry: &FlvEntry, shared_with: &[usize]) -> String {
 fn join_view(j: &Join) -> String {
     let (to, at) = (j.to, j.at_ms as f64 / 1000.0);
     match (j.evidence, j.lost_ms) {
+        (Evidence::StraddlingTag, Some((a, b))) => format!(
+            "fragment continues at {to}, proven by the straddling tag, but where inside the tag is not: the tag ({:.3}s-{:.3}s) is left out so that no other data comes in; check this join",
+            a as f64 / 1000.0,
+            b as f64 / 1000.0
+        ),
         (_, Some((a, b))) => format!(
             "the next fragment is lost ({:.3}s-{:.3}s missing); continues at the keyframe at {to}, the next fragment in time: check this join",
             a as f64 / 1000.0,
