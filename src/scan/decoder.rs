@@ -6,8 +6,9 @@
 //! decoder crash on hostile bytes costs one verdict, never the scan. Without ffmpeg the
 //! joins stay as ambiguous as the straddling tag leaves them, and say so.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::io::{Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
@@ -19,6 +20,10 @@ use crate::carve::probe::Straddle;
 use crate::carve::splits::move_split;
 use crate::index::FlvEntry;
 use crate::source::Source;
+
+/// A decode taking longer is given up: a probe is a few hundred kilobytes and decodes
+/// in a tenth of a second.
+const DECODE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The ffmpeg that judges probes.
 pub struct Decoder {
@@ -39,7 +44,7 @@ impl Decoder {
     }
 
     /// Decodes `probe` (a whole FLV file), single-threaded so that its verdict is the
-    /// same every time; `None` if ffmpeg could not run.
+    /// same every time; `None` if ffmpeg could not run or did not finish in time.
     pub fn judge(&self, probe: &[u8]) -> Option<Verdict> {
         let mut child = Command::new(&self.program)
             .args([
@@ -57,17 +62,40 @@ impl Decoder {
             .stderr(Stdio::piped())
             .spawn()
             .ok()?;
-        let mut stdin = child.stdin.take()?;
-        // Written from another thread: ffmpeg may stop reading to write errors.
-        let output = std::thread::scope(|s| {
+        let (mut stdin, mut stderr) = (child.stdin.take()?, child.stderr.take()?);
+        let log = std::thread::scope(|s| {
+            // Written from another thread: ffmpeg may stop reading to write errors, or
+            // stop early (a broken pipe), and then its errors say why.
             s.spawn(move || {
-                // ffmpeg may stop reading early (a broken pipe): its errors say why.
                 let _ = stdin.write_all(probe);
             });
-            child.wait_with_output()
-        })
-        .ok()?;
-        Some(verdict(&String::from_utf8_lossy(&output.stderr)))
+            let reader = s.spawn(move || {
+                let mut log = Vec::new();
+                let _ = stderr.read_to_end(&mut log);
+                log
+            });
+            let finished = finish_in_time(&mut child);
+            let log = reader.join().unwrap_or_default();
+            finished.then_some(log)
+        })?;
+        Some(verdict(&String::from_utf8_lossy(&log)))
+    }
+}
+
+/// Waits for `child` up to [`DECODE_TIMEOUT`], else kills it: false then. Hostile bytes
+/// must not hang the scan.
+fn finish_in_time(child: &mut Child) -> bool {
+    let deadline = Instant::now() + DECODE_TIMEOUT;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => return true,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+        }
     }
 }
 
