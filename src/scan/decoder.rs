@@ -25,6 +25,9 @@ use crate::source::Source;
 /// in a tenth of a second.
 const DECODE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Bytes of ffmpeg's log kept per decode.
+const LOG_LIMIT: u64 = 1 << 20;
+
 /// The ffmpeg that judges probes.
 pub struct Decoder {
     program: String,
@@ -70,8 +73,10 @@ impl Decoder {
                 let _ = stdin.write_all(probe);
             });
             let reader = s.spawn(move || {
+                // The first megabyte is plenty to judge by; the rest is drained unread.
                 let mut log = Vec::new();
-                let _ = stderr.read_to_end(&mut log);
+                let _ = (&mut stderr).take(LOG_LIMIT).read_to_end(&mut log);
+                let _ = std::io::copy(&mut stderr, &mut std::io::sink());
                 log
             });
             let finished = finish_in_time(&mut child);
