@@ -153,6 +153,11 @@ impl Straddle {
         true
     }
 
+    /// Where the straddling tag ends in the file.
+    pub fn tag_end_in_file(&self) -> Option<u64> {
+        self.tag.0.checked_add(self.tag.1)
+    }
+
     /// The probe for splitting join `j` of `file` at `split` (a source offset in the
     /// join's range): the FLV file a decoder is given. `None` if bytes are unreadable.
     pub fn probe<S: ByteSource + ?Sized>(
@@ -164,7 +169,16 @@ impl Straddle {
     ) -> Option<Vec<u8>> {
         let mut moved = file.clone();
         move_split(&mut moved, j, split, split);
-        let view = Extents::new(src, &moved.extents);
+        self.probe_through(src, &moved.extents)
+    }
+
+    /// The probe read through `extents` (a layout of the same length as the file's).
+    pub fn probe_through<S: ByteSource + ?Sized>(
+        &self,
+        src: &S,
+        extents: &[(u64, u64)],
+    ) -> Option<Vec<u8>> {
+        let view = Extents::new(src, extents);
         let total: u64 = self.tags.iter().map(|t| t.1).sum();
         let mut out = vec![0u8; HEADER_LEN + usize::try_from(total).ok()?];
         let flags = if self.kind == 8 { 4 } else { 1 };
@@ -172,13 +186,47 @@ impl Straddle {
         let mut at = HEADER_LEN;
         for &(pos, len) in &self.tags {
             let n = len as usize;
-            if !view.read_at(pos, &mut out[at..at + n]) {
+            if n < 15 || !view.read_at(pos, &mut out[at..at + n]) {
                 return None;
             }
+            // The PreviousTagSize the header implies: where a layout under test puts
+            // wrong bytes there, FLV demuxers would drop the whole tag unjudged.
+            let size = u32::try_from(len - 4).ok()?;
+            out[at + n - 4..at + n].copy_from_slice(&size.to_be_bytes());
             at += n;
         }
         Some(out)
     }
+}
+
+/// The layout of `file` with a fragment `inner` (source offset, length) inside the
+/// straddling tag of join `j`: the piece before ends at `a_end` (a source offset in
+/// it), then `inner`, then the piece after starts where the file's length says. `None`
+/// if that does not fit the pieces.
+pub fn with_inner(
+    file: &Carved,
+    j: usize,
+    a_end: u64,
+    inner: (u64, u64),
+) -> Option<Vec<(u64, u64)>> {
+    let join = file.joins.get(j)?;
+    let k = file.extents.iter().position(|e| e.0 + e.1 == join.from)?;
+    let (start, _) = file.extents[k];
+    let (to, after) = *file.extents.get(k + 1)?;
+    if !(start < a_end && a_end < join.from) {
+        return None;
+    }
+    // The piece after starts where the bytes the inner fragment does not hold resume.
+    let b_start = (to + a_end + inner.1).checked_sub(join.from)?;
+    let end = to + after;
+    if b_start >= end {
+        return None;
+    }
+    let mut extents = file.extents.clone();
+    extents[k] = (start, a_end - start);
+    extents[k + 1] = (b_start, end - b_start);
+    extents.insert(k + 1, inner);
+    Some(extents)
 }
 
 /// A tag met on the way to the straddling one.
@@ -290,6 +338,47 @@ mod tests {
         t.extend((1..size).map(|i| (i * 7 + 1) as u8));
         t.extend((size + 11).to_be_bytes());
         t
+    }
+
+    #[test]
+    fn an_inner_fragment_sits_between_the_pieces_and_keeps_the_length() {
+        let join = Join {
+            from: 4096,
+            to: 20480,
+            at_ms: 0,
+            alternatives: 0,
+            earliest_from: 1024,
+            lost_ms: None,
+            evidence: Evidence::StraddlingTag,
+            decoded: None,
+        };
+        let mut file = carved(vec![(0, 4096), (20480, 8192)], join);
+        // The piece ends at 2048; 1024 bytes at 9216 follow; the next piece then starts
+        // 1024 bytes before where the join put it.
+        let extents = with_inner(&file, 0, 2048, (9216, 1024)).unwrap();
+        assert_eq!(extents, vec![(0, 2048), (9216, 1024), (19456, 9216)]);
+        let total = |e: &[(u64, u64)]| e.iter().map(|p| p.1).sum::<u64>();
+        assert_eq!(total(&extents), total(&file.extents));
+        // An inner fragment longer than what follows the split does not fit.
+        assert!(with_inner(&file, 0, 2048, (9216, 2048 + 8192 + 16384)).is_none());
+        file.joins.clear();
+        assert!(with_inner(&file, 0, 2048, (9216, 1024)).is_none());
+    }
+
+    fn carved(extents: Vec<(u64, u64)>, join: Join) -> Carved {
+        Carved {
+            offset: 0,
+            extents,
+            status: Status::Reassembled,
+            gaps: Vec::new(),
+            joins: vec![join],
+            tags: 4,
+            duration_ms: 120,
+            created_s: None,
+            has_audio: false,
+            has_video: true,
+            headless: None,
+        }
     }
 
     #[test]
