@@ -126,10 +126,11 @@ fn btrfs_mv_over_the_recording() {
 /// woodblock's layouts at 512-byte granularity between random filler: a fragment
 /// boundary inside random data is invisible to the tag chain, so ffmpeg decodes the
 /// straddling frame at every split it allows (seed 1: 5 of 7 byte-exact). Fragments
-/// lying wholly inside one tag are searched for by decoding too, but on seed 1 two lie
-/// inside one keyframe of f-video and a braided one inside a frame of d-flv1: no split
-/// decodes there, so the tag is left out and no carved file holds a byte of another,
-/// and the recording laid out between zeros comes back exact.
+/// lying wholly inside one tag are searched for by decoding too, but on seed 1 the one
+/// inside a frame of f-video is short (25 KB), so the frame decodes hardly further from
+/// it than from random bytes, and d-flv1's lies beyond the braided pieces of another
+/// recording: no split decodes there, so the tag is left out and no carved file holds a
+/// byte of another, and the recording laid out between zeros comes back exact.
 #[test]
 fn woodblock_layouts_never_glue_silently() {
     if !require(&["python3", "ffmpeg"], false) {
