@@ -4,8 +4,9 @@
 
 use rayon::prelude::*;
 
-use super::decoder::{self, Decoder};
+use super::decoder::Decoder;
 use super::filesystem::{self, Filesystem, FoundMaps};
+use super::split_decisions;
 use super::stage::{Chunk, Finishing, Stage};
 use super::{ReadAhead, headless};
 use crate::carve::flv::{self, WalkLimits};
@@ -182,7 +183,7 @@ fn walk_all(
 fn decide_by_decoding(flv: &mut [FlvEntry], out: &Finishing, fragments: &[Continuations]) {
     for e in flv
         .iter_mut()
-        .filter(|e| decoder::has_open_split(&e.carved))
+        .filter(|e| split_decisions::has_open_split(&e.carved))
     {
         let reader = ReadAhead::new(&out.sources[e.source as usize]);
         let unit = fragments[e.source as usize].unit().0;
@@ -190,7 +191,7 @@ fn decide_by_decoding(flv: &mut [FlvEntry], out: &Finishing, fragments: &[Contin
     }
     let count = flv
         .iter()
-        .filter(|e| decoder::has_open_split(&e.carved))
+        .filter(|e| split_decisions::has_open_split(&e.carved))
         .count();
     if count == 0 {
         return;
@@ -199,14 +200,14 @@ fn decide_by_decoding(flv: &mut [FlvEntry], out: &Finishing, fragments: &[Contin
         out.progress
             .phase(&format!("decoding the split points of {count} recordings"));
         let units: Vec<u64> = fragments.iter().map(|f| f.unit().0).collect();
-        decoder::decide_splits(flv, out.sources, &units, &decoder);
+        split_decisions::decide_splits(flv, out.sources, &units, &decoder);
         narrow_splits(flv, fragments);
     } else {
         out.progress.warn(&format!(
             "ffmpeg not found: the tags cut by {count} recordings' ambiguous splits are left out (install it, e.g. apt-get install ffmpeg, and scan again with --rescan)"
         ));
     }
-    decoder::leave_out_open_splits(flv, out.sources);
+    split_decisions::leave_out_open_splits(flv, out.sources);
 }
 
 /// Narrows every ambiguous split by what the other files of its source certainly

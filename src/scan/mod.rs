@@ -33,6 +33,7 @@ pub mod documents;
 pub mod filesystem;
 pub mod flv;
 pub mod headless;
+pub mod split_decisions;
 pub mod stage;
 pub mod wiredtiger;
 
