@@ -46,7 +46,7 @@ impl Straddle {
         let view = Extents::new(src, &file.extents);
         let splits: Vec<Option<(u64, u64)>> = (file.joins.iter())
             .map(|j| {
-                let latest = view.end_of(j.from)?;
+                let latest = piece_end_in_file(&file.extents, j.from)?;
                 Some((
                     latest.checked_sub(j.from.checked_sub(j.earliest_from)?)?,
                     latest,
@@ -127,7 +127,7 @@ impl Straddle {
         let Some(join) = file.joins.get(j) else {
             return false;
         };
-        let Some(split) = view.end_of(join.from) else {
+        let Some(split) = piece_end_in_file(&file.extents, join.from) else {
             return false;
         };
         let Some(k) = file.extents.iter().position(|e| e.0 + e.1 == join.from) else {
@@ -229,6 +229,16 @@ pub fn with_inner(
     Some(extents)
 }
 
+/// Position in the file where the piece of `extents` ending at source offset `end`
+/// ends: where a join's split lies in the file.
+pub fn piece_end_in_file(extents: &[(u64, u64)], end: u64) -> Option<u64> {
+    let mut at = 0;
+    extents.iter().find_map(|&(offset, len)| {
+        at += len;
+        (offset + len == end).then_some(at)
+    })
+}
+
 /// A tag met on the way to the straddling one.
 struct Seen {
     at: u64,
@@ -288,15 +298,6 @@ impl<'a, S: ByteSource + ?Sized> Extents<'a, S> {
             .collect();
         Extents { src, pieces }
     }
-
-    /// Position in the file where the extent ending at source offset `end` ends: a
-    /// join's split.
-    fn end_of(&self, end: u64) -> Option<u64> {
-        self.pieces
-            .iter()
-            .find(|p| p.1 + p.2 == end)
-            .map(|p| p.0 + p.2)
-    }
 }
 
 impl<S: ByteSource + ?Sized> ByteSource for Extents<'_, S> {
@@ -342,17 +343,7 @@ mod tests {
 
     #[test]
     fn an_inner_fragment_sits_between_the_pieces_and_keeps_the_length() {
-        let join = Join {
-            from: 4096,
-            to: 20480,
-            at_ms: 0,
-            alternatives: 0,
-            earliest_from: 1024,
-            lost_ms: None,
-            evidence: Evidence::StraddlingTag,
-            decoded: None,
-        };
-        let mut file = carved(vec![(0, 4096), (20480, 8192)], join);
+        let mut file = carved(vec![(0, 4096), (20480, 8192)], join(1024, 4096, 20480));
         // The piece ends at 2048; 1024 bytes at 9216 follow; the next piece then starts
         // 1024 bytes before where the join put it.
         let extents = with_inner(&file, 0, 2048, (9216, 1024)).unwrap();
@@ -363,6 +354,20 @@ mod tests {
         assert!(with_inner(&file, 0, 2048, (9216, 2048 + 8192 + 16384)).is_none());
         file.joins.clear();
         assert!(with_inner(&file, 0, 2048, (9216, 1024)).is_none());
+    }
+
+    /// A join at `from` to `to` whose split may lie as early as `earliest_from`.
+    fn join(earliest_from: u64, from: u64, to: u64) -> Join {
+        Join {
+            from,
+            to,
+            at_ms: 0,
+            alternatives: 0,
+            earliest_from,
+            lost_ms: None,
+            evidence: Evidence::StraddlingTag,
+            decoded: None,
+        }
     }
 
     fn carved(extents: Vec<(u64, u64)>, join: Join) -> Carved {
@@ -395,28 +400,7 @@ mod tests {
         src[..2048].copy_from_slice(&rec[..2048]);
         src.extend_from_slice(&rec[2048..]);
         let rest = rec.len() as u64 - 2048;
-        let mut file = Carved {
-            offset: 0,
-            extents: vec![(0, 2048), (8192, rest)],
-            status: Status::Reassembled,
-            gaps: Vec::new(),
-            joins: vec![Join {
-                from: 2048,
-                to: 8192,
-                at_ms: 80,
-                alternatives: 0,
-                earliest_from: 512,
-                lost_ms: None,
-                evidence: Evidence::StraddlingTag,
-                decoded: None,
-            }],
-            tags: 4,
-            duration_ms: 120,
-            created_s: None,
-            has_audio: false,
-            has_video: true,
-            headless: None,
-        };
+        let mut file = carved(vec![(0, 2048), (8192, rest)], join(512, 2048, 8192));
         let straddles = Straddle::find_all(&src[..], &file);
         let straddle = straddles[0].as_ref().expect("the tag across the join");
         assert!(straddle.probe(&src[..], &file, 0, 1024).is_some());

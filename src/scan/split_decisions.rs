@@ -158,7 +158,9 @@ fn find_inner(
     let Some(file_end) = straddle.tag_end_in_file() else {
         return false;
     };
-    let piece_end = file_position(file, join.from);
+    let Some(piece_end) = probe::piece_end_in_file(&file.extents, join.from) else {
+        return false;
+    };
     log::trace!(
         "join at {}: plateau {plateau:?} ends at split {} / {}",
         join.from,
@@ -186,9 +188,15 @@ fn find_inner(
             "join at {}: a fragment inside the tag at {m} ({len} bytes)",
             join.from
         );
+        // The piece after the inner fragment, as the layout placed it.
+        let after = extents
+            .iter()
+            .position(|e| e.0 == m)
+            .and_then(|k| extents.get(k + 1));
+        let Some(&(b_start, _)) = after else {
+            continue;
+        };
         file.extents = extents;
-        let k = file.extents.iter().position(|e| e.0 == m).unwrap_or(0);
-        let b_start = file.extents.get(k + 1).map_or(0, |e| e.0);
         let first = &mut file.joins[j];
         (first.from, first.earliest_from, first.to) = (a_end, a_end, m);
         first.decoded = Some(n as u32);
@@ -245,18 +253,6 @@ fn inner_start(
 /// them in one number): by far more than decoding random bytes by chance reaches.
 fn further(a: (u32, u32), b: (u32, u32)) -> bool {
     a.0 > b.0 || (a.0 == b.0 && a.1 >= b.1.saturating_add(30))
-}
-
-/// Position in the file where the piece ending at source offset `end` ends.
-fn file_position(file: &Carved, end: u64) -> u64 {
-    let mut at = 0;
-    for &(offset, len) in &file.extents {
-        at += len;
-        if offset + len == end {
-            return at;
-        }
-    }
-    at
 }
 
 #[cfg(test)]
