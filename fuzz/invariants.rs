@@ -10,9 +10,11 @@ use salvagefs::carve::fragments::{self, Continuations, Unit};
 use salvagefs::carve::probe::Straddle;
 use salvagefs::carve::wiredtiger;
 use salvagefs::classify::Schema;
+use salvagefs::extent::ExtentList;
 use salvagefs::extjson::{self, JsonMode};
-use salvagefs::index::Index;
+use salvagefs::index::{Index, file};
 use salvagefs::scan::documents;
+use salvagefs::served::{RowsFile, Served};
 
 /// FLV header finder and tag walker (with fragment joins): every carved file, gathered
 /// from its extents, ends on a PreviousTagSize that points at its last tag, and walked
@@ -148,17 +150,44 @@ pub fn extjson_render(input: &[u8]) {
     }
 }
 
-/// The index loader, on the bytes as they are and wrapped in a valid header with the
-/// right checksum (so the decoder meets hostile payloads): a decoded index encodes
-/// back to bytes that decode to the same index.
+/// The index loader, on the bytes as they are and cut into sections behind a valid
+/// header with the right checksums (so the decoders meet hostile sections): a decoded
+/// index encodes back to bytes that decode to the same index; opened for serving, every
+/// row and every collection's files read without a panic.
 pub fn index_load(data: &[u8]) {
     let path = Path::new("fuzz.idx");
     let _ = Index::from_bytes(data, path);
-    if let Ok(index) = Index::from_bytes(&Index::wrap_payload(data), path) {
-        // Compared as bytes: a payload may hold a NaN scan time, never equal to itself.
+    // The first six bytes give the sections' lengths (in 16-byte units).
+    let (cuts, mut rest) = data.split_at(data.len().min(6));
+    let mut sections: [&[u8]; 6] = [&[]; 6];
+    for (section, &cut) in sections.iter_mut().zip(cuts) {
+        let (this, next) = rest.split_at(rest.len().min(cut as usize * 16));
+        (*section, rest) = (this, next);
+    }
+    let framed = file::frame(sections).expect("frames in memory");
+    if let Ok(index) = Index::from_bytes(&framed, path) {
+        // Compared as bytes: a section may hold a NaN scan time, never equal to itself.
         let bytes = index.to_bytes().expect("an index encodes");
         let again = Index::from_bytes(&bytes, path).expect("re-encoded index loads");
         assert!(again.to_bytes().ok() == Some(bytes));
+    }
+    let Ok(file) = file::IndexFile::parse(framed, path) else {
+        return;
+    };
+    if let Ok(Some(served)) = Served::from_file(file, None) {
+        for row in 0..served.table.len().min(10_000) {
+            let _ = served.table.row(row);
+        }
+        for c in &served.classified.collections {
+            for json in [false, true] {
+                let file = ExtentList::Lazy(std::sync::Arc::new(RowsFile {
+                    table: served.table.clone(),
+                    rows: c.live,
+                    json,
+                }));
+                let _ = file.visit(0, file.len().min(1 << 20), &mut |_, _| Ok(()));
+            }
+        }
     }
 }
 

@@ -17,7 +17,8 @@ use lru::LruCache;
 use crate::carve::wiredtiger;
 use crate::extent::SourceReader;
 use crate::extjson::{self, JsonMode};
-use crate::index::{DocEntry, WtPage};
+use crate::index::WtPage;
+use crate::served::{DocTable, Row};
 use crate::source::Sources;
 
 /// Bytes of rendered documents kept in memory at most.
@@ -49,10 +50,10 @@ thread_local! {
 pub struct Content {
     id: u64,
     sources: Sources,
-    docs: Vec<DocEntry>,
+    docs: Arc<DocTable>,
     pages: Vec<WtPage>,
     mode: JsonMode,
-    cache: Mutex<Cache<(u32, bool)>>,
+    cache: Mutex<Cache<(u64, bool)>>,
     page_cache: Mutex<Cache<u32>>,
 }
 
@@ -87,11 +88,11 @@ impl<K: std::hash::Hash + Eq> Cache<K> {
 }
 
 impl Content {
-    /// Serves `sources` and renders `docs` (the index's documents, some of them in
+    /// Serves `sources` and renders `docs` (the index's document rows, some of them in
     /// the WiredTiger `pages`) in `mode`.
     pub fn new(
         sources: Sources,
-        docs: Vec<DocEntry>,
+        docs: Arc<DocTable>,
         pages: Vec<WtPage>,
         mode: JsonMode,
     ) -> Content {
@@ -149,9 +150,9 @@ impl Content {
     }
 
     /// Runs `f` on the stored BSON bytes of `d` (a deleted record's length restored).
-    fn with_bson<T>(&self, d: &DocEntry, f: impl FnOnce(&[u8]) -> io::Result<T>) -> io::Result<T> {
-        if let Some(wt) = d.wt {
-            let image = self.page_image(wt.page)?;
+    fn with_bson<T>(&self, d: &Row, f: impl FnOnce(&[u8]) -> io::Result<T>) -> io::Result<T> {
+        if let Some(page) = d.page {
+            let image = self.page_image(page)?;
             let bytes = usize::try_from(d.offset)
                 .ok()
                 .and_then(|at| image.get(at..at.checked_add(d.len as usize)?))
@@ -161,7 +162,7 @@ impl Content {
         BSON.with_borrow_mut(|bytes| {
             bytes.resize(d.len as usize, 0);
             self.read_windowed(d.source, d.offset, bytes)?;
-            if d.deleted {
+            if d.deleted && bytes.len() >= 4 {
                 // The record's length was overwritten when it was deleted.
                 bytes[..4].copy_from_slice(&d.len.to_le_bytes());
             }
@@ -204,9 +205,8 @@ impl SourceReader for Content {
         self.sources.read_source(source, offset, buf)
     }
 
-    fn render_document(&self, doc: u32, pretty: bool, out: &mut Vec<u8>) -> io::Result<()> {
-        let d = self.docs.get(doc as usize).ok_or(io::ErrorKind::NotFound)?;
-        self.with_bson(d, |bytes| {
+    fn render_document(&self, doc: u64, pretty: bool, out: &mut Vec<u8>) -> io::Result<()> {
+        self.with_bson(&self.docs.row(doc)?, |bytes| {
             extjson::render(bytes, self.mode, pretty, out)
                 .map_err(|_| io::Error::from_raw_os_error(libc::EIO))?;
             out.push(b'\n');
@@ -214,7 +214,7 @@ impl SourceReader for Content {
         })
     }
 
-    fn document(&self, doc: u32, pretty: bool) -> io::Result<Arc<[u8]>> {
+    fn document(&self, doc: u64, pretty: bool) -> io::Result<Arc<[u8]>> {
         let lock = || self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(text) = lock().entries.get(&(doc, pretty)) {
             return Ok(text.clone());
@@ -226,9 +226,8 @@ impl SourceReader for Content {
         Ok(text)
     }
 
-    fn read_stored(&self, doc: u32, within: u64, buf: &mut [u8]) -> io::Result<()> {
-        let d = self.docs.get(doc as usize).ok_or(io::ErrorKind::NotFound)?;
-        self.with_bson(d, |bytes| {
+    fn read_stored(&self, doc: u64, within: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.with_bson(&self.docs.row(doc)?, |bytes| {
             let part = usize::try_from(within)
                 .ok()
                 .and_then(|at| bytes.get(at..at.checked_add(buf.len())?))

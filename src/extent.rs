@@ -6,6 +6,7 @@
 //! extents it covers, so a 2 GB file costs nothing until someone reads it.
 
 use std::cell::RefCell;
+use std::fmt;
 use std::io;
 use std::sync::Arc;
 
@@ -40,8 +41,8 @@ pub enum Extent {
     /// Document number `doc` of the index, rendered as Extended JSON (indented when
     /// `pretty`) with a newline, on read; `len` was measured by the scan.
     Document {
-        /// Position of the document in the index.
-        doc: u32,
+        /// The document's row in the index.
+        doc: u64,
         /// Indented, one field per line.
         pretty: bool,
         /// Length of the rendering, newline included.
@@ -50,8 +51,8 @@ pub enum Extent {
     /// The BSON bytes of document number `doc`, which is not a plain range of a source
     /// (it lives in a compressed WiredTiger page); `len` bytes.
     Stored {
-        /// Position of the document in the index.
-        doc: u32,
+        /// The document's row in the index.
+        doc: u64,
         /// Length in bytes.
         len: u64,
     },
@@ -82,44 +83,84 @@ pub trait SourceReader {
     /// Appends the rendering of an [`Extent::Document`] to `out`, uncached: for a
     /// document read whole, which (in a sequential read) nobody asks for again.
     /// Readers without documents have none.
-    fn render_document(&self, doc: u32, pretty: bool, out: &mut Vec<u8>) -> io::Result<()> {
+    fn render_document(&self, doc: u64, pretty: bool, out: &mut Vec<u8>) -> io::Result<()> {
         let _ = (doc, pretty, out);
         Err(io::Error::from(io::ErrorKind::Unsupported))
     }
 
     /// The same rendering, shared and cached: for a document read in pieces (split
     /// between two read requests, or larger than one), so it is rendered once.
-    fn document(&self, doc: u32, pretty: bool) -> io::Result<Arc<[u8]>> {
+    fn document(&self, doc: u64, pretty: bool) -> io::Result<Arc<[u8]>> {
         let _ = (doc, pretty);
         Err(io::Error::from(io::ErrorKind::Unsupported))
     }
 
     /// Fills `buf` with the stored BSON bytes of an [`Extent::Stored`] document, from
     /// byte `within` of it on.
-    fn read_stored(&self, doc: u32, within: u64, buf: &mut [u8]) -> io::Result<()> {
+    fn read_stored(&self, doc: u64, within: u64, buf: &mut [u8]) -> io::Result<()> {
         let _ = (doc, within, buf);
         Err(io::Error::from(io::ErrorKind::Unsupported))
     }
 }
 
-/// The ordered extents of one file, with the file offset where each one starts.
-#[derive(Clone, Debug, Default)]
-pub struct ExtentList {
-    extents: Vec<Extent>,
-    starts: Vec<u64>,
-    len: u64,
+/// A file of many pieces whose extents are made on read, not held (a collection's
+/// `.bson` or `.json`, from the index's rows): memory does not grow with its documents.
+pub trait LazyExtents: Send + Sync + fmt::Debug {
+    /// Size of the file.
+    fn len(&self) -> u64;
+
+    /// True for an empty file.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Calls `each` with every extent overlapping `[offset, end)`, in order, and the
+    /// file offset where it starts.
+    fn visit(
+        &self,
+        offset: u64,
+        end: u64,
+        each: &mut dyn FnMut(u64, &Extent) -> io::Result<()>,
+    ) -> io::Result<()>;
+}
+
+/// The ordered extents of one file: held, with the file offset where each one
+/// starts, or made on read.
+#[derive(Clone, Debug)]
+pub enum ExtentList {
+    /// Extents held in memory.
+    Held {
+        /// The extents, empty ones dropped.
+        extents: Vec<Extent>,
+        /// Where each one starts in the file.
+        starts: Vec<u64>,
+        /// Size of the file.
+        len: u64,
+    },
+    /// Extents made on read.
+    Lazy(Arc<dyn LazyExtents>),
+}
+
+impl Default for ExtentList {
+    fn default() -> Self {
+        ExtentList::new([])
+    }
 }
 
 impl ExtentList {
     /// Builds the list; empty extents are dropped.
     pub fn new(extents: impl IntoIterator<Item = Extent>) -> ExtentList {
-        let mut list = ExtentList::default();
+        let (mut held, mut starts, mut len) = (Vec::new(), Vec::new(), 0);
         for e in extents.into_iter().filter(|e| !e.is_empty()) {
-            list.starts.push(list.len);
-            list.len += e.len();
-            list.extents.push(e);
+            starts.push(len);
+            len += e.len();
+            held.push(e);
         }
-        list
+        ExtentList::Held {
+            extents: held,
+            starts,
+            len,
+        }
     }
 
     /// A file made of one in-memory buffer.
@@ -129,17 +170,39 @@ impl ExtentList {
 
     /// Size of the file.
     pub fn len(&self) -> u64 {
-        self.len
+        match self {
+            ExtentList::Held { len, .. } => *len,
+            ExtentList::Lazy(lazy) => lazy.len(),
+        }
     }
 
     /// True for an empty file.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
-    /// The extents, in file order.
-    pub fn extents(&self) -> &[Extent] {
-        &self.extents
+    /// Calls `each` with every extent overlapping `[offset, end)`, in order, and the
+    /// file offset where it starts.
+    pub fn visit(
+        &self,
+        offset: u64,
+        end: u64,
+        each: &mut dyn FnMut(u64, &Extent) -> io::Result<()>,
+    ) -> io::Result<()> {
+        match self {
+            ExtentList::Lazy(lazy) => lazy.visit(offset, end, each),
+            ExtentList::Held {
+                extents, starts, ..
+            } => {
+                // The extent containing `offset`: the last one starting at or before it.
+                let first = starts.partition_point(|&s| s <= offset).saturating_sub(1);
+                let held = starts[first..].iter().zip(&extents[first..]);
+                for (&start, extent) in held.take_while(|(s, _)| **s < end) {
+                    each(start, extent)?;
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Reads up to `size` bytes at file offset `offset` (fewer at the end of the file).
@@ -159,48 +222,64 @@ impl ExtentList {
         reader: &dyn SourceReader,
         out: &mut Vec<u8>,
     ) -> io::Result<()> {
-        let end = offset.saturating_add(size as u64).min(self.len);
+        let end = offset.saturating_add(size as u64).min(self.len());
         if offset >= end {
             out.clear();
             return Ok(());
         }
         // Zeroes only bytes the buffer never held: every byte is overwritten below.
         out.resize((end - offset) as usize, 0);
-        // The extent containing `offset`: the last one starting at or before it.
-        let mut i = self.starts.partition_point(|&s| s <= offset) - 1;
+        // Extents must tile the range: a gap (rows that disagree) is an error, never
+        // bytes left over from an earlier read.
         let mut pos = offset;
-        while pos < end {
-            let (start, extent) = (self.starts[i], &self.extents[i]);
-            let within = pos - start;
-            let n = (extent.len() - within).min(end - pos) as usize;
-            let dst = &mut out[(pos - offset) as usize..][..n];
-            match extent {
-                Extent::Source {
-                    source,
-                    offset: src_off,
-                    ..
-                } => reader.read_source(*source, src_off + within, dst)?,
-                Extent::Bytes(b) => dst.copy_from_slice(&b[within as usize..][..n]),
-                Extent::Stored { doc, .. } => reader.read_stored(*doc, within, dst)?,
-                Extent::Document { doc, pretty, len } if within == 0 && n as u64 == *len => {
-                    RENDERED.with_borrow_mut(|text| {
-                        text.clear();
-                        reader.render_document(*doc, *pretty, text)?;
-                        check_len(text, *len)?;
-                        dst.copy_from_slice(text);
-                        Ok::<_, io::Error>(())
-                    })?;
-                }
-                Extent::Document { doc, pretty, len } => {
-                    let text = reader.document(*doc, *pretty)?;
-                    check_len(&text, *len)?;
-                    dst.copy_from_slice(&text[within as usize..][..n]);
-                }
+        self.visit(offset, end, &mut |start, extent| {
+            if start > pos {
+                return Err(io::Error::from_raw_os_error(libc::EIO));
             }
-            pos += n as u64;
-            i += 1;
+            let to = end.min(start.saturating_add(extent.len()));
+            if to > pos {
+                let dst = &mut out[(pos - offset) as usize..(to - offset) as usize];
+                read_extent(extent, pos - start, dst, reader)?;
+                pos = to;
+            }
+            Ok(())
+        })?;
+        match pos == end {
+            true => Ok(()),
+            false => Err(io::Error::from_raw_os_error(libc::EIO)),
         }
-        Ok(())
+    }
+}
+
+/// Fills `dst` from `extent`, starting `within` bytes into it.
+fn read_extent(
+    extent: &Extent,
+    within: u64,
+    dst: &mut [u8],
+    reader: &dyn SourceReader,
+) -> io::Result<()> {
+    let n = dst.len();
+    match extent {
+        Extent::Source { source, offset, .. } => reader.read_source(*source, offset + within, dst),
+        Extent::Bytes(b) => {
+            dst.copy_from_slice(&b[within as usize..][..n]);
+            Ok(())
+        }
+        Extent::Stored { doc, .. } => reader.read_stored(*doc, within, dst),
+        Extent::Document { doc, pretty, len } if within == 0 && n as u64 == *len => RENDERED
+            .with_borrow_mut(|text| {
+                text.clear();
+                reader.render_document(*doc, *pretty, text)?;
+                check_len(text, *len)?;
+                dst.copy_from_slice(text);
+                Ok(())
+            }),
+        Extent::Document { doc, pretty, len } => {
+            let text = reader.document(*doc, *pretty)?;
+            check_len(&text, *len)?;
+            dst.copy_from_slice(&text[within as usize..][..n]);
+            Ok(())
+        }
     }
 }
 
@@ -262,11 +341,11 @@ mod tests {
         fn read_source(&self, _: u32, _: u64, _: &mut [u8]) -> io::Result<()> {
             Err(io::Error::from(io::ErrorKind::Unsupported))
         }
-        fn render_document(&self, doc: u32, _: bool, out: &mut Vec<u8>) -> io::Result<()> {
+        fn render_document(&self, doc: u64, _: bool, out: &mut Vec<u8>) -> io::Result<()> {
             out.extend_from_slice(format!("doc{doc}\n").as_bytes());
             Ok(())
         }
-        fn document(&self, doc: u32, _: bool) -> io::Result<Arc<[u8]>> {
+        fn document(&self, doc: u64, _: bool) -> io::Result<Arc<[u8]>> {
             Ok(format!("doc{doc}\n").into_bytes().into())
         }
     }

@@ -39,6 +39,7 @@ pub mod mountinfo;
 pub mod pipeline;
 pub mod report;
 pub mod scan;
+pub mod served;
 pub mod source;
 pub mod spans;
 pub mod tree;

@@ -55,28 +55,27 @@ fn main() -> ExitCode {
 }
 
 fn scan(args: ScanArgs) -> anyhow::Result<()> {
-    let schema = pipeline::load_schema(
-        args.common.schema.as_deref(),
-        args.common.schema_from.as_deref(),
-    )?;
     let prepared = steps::prepare(&args.sources, &args.common, args.range)?;
-    let (index_path, index) = (prepared.index_path, prepared.index);
+    let (index_path, served) = (prepared.index_path, prepared.served);
     let reused = prepared.origin == IndexOrigin::Reused;
     let sources = salvagefs::source::Sources::new(prepared.sources, false);
+    let index = &served.index;
     let known = args
         .common
         .known
         .as_deref()
-        .map(|dir| pipeline::match_known(&index, &sources, dir))
+        .map(|dir| pipeline::match_known(index, &sources, dir))
         .transpose()?;
-    let started = std::time::Instant::now();
-    let collections = pipeline::collections(&index, schema.as_ref());
-    log::debug!("classified in {:.2} s", started.elapsed().as_secs_f64());
-    let summary = Summary::new(&index, &collections, known.as_deref());
+    let summary = Summary::new(index, &served.classified, known.as_deref());
     if args.json_summary {
-        let rows = FlvRow::all(&index, known.as_deref());
-        let json =
-            report::json_summary(&summary, &rows, &index, &collections, (&index_path, reused));
+        let rows = FlvRow::all(index, known.as_deref());
+        let json = report::json_summary(
+            &summary,
+            &rows,
+            index,
+            &served.classified,
+            (&index_path, reused),
+        );
         println!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(());
     }
@@ -126,10 +125,6 @@ fn export(args: ExportArgs) -> anyhow::Result<()> {
         })?);
     }
     let only = only.build()?;
-    let schema = pipeline::load_schema(
-        args.common.schema.as_deref(),
-        args.common.schema_from.as_deref(),
-    )?;
     let prepared = steps::prepare(sources, &args.common, None)?;
     if let Some(source) = salvagefs::guard::source_under(&dest.join("x"), &prepared.sources) {
         anyhow::bail!(
@@ -142,7 +137,6 @@ fn export(args: ExportArgs) -> anyhow::Result<()> {
     let built = pipeline::build_tree(
         prepared,
         args.common.known.as_deref(),
-        schema.as_ref(),
         (args.fill_bad_sectors, false),
     )?;
     println!("{how}: {}", built.summary);

@@ -55,10 +55,6 @@ pub fn run(args: MountArgs) -> Result<()> {
     check_mountpoint(mountpoint, nonempty)?;
     check_fuse()?;
     let config = fuse_config(&args)?;
-    let schema = pipeline::load_schema(
-        args.common.schema.as_deref(),
-        args.common.schema_from.as_deref(),
-    )?;
     if !args.foreground && !args.daemon_child {
         let origin = crate::steps::ensure_index(sources, &args.common)?;
         return start_daemon(mountpoint, &origin);
@@ -68,7 +64,6 @@ pub fn run(args: MountArgs) -> Result<()> {
     let built = pipeline::build_tree(
         prepared,
         args.common.known.as_deref(),
-        schema.as_ref(),
         (args.fill_bad_sectors, args.json_summary),
     )?;
     let report = match &built.json {

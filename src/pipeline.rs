@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::classify::{self, Collections, Schema};
+use crate::classify::{self, Schema};
 use crate::content::Content;
 use crate::extent::SourceReader;
 use crate::guard;
@@ -16,6 +16,7 @@ use crate::known::{self, KnownSet};
 use crate::merge;
 use crate::report::{self, FlvRow, Summary};
 use crate::scan::{self, Progress};
+use crate::served::{self, Served};
 use crate::source::{Source, Sources};
 use crate::spans;
 use crate::tree::Tree;
@@ -33,12 +34,12 @@ pub enum IndexOrigin {
     Rescanned(String),
 }
 
-/// Sources opened and their index ready.
+/// Sources opened and their index ready to serve.
 pub struct Prepared {
     /// The opened sources, in the order given.
     pub sources: Vec<Source>,
-    /// The index describing them.
-    pub index: Index,
+    /// The index describing them, its documents classified and mapped.
+    pub served: Served,
     /// Where the index is stored.
     pub index_path: PathBuf,
     /// Whether it was loaded or made.
@@ -92,13 +93,13 @@ fn wanted_spans(records: &[SourceRecord], range: Option<(u64, u64)>) -> Vec<Span
     }
 }
 
-/// Makes sure a matching index exists, scanning if there is none, without decoding it
-/// whole when there is: what `salvagefs mount` does before starting the daemon, which
-/// then loads it once (a million documents' index is not decoded twice).
+/// Makes sure a matching index exists, its documents classified with `schema`,
+/// scanning or classifying if not, without decoding it when it does: what `salvagefs
+/// mount` does before starting the daemon, which then maps it.
 pub fn ensure(
     paths: &[PathBuf],
     index_path: Option<&Path>,
-    settings: &ScanSettings,
+    (settings, schema): (&ScanSettings, Option<&Schema>),
     plan: &ScanPlan,
     progress: &dyn Progress,
 ) -> Result<(IndexOrigin, PathBuf)> {
@@ -109,6 +110,7 @@ pub fn ensure(
         let wanted = wanted_spans(&records, plan.range);
         if let Ok(head) = IndexHead::load(&path)
             && head.mismatch(&records, settings, &wanted).is_none()
+            && served::classified_with(&path, served::fingerprint(schema))
         {
             for warning in guard::mounted_read_write(&sources) {
                 progress.warn(&warning);
@@ -116,16 +118,16 @@ pub fn ensure(
             return Ok((IndexOrigin::Reused, path));
         }
     }
-    let prepared = prepare(paths, index_path, settings, plan, progress)?;
+    let prepared = prepare(paths, index_path, (settings, schema), plan, progress)?;
     Ok((prepared.origin, prepared.index_path))
 }
 
-/// Opens the sources and loads their index, scanning when there is none or it does
-/// not match.
+/// Opens the sources and maps their index, scanning when there is none or it does not
+/// match, and classifying its documents when they were not classified with `schema`.
 pub fn prepare(
     paths: &[PathBuf],
     index_path: Option<&Path>,
-    settings: &ScanSettings,
+    (settings, schema): (&ScanSettings, Option<&Schema>),
     plan: &ScanPlan,
     progress: &dyn Progress,
 ) -> Result<Prepared> {
@@ -143,43 +145,41 @@ pub fn prepare(
     })?;
     let records: Vec<SourceRecord> = sources.iter().map(SourceRecord::of).collect();
     let wanted = wanted_spans(&records, plan.range);
-
+    let fingerprint = served::fingerprint(schema);
+    let head = IndexHead::load(&index_path);
     // Unchanged sources scanned with the same options keep the time they were first
     // scanned: it is the files' mtime, and a rescan must not make rsync send them again.
-    let same = |sources: &[SourceRecord], old: &ScanSettings| sources == records && old == settings;
-    let (loaded, first_scanned) = if plan.rescan {
-        // Only the old index's head is needed: its first-scan time.
-        let head = IndexHead::load(&index_path).ok();
-        let first = head
-            .filter(|h| same(&h.sources, &h.settings))
-            .map(|h| h.created);
-        (None, first)
-    } else {
-        let started = std::time::Instant::now();
-        let loaded = Index::load(&index_path);
-        log::info!("index loaded in {:.3} s", started.elapsed().as_secs_f64());
-        let first = loaded
-            .as_ref()
-            .ok()
-            .filter(|old| same(&old.sources, &old.settings))
-            .map(|old| old.created);
-        (Some(loaded), first)
-    };
-    let stale = match loaded {
-        None => Some("--rescan was given".to_string()),
-        Some(Ok(idx)) => match idx.mismatch(&records, settings, &wanted) {
+    let first_scanned = head
+        .as_ref()
+        .ok()
+        .filter(|h| h.sources == records && h.settings == *settings)
+        .map(|h| h.created);
+    let stale = match head {
+        _ if plan.rescan => Some("--rescan was given".to_string()),
+        Ok(head) => match head.mismatch(&records, settings, &wanted) {
             None => {
+                let started = std::time::Instant::now();
+                let served = match Served::open(&index_path, fingerprint) {
+                    Ok(Some(served)) => served,
+                    // Classified with another schema, or not yet (merged parts).
+                    Ok(None) => {
+                        let index = Index::load(&index_path)?;
+                        classify_and_save(&index, schema, &index_path, progress)?
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                log::info!("index opened in {:.3} s", started.elapsed().as_secs_f64());
                 return Ok(Prepared {
                     sources,
-                    index: idx,
+                    served,
                     index_path,
                     origin: IndexOrigin::Reused,
                 });
             }
             Some(reason) => Some(format!("index {} is stale: {reason}", index_path.display())),
         },
-        Some(Err(IndexError::Missing(_))) => None,
-        Some(Err(e)) => Some(e.to_string()),
+        Err(IndexError::Missing(_)) => None,
+        Err(e) => Some(e.to_string()),
     };
     let mut checkpoint = index_path.clone().into_os_string();
     checkpoint.push(".partial");
@@ -196,22 +196,50 @@ pub fn prepare(
         scan::scan_resumable(&sources, records, settings, &wanted, checkpoint, progress)
             .context("cannot join the scan's segments; run again with --rescan")?;
     index.created = first_scanned.unwrap_or(index.created);
+    let served = classify_and_save(&index, schema, &index_path, progress)?;
+    let origin = stale.map_or(IndexOrigin::Scanned, IndexOrigin::Rescanned);
+    Ok(Prepared {
+        sources,
+        served,
+        index_path,
+        origin,
+    })
+}
+
+/// Sorts the documents of `index` into collections by `schema`, saves the index with
+/// them at `path` and maps it for serving.
+fn classify_and_save(
+    index: &Index,
+    schema: Option<&Schema>,
+    path: &Path,
+    progress: &dyn Progress,
+) -> Result<Served> {
+    progress.phase("classifying documents");
     let started = std::time::Instant::now();
-    let saved = index.save(&index_path);
+    let collections = classify::classify(index, schema);
+    log::info!(
+        "documents classified in {:.3} s",
+        started.elapsed().as_secs_f64()
+    );
+    progress.phase("writing the index");
+    let started = std::time::Instant::now();
+    let fingerprint = served::fingerprint(schema);
+    let saved = served::save(index, &collections, fingerprint, path);
     log::debug!("index saved in {:.2} s", started.elapsed().as_secs_f64());
     saved.with_context(|| {
         format!(
             "cannot write the index {}; use --index PATH elsewhere",
-            index_path.display()
+            path.display()
         )
     })?;
-    let origin = stale.map_or(IndexOrigin::Scanned, IndexOrigin::Rescanned);
-    Ok(Prepared {
-        sources,
-        index,
-        index_path,
-        origin,
-    })
+    drop(collections);
+    match Served::open(path, fingerprint)? {
+        Some(served) => Ok(served),
+        None => bail!(
+            "the index {} was replaced while it was written; run again",
+            path.display()
+        ),
+    }
 }
 
 /// For each carved FLV, the file under `known` it is identical to (by prefix md5).
@@ -251,11 +279,6 @@ pub fn load_schema(file: Option<&Path>, dump: Option<&Path>) -> Result<Option<Sc
     }
 }
 
-/// Sorts the documents of `index` into collections.
-pub fn collections(index: &Index, schema: Option<&Schema>) -> Collections {
-    classify::classify(index, schema)
-}
-
 /// What the mount serves, and what to say about it.
 pub struct Built {
     /// The tree of files.
@@ -270,23 +293,22 @@ pub struct Built {
     pub json: Option<serde_json::Value>,
 }
 
-/// Everything the mount shows, from prepared sources, an optional `--known` dir and
-/// an optional schema; with `json`, also the `--json-summary` JSON.
+/// Everything the mount shows, from prepared sources and an optional `--known` dir;
+/// with `json`, also the `--json-summary` JSON.
 pub fn build_tree(
     prepared: Prepared,
     known_dir: Option<&Path>,
-    schema: Option<&Schema>,
     (fill_bad, json): (bool, bool),
 ) -> Result<Built> {
     let Prepared {
         sources,
-        index,
+        served,
         index_path,
         origin,
     } = prepared;
     let sources = Sources::new(sources, fill_bad);
     let matches = known_dir
-        .map(|dir| match_known(&index, &sources, dir))
+        .map(|dir| match_known(&served.index, &sources, dir))
         .transpose()?;
     // README.txt names the directory absolutely: the mount outlives the shell's cwd.
     let shown = known_dir.map(|d| std::fs::canonicalize(d).unwrap_or_else(|_| d.to_path_buf()));
@@ -295,27 +317,26 @@ pub fn build_tree(
         .zip(matches.as_deref())
         .map(|(dir, matches)| KnownMatches { dir, matches });
     let started = std::time::Instant::now();
-    let collections = collections(&index, schema);
-    log::info!(
-        "documents classified in {:.3} s",
-        started.elapsed().as_secs_f64()
-    );
-    let started = std::time::Instant::now();
-    let tree = build::build(&index, known.as_ref(), &collections, fill_bad);
+    let tree = build::build(&served, known.as_ref(), fill_bad);
     log::info!(
         "tree of {} inodes built in {:.3} s",
         tree.len(),
         started.elapsed().as_secs_f64()
     );
-    let summary = Summary::new(&index, &collections, matches.as_deref());
+    let Served {
+        index,
+        classified,
+        table,
+    } = served;
+    let summary = Summary::new(&index, &classified, matches.as_deref());
     let json = json.then(|| {
         let rows = FlvRow::all(&index, matches.as_deref());
         let reused = origin == IndexOrigin::Reused;
-        report::json_summary(&summary, &rows, &index, &collections, (&index_path, reused))
+        report::json_summary(&summary, &rows, &index, &classified, (&index_path, reused))
     });
     let summary = summary.counts_line(&index_path);
     let mtime = index.created;
-    let content = Content::new(sources, index.docs, index.wt_pages, index.settings.json);
+    let content = Content::new(sources, table, index.wt_pages, index.settings.json);
     Ok(Built {
         tree,
         content,

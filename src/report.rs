@@ -9,8 +9,9 @@ use serde_json::json;
 
 use crate::carve::flv::Status;
 use crate::carve::fragments::Evidence;
-use crate::classify::{Collections, Decided};
+use crate::classify::Decided;
 use crate::index::{DoubtCounts, FlvEntry, Index};
+use crate::served::{Classified, ServedCollection};
 
 /// The file name of a carved FLV: zero-padded decimal offset so `ls` order is disk
 /// order; with several sources, prefixed by the source number (1-based).
@@ -282,9 +283,10 @@ impl Summary {
     /// with `--known`, per candidate the surviving file it matches.
     pub fn new(
         index: &Index,
-        collections: &Collections,
+        classified: &Classified,
         known: Option<&[Option<PathBuf>]>,
     ) -> Summary {
+        let collections = &classified.collections;
         let count = |st: Status| index.flv.iter().filter(|e| e.carved.status == st).count();
         let mut wt_pages_by_codec: Vec<(&'static str, usize)> = Vec::new();
         for p in &index.wt_pages {
@@ -296,7 +298,7 @@ impl Summary {
                 None => wt_pages_by_codec.push((p.codec.as_str(), 1)),
             }
         }
-        let sum = |f: fn(&crate::classify::Collection) -> usize| collections.values().map(f).sum();
+        let sum = |f: fn(&ServedCollection) -> u64| collections.iter().map(f).sum::<u64>() as usize;
         Summary {
             bytes_scanned: index.covered.iter().map(|s| s.len()).sum(),
             scan_seconds: index.scan_seconds,
@@ -310,19 +312,19 @@ impl Summary {
                 .count(),
             mongo: MongoTotals {
                 collections: collections.len(),
-                live: sum(|c| c.docs.len()),
-                deleted: sum(|c| c.deleted.len()),
+                live: sum(|c| c.live.count),
+                deleted: sum(|c| c.deleted.count),
                 duplicates: sum(|c| c.duplicates),
-                conflicts: sum(|c| c.conflicts.len()),
+                conflicts: sum(|c| c.conflicts.len() as u64),
                 doubted: collections
-                    .values()
+                    .iter()
                     .fold(DoubtCounts::default(), |mut all, c| {
                         all.merge(c.doubted);
                         all
                     }),
                 rejected: index.rejected,
                 decided: collections
-                    .values()
+                    .iter()
                     .fold(Decided::default(), |all, c| Decided {
                         chain: all.chain + c.decided.chain,
                         links: all.links + c.decided.links,
@@ -439,7 +441,7 @@ pub fn json_summary(
     summary: &Summary,
     rows: &[FlvRow],
     index: &Index,
-    collections: &Collections,
+    classified: &Classified,
     (index_path, reused): (&Path, bool),
 ) -> serde_json::Value {
     let by_compressor: serde_json::Map<String, serde_json::Value> = summary
@@ -461,8 +463,8 @@ pub fn json_summary(
             "by_compressor": by_compressor,
             "catalog": index.wt_catalog.iter().map(|e| json!({"file": format!("{}.wt", e.ident), "collection": e.ns})).collect::<Vec<_>>(),
         },
-        "mongo": collections.iter().map(|(ns, c)| (ns.clone(), json!({
-            "documents": c.docs.len(), "deleted": c.deleted.len(), "duplicates": c.duplicates,
+        "mongo": classified.collections.iter().map(|c| (c.ns.clone(), json!({
+            "documents": c.live.count, "deleted": c.deleted.count, "duplicates": c.duplicates,
             "conflicts": c.conflicts.len(), "named_by": c.named_by_text(),
             "doubted": doubt_json(&c.doubted),
             "liveness_by": {"chain": c.decided.chain, "links": c.decided.links,

@@ -98,9 +98,11 @@ pub fn prepare(
     common: &CommonArgs,
     range: Option<(u64, u64)>,
 ) -> anyhow::Result<Prepared> {
+    let schema = pipeline::load_schema(common.schema.as_deref(), common.schema_from.as_deref())?;
     let bar = Bar::new();
     let (settings, plan) = scan_options(common, range);
-    let prepared = pipeline::prepare(sources, common.index.as_deref(), &settings, &plan, &bar);
+    let options = (&settings, schema.as_ref());
+    let prepared = pipeline::prepare(sources, common.index.as_deref(), options, &plan, &bar);
     bar.0.finish_and_clear();
     let prepared = prepared?;
     report_origin(&prepared.origin, &prepared.index_path);
@@ -113,9 +115,11 @@ pub fn ensure_index(
     sources: &[std::path::PathBuf],
     common: &CommonArgs,
 ) -> anyhow::Result<IndexOrigin> {
+    let schema = pipeline::load_schema(common.schema.as_deref(), common.schema_from.as_deref())?;
     let bar = Bar::new();
     let (settings, plan) = scan_options(common, None);
-    let ensured = pipeline::ensure(sources, common.index.as_deref(), &settings, &plan, &bar);
+    let options = (&settings, schema.as_ref());
+    let ensured = pipeline::ensure(sources, common.index.as_deref(), options, &plan, &bar);
     bar.0.finish_and_clear();
     let (origin, path) = ensured?;
     report_origin(&origin, &path);

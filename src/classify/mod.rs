@@ -24,6 +24,8 @@ mod schema;
 
 use std::collections::{BTreeMap, HashMap};
 
+use serde::{Deserialize, Serialize};
+
 use crate::carve::wiredtiger::PageKind;
 use crate::index::{DocEntry, DoubtCounts, Index};
 use liveness::{Evidence, Liveness};
@@ -32,7 +34,7 @@ use place::{FileKey, WtFiles};
 pub use schema::Schema;
 
 /// How a collection got its name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NamedBy {
     /// An MMAPv1 extent header on disk.
     Disk,
@@ -99,7 +101,7 @@ pub struct Collection {
 }
 
 /// Records counted by what decided whether they are live, strongest first.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decided {
     /// MMAPv1's record list, walked from a surviving extent header.
     pub chain: usize,
@@ -147,15 +149,6 @@ impl Collection {
             doubted: DoubtCounts::default(),
             learned: 0,
             decided: Decided::default(),
-        }
-    }
-
-    /// How the collection was named, for tables: `disk`, or `disk+learned` when some of
-    /// its documents came by their field set.
-    pub fn named_by_text(&self) -> String {
-        match (self.learned, self.named_by) {
-            (0, by) | (_, by @ NamedBy::Learned) => by.as_str().to_string(),
-            (_, by) => format!("{}+learned", by.as_str()),
         }
     }
 }

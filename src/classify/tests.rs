@@ -293,10 +293,7 @@ fn documents_whose_namespace_was_lost_go_where_their_shape_was_named() {
     let colls = classify(&idx, None);
     let products = &colls["shop.products"];
     assert_eq!(products.docs, [0, 1, 2, 3, 4]);
-    assert_eq!(
-        (products.learned, products.named_by_text().as_str()),
-        (2, "disk+learned")
-    );
+    assert_eq!((products.learned, products.named_by), (2, NamedBy::Disk));
     assert_eq!(colls["recovered.auto_x"].docs, [5]);
     // A schema that names the shape comes first.
     let schema = Schema::from_json(r#"{"shop.catalog": ["sku", "title", "price"]}"#).unwrap();

@@ -10,16 +10,27 @@ use crate::carve::fragments::{Evidence, Join};
 use crate::extent::{Extent, ExtentList};
 use crate::index::{FlvEntry, Index};
 use crate::report::{self, FlvRow};
+use crate::served::unreadable_bytes;
 
 /// Adds `flv/`, `flv/known/` and `flv/candidates.tsv` for every candidate of `index`;
-/// `known` holds, per candidate, the surviving file it matches (`--known`).
-pub fn add(tree: &mut Tree, index: &Index, known: Option<&[Option<PathBuf>]>) {
+/// `known` holds, per candidate, the surviving file it matches (`--known`). Returns
+/// the files that hold bytes of unreadable ranges, with how many.
+pub fn add(tree: &mut Tree, index: &Index, known: Option<&[Option<PathBuf>]>) -> Vec<(u64, u64)> {
     let rows = FlvRow::all(index, known);
     let shared = shared_fragments(index);
+    let mut unreadable = Vec::new();
     tree.mkdir_p("flv");
     for (i, row) in rows.iter().enumerate() {
         let (dir, name) = row.file.rsplit_once('/').unwrap_or(("flv", &row.file));
         let ino = tree.add_file(dir, name, flv_extents(row.entry));
+        let c = &row.entry.carved;
+        let borrowed = c.headless.iter().flat_map(|h| &h.borrowed);
+        let bad: u64 = (c.extents.iter().chain(borrowed))
+            .map(|&(at, len)| unreadable_bytes(&index.bad_ranges, row.entry.source, at, at + len))
+            .sum();
+        if bad > 0 {
+            unreadable.push((ino, bad));
+        }
         if let Some(created) = row.entry.carved.created_s {
             tree.set_mtime(ino, created);
         }
@@ -38,6 +49,7 @@ pub fn add(tree: &mut Tree, index: &Index, known: Option<&[Option<PathBuf>]>) {
         "candidates.tsv",
         ExtentList::from_bytes(tsv.into_bytes()),
     );
+    unreadable
 }
 
 /// The bytes of a carved FLV as an extent list (behind a synthesized header and

@@ -16,68 +16,77 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use super::Tree;
-use crate::classify::{Collection, Collections};
 use crate::extent::{Extent, ExtentList};
-use crate::index::{DocEntry, Index};
+use crate::index::Index;
 use crate::report;
+use crate::served::{self, DocTable, Rows, RowsFile, Served, ServedCollection};
 
-/// Adds `/mongo` to `tree` (nothing when no document was found).
-pub fn add(tree: &mut Tree, index: &Index, collections: &Collections) {
+/// Adds `/mongo` to `tree` (nothing when no document was found); returns the files
+/// that hold bytes of unreadable ranges, with how many.
+pub fn add(tree: &mut Tree, served: &Served) -> Vec<(u64, u64)> {
+    let collections = &served.classified.collections;
+    let mut unreadable = Vec::new();
     if collections.is_empty() {
-        return;
+        return unreadable;
     }
     let mut tsv = String::from(
         "collection\tdocuments\tduplicates\tconflicts\tdeleted\tbytes\tdoubted\tliveness_by\tnamed_by\n",
     );
-    let dirs = dir_names(collections.keys().map(String::as_str));
-    for ((ns, coll), (db, name)) in collections.iter().zip(dirs) {
-        let bytes: u64 = coll.docs.iter().map(|&i| index.docs[i].len as u64).sum();
+    let dirs = dir_names(collections.iter().map(|c| c.ns.as_str()));
+    for (coll, (db, name)) in collections.iter().zip(dirs) {
         let _ = writeln!(
             tsv,
-            "{ns}\t{}\t{}\t{}\t{}\t{bytes}\t{}\t{}\t{}",
-            coll.docs.len(),
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            coll.ns,
+            coll.live.count,
             coll.duplicates,
             coll.conflicts.len(),
-            coll.deleted.len(),
+            coll.deleted.count,
+            coll.live.bson,
             report::doubt_list(&coll.doubted),
             coll.decided.text(),
             coll.named_by_text(),
         );
-        add_collection(
+        let table = &served.table;
+        let (dump, json) = (format!("mongo/dump/{db}"), format!("mongo/json/{db}"));
+        unreadable.extend(add_collection(
             tree,
-            index,
-            &format!("mongo/dump/{db}"),
-            &format!("mongo/json/{db}"),
+            table,
+            (&dump, &json),
             &name,
-            &coll.docs,
-        );
+            coll.live,
+        ));
         tree.add_file(
-            &format!("mongo/dump/{db}"),
+            &dump,
             &format!("{name}.metadata.json"),
             ExtentList::from_bytes(metadata(&name).into_bytes()),
         );
-        add_docs(tree, index, &format!("mongo/docs/{db}/{name}"), &coll.docs);
-        if !coll.deleted.is_empty() {
-            add_collection(
+        add_docs(tree, table, &format!("mongo/docs/{db}/{name}"), coll.live);
+        if coll.deleted.count > 0 {
+            let dump = format!("mongo/deleted/dump/{db}");
+            let json = format!("mongo/deleted/json/{db}");
+            unreadable.extend(add_collection(
                 tree,
-                index,
-                &format!("mongo/deleted/dump/{db}"),
-                &format!("mongo/deleted/json/{db}"),
+                table,
+                (&dump, &json),
                 &name,
-                &coll.deleted,
-            );
+                coll.deleted,
+            ));
         }
-        add_conflicts(tree, index, &format!("mongo/conflicts/{db}/{name}"), coll);
+        let dir = format!("mongo/conflicts/{db}/{name}");
+        unreadable.extend(add_conflicts(tree, served, &dir, coll));
     }
     tree.add_file(
         "mongo",
         "summary.tsv",
         ExtentList::from_bytes(tsv.into_bytes()),
     );
+    let index = &served.index;
     if !index.wt_catalog.is_empty() {
-        let mut tsv = String::from("file	collection	write_gen\n");
+        let mut tsv = String::from("file\tcollection\twrite_gen\n");
         for e in &index.wt_catalog {
             let _ = writeln!(tsv, "{}.wt\t{}\t{}", e.ident, e.ns, e.write_gen);
         }
@@ -87,129 +96,118 @@ pub fn add(tree: &mut Tree, index: &Index, collections: &Collections) {
             ExtentList::from_bytes(tsv.into_bytes()),
         );
     }
+    unreadable
 }
 
-/// `<dump>/<name>.bson` and `<json>/<name>.json` for the documents `docs`.
+/// `<dump>/<name>.bson` and `<json>/<name>.json` for the documents `rows`; returns
+/// the two files when their documents lie in unreadable ranges.
 fn add_collection(
     tree: &mut Tree,
-    index: &Index,
-    dump: &str,
-    json: &str,
+    table: &Arc<DocTable>,
+    (dump, json): (&str, &str),
     name: &str,
-    docs: &[usize],
-) {
-    let bson = docs.iter().flat_map(|&i| bson_extents(&index.docs[i], i));
-    tree.add_file(dump, &format!("{name}.bson"), ExtentList::new(bson));
-    let lines = docs.iter().map(|&i| Extent::Document {
-        doc: i as u32,
-        pretty: false,
-        len: index.docs[i].json_len as u64,
-    });
-    tree.add_file(json, &format!("{name}.json"), ExtentList::new(lines));
+    rows: Rows,
+) -> Vec<(u64, u64)> {
+    let file = |json| {
+        ExtentList::Lazy(Arc::new(RowsFile {
+            table: table.clone(),
+            rows,
+            json,
+        }))
+    };
+    let bson = tree.add_file(dump, &format!("{name}.bson"), file(false));
+    let json = tree.add_file(json, &format!("{name}.json"), file(true));
+    match rows.unreadable {
+        0 => Vec::new(),
+        n => vec![(bson, n), (json, n)],
+    }
 }
 
 /// One indented file per document, named after its `_id`: a lazy directory, since a
-/// collection may hold millions of documents and few users list them all. It keeps
-/// what naming needs in three flat vectors, not one allocation per document.
-fn add_docs(tree: &mut Tree, index: &Index, dir: &str, docs: &[usize]) {
-    let mut ids = Vec::new();
-    let mut ends = Vec::with_capacity(docs.len());
-    let mut files = Vec::with_capacity(docs.len());
-    let mut bytes = 0;
-    for &i in docs {
-        let d = &index.docs[i];
-        ids.extend_from_slice(&d.id);
-        ends.push(ids.len());
-        files.push((i as u32, d.pretty_len, d.offset));
-        bytes += d.pretty_len as u64;
-    }
+/// collection may hold millions of documents and few users list them all. It reads
+/// the names from the rows when it is first listed.
+fn add_docs(tree: &mut Tree, table: &Arc<DocTable>, dir: &str, rows: Rows) {
+    let table = table.clone();
     let make = move || {
         let mut used = Used::default();
-        let mut start = 0;
-        files
-            .iter()
-            .zip(&ends)
-            .map(|(&(doc, len, offset), &end)| {
-                let mut name = unique(&mut used, id_name(&ids[start..end], offset));
-                start = end;
+        rows.iter()
+            .filter_map(|n| {
+                // A row that fails its checksum was logged; its document is not listed.
+                let row = table.row(n).ok()?;
+                let mut name = unique(&mut used, id_name(&row.id, row.offset));
                 name.push_str(".json");
-                let text = Extent::Document {
-                    doc,
-                    pretty: true,
-                    len: len as u64,
-                };
-                (name, ExtentList::new([text]))
+                Some((name, pretty(n, row.pretty_len)))
             })
             .collect()
     };
-    tree.add_lazy_dir(dir, docs.len() as u64, bytes, Box::new(make));
+    tree.add_lazy_dir(dir, rows.count, rows.pretty, Box::new(make));
 }
 
-fn add_conflicts(tree: &mut Tree, index: &Index, dir: &str, coll: &Collection) {
+/// `<dir>/<_id>/<place>-<state>.json` for every version of each conflicting `_id`;
+/// returns the files that lie in unreadable ranges.
+fn add_conflicts(
+    tree: &mut Tree,
+    served: &Served,
+    dir: &str,
+    coll: &ServedCollection,
+) -> Vec<(u64, u64)> {
+    let (index, table) = (&served.index, &served.table);
     let mut used = Used::default();
+    let mut unreadable = Vec::new();
     for conflict in &coll.conflicts {
-        let first = &index.docs[conflict.versions[0]];
+        let versions: Vec<(u64, served::Row)> = conflict
+            .rows
+            .iter()
+            .filter_map(|n| Some((n, table.row(n).ok()?)))
+            .collect();
+        let Some((_, first)) = versions.first() else {
+            continue;
+        };
         let sub = format!(
             "{dir}/{}",
             unique(&mut used, id_name(&first.id, first.offset))
         );
-        for &v in &conflict.versions {
-            let d = &index.docs[v];
-            let state = if Some(v) == conflict.chosen {
+        for (n, d) in &versions {
+            let state = if Some(n - conflict.rows.start) == conflict.chosen {
                 "chosen"
             } else if d.deleted {
                 "deleted"
             } else {
                 "live"
             };
-            // Where it is on disk: the document's offset, or its WiredTiger block's and
-            // that page's write generation.
-            let (offset, generation) = match d.wt.and_then(|w| index.wt_pages.get(w.page as usize))
-            {
-                Some(page) => (page.offset, format!("-gen{}", page.write_gen)),
-                None => (d.offset, String::new()),
-            };
-            let place = if index.sources.len() > 1 {
-                format!("{}-{offset:013}{generation}", d.source + 1)
-            } else {
-                format!("{offset:013}{generation}")
-            };
-            tree.add_file(&sub, &format!("{place}-{state}.json"), pretty(index, v));
+            let name = format!("{}-{state}.json", place(index, d));
+            let ino = tree.add_file(&sub, &name, pretty(*n, d.pretty_len));
+            let (start, end) = served::read_range(&index.wt_pages, d.page, d.offset, d.len);
+            match served::unreadable_bytes(&index.bad_ranges, d.source, start, end) {
+                0 => {}
+                bytes => unreadable.push((ino, bytes)),
+            }
         }
     }
+    unreadable
 }
 
-fn pretty(index: &Index, i: usize) -> ExtentList {
-    ExtentList::new([Extent::Document {
-        doc: i as u32,
-        pretty: true,
-        len: index.docs[i].pretty_len as u64,
-    }])
-}
-
-/// The stored bytes of document number `i`; a deleted record gets its length back.
-fn bson_extents(d: &DocEntry, i: usize) -> Vec<Extent> {
-    if d.wt.is_some() {
-        vec![Extent::Stored {
-            doc: i as u32,
-            len: d.len as u64,
-        }]
-    } else if d.deleted {
-        vec![
-            Extent::Bytes(d.len.to_le_bytes().to_vec().into()),
-            Extent::Source {
-                source: d.source,
-                offset: d.offset + 4,
-                len: d.len as u64 - 4,
-            },
-        ]
+/// Where a version is on disk: the document's offset, or its WiredTiger block's and
+/// that page's write generation (with the source's number when there are several).
+fn place(index: &Index, d: &served::Row) -> String {
+    let (offset, generation) = match d.page.and_then(|p| index.wt_pages.get(p as usize)) {
+        Some(page) => (page.offset, format!("-gen{}", page.write_gen)),
+        None => (d.offset, String::new()),
+    };
+    if index.sources.len() > 1 {
+        format!("{}-{offset:013}{generation}", d.source + 1)
     } else {
-        vec![Extent::Source {
-            source: d.source,
-            offset: d.offset,
-            len: d.len as u64,
-        }]
+        format!("{offset:013}{generation}")
     }
+}
+
+/// Row `row`'s document as one indented file.
+fn pretty(row: u64, len: u32) -> ExtentList {
+    ExtentList::new([Extent::Document {
+        doc: row,
+        pretty: true,
+        len: u64::from(len),
+    }])
 }
 
 /// `db` and `collection` of each namespace, made safe as path components and unique:

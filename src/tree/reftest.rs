@@ -15,6 +15,12 @@ use crate::classify::Collections;
 use crate::extent::SourceReader;
 use crate::index::{FlvEntry, Index};
 use crate::report::FlvRow;
+use crate::served::Served;
+
+/// `index` as a mount serves it (no documents).
+fn served(index: &Index) -> Served {
+    Served::in_memory(index.clone(), &Collections::new())
+}
 
 /// Sources held in memory.
 struct Disk(Vec<Vec<u8>>);
@@ -106,7 +112,7 @@ proptest! {
     #[test]
     fn every_read_equals_the_model(pieces in pieces(), reads in prop::collection::vec((0u64..20_000, 0usize..9_000), 1..20)) {
         let (disk, index) = model(&pieces);
-        let tree = build::build(&index, None, &Collections::new(), false);
+        let tree = build::build(&served(&index), None, false);
         for (i, entry) in index.flv.iter().enumerate() {
             let row = FlvRow::new(&index, i, None);
             let list = file(&tree, &row.file);
@@ -126,8 +132,8 @@ proptest! {
     fn inodes_are_stable_and_candidates_list_every_file(pieces in pieces()) {
         let (_, index) = model(&pieces);
         let (a, b) = (
-            build::build(&index, None, &Collections::new(), false),
-            build::build(&index, None, &Collections::new(), false),
+            build::build(&served(&index), None, false),
+            build::build(&served(&index), None, false),
         );
         let tsv = String::from_utf8(file(&a, "flv/candidates.tsv").read(0, 1 << 20, &Disk(Vec::new())).unwrap()).unwrap();
         let lines: Vec<&str> = tsv.lines().collect();
@@ -150,7 +156,7 @@ fn known_files_move_to_flv_known() {
         dir: Path::new("/srv/surviving"),
         matches: &matches,
     };
-    let tree = build::build(&index, Some(&known), &Collections::new(), false);
+    let tree = build::build(&served(&index), Some(&known), false);
     let moved = file(&tree, "flv/known/1-0000000000100.flv");
     assert_eq!(
         moved.read(0, 1000, &disk).unwrap(),

@@ -1,10 +1,10 @@
 //! The persisted offset index: what one scan found, so that a mount never rescans.
 //!
-//! File layout: a 16-byte magic, a u32 format version, a u64 payload length, a u32
-//! CRC-32 of the payload, then the payload (postcard). Written to a temporary file in
-//! the same directory, fsynced and renamed over the old one, so a crash or a concurrent
-//! scan never leaves a half-written index; a truncated, bit-flipped, foreign or older
-//! index is detected by the header and checksum and never served.
+//! The file is sectioned (see [`file`]): the head (sources and options), what was
+//! found besides documents, the documents, and once they are classified, the
+//! collections and the rows a mount serves from a memory map ([`crate::served`]).
+//! Each section is checksummed on its own, so reading the head does not read the
+//! documents, and a mount decodes none of them.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, Write};
@@ -20,10 +20,12 @@ use crate::carve::wiredtiger::{Address, Codec, PageKind};
 use crate::extjson::JsonMode;
 use crate::source::{Source, SourceKind};
 
-const MAGIC: &[u8; 16] = b"salvagefs-index\n";
-/// Bumped whenever the payload layout or the carvers' results change.
-pub const FORMAT_VERSION: u32 = 9;
-const HEADER_LEN: usize = 16 + 4 + 8 + 4;
+pub mod file;
+
+use file::{IndexWriter, Section};
+
+/// Bumped whenever the file layout or the carvers' results change.
+pub const FORMAT_VERSION: u32 = 10;
 
 /// Why an index cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -311,7 +313,7 @@ impl DoubtCounts {
 }
 
 /// Everything a scan found.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Index {
     /// salvagefs version that wrote it.
     pub tool_version: String,
@@ -416,109 +418,114 @@ impl Index {
         )
     }
 
-    /// Serializes the index to bytes (header + checksummed payload); an encoding
-    /// failure is an error, never an empty payload saved as if it were the index.
-    pub fn to_bytes(&self) -> Result<Vec<u8>, postcard::Error> {
-        Ok(Index::wrap_payload(&postcard::to_allocvec(self)?))
+    /// The index as its file holds it (without classification): for tests and the
+    /// fuzzer; [`Index::save`] streams the same bytes into a file.
+    pub fn to_bytes(&self) -> io::Result<Vec<u8>> {
+        let mut out = io::Cursor::new(Vec::new());
+        let mut writer = IndexWriter::new(&mut out)?;
+        self.write_sections(&mut writer)?;
+        writer.finish()?;
+        Ok(out.into_inner())
     }
 
-    /// Puts the header (magic, version, length, checksum) in front of an encoded
-    /// payload; public so that the fuzzer can hand the decoder well-framed garbage.
-    pub fn wrap_payload(payload: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-        out.extend_from_slice(&header(payload.len() as u64, crc32fast::hash(payload)));
-        out.extend_from_slice(payload);
-        out
+    /// Writes the head, meta and documents sections.
+    pub fn write_sections<W: Write + Seek>(&self, w: &mut IndexWriter<W>) -> io::Result<()> {
+        w.value(
+            Section::Head,
+            &(
+                &self.tool_version,
+                self.created,
+                self.scan_seconds,
+                &self.sources,
+                &self.settings,
+                &self.covered,
+            ),
+        )?;
+        w.value(
+            Section::Meta,
+            &(
+                &self.flv,
+                &self.bad_ranges,
+                self.rejected,
+                &self.shapes,
+                &self.ns_headers,
+                &self.wt_pages,
+                &self.wt_catalog,
+                &self.wt_files,
+                &self.wt_internal,
+                &self.wt_checkpoints,
+            ),
+        )?;
+        w.value(Section::Docs, &self.docs)
     }
 
-    /// Writes the index into `f` (at its start) as [`Index::to_bytes`] would, streaming
-    /// the payload: an index of millions of documents is never held encoded in memory
-    /// beside the documents themselves (`to_bytes` holds it twice, growing and framed).
-    fn write_to(&self, f: &mut File) -> io::Result<()> {
-        f.write_all(&[0; HEADER_LEN])?;
-        // Buffered before the checksum: postcard writes a few bytes at a time.
-        let out = io::BufWriter::with_capacity(
-            1 << 20,
-            Checksummed {
-                inner: f.try_clone()?,
-                len: 0,
-                crc: crc32fast::Hasher::new(),
-            },
-        );
-        let out = postcard::to_io(self, out).map_err(io::Error::other)?;
-        // The clone shares the file's offset: everything written before going back.
-        let out = out.into_inner().map_err(|e| e.into_error())?;
-        f.seek(io::SeekFrom::Start(0))?;
-        f.write_all(&header(out.len, out.crc.finalize()))
-    }
-
-    /// Parses bytes written by [`Index::to_bytes`]; `path` is only used in errors.
+    /// Parses bytes written by [`Index::to_bytes`] or [`Index::save`]; `path` is only
+    /// used in errors.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Index, IndexError> {
-        decode(bytes, path)
+        Index::from_file(&file::IndexFile::parse(bytes, path)?, true)
     }
 
-    /// Loads and verifies the index at `path`.
+    /// Decodes the index held by `file`: the documents too with `docs`, else none
+    /// (what a mount needs: it serves documents from the rows).
+    pub fn from_file<B: AsRef<[u8]>>(
+        file: &file::IndexFile<B>,
+        docs: bool,
+    ) -> Result<Index, IndexError> {
+        let head: IndexHead = file.decode(Section::Head)?;
+        let meta: Meta = file.decode(Section::Meta)?;
+        Ok(Index {
+            tool_version: head.tool_version,
+            created: head.created,
+            scan_seconds: head.scan_seconds,
+            sources: head.sources,
+            settings: head.settings,
+            covered: head.covered,
+            flv: meta.flv,
+            bad_ranges: meta.bad_ranges,
+            rejected: meta.rejected,
+            docs: if docs {
+                file.decode(Section::Docs)?
+            } else {
+                Vec::new()
+            },
+            shapes: meta.shapes,
+            ns_headers: meta.ns_headers,
+            wt_pages: meta.wt_pages,
+            wt_catalog: meta.wt_catalog,
+            wt_files: meta.wt_files,
+            wt_internal: meta.wt_internal,
+            wt_checkpoints: meta.wt_checkpoints,
+        })
+    }
+
+    /// Loads and verifies the index at `path`, documents included.
     pub fn load(path: &Path) -> Result<Index, IndexError> {
-        decode(&read(path)?, path)
+        Index::from_file(&file::map(path)?, true)
     }
 
-    /// Writes the index atomically: temporary file, fsync, rename.
+    /// Writes the index atomically (temporary file, fsync, rename), unclassified.
     pub fn save(&self, path: &Path) -> io::Result<()> {
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        fs::create_dir_all(dir)?;
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("index");
-        let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-        let result = (|| {
-            let mut f = File::create(&tmp)?;
-            self.write_to(&mut f)?;
-            f.sync_all()?;
-            fs::rename(&tmp, path)?;
-            File::open(dir)?.sync_all()
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result
+        file::save_atomically(path, |w| self.write_sections(w))
     }
 }
 
-/// The header in front of a payload of `len` bytes whose CRC-32 is `crc`.
-fn header(len: u64, crc: u32) -> [u8; HEADER_LEN] {
-    let mut h = [0u8; HEADER_LEN];
-    h[..16].copy_from_slice(MAGIC);
-    h[16..20].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-    h[20..28].copy_from_slice(&len.to_le_bytes());
-    h[28..].copy_from_slice(&crc.to_le_bytes());
-    h
+/// The [`Section::Meta`] part of an [`Index`], in the order it is written.
+#[derive(Deserialize)]
+struct Meta {
+    flv: Vec<FlvEntry>,
+    bad_ranges: Vec<Span>,
+    rejected: DoubtCounts,
+    shapes: Vec<Vec<String>>,
+    ns_headers: Vec<NsHeader>,
+    wt_pages: Vec<WtPage>,
+    wt_catalog: Vec<CatalogEntry>,
+    wt_files: Vec<String>,
+    wt_internal: Vec<WtInternal>,
+    wt_checkpoints: Vec<WtCheckpoint>,
 }
 
-/// Passes bytes on to `inner`, counting them and their CRC-32 on the way.
-struct Checksummed<W> {
-    inner: W,
-    len: u64,
-    crc: crc32fast::Hasher,
-}
-
-impl<W: Write> Write for Checksummed<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.crc.update(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// The first fields of an [`Index`] (same order, so postcard decodes them from the
-/// start of its payload): enough to tell whether the index fits, without decoding a
-/// million documents. `salvagefs mount` checks with it before handing over to the
-/// daemon, which loads the whole index once.
+/// The [`Section::Head`] of an index: enough to tell whether the index fits, without
+/// reading anything else.
 #[derive(Debug, Deserialize)]
 pub struct IndexHead {
     /// See [`Index::tool_version`].
@@ -536,9 +543,9 @@ pub struct IndexHead {
 }
 
 impl IndexHead {
-    /// Loads the head of the index at `path`, after verifying the whole file.
+    /// Loads the head of the index at `path` (checking the header and the head only).
     pub fn load(path: &Path) -> Result<IndexHead, IndexError> {
-        decode(&read(path)?, path)
+        file::map(path)?.decode(Section::Head)
     }
 
     /// As [`Index::mismatch`].
@@ -553,66 +560,6 @@ impl IndexHead {
             (sources, settings, covered),
         )
     }
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, IndexError> {
-    fs::read(path).map_err(|err| match err.kind() {
-        io::ErrorKind::NotFound => IndexError::Missing(path.to_path_buf()),
-        _ => IndexError::Io {
-            path: path.to_path_buf(),
-            err,
-        },
-    })
-}
-
-/// Checks the header and checksum of index bytes, then decodes (the start of) the
-/// payload as `T`.
-fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], path: &Path) -> Result<T, IndexError> {
-    let corrupt = |reason: &str| IndexError::Corrupt {
-        path: path.to_path_buf(),
-        reason: reason.to_string(),
-    };
-    if bytes.len() < HEADER_LEN || &bytes[..16] != MAGIC {
-        return Err(corrupt("not a salvagefs index (bad magic)"));
-    }
-    let header = |at: usize, n: usize| {
-        bytes
-            .get(at..at + n)
-            .ok_or_else(|| corrupt("truncated header"))
-    };
-    let version = u32::from_le_bytes(
-        header(16, 4)?
-            .try_into()
-            .map_err(|_| corrupt("bad version"))?,
-    );
-    if version != FORMAT_VERSION {
-        return Err(IndexError::Version {
-            path: path.to_path_buf(),
-            found: version,
-        });
-    }
-    let len = u64::from_le_bytes(
-        header(20, 8)?
-            .try_into()
-            .map_err(|_| corrupt("bad length"))?,
-    );
-    let crc = u32::from_le_bytes(
-        header(28, 4)?
-            .try_into()
-            .map_err(|_| corrupt("bad checksum"))?,
-    );
-    let payload = &bytes[HEADER_LEN..];
-    if payload.len() as u64 != len {
-        return Err(corrupt(
-            "truncated or padded (length does not match the header)",
-        ));
-    }
-    if crc32fast::hash(payload) != crc {
-        return Err(corrupt("checksum mismatch"));
-    }
-    postcard::take_from_bytes(payload)
-        .map(|(value, _)| value)
-        .map_err(|e| corrupt(&format!("undecodable payload: {e}")))
 }
 
 /// Why an index of `have` (sources, settings, covered bytes) does not describe `want`.
@@ -800,13 +747,15 @@ mod tests {
             Index::from_bytes(&bytes[..bytes.len() - 1], p),
             Err(IndexError::Corrupt { .. })
         ));
+        // A flip is detected, or lands in the padding between sections and changes
+        // nothing.
         for i in 0..bytes.len() {
             let mut b = bytes.clone();
             b[i] ^= 0x10;
-            assert!(
-                Index::from_bytes(&b, p).is_err(),
-                "flip at {i} not detected"
-            );
+            match Index::from_bytes(&b, p) {
+                Err(_) => {}
+                Ok(read) => assert!(read == idx && b[i] == 0x10, "flip at {i} not detected"),
+            }
         }
         let mut old = bytes.clone();
         old[16] = 0;

@@ -1,0 +1,767 @@
+//! The classified documents as the mount serves them: one fixed-width row per document,
+//! each collection's live documents, deleted records and conflicting versions in
+//! consecutive rows, each row knowing where it starts in its list's `.bson` and `.json`.
+//! A collection's file is then a range of rows, and a read binary-searches it.
+//!
+//! Classification runs once, when the index is saved; the rows are a section of the
+//! index, checksummed per block of [`BLOCK_ROWS`], and a mount maps them: it decodes
+//! no document up front, so mount time and memory do not grow with the documents (the
+//! kernel pages in the rows readers touch). A block that fails its checksum makes the
+//! reads that need it fail with EIO; the rest keeps serving.
+
+use std::fmt;
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use md5::{Digest, Md5};
+use serde::{Deserialize, Serialize};
+
+use crate::classify::{Collections, Decided, NamedBy, Schema};
+use crate::extent::{Extent, LazyExtents};
+use crate::index::file::{self, IndexFile, Section};
+use crate::index::{DocEntry, DocId, DoubtCounts, Index, IndexError, Span, WtPage};
+
+/// Bytes of one row.
+pub const ROW_LEN: usize = 64;
+/// Rows per checksummed block (256 KiB): a mount checks a block on its first read.
+pub const BLOCK_ROWS: u64 = 4096;
+/// Bytes of `_id` a row holds (the index keeps longer ones as type byte and md5: 17).
+const ID_LEN: usize = 18;
+
+/// One document as the mount serves it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    /// Position of the source in the index's source list.
+    pub source: u32,
+    /// Offset of the document on the source, or in its WiredTiger page image.
+    pub offset: u64,
+    /// Length in bytes.
+    pub len: u32,
+    /// Bytes of its one-line Extended JSON, newline included.
+    pub json_len: u32,
+    /// Bytes of its indented Extended JSON, newline included.
+    pub pretty_len: u32,
+    /// The WiredTiger page holding it (a position in [`Index::wt_pages`]).
+    pub page: Option<u32>,
+    /// An MMAPv1 deleted record, whose length on disk was overwritten.
+    pub deleted: bool,
+    /// Where it starts in its list's `.bson`.
+    pub bson_at: u64,
+    /// Where it starts in its list's `.json`.
+    pub json_at: u64,
+    /// Its `_id` as the index keeps it (type byte and value, or md5 of a long value).
+    pub id: DocId,
+}
+
+impl Row {
+    fn of(d: &DocEntry, bson_at: u64, json_at: u64) -> Row {
+        Row {
+            source: d.source,
+            offset: d.offset,
+            len: d.len,
+            json_len: d.json_len,
+            pretty_len: d.pretty_len,
+            page: d.wt.map(|w| w.page),
+            deleted: d.deleted,
+            bson_at,
+            json_at,
+            id: DocId::from_slice(&d.id[..d.id.len().min(ID_LEN)]),
+        }
+    }
+
+    /// The row's 64 bytes: offset, bson_at, json_at (u64), source, len, json_len,
+    /// pretty_len, page (u32, `u32::MAX` for none), flags, id length (u8), id, all
+    /// little-endian.
+    pub fn encode(&self) -> [u8; ROW_LEN] {
+        let mut b = [0u8; ROW_LEN];
+        b[0..8].copy_from_slice(&self.offset.to_le_bytes());
+        b[8..16].copy_from_slice(&self.bson_at.to_le_bytes());
+        b[16..24].copy_from_slice(&self.json_at.to_le_bytes());
+        b[24..28].copy_from_slice(&self.source.to_le_bytes());
+        b[28..32].copy_from_slice(&self.len.to_le_bytes());
+        b[32..36].copy_from_slice(&self.json_len.to_le_bytes());
+        b[36..40].copy_from_slice(&self.pretty_len.to_le_bytes());
+        b[40..44].copy_from_slice(&self.page.unwrap_or(u32::MAX).to_le_bytes());
+        b[44] = u8::from(self.deleted);
+        b[45] = self.id.len() as u8;
+        b[46..46 + self.id.len()].copy_from_slice(&self.id);
+        b
+    }
+
+    /// Reads a row written by [`Row::encode`]; any 64 bytes give some row.
+    pub fn decode(b: &[u8; ROW_LEN]) -> Row {
+        let u64_at = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or([0; 8]));
+        let u32_at = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap_or([0; 4]));
+        let id_len = (b[45] as usize).min(ID_LEN);
+        Row {
+            offset: u64_at(0),
+            bson_at: u64_at(8),
+            json_at: u64_at(16),
+            source: u32_at(24),
+            len: u32_at(28),
+            json_len: u32_at(32),
+            pretty_len: u32_at(36),
+            page: Some(u32_at(40)).filter(|&p| p != u32::MAX),
+            deleted: b[44] & 1 != 0,
+            id: DocId::from_slice(&b[46..46 + id_len]),
+        }
+    }
+
+    /// The stored bytes of row number `row` as extents, calling `each` with each one
+    /// and where it starts in the file: a WiredTiger document is read from its page
+    /// image, a deleted record gets its length back.
+    fn bson_extents(
+        &self,
+        row: u64,
+        each: &mut dyn FnMut(u64, &Extent) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let (len, at) = (u64::from(self.len), self.bson_at);
+        if self.page.is_some() {
+            return each(at, &Extent::Stored { doc: row, len });
+        }
+        if self.deleted && len >= 4 {
+            each(at, &Extent::Bytes(self.len.to_le_bytes().to_vec().into()))?;
+            let rest = Extent::Source {
+                source: self.source,
+                offset: self.offset.saturating_add(4),
+                len: len - 4,
+            };
+            return each(at.saturating_add(4), &rest);
+        }
+        let whole = Extent::Source {
+            source: self.source,
+            offset: self.offset,
+            len,
+        };
+        each(at, &whole)
+    }
+}
+
+/// Consecutive rows served as one list (a collection's live documents, its deleted
+/// records, or the versions of one `_id`), with the sizes of its files.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rows {
+    /// First row.
+    pub start: u64,
+    /// Number of rows.
+    pub count: u64,
+    /// Bytes of the documents as stored (the `.bson`).
+    pub bson: u64,
+    /// Bytes of their one-line Extended JSON (the `.json`).
+    pub json: u64,
+    /// Bytes of their indented Extended JSON (the files of `docs/`).
+    pub pretty: u64,
+    /// Bytes of the source they are read from that lie in unreadable ranges.
+    pub unreadable: u64,
+}
+
+impl Rows {
+    /// Row numbers of the list.
+    pub fn iter(&self) -> std::ops::Range<u64> {
+        self.start..self.start.saturating_add(self.count)
+    }
+}
+
+/// Versions of one `_id` with different contents.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServedConflict {
+    /// Every version, in disk order.
+    pub rows: Rows,
+    /// The version in the live collection (a position within `rows`), if any.
+    pub chosen: Option<u64>,
+}
+
+/// One collection as classified, its documents as rows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServedCollection {
+    /// `db.collection`.
+    pub ns: String,
+    /// How the name was found.
+    pub named_by: NamedBy,
+    /// Live documents placed here by a learned field set.
+    pub learned: u64,
+    /// Live documents, in disk order.
+    pub live: Rows,
+    /// Deleted records, in disk order.
+    pub deleted: Rows,
+    /// `_id`s with more than one version.
+    pub conflicts: Vec<ServedConflict>,
+    /// Byte-identical copies dropped.
+    pub duplicates: u64,
+    /// What plausibility rules dislike about its live documents.
+    pub doubted: DoubtCounts,
+    /// How many of its records each kind of evidence decided.
+    pub decided: Decided,
+}
+
+impl ServedCollection {
+    /// How the collection was named, for tables: `disk`, or `disk+learned` when some of
+    /// its documents came by their field set.
+    pub fn named_by_text(&self) -> String {
+        match (self.learned, self.named_by) {
+            (0, by) | (_, by @ NamedBy::Learned) => by.as_str().to_string(),
+            (_, by) => format!("{}+learned", by.as_str()),
+        }
+    }
+}
+
+/// The result of classification as the index keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Classified {
+    /// Fingerprint of the schema the documents were sorted by (`None`: none).
+    pub schema: Option<[u8; 16]>,
+    /// Rows in all.
+    pub rows: u64,
+    /// Every collection, by `db.collection`.
+    pub collections: Vec<ServedCollection>,
+}
+
+/// Tells one schema from another: a classification made with another schema is
+/// redone, not served.
+pub fn fingerprint(schema: Option<&Schema>) -> Option<[u8; 16]> {
+    let schema = schema?;
+    let mut h = Md5::new();
+    for (ns, fields) in &schema.collections {
+        h.update(ns.as_bytes());
+        for f in fields {
+            h.update([0]);
+            h.update(f.as_bytes());
+        }
+        h.update([1]);
+    }
+    Some(h.finalize().into())
+}
+
+/// Writes rows, counting them and a CRC-32 per block.
+struct RowWriter<'a> {
+    out: &'a mut dyn Write,
+    rows: u64,
+    crc: crc32fast::Hasher,
+    sums: Vec<u32>,
+}
+
+impl RowWriter<'_> {
+    fn push(&mut self, row: &Row) -> io::Result<()> {
+        let bytes = row.encode();
+        self.out.write_all(&bytes)?;
+        self.crc.update(&bytes);
+        self.rows += 1;
+        if self.rows.is_multiple_of(BLOCK_ROWS) {
+            self.sums.push(std::mem::take(&mut self.crc).finalize());
+        }
+        Ok(())
+    }
+
+    /// Writes documents `docs` of `index` as one list.
+    fn list(&mut self, index: &Index, docs: &[usize]) -> io::Result<Rows> {
+        let mut rows = Rows {
+            start: self.rows,
+            ..Rows::default()
+        };
+        for &i in docs {
+            let d = &index.docs[i];
+            self.push(&Row::of(d, rows.bson, rows.json))?;
+            rows.count += 1;
+            rows.bson += u64::from(d.len);
+            rows.json += u64::from(d.json_len);
+            rows.pretty += u64::from(d.pretty_len);
+            let (start, end) = read_range(&index.wt_pages, d.wt.map(|w| w.page), d.offset, d.len);
+            rows.unreadable += unreadable_bytes(&index.bad_ranges, d.source, start, end);
+        }
+        Ok(rows)
+    }
+
+    /// The checksums, the last partial block's included.
+    fn finish(mut self) -> Vec<u32> {
+        if !self.rows.is_multiple_of(BLOCK_ROWS) {
+            self.sums.push(self.crc.finalize());
+        }
+        self.sums
+    }
+}
+
+/// Writes the documents of `index` sorted into `collections` as rows into `out`;
+/// returns what the collections section holds and the rows' block checksums.
+pub fn lay_out(
+    index: &Index,
+    collections: &Collections,
+    schema: Option<[u8; 16]>,
+    out: &mut dyn Write,
+) -> io::Result<(Classified, Vec<u32>)> {
+    let mut w = RowWriter {
+        out,
+        rows: 0,
+        crc: crc32fast::Hasher::new(),
+        sums: Vec::new(),
+    };
+    let mut served = Vec::with_capacity(collections.len());
+    for (ns, c) in collections {
+        let live = w.list(index, &c.docs)?;
+        let deleted = w.list(index, &c.deleted)?;
+        let conflicts = c
+            .conflicts
+            .iter()
+            .map(|conflict| {
+                Ok(ServedConflict {
+                    rows: w.list(index, &conflict.versions)?,
+                    chosen: conflict.chosen.and_then(|chosen| {
+                        let at = conflict.versions.iter().position(|&v| v == chosen)?;
+                        Some(at as u64)
+                    }),
+                })
+            })
+            .collect::<io::Result<_>>()?;
+        served.push(ServedCollection {
+            ns: ns.clone(),
+            named_by: c.named_by,
+            learned: c.learned as u64,
+            live,
+            deleted,
+            conflicts,
+            duplicates: c.duplicates as u64,
+            doubted: c.doubted,
+            decided: c.decided,
+        });
+    }
+    let rows = w.rows;
+    let sums = w.finish();
+    let classified = Classified {
+        schema,
+        rows,
+        collections: served,
+    };
+    Ok((classified, sums))
+}
+
+/// Saves `index` atomically at `path` with its documents sorted into `collections`
+/// (by the schema of fingerprint `schema`): what a mount serves without classifying.
+pub fn save(
+    index: &Index,
+    collections: &Collections,
+    schema: Option<[u8; 16]>,
+    path: &Path,
+) -> io::Result<()> {
+    file::save_atomically(path, |w| {
+        index.write_sections(w)?;
+        let mut laid = None;
+        w.section(Section::Rows, |out| {
+            laid = Some(lay_out(index, collections, schema, out)?);
+            Ok(())
+        })?;
+        let (classified, sums) = laid.ok_or_else(|| io::Error::other("rows not laid out"))?;
+        w.value(Section::Collections, &classified)?;
+        w.section(Section::RowChecksums, |out| {
+            sums.iter()
+                .try_for_each(|s| out.write_all(&s.to_le_bytes()))
+        })
+    })
+}
+
+/// True when the index at `path` holds its documents classified with the schema of
+/// fingerprint `schema` (reads the header and the collections only).
+pub fn classified_with(path: &Path, schema: Option<[u8; 16]>) -> bool {
+    let file = file::map(path);
+    let classified = file.and_then(|f| match f.raw(Section::Collections).is_empty() {
+        true => Ok(None),
+        false => f.decode::<Classified>(Section::Collections).map(Some),
+    });
+    matches!(classified, Ok(Some(c)) if c.schema == schema)
+}
+
+/// A block of rows: not checked yet, checked and good, or damaged.
+const UNCHECKED: u8 = 0;
+const GOOD: u8 = 1;
+const BAD: u8 = 2;
+
+/// The rows of an index, mapped (or held, for an index made in memory), each block
+/// checked against its checksum on first use.
+pub struct DocTable {
+    bytes: Box<dyn AsRef<[u8]> + Send + Sync>,
+    start: usize,
+    rows: u64,
+    sums: Vec<u32>,
+    state: Vec<AtomicU8>,
+}
+
+impl fmt::Debug for DocTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DocTable")
+            .field("rows", &self.rows)
+            .finish()
+    }
+}
+
+impl DocTable {
+    /// Rows `rows` long at `start` of `bytes`, with a checksum per block; `None` when
+    /// the sizes disagree.
+    fn new(
+        bytes: Box<dyn AsRef<[u8]> + Send + Sync>,
+        start: usize,
+        rows: u64,
+        sums: Vec<u32>,
+    ) -> Option<DocTable> {
+        let len = usize::try_from(rows).ok()?.checked_mul(ROW_LEN)?;
+        let fits = start.checked_add(len)? <= (*bytes).as_ref().len();
+        let blocks = rows.div_ceil(BLOCK_ROWS);
+        (fits && sums.len() as u64 == blocks).then(|| DocTable {
+            state: (0..sums.len()).map(|_| AtomicU8::new(UNCHECKED)).collect(),
+            bytes,
+            start,
+            rows,
+            sums,
+        })
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> u64 {
+        self.rows
+    }
+
+    /// True when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// Row number `row`: EIO when it lies in a block that fails its checksum, or
+    /// past the end.
+    pub fn row(&self, row: u64) -> io::Result<Row> {
+        let eio = || io::Error::from_raw_os_error(libc::EIO);
+        if row >= self.rows {
+            return Err(eio());
+        }
+        let block = (row / BLOCK_ROWS) as usize;
+        let all = (*self.bytes).as_ref();
+        let state = &self.state[block];
+        if state.load(Ordering::Relaxed) == UNCHECKED {
+            let from = self.start + block * BLOCK_ROWS as usize * ROW_LEN;
+            let to = self.start
+                + (self.rows as usize * ROW_LEN).min((block + 1) * BLOCK_ROWS as usize * ROW_LEN);
+            let good = crc32fast::hash(&all[from..to]) == self.sums[block];
+            if !good && state.swap(BAD, Ordering::Relaxed) != BAD {
+                log::error!(
+                    "index rows {}..{} fail their checksum; their documents read as EIO (scan again with --rescan)",
+                    block as u64 * BLOCK_ROWS,
+                    ((block as u64 + 1) * BLOCK_ROWS).min(self.rows)
+                );
+            }
+            if good {
+                state.store(GOOD, Ordering::Relaxed);
+            }
+        }
+        if state.load(Ordering::Relaxed) == BAD {
+            return Err(eio());
+        }
+        let at = self.start + row as usize * ROW_LEN;
+        let bytes: &[u8; ROW_LEN] = all[at..at + ROW_LEN].try_into().map_err(|_| eio())?;
+        Ok(Row::decode(bytes))
+    }
+}
+
+/// An index opened for serving: everything but the documents decoded, the documents
+/// classified and their rows mapped.
+pub struct Served {
+    /// The index, without its documents.
+    pub index: Index,
+    /// The collections.
+    pub classified: Classified,
+    /// The rows.
+    pub table: Arc<DocTable>,
+}
+
+impl Served {
+    /// Opens the index at `path` for serving. `Ok(None)` when its documents were not
+    /// classified with the schema of fingerprint `schema` (classify and save first).
+    pub fn open(path: &Path, schema: Option<[u8; 16]>) -> Result<Option<Served>, IndexError> {
+        Served::from_file(file::map(path)?, schema)
+    }
+
+    /// As [`Served::open`], from an index file's bytes.
+    pub fn from_file<B: AsRef<[u8]> + Send + Sync + 'static>(
+        file: IndexFile<B>,
+        schema: Option<[u8; 16]>,
+    ) -> Result<Option<Served>, IndexError> {
+        if file.raw(Section::Collections).is_empty() {
+            return Ok(None);
+        }
+        let classified: Classified = file.decode(Section::Collections)?;
+        if classified.schema != schema {
+            return Ok(None);
+        }
+        let index = Index::from_file(&file, false)?;
+        let sums = file
+            .checked(Section::RowChecksums)?
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        let start = file.range(Section::Rows).start;
+        let rows = classified.rows;
+        let bad = file.corrupt("the rows do not match the collections");
+        let table = DocTable::new(Box::new(file.into_bytes()), start, rows, sums).ok_or(bad)?;
+        Ok(Some(Served {
+            index,
+            classified,
+            table: Arc::new(table),
+        }))
+    }
+
+    /// `index` with its documents sorted into `collections`, laid out in memory as
+    /// [`save`] and [`Served::open`] would: for tests, which build indexes by hand.
+    #[cfg(test)]
+    pub(crate) fn in_memory(mut index: Index, collections: &Collections) -> Served {
+        let mut bytes = Vec::new();
+        let (classified, sums) = lay_out(&index, collections, None, &mut bytes).unwrap();
+        let rows = classified.rows;
+        let table = DocTable::new(Box::new(bytes), 0, rows, sums).unwrap();
+        index.docs = Vec::new();
+        Served {
+            index,
+            classified,
+            table: Arc::new(table),
+        }
+    }
+}
+
+/// A list of rows served as one file: the documents as stored (`.bson`) or as one-line
+/// Extended JSON (`.json`).
+#[derive(Debug)]
+pub struct RowsFile {
+    /// The rows.
+    pub table: Arc<DocTable>,
+    /// Which of them.
+    pub rows: Rows,
+    /// One-line JSON, else stored BSON.
+    pub json: bool,
+}
+
+impl RowsFile {
+    /// Where row `row` starts in the file.
+    fn at(&self, row: &Row) -> u64 {
+        if self.json { row.json_at } else { row.bson_at }
+    }
+
+    /// The last row starting at or before file offset `offset`.
+    fn row_at(&self, offset: u64) -> io::Result<u64> {
+        let (mut lo, mut hi) = (0, self.rows.count);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            match self.at(&self.table.row(self.rows.start.saturating_add(mid))?) <= offset {
+                true => lo = mid,
+                false => hi = mid,
+            }
+        }
+        Ok(self.rows.start.saturating_add(lo))
+    }
+}
+
+impl LazyExtents for RowsFile {
+    fn len(&self) -> u64 {
+        if self.json {
+            self.rows.json
+        } else {
+            self.rows.bson
+        }
+    }
+
+    fn visit(
+        &self,
+        offset: u64,
+        end: u64,
+        each: &mut dyn FnMut(u64, &Extent) -> io::Result<()>,
+    ) -> io::Result<()> {
+        if self.rows.count == 0 {
+            return Ok(());
+        }
+        for n in self.row_at(offset)?..self.rows.iter().end {
+            let row = self.table.row(n)?;
+            if self.at(&row) >= end {
+                break;
+            }
+            if self.json {
+                let line = Extent::Document {
+                    doc: n,
+                    pretty: false,
+                    len: u64::from(row.json_len),
+                };
+                each(row.json_at, &line)?;
+            } else {
+                row.bson_extents(n, each)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Bytes of `[start, end)` of `source` that lie in the unreadable ranges `bad`
+/// (sorted and disjoint).
+pub fn unreadable_bytes(bad: &[Span], source: u32, start: u64, end: u64) -> u64 {
+    // Walk back from the last range starting before `end`.
+    let upto = bad.partition_point(|b| (b.source, b.start) < (source, end));
+    bad[..upto]
+        .iter()
+        .rev()
+        .take_while(|b| b.source == source && b.end > start)
+        .map(|b| b.end.min(end) - b.start.max(start))
+        .sum()
+}
+
+/// The source bytes a document is read from: its own (`len` bytes at `offset`), or
+/// those of its WiredTiger block, `page`.
+pub fn read_range(pages: &[WtPage], page: Option<u32>, offset: u64, len: u32) -> (u64, u64) {
+    match page.and_then(|p| pages.get(p as usize)) {
+        Some(page) => (
+            page.offset,
+            page.offset.saturating_add(page.disk_size.into()),
+        ),
+        None => (offset, offset.saturating_add(len.into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::Collection;
+    use crate::extent::{ExtentList, SourceReader};
+
+    /// Source bytes that tell their position: byte `i` of source `s` is `s + i`.
+    struct Pattern;
+    impl SourceReader for Pattern {
+        fn read_source(&self, source: u32, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+            for (i, b) in buf.iter_mut().enumerate() {
+                *b = (u64::from(source) + offset + i as u64) as u8;
+            }
+            Ok(())
+        }
+    }
+
+    fn doc(offset: u64, len: u32, deleted: bool) -> DocEntry {
+        DocEntry {
+            source: 0,
+            offset,
+            len,
+            deleted,
+            hash: offset,
+            id: DocId::from_slice(&[0x10, offset as u8, 0, 0, 0]),
+            shape: 0,
+            ns_header_ofs: None,
+            record_links: None,
+            json_len: len + 1,
+            pretty_len: len + 2,
+            wt: None,
+            doubts: Default::default(),
+        }
+    }
+
+    /// `n` documents of 5 to 104 bytes, every seventh a deleted record, all live in
+    /// one collection `db.c`.
+    fn sample(n: usize) -> (Index, Collections) {
+        let mut index = Index::for_tests(&["/x.img".into()], 1 << 40);
+        let mut at = 0;
+        for i in 0..n {
+            let len = 5 + (i % 100) as u32;
+            index.docs.push(doc(at, len, i % 7 == 3));
+            at += u64::from(len) + 3;
+        }
+        let collection = Collection {
+            named_by: NamedBy::Disk,
+            docs: (0..n).collect(),
+            deleted: Vec::new(),
+            duplicates: 0,
+            conflicts: Vec::new(),
+            doubted: DoubtCounts::default(),
+            learned: 0,
+            decided: Decided::default(),
+        };
+        (index, Collections::from([("db.c".to_string(), collection)]))
+    }
+
+    #[test]
+    fn rows_encode_and_decode() {
+        let mut d = doc(1 << 40, 300, true);
+        d.id = DocId::from_slice(&[0x02; 17]);
+        d.wt = Some(crate::index::WtRef { page: 7, record: 9 });
+        let row = Row::of(&d, 11, 12);
+        assert_eq!(Row::decode(&row.encode()), row);
+        let plain = Row::of(&doc(5, 6, false), 0, 0);
+        assert_eq!(Row::decode(&plain.encode()), plain);
+        assert_eq!(plain.page, None);
+        // Any bytes decode to some row.
+        let _ = Row::decode(&[0xff; ROW_LEN]);
+    }
+
+    #[test]
+    fn a_collection_file_reads_as_its_documents_in_a_row() {
+        let (index, collections) = sample(10_000);
+        let mut want = Vec::new();
+        for d in &index.docs {
+            let mut bytes = vec![0; d.len as usize];
+            Pattern.read_source(0, d.offset, &mut bytes).unwrap();
+            if d.deleted {
+                bytes[..4].copy_from_slice(&d.len.to_le_bytes());
+            }
+            want.extend(bytes);
+        }
+        let served = Served::in_memory(index, &collections);
+        let live = served.classified.collections[0].live;
+        assert_eq!((live.count, live.bson), (10_000, want.len() as u64));
+        let file = ExtentList::Lazy(Arc::new(RowsFile {
+            table: served.table.clone(),
+            rows: live,
+            json: false,
+        }));
+        assert_eq!(file.read(0, want.len() + 1, &Pattern).unwrap(), want);
+        for (at, size) in [
+            (0, 1),
+            (3, 9),
+            (12_345, 70_000),
+            (want.len() as u64 - 2, 10),
+        ] {
+            let to = (at as usize + size).min(want.len());
+            assert_eq!(
+                file.read(at, size, &Pattern).unwrap(),
+                want[at as usize..to]
+            );
+        }
+    }
+
+    #[test]
+    fn a_damaged_block_fails_alone() {
+        let (index, collections) = sample(3 * BLOCK_ROWS as usize);
+        let mut bytes = Vec::new();
+        let (classified, sums) = lay_out(&index, &collections, None, &mut bytes).unwrap();
+        bytes[BLOCK_ROWS as usize * ROW_LEN + 100] ^= 1;
+        let table = DocTable::new(Box::new(bytes), 0, classified.rows, sums).unwrap();
+        assert!(table.row(0).is_ok());
+        let err = table.row(BLOCK_ROWS + 5).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EIO));
+        assert!(table.row(2 * BLOCK_ROWS).is_ok());
+        assert!(table.row(3 * BLOCK_ROWS).is_err(), "past the end");
+    }
+
+    /// The file layout is pinned: a change to it without a new [`FORMAT_VERSION`]
+    /// would make old indexes decode as garbage instead of being rescanned.
+    #[test]
+    fn the_layout_is_pinned_by_the_format_version() {
+        let (mut index, collections) = sample(5);
+        index.created = 1_700_000_000;
+        index.tool_version = "golden".into();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("golden.idx");
+        save(&index, &collections, fingerprint(None), &path).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let digest: String = Md5::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            (crate::index::FORMAT_VERSION, bytes.len(), digest.as_str()),
+            (10, 836, "710fef4f9358c920ad5855bc3b0c13c2"),
+            "the index layout changed: bump FORMAT_VERSION, then update this test"
+        );
+        let served = Served::open(&path, None).unwrap().unwrap();
+        assert_eq!(served.table.len(), 5);
+        assert!(Served::open(&path, Some([1; 16])).unwrap().is_none());
+        assert_eq!(Index::load(&path).unwrap().docs, index.docs);
+    }
+}
