@@ -3,16 +3,18 @@
 # documents as MMAPv1 data files (bench/make-many-docs.py, ~300 bytes each, kept in
 # bench/work), then: scan wall time and peak RSS (/usr/bin/time), index size, mount
 # time with that index, the mount daemon's RSS, time to the first byte of the
-# collection's .json, and `ls -l` of a 100 000-entry docs/ directory (fresh mount).
+# collection's .json, reading the whole .bson and .json through the mount (cached
+# image), and `ls -l` of a 100 000-entry docs/ directory (fresh mount).
 # The memory columns are what issue 16 wants flat in N.
 #
 #   bench/scale.sh [N...]      (default: 1000000 3000000 10000000; needs pymongo, fuse3)
+#   SALVAGEFS=path/to/salvagefs bench/scale.sh ...   (another build, for comparisons)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=bench/work
 mkdir -p "$work"
-cargo build --release -q
-bin=target/release/salvagefs
+bin=${SALVAGEFS:-target/release/salvagefs}
+[ -n "${SALVAGEFS:-}" ] || cargo build --release -q
 mnt=$work/scale-mnt
 mkdir -p "$mnt"
 fusermount3 -u "$mnt" 2>/dev/null || true
@@ -28,8 +30,14 @@ a=$(now); entries=$(ls -l "$mnt"/mongo/docs/bench/orders | wc -l); ls_s=$(since 
 fusermount3 -u "$mnt"
 echo "ls -l of mongo/docs/bench/orders/ ($((entries - 1)) entries, fresh mount): $ls_s s"
 echo
-echo "| documents | image | scan s | scan peak RSS | index | mount s | daemon RSS | first byte of .json |"
-echo "|---|---|---|---|---|---|---|---|"
+# MB/s of reading file $1 whole.
+rate() {
+  local a s
+  a=$(now); cat "$1" >/dev/null; s=$(since "$a")
+  python3 -c "import sys; print(f'{int(sys.argv[1]) / 1e6 / float(sys.argv[2]):.0f}')" "$(stat -c %s "$1")" "$s"
+}
+echo "| documents | image | scan s | scan peak RSS | index | mount s | daemon RSS | first byte of .json | .bson MB/s | .json MB/s | daemon RSS after |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 for n in "${@:-1000000 3000000 10000000}"; do
   for n in $n; do
     img="$work/many-$n.img"
@@ -42,7 +50,10 @@ for n in "${@:-1000000 3000000 10000000}"; do
     pid=$(pgrep -n -f "salvagefs mount $img")
     rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
     a=$(now); head -c 1 "$mnt"/mongo/json/bench/orders.json >/dev/null; first=$(since "$a")
+    bson_rate=$(rate "$mnt"/mongo/dump/bench/orders.bson)
+    json_rate=$(rate "$mnt"/mongo/json/bench/orders.json)
+    after_kb=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
     fusermount3 -u "$mnt"
-    echo "| $n | $(( $(stat -c %s "$img") >> 20 )) MiB | $scan_s | $((scan_kb >> 10)) MB | $(( $(stat -c %s "$idx") >> 20 )) MiB | $mount_s | $((rss_kb >> 10)) MB | $first s |"
+    echo "| $n | $(( $(stat -c %s "$img") >> 20 )) MiB | $scan_s | $((scan_kb >> 10)) MB | $(( $(stat -c %s "$idx") >> 20 )) MiB | $mount_s | $((rss_kb >> 10)) MB | $first s | $bson_rate | $json_rate | $((after_kb >> 10)) MB |"
   done
 done

@@ -48,8 +48,9 @@ pub enum Extent {
         /// Length of the rendering, newline included.
         len: u64,
     },
-    /// The BSON bytes of document number `doc`, which is not a plain range of a source
-    /// (it lives in a compressed WiredTiger page); `len` bytes.
+    /// The BSON bytes of document number `doc` as stored, `len` bytes: read from its
+    /// WiredTiger page image, or through a window of the source that serves many
+    /// documents at once, a deleted record's length restored.
     Stored {
         /// The document's row in the index.
         doc: u64,

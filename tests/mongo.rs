@@ -95,6 +95,10 @@ fn loose_documents_are_sorted_by_schema_by_old_dump_and_by_fields() {
         let m = Mount::new(&[&loose], &tmp.path().join(mode), &args);
         check(&m, mode);
     }
+    // Another schema sorts the documents again, from the index: nothing is rescanned.
+    let out = salvagefs_ok(&[&"scan", &loose, &"--index", &idx, &"--schema", &schema]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("nothing rescanned"), "{said}");
 }
 
 #[test]
