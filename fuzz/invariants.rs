@@ -157,9 +157,9 @@ pub fn extjson_render(input: &[u8]) {
 pub fn index_load(data: &[u8]) {
     let path = Path::new("fuzz.idx");
     let _ = Index::from_bytes(data, path);
-    // The first six bytes give the sections' lengths (in 16-byte units).
-    let (cuts, mut rest) = data.split_at(data.len().min(6));
-    let mut sections: [&[u8]; 6] = [&[]; 6];
+    // The first bytes give the sections' lengths (in 16-byte units), one each.
+    let (cuts, mut rest) = data.split_at(data.len().min(file::Section::ALL.len()));
+    let mut sections: [&[u8]; file::Section::ALL.len()] = [&[]; file::Section::ALL.len()];
     for (section, &cut) in sections.iter_mut().zip(cuts) {
         let (this, next) = rest.split_at(rest.len().min(cut as usize * 16));
         (*section, rest) = (this, next);
@@ -186,6 +186,11 @@ pub fn index_load(data: &[u8]) {
                     json,
                 }));
                 let _ = file.visit(0, file.len().min(1 << 20), &mut |_, _| Ok(()));
+            }
+            for row in c.live.iter().take(1_000) {
+                if let Ok(name) = served.table.name(row) {
+                    let _ = served.table.find(c.live, &name);
+                }
             }
         }
     }

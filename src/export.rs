@@ -42,42 +42,46 @@ pub fn export(
     progress: &dyn Progress,
 ) -> io::Result<Exported> {
     let mtime = UNIX_EPOCH + Duration::from_secs(mtime);
-    let mut files = Vec::new();
-    collect(tree, ROOT, &mut String::new(), &mut files);
-    files.retain(|(path, _, _)| only.is_none_or(|set| set.is_match(path)));
-    progress.begin(files.iter().map(|(_, _, f)| f.len()).sum());
+    let wanted = |path: &str| only.is_none_or(|set| set.is_match(path));
+    // Two walks, so that no list of every file (millions of documents) is held: one
+    // for the total the progress bar needs, one to write.
+    let mut total = 0;
+    walk(tree, ROOT, &mut String::new(), &mut |path, _, file| {
+        if wanted(path) {
+            total += file.len();
+        }
+    });
+    progress.begin(total);
     let mut done = Exported::default();
-    for (path, ino, file) in files {
-        let target = dest.join(&path);
+    walk(tree, ROOT, &mut String::new(), &mut |path, ino, file| {
+        if !wanted(path) {
+            return;
+        }
+        let target = dest.join(path);
         let mtime = tree
             .mtime(ino)
             .map_or(mtime, |s| UNIX_EPOCH + Duration::from_secs(s));
         if is_complete(&target, file.len(), mtime) {
             done.skipped += 1;
             progress.advance(file.len());
-            continue;
+            return;
         }
         match write_file(&target, file, reader, mtime, progress) {
             Ok(()) => {
                 done.written += 1;
                 done.bytes += file.len();
             }
-            Err(e) => done.failed.push((path, e)),
+            Err(e) => done.failed.push((path.to_string(), e)),
         }
-    }
+    });
     set_dir_times(dest, mtime)?;
     Ok(done)
 }
 
-/// Every file under directory `ino` (whose path is `prefix`), in name order: path,
-/// inode, contents.
-fn collect<'t>(
-    tree: &'t Tree,
-    ino: u64,
-    prefix: &mut String,
-    out: &mut Vec<(String, u64, &'t ExtentList)>,
-) {
-    for &child in tree.children(ino).unwrap_or_default() {
+/// Calls `each` with every file under directory `ino` (whose path is `prefix`), in
+/// the directory's order: path, inode, contents.
+fn walk(tree: &Tree, ino: u64, prefix: &mut String, each: &mut dyn FnMut(&str, u64, &ExtentList)) {
+    for (child, name) in (0..).map_while(|i| tree.entry(ino, i)) {
         let Some(node) = tree.get(child) else {
             continue;
         };
@@ -85,10 +89,10 @@ fn collect<'t>(
         if !prefix.is_empty() {
             prefix.push('/');
         }
-        prefix.push_str(&node.name);
+        prefix.push_str(&name);
         match &node.kind {
-            NodeKind::File(list) => out.push((prefix.clone(), child, list)),
-            NodeKind::Dir(_) | NodeKind::LazyDir(_) => collect(tree, child, prefix, out),
+            NodeKind::File(list) => each(prefix, child, list),
+            NodeKind::Dir(_) | NodeKind::TableDir(_) => walk(tree, child, prefix, each),
         }
         prefix.truncate(len);
     }

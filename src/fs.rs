@@ -8,6 +8,7 @@
 //! does not stall `ls` elsewhere. Attributes never change, so the kernel may cache them
 //! for a long time; readdirplus hands `ls -l` every attribute with the listing.
 
+use std::borrow::Cow;
 use std::ffi::OsStr;
 use std::io;
 use std::sync::Arc;
@@ -66,7 +67,7 @@ impl SalvageFs {
                 (FileType::Directory, 0o755, 0, 2 + subdirs as u32)
             }
             // A lazy directory holds only files; no need to build it for its nlink.
-            NodeKind::LazyDir(_) => (FileType::Directory, 0o755, 0, 2),
+            NodeKind::TableDir(_) => (FileType::Directory, 0o755, 0, 2),
             NodeKind::File(f) => (FileType::RegularFile, 0o644, f.len(), 1),
         };
         let time = self
@@ -94,17 +95,12 @@ impl SalvageFs {
 
     /// Directory entries from `offset` on (`.`, `..`, then the children), made one by
     /// one as the reply takes them, so a listing of 100 000 files stays linear.
-    fn entries(&self, ino: u64, offset: u64) -> Option<impl Iterator<Item = (u64, &str)>> {
-        let node = self.tree.get(ino)?;
-        let children = self.tree.children(ino)?;
-        let start = usize::try_from(offset).unwrap_or(usize::MAX);
-        let dots = [(ino, "."), (node.parent, "..")].into_iter().skip(start);
-        let kids = children
-            .get(start.saturating_sub(2)..)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|&c| Some((c, self.tree.get(c)?.name.as_str())));
-        Some(dots.chain(kids))
+    fn entries(&self, ino: u64, offset: u64) -> Option<impl Iterator<Item = (u64, Cow<'_, str>)>> {
+        let node = self.tree.get(ino).filter(|n| n.is_dir())?;
+        let dots = [(ino, "."), (node.parent, "..")];
+        let dots = dots.into_iter().map(|(i, n)| (i, Cow::Borrowed(n)));
+        let kids = (offset.saturating_sub(2)..).map_while(move |i| self.tree.entry(ino, i));
+        Some(dots.skip(offset.min(2) as usize).chain(kids))
     }
 
     fn file_type(&self, ino: u64) -> FileType {
@@ -141,7 +137,8 @@ impl Filesystem for SalvageFs {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        match self.tree.get(ino.0).map(|n| &n.kind) {
+        let node = self.tree.get(ino.0);
+        match node.as_deref().map(|n| &n.kind) {
             Some(NodeKind::File(_)) if flags.0 & libc::O_ACCMODE != libc::O_RDONLY => {
                 reply.error(Errno::EROFS)
             }
@@ -152,7 +149,7 @@ impl Filesystem for SalvageFs {
             }
             // Contents never change: let the kernel keep its page cache across opens.
             Some(NodeKind::File(_)) => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
-            Some(NodeKind::Dir(_) | NodeKind::LazyDir(_)) => reply.error(Errno::EISDIR),
+            Some(NodeKind::Dir(_) | NodeKind::TableDir(_)) => reply.error(Errno::EISDIR),
             None => reply.error(Errno::ENOENT),
         }
     }
@@ -168,7 +165,7 @@ impl Filesystem for SalvageFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        let Some(NodeKind::File(file)) = self.tree.get(ino.0).map(|n| &n.kind) else {
+        let Some(file) = self.tree.file(ino.0) else {
             return reply.error(Errno::ENOENT);
         };
         SERVED.with_borrow_mut(|buf| {
@@ -195,8 +192,9 @@ impl Filesystem for SalvageFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.tree.get(ino.0).map(|n| &n.kind) {
-            Some(NodeKind::Dir(_) | NodeKind::LazyDir(_)) => {
+        let node = self.tree.get(ino.0);
+        match node.as_deref().map(|n| &n.kind) {
+            Some(NodeKind::Dir(_) | NodeKind::TableDir(_)) => {
                 reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE)
             }
             Some(NodeKind::File(_)) => reply.error(Errno::ENOTDIR),
@@ -217,7 +215,7 @@ impl Filesystem for SalvageFs {
         };
         for (i, (child, name)) in entries.enumerate() {
             let kind = self.file_type(child);
-            if reply.add(INodeNo(child), offset + i as u64 + 1, kind, name) {
+            if reply.add(INodeNo(child), offset + i as u64 + 1, kind, &*name) {
                 break;
             }
         }
@@ -242,7 +240,7 @@ impl Filesystem for SalvageFs {
             if reply.add(
                 INodeNo(child),
                 offset + i as u64 + 1,
-                name,
+                &*name,
                 &TTL,
                 &attr,
                 Generation(0),

@@ -97,7 +97,7 @@ fn a_damaged_foreign_or_older_index_is_never_served() {
     older[16..20].copy_from_slice(&1u32.to_le_bytes());
     let cases: [(&str, Vec<u8>, &str); 4] = [
         ("truncated", good[..good.len() - 7].to_vec(), "truncated"),
-        ("bit-flipped", flipped, "checksum mismatch"),
+        ("bit-flipped", flipped, "unusable"),
         ("older", older, "format version 1"),
         (
             "foreign",

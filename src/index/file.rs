@@ -35,18 +35,26 @@ pub enum Section {
     Collections,
     /// The documents as the mount serves them: fixed-width rows.
     Rows,
-    /// A CRC-32 per block of rows, so a mount checks only the rows it reads.
+    /// Per collection, its documents in the order of their file names' hashes (u32
+    /// each), so `docs/` finds a name by binary search.
+    Names,
+    /// The documents whose file names need a number to be unique.
+    Renamed,
+    /// Per block of rows, a CRC-32 of the rows and one of their names' entries, so a
+    /// mount checks only what it reads.
     RowChecksums,
 }
 
 impl Section {
     /// Every section, in file order.
-    pub const ALL: [Section; 6] = [
+    pub const ALL: [Section; 8] = [
         Section::Head,
         Section::Meta,
         Section::Docs,
         Section::Collections,
         Section::Rows,
+        Section::Names,
+        Section::Renamed,
         Section::RowChecksums,
     ];
 
@@ -57,6 +65,8 @@ impl Section {
             Section::Docs => "documents",
             Section::Collections => "collections",
             Section::Rows => "rows",
+            Section::Names => "names",
+            Section::Renamed => "renamed",
             Section::RowChecksums => "row checksums",
         }
     }
@@ -74,7 +84,7 @@ struct Entry {
     crc: u32,
 }
 
-fn encode_header(entries: &[Entry; 6]) -> [u8; HEADER_LEN] {
+fn encode_header(entries: &[Entry; Section::ALL.len()]) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[..16].copy_from_slice(MAGIC);
     h[16..20].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -98,7 +108,7 @@ fn le<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
 /// An index file's bytes (read, or mapped), its header checked.
 pub struct IndexFile<B> {
     bytes: B,
-    entries: [Entry; 6],
+    entries: [Entry; Section::ALL.len()],
     path: PathBuf,
 }
 
@@ -127,7 +137,7 @@ impl<B: AsRef<[u8]>> IndexFile<B> {
         if crc32fast::hash(&b[..HEADER_LEN - 4]) != u32::from_le_bytes(le(b, HEADER_LEN - 4)) {
             return Err(corrupt("header checksum mismatch"));
         }
-        let mut entries = [Entry::default(); 6];
+        let mut entries = [Entry::default(); Section::ALL.len()];
         for (i, e) in entries.iter_mut().enumerate() {
             let at = 20 + i * ENTRY_LEN;
             *e = Entry {
@@ -139,6 +149,23 @@ impl<B: AsRef<[u8]>> IndexFile<B> {
             if e.offset < HEADER_LEN as u64 || end.is_none_or(|end| end > b.len() as u64) {
                 return Err(corrupt("truncated (a section ends past the file)"));
             }
+        }
+        // Every byte is a section's, or zero padding before one: a flip anywhere is
+        // caught, by a checksum or here.
+        let mut spans: Vec<(u64, u64)> = entries
+            .iter()
+            .map(|e| (e.offset, e.offset + e.len))
+            .collect();
+        spans.sort_unstable();
+        let mut pos = HEADER_LEN as u64;
+        for (start, end) in spans {
+            if start < pos || b[pos as usize..start as usize].iter().any(|&x| x != 0) {
+                return Err(corrupt("sections overlap or stray bytes lie between them"));
+            }
+            pos = pos.max(end);
+        }
+        if pos != b.len() as u64 {
+            return Err(corrupt("stray bytes after the last section"));
         }
         Ok(IndexFile {
             bytes,
@@ -216,7 +243,7 @@ pub fn map(path: &Path) -> Result<IndexFile<memmap2::Mmap>, IndexError> {
 /// Writes an index file section by section, streaming, then renames it into place.
 pub struct IndexWriter<W: Write + Seek> {
     out: W,
-    entries: [Entry; 6],
+    entries: [Entry; Section::ALL.len()],
     at: u64,
 }
 
@@ -247,7 +274,7 @@ impl<W: Write + Seek> IndexWriter<W> {
         out.write_all(&[0; HEADER_LEN])?;
         Ok(IndexWriter {
             out,
-            entries: [Entry::default(); 6],
+            entries: [Entry::default(); Section::ALL.len()],
             at: HEADER_LEN as u64,
         })
     }
@@ -305,7 +332,7 @@ impl<W: Write + Seek> IndexWriter<W> {
 
 /// An index file holding `sections` (in [`Section::ALL`] order) with valid header and
 /// checksums: for the fuzzer, to hand the decoders well-framed garbage.
-pub fn frame(sections: [&[u8]; 6]) -> io::Result<Vec<u8>> {
+pub fn frame(sections: [&[u8]; Section::ALL.len()]) -> io::Result<Vec<u8>> {
     let mut out = io::Cursor::new(Vec::new());
     let mut writer = IndexWriter::new(&mut out)?;
     for (section, bytes) in Section::ALL.into_iter().zip(sections) {

@@ -25,7 +25,7 @@ pub mod file;
 use file::{IndexWriter, Section};
 
 /// Bumped whenever the file layout or the carvers' results change.
-pub const FORMAT_VERSION: u32 = 10;
+pub const FORMAT_VERSION: u32 = 11;
 
 /// Why an index cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -747,15 +747,13 @@ mod tests {
             Index::from_bytes(&bytes[..bytes.len() - 1], p),
             Err(IndexError::Corrupt { .. })
         ));
-        // A flip is detected, or lands in the padding between sections and changes
-        // nothing.
         for i in 0..bytes.len() {
             let mut b = bytes.clone();
             b[i] ^= 0x10;
-            match Index::from_bytes(&b, p) {
-                Err(_) => {}
-                Ok(read) => assert!(read == idx && b[i] == 0x10, "flip at {i} not detected"),
-            }
+            assert!(
+                Index::from_bytes(&b, p).is_err(),
+                "flip at {i} not detected"
+            );
         }
         let mut old = bytes.clone();
         old[16] = 0;

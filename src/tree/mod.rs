@@ -10,9 +10,9 @@ pub mod readme;
 #[cfg(test)]
 mod reftest;
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::OnceLock;
 
 use crate::extent::ExtentList;
 
@@ -20,7 +20,7 @@ use crate::extent::ExtentList;
 pub const ROOT: u64 = 1;
 
 /// A file or directory of the tree.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Node {
     /// Name within its parent (empty for the root).
     pub name: String,
@@ -31,79 +31,52 @@ pub struct Node {
 }
 
 /// Directory entries or file contents.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum NodeKind {
     /// Children inode numbers, sorted by name.
     Dir(Vec<u64>),
-    /// A directory whose files are made on first use: number of [`Tree`]'s lazy dirs.
-    LazyDir(usize),
+    /// A directory whose files are read from a table: number of [`Tree`]'s tables.
+    TableDir(usize),
     /// The file's bytes.
     File(ExtentList),
 }
 
 impl Node {
-    /// True for directories, lazy or not.
+    /// True for directories of either kind.
     pub fn is_dir(&self) -> bool {
-        matches!(self.kind, NodeKind::Dir(_) | NodeKind::LazyDir(_))
+        matches!(self.kind, NodeKind::Dir(_) | NodeKind::TableDir(_))
     }
 }
 
-/// Makes the files of a lazy directory, in inode order; names must be unique.
-pub type MakeFiles = Box<dyn Fn() -> Vec<(String, ExtentList)> + Send + Sync>;
-
-/// Inodes of lazy directories' files start here, far above the eagerly built nodes,
-/// so they are fixed when the directory is added and stable across mounts.
-const LAZY_BASE: u64 = 1 << 40;
-
-/// A directory of many files (a collection's one-file-per-document view) that costs
-/// nothing until someone looks into it: a million documents mount instantly.
-struct LazyDir {
-    /// Inode of the directory itself.
-    dir: u64,
-    /// Inode of its first file.
-    first: u64,
+/// The files of a directory too large to hold (a collection's one file per document),
+/// read from a table on demand: listing and looking up a file cost no memory per file.
+pub trait DirTable: Send + Sync + fmt::Debug {
     /// Number of files.
-    count: u64,
-    /// Total size of the files (for `statfs`, without building them).
-    bytes: u64,
-    make: MakeFiles,
-    built: OnceLock<Built>,
-}
-
-/// A lazy directory's files once made: nodes in inode order, inodes sorted by name.
-struct Built {
-    nodes: Vec<Node>,
-    sorted: Vec<u64>,
-}
-
-impl LazyDir {
-    fn built(&self) -> &Built {
-        self.built.get_or_init(|| {
-            let nodes: Vec<Node> = (self.make)()
-                .into_iter()
-                .map(|(name, content)| Node {
-                    name,
-                    parent: self.dir,
-                    kind: NodeKind::File(content),
-                })
-                .collect();
-            let mut order: Vec<usize> = (0..nodes.len()).collect();
-            order.sort_unstable_by(|&a, &b| nodes[a].name.cmp(&nodes[b].name));
-            let sorted = order.into_iter().map(|i| self.first + i as u64).collect();
-            Built { nodes, sorted }
-        })
+    fn len(&self) -> u64;
+    /// True when there are none.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
     }
+    /// Total size of the files (for `statfs`).
+    fn bytes(&self) -> u64;
+    /// The name of file `i` (`None`: unreadable, such as a damaged block of the index).
+    fn name(&self, i: u64) -> Option<String>;
+    /// The contents of file `i`.
+    fn file(&self, i: u64) -> Option<ExtentList>;
+    /// The number of the file named `name`.
+    fn find(&self, name: &str) -> Option<u64>;
 }
 
-impl fmt::Debug for LazyDir {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LazyDir")
-            .field("dir", &self.dir)
-            .field("first", &self.first)
-            .field("count", &self.count)
-            .field("built", &self.built.get().is_some())
-            .finish()
-    }
+/// Inodes of table directories' files start here, far above the eagerly built nodes,
+/// so they are fixed when the directory is added and stable across mounts.
+const TABLE_BASE: u64 = 1 << 40;
+
+/// A table directory: its inode, its first file's inode, the table.
+#[derive(Debug)]
+struct TableDir {
+    dir: u64,
+    first: u64,
+    table: Box<dyn DirTable>,
 }
 
 /// The whole tree; inode `n` is `nodes[n - 1]`.
@@ -115,7 +88,7 @@ impl fmt::Debug for LazyDir {
 pub struct Tree {
     nodes: Vec<Node>,
     dirs: HashMap<(u64, String), u64>,
-    lazy: Vec<LazyDir>,
+    tables: Vec<TableDir>,
     unreadable: HashSet<u64>,
     /// Files with a time of their own (a recording's creation date), by inode.
     mtimes: HashMap<u64, u64>,
@@ -138,7 +111,7 @@ impl Tree {
         Tree {
             nodes: vec![root],
             dirs: HashMap::new(),
-            lazy: Vec::new(),
+            tables: Vec::new(),
             unreadable: HashSet::new(),
             mtimes: HashMap::new(),
         }
@@ -182,21 +155,17 @@ impl Tree {
         self.add(parent, name, NodeKind::File(content))
     }
 
-    /// Adds the directory at `path` (which must not exist yet) holding `count` files
-    /// of `bytes` in all, made by `make` when the directory is first used.
-    pub fn add_lazy_dir(&mut self, path: &str, count: u64, bytes: u64, make: MakeFiles) {
+    /// Adds the directory at `path` (which must not exist yet) whose files `table`
+    /// lists.
+    pub fn add_table_dir(&mut self, path: &str, table: Box<dyn DirTable>) {
         let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
         let parent = self.mkdir_p(parent);
-        let dir = self.add(parent, name, NodeKind::LazyDir(self.lazy.len()));
-        let first = self.lazy.last().map_or(LAZY_BASE, |l| l.first + l.count);
-        self.lazy.push(LazyDir {
-            dir,
-            first,
-            count,
-            bytes,
-            make,
-            built: OnceLock::new(),
-        });
+        let dir = self.add(parent, name, NodeKind::TableDir(self.tables.len()));
+        let first = self
+            .tables
+            .last()
+            .map_or(TABLE_BASE, |t| t.first + t.table.len());
+        self.tables.push(TableDir { dir, first, table });
     }
 
     /// Sorts every directory's entries by name; call once after building, before any
@@ -213,40 +182,84 @@ impl Tree {
     }
 
     fn name(&self, ino: u64) -> &str {
-        self.get(ino).map_or("", |n| n.name.as_str())
-    }
-
-    /// The node with inode `ino`.
-    pub fn get(&self, ino: u64) -> Option<&Node> {
-        if ino < LAZY_BASE {
-            return self.nodes.get(usize::try_from(ino).ok()?.checked_sub(1)?);
+        match ino < TABLE_BASE {
+            true => self.get_eager(ino).map_or("", |n| n.name.as_str()),
+            false => "",
         }
-        let at = self
-            .lazy
-            .partition_point(|l| l.first <= ino)
-            .checked_sub(1)?;
-        let lazy = &self.lazy[at];
-        lazy.built()
-            .nodes
-            .get(usize::try_from(ino - lazy.first).ok()?)
     }
 
-    /// The entries of directory `ino`, sorted by name; `None` for a file.
-    pub fn children(&self, ino: u64) -> Option<&[u64]> {
-        match &self.get(ino)?.kind {
-            NodeKind::Dir(children) => Some(children),
-            NodeKind::LazyDir(i) => Some(&self.lazy[*i].built().sorted),
+    fn get_eager(&self, ino: u64) -> Option<&Node> {
+        self.nodes.get(usize::try_from(ino).ok()?.checked_sub(1)?)
+    }
+
+    /// The table directory holding file `ino`, and the file's number in it.
+    fn in_table(&self, ino: u64) -> Option<(&TableDir, u64)> {
+        let at = self
+            .tables
+            .partition_point(|t| t.first <= ino)
+            .checked_sub(1)?;
+        let t = &self.tables[at];
+        let i = ino - t.first;
+        (i < t.table.len()).then_some((t, i))
+    }
+
+    /// The node with inode `ino` (a table directory's file is made on the spot).
+    pub fn get(&self, ino: u64) -> Option<Cow<'_, Node>> {
+        if ino < TABLE_BASE {
+            return self.get_eager(ino).map(Cow::Borrowed);
+        }
+        let (t, i) = self.in_table(ino)?;
+        Some(Cow::Owned(Node {
+            name: t.table.name(i)?,
+            parent: t.dir,
+            kind: NodeKind::File(t.table.file(i)?),
+        }))
+    }
+
+    /// The contents of file `ino`.
+    pub fn file(&self, ino: u64) -> Option<Cow<'_, ExtentList>> {
+        if ino < TABLE_BASE {
+            return match &self.get_eager(ino)?.kind {
+                NodeKind::File(f) => Some(Cow::Borrowed(f)),
+                _ => None,
+            };
+        }
+        let (t, i) = self.in_table(ino)?;
+        t.table.file(i).map(Cow::Owned)
+    }
+
+    /// Entry `i` of directory `dir` (sorted by name, or in table order): its inode and
+    /// name. `None` past the last entry.
+    pub fn entry(&self, dir: u64, i: u64) -> Option<(u64, Cow<'_, str>)> {
+        match &self.get_eager(dir)?.kind {
+            NodeKind::Dir(children) => {
+                let &child = children.get(usize::try_from(i).ok()?)?;
+                Some((child, Cow::Borrowed(self.name(child))))
+            }
+            NodeKind::TableDir(t) => {
+                let t = &self.tables[*t];
+                let name = (i < t.table.len()).then(|| t.table.name(i))?;
+                // A name that cannot be read (a damaged block) is listed by number.
+                let name = name.unwrap_or_else(|| format!("unreadable-{i}"));
+                Some((t.first + i, Cow::Owned(name)))
+            }
             NodeKind::File(_) => None,
         }
     }
 
     /// The child `name` of directory `parent`.
     pub fn lookup(&self, parent: u64, name: &str) -> Option<u64> {
-        let children = self.children(parent)?;
-        children
-            .binary_search_by(|c| self.name(*c).cmp(name))
-            .ok()
-            .map(|i| children[i])
+        match &self.get_eager(parent)?.kind {
+            NodeKind::Dir(children) => children
+                .binary_search_by(|c| self.name(*c).cmp(name))
+                .ok()
+                .map(|i| children[i]),
+            NodeKind::TableDir(t) => {
+                let t = &self.tables[*t];
+                t.table.find(name).map(|i| t.first + i)
+            }
+            NodeKind::File(_) => None,
+        }
     }
 
     /// Looks a path up from the root (`flv/known/x.flv`).
@@ -258,29 +271,13 @@ impl Tree {
 
     /// Number of inodes.
     pub fn len(&self) -> usize {
-        self.nodes.len() + self.lazy.iter().map(|l| l.count as usize).sum::<usize>()
+        let tables: u64 = self.tables.iter().map(|t| t.table.len()).sum();
+        self.nodes.len() + tables as usize
     }
 
     /// Always false: there is at least the root.
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
-    }
-
-    /// Every file: inode and contents, in inode order (building lazy directories).
-    pub fn files(&self) -> impl Iterator<Item = (u64, &ExtentList)> {
-        let eager = self
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (i as u64 + 1, n));
-        let lazy = self.lazy.iter().flat_map(|l| {
-            let nodes = l.built().nodes.iter();
-            nodes.enumerate().map(|(i, n)| (l.first + i as u64, n))
-        });
-        eager.chain(lazy).filter_map(|(ino, n)| match &n.kind {
-            NodeKind::File(f) => Some((ino, f)),
-            _ => None,
-        })
     }
 
     /// Records that file `ino` holds bytes of an unreadable range.
@@ -310,7 +307,7 @@ impl Tree {
     pub fn path(&self, mut ino: u64) -> String {
         let mut parts = Vec::new();
         while let Some(node) = self.get(ino).filter(|_| ino != ROOT) {
-            parts.push(node.name.as_str());
+            parts.push(node.name.clone());
             ino = node.parent;
         }
         parts.reverse();
@@ -327,7 +324,7 @@ impl Tree {
                 _ => 0,
             })
             .sum();
-        eager + self.lazy.iter().map(|l| l.bytes).sum::<u64>()
+        eager + self.tables.iter().map(|t| t.table.bytes()).sum::<u64>()
     }
 }
 
@@ -344,27 +341,63 @@ mod tests {
         t.add_file("", "README.txt", ExtentList::from_bytes(&b"r"[..]));
         t.finish();
         let flv = t.resolve("flv").unwrap();
-        let NodeKind::Dir(children) = &t.get(flv).unwrap().kind else {
-            panic!()
-        };
-        let names: Vec<&str> = children
-            .iter()
-            .map(|c| t.get(*c).unwrap().name.as_str())
+        let names: Vec<String> = (0..)
+            .map_while(|i| t.entry(flv, i))
+            .map(|(_, name)| name.into_owned())
             .collect();
         assert_eq!(names, ["a.flv", "b.flv", "known"]);
-        let paths: Vec<String> = t.files().map(|(i, _)| t.path(i)).collect();
-        assert_eq!(
-            paths,
-            ["flv/b.flv", "flv/known/a.flv", "flv/a.flv", "README.txt"]
-        );
         let a = t.resolve("flv/a.flv").unwrap();
-        let NodeKind::File(f) = &t.get(a).unwrap().kind else {
-            panic!()
-        };
-        assert_eq!(f.len(), 3);
+        assert_eq!(t.path(a), "flv/a.flv");
+        assert_eq!(t.file(a).unwrap().len(), 3);
         assert_eq!(t.get(a).unwrap().parent, flv);
         assert!(t.resolve("flv/nope").is_none());
         assert!(t.get(0).is_none());
+        assert!(t.file(flv).is_none());
         assert_eq!(t.total_bytes(), 7);
+    }
+
+    /// `n` files `f0`, `f1`... of `i + 1` bytes each.
+    #[derive(Debug)]
+    struct Numbered(u64);
+    impl DirTable for Numbered {
+        fn len(&self) -> u64 {
+            self.0
+        }
+        fn bytes(&self) -> u64 {
+            self.0 * (self.0 + 1) / 2
+        }
+        fn name(&self, i: u64) -> Option<String> {
+            Some(format!("f{i}"))
+        }
+        fn file(&self, i: u64) -> Option<ExtentList> {
+            Some(ExtentList::from_bytes(vec![b'x'; i as usize + 1]))
+        }
+        fn find(&self, name: &str) -> Option<u64> {
+            name.strip_prefix('f')?.parse().ok().filter(|&i| i < self.0)
+        }
+    }
+
+    #[test]
+    fn table_directories_list_and_find_without_holding_their_files() {
+        let mut t = Tree::new();
+        t.add_file("", "README.txt", ExtentList::from_bytes(&b"r"[..]));
+        t.add_table_dir("mongo/docs/a", Box::new(Numbered(3)));
+        t.add_table_dir("mongo/docs/b", Box::new(Numbered(1_000_000)));
+        t.finish();
+        let b = t.resolve("mongo/docs/b").unwrap();
+        let f = t.resolve("mongo/docs/b/f999999").unwrap();
+        assert_eq!(
+            f,
+            TABLE_BASE + 3 + 999_999,
+            "inodes follow the tables' order"
+        );
+        assert_eq!(t.path(f), "mongo/docs/b/f999999");
+        assert_eq!(t.file(f).unwrap().len(), 1_000_000);
+        assert_eq!(t.entry(b, 5).unwrap(), (TABLE_BASE + 3 + 5, "f5".into()));
+        assert!(t.entry(b, 1_000_000).is_none());
+        assert!(t.resolve("mongo/docs/a/f3").is_none());
+        assert!(t.get(TABLE_BASE + 3 + 1_000_000).is_none());
+        assert_eq!(t.len(), 6 + 3 + 1_000_000);
+        assert_eq!(t.total_bytes(), 1 + 6 + 500_000_500_000);
     }
 }

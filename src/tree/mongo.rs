@@ -18,10 +18,11 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use super::Tree;
+use super::{DirTable, Tree};
 use crate::extent::{Extent, ExtentList};
 use crate::index::Index;
 use crate::report;
+use crate::served::names::{id_name, safe_name};
 use crate::served::{self, DocTable, Rows, RowsFile, Served, ServedCollection};
 
 /// Adds `/mongo` to `tree` (nothing when no document was found); returns the files
@@ -123,24 +124,48 @@ fn add_collection(
     }
 }
 
-/// One indented file per document, named after its `_id`: a lazy directory, since a
-/// collection may hold millions of documents and few users list them all. It reads
-/// the names from the rows when it is first listed.
+/// One indented file per document, named after its `_id`: a directory read from the
+/// index's rows, since a collection may hold millions of documents.
 fn add_docs(tree: &mut Tree, table: &Arc<DocTable>, dir: &str, rows: Rows) {
-    let table = table.clone();
-    let make = move || {
-        let mut used = Used::default();
-        rows.iter()
-            .filter_map(|n| {
-                // A row that fails its checksum was logged; its document is not listed.
-                let row = table.row(n).ok()?;
-                let mut name = unique(&mut used, id_name(&row.id, row.offset));
-                name.push_str(".json");
-                Some((name, pretty(n, row.pretty_len)))
-            })
-            .collect()
+    let docs = DocsDir {
+        table: table.clone(),
+        rows,
     };
-    tree.add_lazy_dir(dir, rows.count, rows.pretty, Box::new(make));
+    tree.add_table_dir(dir, Box::new(docs));
+}
+
+/// A collection's `docs/` directory: file `i` is the `i`th live document, listed in
+/// disk order and found by name through the index's name order.
+#[derive(Debug)]
+struct DocsDir {
+    table: Arc<DocTable>,
+    rows: Rows,
+}
+
+impl DirTable for DocsDir {
+    fn len(&self) -> u64 {
+        self.rows.count
+    }
+
+    fn bytes(&self) -> u64 {
+        self.rows.pretty
+    }
+
+    fn name(&self, i: u64) -> Option<String> {
+        let mut name = self.table.name(self.rows.start + i).ok()?;
+        name.push_str(".json");
+        Some(name)
+    }
+
+    fn file(&self, i: u64) -> Option<ExtentList> {
+        let row = self.rows.start + i;
+        Some(pretty(row, self.table.row(row).ok()?.pretty_len))
+    }
+
+    fn find(&self, name: &str) -> Option<u64> {
+        let row = self.table.find(self.rows, name.strip_suffix(".json")?)?;
+        Some(row - self.rows.start)
+    }
 }
 
 /// `<dir>/<_id>/<place>-<state>.json` for every version of each conflicting `_id`;
@@ -222,65 +247,6 @@ fn dir_names<'a>(namespaces: impl Iterator<Item = &'a str>) -> Vec<(String, Stri
             (db, name)
         })
         .collect()
-}
-
-/// A path component that is never empty, `.`, `..`, or contains `/`, NUL or control
-/// characters, and stays under 200 bytes.
-fn safe_name(s: &str) -> String {
-    let mut out = String::new();
-    for c in s.chars() {
-        if c == '/' || c == '%' || c.is_control() {
-            let mut b = [0u8; 4];
-            for byte in c.encode_utf8(&mut b).bytes() {
-                let _ = write!(out, "%{byte:02X}");
-            }
-        } else {
-            out.push(c);
-        }
-        if out.len() > 200 {
-            break;
-        }
-    }
-    match out.as_str() {
-        "" | "." | ".." => format!("%{out}"),
-        _ => out,
-    }
-}
-
-/// A readable file name for a document's `_id`: ObjectId hex, the string, the number;
-/// otherwise the hex of the value.
-/// `id` is the document's `_id` as the index keeps it, `offset` where it lies.
-fn id_name(id: &[u8], offset: u64) -> String {
-    let (t, v) = match id.split_first() {
-        Some((t, v)) => (*t, v),
-        None => return format!("no_id-{offset:013}"),
-    };
-    let le = |n: usize| {
-        v.get(..n)
-            .map(|b| b.iter().rev().fold(0u64, |a, &x| a << 8 | x as u64))
-    };
-    match t {
-        0x07 => hex(v),
-        0x02 if v.len() > 5 => safe_name(&String::from_utf8_lossy(&v[4..v.len() - 1])),
-        0x10 => le(4)
-            .map(|n| (n as u32 as i32).to_string())
-            .unwrap_or_default(),
-        0x12 => le(8).map(|n| (n as i64).to_string()).unwrap_or_default(),
-        _ => {
-            format!("id{t:02x}-{}", hex(&v[..v.len().min(32)]))
-        }
-    }
-}
-
-/// Lower-case hex of `bytes`.
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[(b >> 4) as usize] as char);
-        out.push(DIGITS[(b & 15) as usize] as char);
-    }
-    out
 }
 
 /// Names already given in one directory.

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 
+use super::Tree;
 use super::build::{self, KnownMatches};
-use super::{NodeKind, Tree};
 use crate::carve::flv::{Carved, Status};
 use crate::classify::Collections;
 use crate::extent::SourceReader;
@@ -91,14 +91,12 @@ fn expected(disk: &Disk, entry: &FlvEntry) -> Vec<u8> {
         .collect()
 }
 
-fn file<'t>(tree: &'t Tree, path: &str) -> &'t crate::extent::ExtentList {
+fn file<'t>(tree: &'t Tree, path: &str) -> std::borrow::Cow<'t, crate::extent::ExtentList> {
     let ino = tree
         .resolve(path)
         .unwrap_or_else(|| panic!("{path} missing"));
-    match &tree.get(ino).map(|n| &n.kind) {
-        Some(NodeKind::File(list)) => list,
-        _ => panic!("{path} is not a file"),
-    }
+    tree.file(ino)
+        .unwrap_or_else(|| panic!("{path} is not a file"))
 }
 
 fn pieces() -> impl Strategy<Value = Vec<(u32, Vec<(u64, u64)>)>> {

@@ -9,16 +9,23 @@
 //! kernel pages in the rows readers touch). A block that fails its checksum makes the
 //! reads that need it fail with EIO; the rest keeps serving.
 
-use std::fmt;
-use std::io::{self, Write};
+mod layout;
+pub mod names;
+mod table;
+
+use std::io;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
 
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
-use crate::classify::{Collections, Decided, NamedBy, Schema};
+pub use layout::{Laid, lay_out, save};
+pub use table::DocTable;
+
+#[cfg(test)]
+use crate::classify::Collections;
+use crate::classify::{Decided, NamedBy, Schema};
 use crate::extent::{Extent, LazyExtents};
 use crate::index::file::{self, IndexFile, Section};
 use crate::index::{DocEntry, DocId, DoubtCounts, Index, IndexError, Span, WtPage};
@@ -205,131 +212,6 @@ pub fn fingerprint(schema: Option<&Schema>) -> Option<[u8; 16]> {
     Some(h.finalize().into())
 }
 
-/// Writes rows, counting them and a CRC-32 per block.
-struct RowWriter<'a> {
-    out: &'a mut dyn Write,
-    rows: u64,
-    crc: crc32fast::Hasher,
-    sums: Vec<u32>,
-}
-
-impl RowWriter<'_> {
-    fn push(&mut self, row: &Row) -> io::Result<()> {
-        let bytes = row.encode();
-        self.out.write_all(&bytes)?;
-        self.crc.update(&bytes);
-        self.rows += 1;
-        if self.rows.is_multiple_of(BLOCK_ROWS) {
-            self.sums.push(std::mem::take(&mut self.crc).finalize());
-        }
-        Ok(())
-    }
-
-    /// Writes documents `docs` of `index` as one list.
-    fn list(&mut self, index: &Index, docs: &[usize]) -> io::Result<Rows> {
-        let mut rows = Rows {
-            start: self.rows,
-            ..Rows::default()
-        };
-        for &i in docs {
-            let d = &index.docs[i];
-            self.push(&Row::of(d, rows.bson, rows.json))?;
-            rows.count += 1;
-            rows.bson += u64::from(d.len);
-            rows.json += u64::from(d.json_len);
-            rows.pretty += u64::from(d.pretty_len);
-            let (start, end) = read_range(&index.wt_pages, d.wt.map(|w| w.page), d.offset, d.len);
-            rows.unreadable += unreadable_bytes(&index.bad_ranges, d.source, start, end);
-        }
-        Ok(rows)
-    }
-
-    /// The checksums, the last partial block's included.
-    fn finish(mut self) -> Vec<u32> {
-        if !self.rows.is_multiple_of(BLOCK_ROWS) {
-            self.sums.push(self.crc.finalize());
-        }
-        self.sums
-    }
-}
-
-/// Writes the documents of `index` sorted into `collections` as rows into `out`;
-/// returns what the collections section holds and the rows' block checksums.
-pub fn lay_out(
-    index: &Index,
-    collections: &Collections,
-    schema: Option<[u8; 16]>,
-    out: &mut dyn Write,
-) -> io::Result<(Classified, Vec<u32>)> {
-    let mut w = RowWriter {
-        out,
-        rows: 0,
-        crc: crc32fast::Hasher::new(),
-        sums: Vec::new(),
-    };
-    let mut served = Vec::with_capacity(collections.len());
-    for (ns, c) in collections {
-        let live = w.list(index, &c.docs)?;
-        let deleted = w.list(index, &c.deleted)?;
-        let conflicts = c
-            .conflicts
-            .iter()
-            .map(|conflict| {
-                Ok(ServedConflict {
-                    rows: w.list(index, &conflict.versions)?,
-                    chosen: conflict.chosen.and_then(|chosen| {
-                        let at = conflict.versions.iter().position(|&v| v == chosen)?;
-                        Some(at as u64)
-                    }),
-                })
-            })
-            .collect::<io::Result<_>>()?;
-        served.push(ServedCollection {
-            ns: ns.clone(),
-            named_by: c.named_by,
-            learned: c.learned as u64,
-            live,
-            deleted,
-            conflicts,
-            duplicates: c.duplicates as u64,
-            doubted: c.doubted,
-            decided: c.decided,
-        });
-    }
-    let rows = w.rows;
-    let sums = w.finish();
-    let classified = Classified {
-        schema,
-        rows,
-        collections: served,
-    };
-    Ok((classified, sums))
-}
-
-/// Saves `index` atomically at `path` with its documents sorted into `collections`
-/// (by the schema of fingerprint `schema`): what a mount serves without classifying.
-pub fn save(
-    index: &Index,
-    collections: &Collections,
-    schema: Option<[u8; 16]>,
-    path: &Path,
-) -> io::Result<()> {
-    file::save_atomically(path, |w| {
-        index.write_sections(w)?;
-        let mut laid = None;
-        w.section(Section::Rows, |out| {
-            laid = Some(lay_out(index, collections, schema, out)?);
-            Ok(())
-        })?;
-        let (classified, sums) = laid.ok_or_else(|| io::Error::other("rows not laid out"))?;
-        w.value(Section::Collections, &classified)?;
-        w.section(Section::RowChecksums, |out| {
-            sums.iter()
-                .try_for_each(|s| out.write_all(&s.to_le_bytes()))
-        })
-    })
-}
-
 /// True when the index at `path` holds its documents classified with the schema of
 /// fingerprint `schema` (reads the header and the collections only).
 pub fn classified_with(path: &Path, schema: Option<[u8; 16]>) -> bool {
@@ -339,95 +221,6 @@ pub fn classified_with(path: &Path, schema: Option<[u8; 16]>) -> bool {
         false => f.decode::<Classified>(Section::Collections).map(Some),
     });
     matches!(classified, Ok(Some(c)) if c.schema == schema)
-}
-
-/// A block of rows: not checked yet, checked and good, or damaged.
-const UNCHECKED: u8 = 0;
-const GOOD: u8 = 1;
-const BAD: u8 = 2;
-
-/// The rows of an index, mapped (or held, for an index made in memory), each block
-/// checked against its checksum on first use.
-pub struct DocTable {
-    bytes: Box<dyn AsRef<[u8]> + Send + Sync>,
-    start: usize,
-    rows: u64,
-    sums: Vec<u32>,
-    state: Vec<AtomicU8>,
-}
-
-impl fmt::Debug for DocTable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DocTable")
-            .field("rows", &self.rows)
-            .finish()
-    }
-}
-
-impl DocTable {
-    /// Rows `rows` long at `start` of `bytes`, with a checksum per block; `None` when
-    /// the sizes disagree.
-    fn new(
-        bytes: Box<dyn AsRef<[u8]> + Send + Sync>,
-        start: usize,
-        rows: u64,
-        sums: Vec<u32>,
-    ) -> Option<DocTable> {
-        let len = usize::try_from(rows).ok()?.checked_mul(ROW_LEN)?;
-        let fits = start.checked_add(len)? <= (*bytes).as_ref().len();
-        let blocks = rows.div_ceil(BLOCK_ROWS);
-        (fits && sums.len() as u64 == blocks).then(|| DocTable {
-            state: (0..sums.len()).map(|_| AtomicU8::new(UNCHECKED)).collect(),
-            bytes,
-            start,
-            rows,
-            sums,
-        })
-    }
-
-    /// Number of rows.
-    pub fn len(&self) -> u64 {
-        self.rows
-    }
-
-    /// True when there are no rows.
-    pub fn is_empty(&self) -> bool {
-        self.rows == 0
-    }
-
-    /// Row number `row`: EIO when it lies in a block that fails its checksum, or
-    /// past the end.
-    pub fn row(&self, row: u64) -> io::Result<Row> {
-        let eio = || io::Error::from_raw_os_error(libc::EIO);
-        if row >= self.rows {
-            return Err(eio());
-        }
-        let block = (row / BLOCK_ROWS) as usize;
-        let all = (*self.bytes).as_ref();
-        let state = &self.state[block];
-        if state.load(Ordering::Relaxed) == UNCHECKED {
-            let from = self.start + block * BLOCK_ROWS as usize * ROW_LEN;
-            let to = self.start
-                + (self.rows as usize * ROW_LEN).min((block + 1) * BLOCK_ROWS as usize * ROW_LEN);
-            let good = crc32fast::hash(&all[from..to]) == self.sums[block];
-            if !good && state.swap(BAD, Ordering::Relaxed) != BAD {
-                log::error!(
-                    "index rows {}..{} fail their checksum; their documents read as EIO (scan again with --rescan)",
-                    block as u64 * BLOCK_ROWS,
-                    ((block as u64 + 1) * BLOCK_ROWS).min(self.rows)
-                );
-            }
-            if good {
-                state.store(GOOD, Ordering::Relaxed);
-            }
-        }
-        if state.load(Ordering::Relaxed) == BAD {
-            return Err(eio());
-        }
-        let at = self.start + row as usize * ROW_LEN;
-        let bytes: &[u8; ROW_LEN] = all[at..at + ROW_LEN].try_into().map_err(|_| eio())?;
-        Ok(Row::decode(bytes))
-    }
 }
 
 /// An index opened for serving: everything but the documents decoded, the documents
@@ -461,15 +254,20 @@ impl Served {
             return Ok(None);
         }
         let index = Index::from_file(&file, false)?;
-        let sums = file
+        let sums: Vec<u32> = file
             .checked(Section::RowChecksums)?
             .chunks_exact(4)
             .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
-        let start = file.range(Section::Rows).start;
+        let renamed: Vec<(u64, u32)> = file.decode(Section::Renamed)?;
+        let starts = (
+            file.range(Section::Rows).start,
+            file.range(Section::Names).start,
+        );
         let rows = classified.rows;
         let bad = file.corrupt("the rows do not match the collections");
-        let table = DocTable::new(Box::new(file.into_bytes()), start, rows, sums).ok_or(bad)?;
+        let bytes = Box::new(file.into_bytes());
+        let table = DocTable::new(bytes, starts, rows, &sums, renamed).ok_or(bad)?;
         Ok(Some(Served {
             index,
             classified,
@@ -482,14 +280,17 @@ impl Served {
     #[cfg(test)]
     pub(crate) fn in_memory(mut index: Index, collections: &Collections) -> Served {
         let mut bytes = Vec::new();
-        let (classified, sums) = lay_out(&index, collections, None, &mut bytes).unwrap();
-        let rows = classified.rows;
-        let table = DocTable::new(Box::new(bytes), 0, rows, sums).unwrap();
+        let laid = lay_out(&index, collections, None, &mut bytes).unwrap();
+        let names_at = bytes.len();
+        bytes.extend(&laid.names);
+        let rows = laid.classified.rows;
+        let starts = (0, names_at);
+        let table = DocTable::new(Box::new(bytes), starts, rows, &laid.sums, laid.renamed);
         index.docs = Vec::new();
         Served {
             index,
-            classified,
-            table: Arc::new(table),
+            classified: laid.classified,
+            table: Arc::new(table.unwrap()),
         }
     }
 }
@@ -708,12 +509,39 @@ mod tests {
     }
 
     #[test]
+    fn every_document_is_found_by_its_unique_name() {
+        // Their `_id`s are int32s of 256 values at most: many documents share one.
+        let (index, collections) = sample(3_000);
+        let served = Served::in_memory(index, &collections);
+        let live = served.classified.collections[0].live;
+        let names: Vec<String> = live.iter().map(|r| served.table.name(r).unwrap()).collect();
+        let mut unique = names.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len());
+        for (row, name) in live.iter().zip(&names) {
+            assert_eq!(served.table.find(live, name), Some(row), "{name}");
+        }
+        assert_eq!(served.table.find(live, "nope"), None);
+    }
+
+    #[test]
     fn a_damaged_block_fails_alone() {
         let (index, collections) = sample(3 * BLOCK_ROWS as usize);
         let mut bytes = Vec::new();
-        let (classified, sums) = lay_out(&index, &collections, None, &mut bytes).unwrap();
+        let laid = lay_out(&index, &collections, None, &mut bytes).unwrap();
+        let names_at = bytes.len();
+        bytes.extend(&laid.names);
         bytes[BLOCK_ROWS as usize * ROW_LEN + 100] ^= 1;
-        let table = DocTable::new(Box::new(bytes), 0, classified.rows, sums).unwrap();
+        let rows = laid.classified.rows;
+        let table = DocTable::new(
+            Box::new(bytes),
+            (0, names_at),
+            rows,
+            &laid.sums,
+            laid.renamed,
+        );
+        let table = table.unwrap();
         assert!(table.row(0).is_ok());
         let err = table.row(BLOCK_ROWS + 5).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EIO));
@@ -738,7 +566,7 @@ mod tests {
             .collect();
         assert_eq!(
             (crate::index::FORMAT_VERSION, bytes.len(), digest.as_str()),
-            (10, 836, "f8a860edc7aa819281d6be47be53ec27"),
+            (11, 968, "a282e7f830706bf4372be0f3da09e04b"),
             "the index layout changed: bump FORMAT_VERSION, then update this test"
         );
         let served = Served::open(&path, None).unwrap().unwrap();
