@@ -70,47 +70,8 @@ pub fn merge(a: Index, b: Index) -> Result<Index, MergeError> {
     wt_catalog.sort();
     wt_catalog.dedup();
 
-    // Documents of both, each with the field names of its own index, then renumbered
-    // by first use, as a single scan numbers them.
-    let mut docs: Vec<(DocEntry, &[String])> = Vec::with_capacity(a.docs.len() + b.docs.len());
-    for (list, shapes, page_base) in [(a.docs, &a.shapes, 0), (b.docs, &b.shapes, first_of_b)] {
-        docs.extend(list.into_iter().map(|mut d| {
-            if let Some(wt) = &mut d.wt {
-                wt.page = renumber
-                    .get((wt.page + page_base) as usize)
-                    .copied()
-                    .unwrap_or(u32::MAX);
-            }
-            let fields = shapes.get(d.shape as usize).map_or(&[][..], Vec::as_slice);
-            (d, fields)
-        }));
-    }
-    docs.sort_by_key(|(d, _)| spans::disk_order(d));
-    // A part's documents inside a WiredTiger block that another part read (a file off
-    // the sector grid is followed past the end of the part that holds its start).
-    let mut claimed: Vec<Span> = wt_pages
-        .iter()
-        .map(|p: &WtPage| Span {
-            source: p.source,
-            start: p.offset,
-            end: p.offset + u64::from(p.disk_size),
-        })
-        .collect();
-    spans::drop_claimed(&mut docs, &mut claimed, |(d, _)| d);
-    let mut shapes: Vec<Vec<String>> = Vec::new();
-    let mut numbers: HashMap<&[String], u32> = HashMap::new();
-    let mut outermost = Outermost::default();
-    let mut kept = Vec::with_capacity(docs.len());
-    for (mut d, fields) in docs {
-        if d.wt.is_none() && !outermost.keep(d.source, d.offset, d.len as u64) {
-            continue;
-        }
-        d.shape = *numbers.entry(fields).or_insert_with(|| {
-            shapes.push(fields.to_vec());
-            shapes.len() as u32 - 1
-        });
-        kept.push(d);
-    }
+    let pages = (&renumber[..], first_of_b, &wt_pages[..]);
+    let (docs, shapes) = join_docs((a.docs, a.shapes), (b.docs, b.shapes), pages);
     Ok(Index {
         tool_version: a.tool_version,
         created: a.created.max(b.created),
@@ -121,7 +82,7 @@ pub fn merge(a: Index, b: Index) -> Result<Index, MergeError> {
         flv,
         bad_ranges,
         rejected,
-        docs: kept,
+        docs,
         shapes,
         ns_headers,
         wt_pages,
@@ -130,6 +91,81 @@ pub fn merge(a: Index, b: Index) -> Result<Index, MergeError> {
         wt_internal,
         wt_checkpoints,
     })
+}
+
+/// The documents of `a` and `b` (each with its shapes) in one list, in place
+/// (millions of documents are not copied again): `b`'s shapes and pages renumbered
+/// into `a`'s (`renumber` maps `a`'s pages, then `b`'s from `first_of_b`, to
+/// `wt_pages`), sorted, then the shapes renumbered by first use, as a single scan
+/// numbers them.
+fn join_docs(
+    (a_docs, a_shapes): (Vec<DocEntry>, Vec<Vec<String>>),
+    (b_docs, b_shapes): (Vec<DocEntry>, Vec<Vec<String>>),
+    (renumber, first_of_b, wt_pages): (&[u32], u32, &[WtPage]),
+) -> (Vec<DocEntry>, Vec<Vec<String>>) {
+    let mut shapes = a_shapes;
+    let mut known: HashMap<Vec<String>, u32> =
+        (0..).zip(&shapes).map(|(i, s)| (s.clone(), i)).collect();
+    let b_shapes: Vec<u32> = b_shapes
+        .into_iter()
+        .map(|s| {
+            *known.entry(s.clone()).or_insert_with(|| {
+                shapes.push(s);
+                shapes.len() as u32 - 1
+            })
+        })
+        .collect();
+    let renumbered = |d: &mut DocEntry, page_base: u32| {
+        if let Some(wt) = &mut d.wt {
+            let at = wt.page.saturating_add(page_base) as usize;
+            wt.page = renumber.get(at).copied().unwrap_or(u32::MAX);
+        }
+    };
+    let mut docs = a_docs;
+    docs.iter_mut().for_each(|d| renumbered(d, 0));
+    docs.reserve_exact(b_docs.len());
+    docs.extend(b_docs.into_iter().map(|mut d| {
+        renumbered(&mut d, first_of_b);
+        d.shape = b_shapes.get(d.shape as usize).copied().unwrap_or(u32::MAX);
+        d
+    }));
+    docs.sort_unstable_by_key(spans::doc_order);
+    // A part's documents inside a WiredTiger block that another part read (a file off
+    // the sector grid is followed past the end of the part that holds its start).
+    let mut claimed: Vec<Span> = wt_pages
+        .iter()
+        .map(|p: &WtPage| Span {
+            source: p.source,
+            start: p.offset,
+            end: p.offset + u64::from(p.disk_size),
+        })
+        .collect();
+    spans::drop_claimed(&mut docs, &mut claimed, |d| d);
+    // One slot more, for documents whose shape their part did not list (none).
+    let mut first_use: Vec<Option<u32>> = vec![None; shapes.len() + 1];
+    let mut used = Vec::new();
+    let mut outermost = Outermost::default();
+    docs.retain_mut(|d| {
+        if d.wt.is_none() && !outermost.keep(d.source, d.offset, d.len as u64) {
+            return false;
+        }
+        let old = (d.shape as usize).min(shapes.len());
+        d.shape = match first_use.get(old).copied().flatten() {
+            Some(new) => new,
+            None => {
+                used.push(std::mem::take(
+                    shapes.get_mut(old).unwrap_or(&mut Vec::new()),
+                ));
+                let new = used.len() as u32 - 1;
+                if let Some(slot) = first_use.get_mut(old) {
+                    *slot = Some(new);
+                }
+                new
+            }
+        };
+        true
+    });
+    (docs, used)
 }
 
 /// Both lists in one, sorted by `key` (stable: `a`'s items first among equals).

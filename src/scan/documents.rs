@@ -298,7 +298,7 @@ fn shared_fields(fields: &[&str]) -> Arc<str> {
 /// Orders the documents (see [`crate::index::Index::docs`]), drops those inside another
 /// accepted document (sub-documents that matched the anchor) and interns the field lists.
 pub fn into_entries(mut found: Vec<Found>) -> (Vec<DocEntry>, Vec<Vec<String>>) {
-    found.sort_by_key(|f| spans::disk_order(&f.entry));
+    found.sort_unstable_by_key(|f| spans::doc_order(&f.entry));
     let mut shapes: Vec<Vec<String>> = Vec::new();
     let mut shape_ids: HashMap<Arc<str>, u32, foldhash::fast::RandomState> = HashMap::default();
     let mut outermost = Outermost::default();
