@@ -6,6 +6,7 @@
 
 use std::fmt::Write as _;
 
+use rayon::prelude::*;
 use xxhash_rust::xxh3::xxh3_64;
 
 /// What follows a name that another document of the directory had first: `%` never
@@ -31,9 +32,13 @@ pub fn name_hash(name: &str) -> u64 {
 /// The order of a directory's `count` documents by the hash of their names, and which
 /// of them need a number to be unique: `(document, n)` for the `n`th document (n ≥ 2,
 /// disk order) with the same name. `base(i)` is document `i`'s [`id_name`].
-pub fn order(count: u32, base: impl Fn(u32) -> String) -> (Vec<u32>, Vec<(u32, u32)>) {
-    let mut keys: Vec<(u64, u32)> = (0..count).map(|i| (name_hash(&base(i)), i)).collect();
-    keys.sort_unstable();
+pub fn order(count: u32, base: impl Fn(u32) -> String + Sync) -> (Vec<u32>, Vec<(u32, u32)>) {
+    // On every core: a collection may hold hundreds of millions of documents.
+    let mut keys: Vec<(u64, u32)> = (0..count)
+        .into_par_iter()
+        .map(|i| (name_hash(&base(i)), i))
+        .collect();
+    keys.par_sort_unstable();
     // Documents whose names share a hash: the later ones of equal names get numbers.
     let mut again = Vec::new();
     for run in keys.chunk_by(|a, b| a.0 == b.0).filter(|r| r.len() > 1) {
@@ -52,7 +57,7 @@ pub fn order(count: u32, base: impl Fn(u32) -> String) -> (Vec<u32>, Vec<(u32, u
                 key.0 = name_hash(&name);
             }
         }
-        keys.sort_unstable();
+        keys.par_sort_unstable();
     }
     (keys.into_iter().map(|(_, i)| i).collect(), again)
 }
