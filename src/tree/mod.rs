@@ -65,6 +65,8 @@ pub trait DirTable: Send + Sync + fmt::Debug {
     fn file(&self, i: u64) -> Option<ExtentList>;
     /// The number of the file named `name`.
     fn find(&self, name: &str) -> Option<u64>;
+    /// True when file `i` holds bytes of an unreadable range.
+    fn unreadable(&self, i: u64) -> bool;
 }
 
 /// Inodes of table directories' files start here, far above the eagerly built nodes,
@@ -156,8 +158,8 @@ impl Tree {
     }
 
     /// Adds the directory at `path` (which must not exist yet) whose files `table`
-    /// lists.
-    pub fn add_table_dir(&mut self, path: &str, table: Box<dyn DirTable>) {
+    /// lists; returns its inode.
+    pub fn add_table_dir(&mut self, path: &str, table: Box<dyn DirTable>) -> u64 {
         let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
         let parent = self.mkdir_p(parent);
         let dir = self.add(parent, name, NodeKind::TableDir(self.tables.len()));
@@ -166,6 +168,7 @@ impl Tree {
             .last()
             .map_or(TABLE_BASE, |t| t.first + t.table.len());
         self.tables.push(TableDir { dir, first, table });
+        dir
     }
 
     /// Sorts every directory's entries by name; call once after building, before any
@@ -289,7 +292,12 @@ impl Tree {
     /// without the page cache, so that only reads of the bad bytes themselves fail
     /// (a cached read would fail a whole folio, up to megabytes around them).
     pub fn is_unreadable(&self, ino: u64) -> bool {
-        self.unreadable.contains(&ino)
+        match ino < TABLE_BASE {
+            true => self.unreadable.contains(&ino),
+            false => self
+                .in_table(ino)
+                .is_some_and(|(t, i)| t.table.unreadable(i)),
+        }
     }
 
     /// Gives file `ino` a time of its own (seconds since the epoch): what it says about
@@ -375,6 +383,9 @@ mod tests {
         fn find(&self, name: &str) -> Option<u64> {
             name.strip_prefix('f')?.parse().ok().filter(|&i| i < self.0)
         }
+        fn unreadable(&self, i: u64) -> bool {
+            i == 7
+        }
     }
 
     #[test]
@@ -397,6 +408,7 @@ mod tests {
         assert!(t.entry(b, 1_000_000).is_none());
         assert!(t.resolve("mongo/docs/a/f3").is_none());
         assert!(t.get(TABLE_BASE + 3 + 1_000_000).is_none());
+        assert!(t.is_unreadable(TABLE_BASE + 3 + 7) && !t.is_unreadable(TABLE_BASE + 3 + 8));
         assert_eq!(t.len(), 6 + 3 + 1_000_000);
         assert_eq!(t.total_bytes(), 1 + 6 + 500_000_500_000);
     }

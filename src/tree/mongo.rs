@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use super::{DirTable, Tree};
 use crate::extent::{Extent, ExtentList};
-use crate::index::Index;
+use crate::index::{Index, Span, WtPage};
 use crate::report;
 use crate::served::names::{id_name, safe_name};
 use crate::served::{self, DocTable, Rows, RowsFile, Served, ServedCollection};
@@ -65,7 +65,12 @@ pub fn add(tree: &mut Tree, served: &Served) -> Vec<(u64, u64)> {
             &format!("{name}.metadata.json"),
             ExtentList::from_bytes(metadata(&name).into_bytes()),
         );
-        add_docs(tree, table, &format!("mongo/docs/{db}/{name}"), coll.live);
+        let docs = format!("mongo/docs/{db}/{name}");
+        let dir = add_docs(tree, served, &docs, coll.live);
+        if coll.live.unreadable > 0 {
+            // README.txt names the directory; its files say which they are (stat).
+            unreadable.push((dir, coll.live.unreadable));
+        }
         if coll.deleted.count > 0 {
             let dump = format!("mongo/deleted/dump/{db}");
             let json = format!("mongo/deleted/json/{db}");
@@ -125,13 +130,27 @@ fn add_collection(
 }
 
 /// One indented file per document, named after its `_id`: a directory read from the
-/// index's rows, since a collection may hold millions of documents.
-fn add_docs(tree: &mut Tree, table: &Arc<DocTable>, dir: &str, rows: Rows) {
+/// index's rows, since a collection may hold millions of documents. Returns its inode.
+fn add_docs(tree: &mut Tree, served: &Served, dir: &str, rows: Rows) -> u64 {
+    // What tells a document in an unreadable range: only kept when there are some.
+    let index = &served.index;
+    let damage = (rows.unreadable > 0).then(|| Damage {
+        bad: index.bad_ranges.clone(),
+        pages: index.wt_pages.clone(),
+    });
     let docs = DocsDir {
-        table: table.clone(),
+        table: served.table.clone(),
         rows,
+        damage,
     };
-    tree.add_table_dir(dir, Box::new(docs));
+    tree.add_table_dir(dir, Box::new(docs))
+}
+
+/// The scan's unreadable ranges, and the WiredTiger pages documents are read from.
+#[derive(Debug)]
+struct Damage {
+    bad: Vec<Span>,
+    pages: Vec<WtPage>,
 }
 
 /// A collection's `docs/` directory: file `i` is the `i`th live document, listed in
@@ -140,6 +159,7 @@ fn add_docs(tree: &mut Tree, table: &Arc<DocTable>, dir: &str, rows: Rows) {
 struct DocsDir {
     table: Arc<DocTable>,
     rows: Rows,
+    damage: Option<Damage>,
 }
 
 impl DirTable for DocsDir {
@@ -165,6 +185,14 @@ impl DirTable for DocsDir {
     fn find(&self, name: &str) -> Option<u64> {
         let row = self.table.find(self.rows, name.strip_suffix(".json")?)?;
         Some(row - self.rows.start)
+    }
+
+    fn unreadable(&self, i: u64) -> bool {
+        let (Some(damage), Ok(d)) = (&self.damage, self.table.row(self.rows.start + i)) else {
+            return false;
+        };
+        let (start, end) = served::read_range(&damage.pages, d.page, d.offset, d.len);
+        served::unreadable_bytes(&damage.bad, d.source, start, end) > 0
     }
 }
 
