@@ -110,7 +110,10 @@ pub fn ensure(
         let wanted = wanted_spans(&records, plan.range);
         if let Ok(head) = IndexHead::load(&path)
             && head.mismatch(&records, settings, &wanted).is_none()
-            && served::classified_with(&path, served::fingerprint(schema))
+            && matches!(
+                Served::open(&path, served::fingerprint(schema)),
+                Ok(Some(_))
+            )
         {
             for warning in guard::mounted_read_write(&sources) {
                 progress.warn(&warning);
@@ -145,7 +148,6 @@ pub fn prepare(
     })?;
     let records: Vec<SourceRecord> = sources.iter().map(SourceRecord::of).collect();
     let wanted = wanted_spans(&records, plan.range);
-    let fingerprint = served::fingerprint(schema);
     let head = IndexHead::load(&index_path);
     // Unchanged sources scanned with the same options keep the time they were first
     // scanned: it is the files' mtime, and a rescan must not make rsync send them again.
@@ -157,25 +159,18 @@ pub fn prepare(
     let stale = match head {
         _ if plan.rescan => Some("--rescan was given".to_string()),
         Ok(head) => match head.mismatch(&records, settings, &wanted) {
-            None => {
-                let started = std::time::Instant::now();
-                let served = match Served::open(&index_path, fingerprint) {
-                    Ok(Some(served)) => served,
-                    // Classified with another schema, or not yet (merged parts).
-                    Ok(None) => {
-                        let index = Index::load(&index_path)?;
-                        classify_and_save(&index, schema, &index_path, progress)?
-                    }
-                    Err(e) => return Err(e.into()),
-                };
-                log::info!("index opened in {:.3} s", started.elapsed().as_secs_f64());
-                return Ok(Prepared {
-                    sources,
-                    served,
-                    index_path,
-                    origin: IndexOrigin::Reused,
-                });
-            }
+            // A damaged section is one more reason to scan again.
+            None => match reuse(&index_path, schema, progress) {
+                Ok(served) => {
+                    return Ok(Prepared {
+                        sources,
+                        served,
+                        index_path,
+                        origin: IndexOrigin::Reused,
+                    });
+                }
+                Err(e) => Some(format!("{e:#}")),
+            },
             Some(reason) => Some(format!("index {} is stale: {reason}", index_path.display())),
         },
         Err(IndexError::Missing(_)) => None,
@@ -204,6 +199,18 @@ pub fn prepare(
         index_path,
         origin,
     })
+}
+
+/// Maps the index at `path`, whose head fits, for serving: classifying its documents
+/// first when they were not classified with `schema` (merged parts, another schema).
+fn reuse(path: &Path, schema: Option<&Schema>, progress: &dyn Progress) -> Result<Served> {
+    let started = std::time::Instant::now();
+    let served = match Served::open(path, served::fingerprint(schema))? {
+        Some(served) => served,
+        None => classify_and_save(&Index::load(path)?, schema, path, progress)?,
+    };
+    log::info!("index opened in {:.3} s", started.elapsed().as_secs_f64());
+    Ok(served)
 }
 
 /// Sorts the documents of `index` into collections by `schema`, saves the index with

@@ -95,9 +95,15 @@ fn a_damaged_foreign_or_older_index_is_never_served() {
     flipped[middle] ^= 0x01;
     let mut older = good.clone();
     older[16..20].copy_from_slice(&1u32.to_le_bytes());
-    let cases: [(&str, Vec<u8>, &str); 4] = [
+    // A flip inside the second section (what the scan found besides documents),
+    // whose offset the header gives: the head still fits, the rest does not.
+    let mut in_meta = good.clone();
+    let meta_at = u64::from_le_bytes(good[40..48].try_into().unwrap()) as usize;
+    in_meta[meta_at + 2] ^= 0x01;
+    let cases: [(&str, Vec<u8>, &str); 5] = [
         ("truncated", good[..good.len() - 7].to_vec(), "truncated"),
         ("bit-flipped", flipped, "unusable"),
+        ("meta-flipped", in_meta, "meta section checksum mismatch"),
         ("older", older, "format version 1"),
         (
             "foreign",

@@ -92,8 +92,9 @@ impl Row {
         b[36..40].copy_from_slice(&self.pretty_len.to_le_bytes());
         b[40..44].copy_from_slice(&self.page.unwrap_or(u32::MAX).to_le_bytes());
         b[44] = u8::from(self.deleted);
-        b[45] = self.id.len() as u8;
-        b[46..46 + self.id.len()].copy_from_slice(&self.id);
+        let id = &self.id[..self.id.len().min(ID_LEN)];
+        b[45] = id.len() as u8;
+        b[46..46 + id.len()].copy_from_slice(id);
         b
     }
 
@@ -212,15 +213,17 @@ pub fn fingerprint(schema: Option<&Schema>) -> Option<[u8; 16]> {
     Some(h.finalize().into())
 }
 
-/// True when the index at `path` holds its documents classified with the schema of
-/// fingerprint `schema` (reads the header and the collections only).
-pub fn classified_with(path: &Path, schema: Option<[u8; 16]>) -> bool {
-    let file = file::map(path);
-    let classified = file.and_then(|f| match f.raw(Section::Collections).is_empty() {
-        true => Ok(None),
-        false => f.decode::<Classified>(Section::Collections).map(Some),
-    });
-    matches!(classified, Ok(Some(c)) if c.schema == schema)
+/// The collections section of `file`, when its documents were classified with the
+/// schema of fingerprint `schema`.
+fn classification<B: AsRef<[u8]>>(
+    file: &IndexFile<B>,
+    schema: Option<[u8; 16]>,
+) -> Result<Option<Classified>, IndexError> {
+    if file.raw(Section::Collections).is_empty() {
+        return Ok(None);
+    }
+    let classified: Classified = file.decode(Section::Collections)?;
+    Ok(Some(classified).filter(|c| c.schema == schema))
 }
 
 /// An index opened for serving: everything but the documents decoded, the documents
@@ -246,13 +249,9 @@ impl Served {
         file: IndexFile<B>,
         schema: Option<[u8; 16]>,
     ) -> Result<Option<Served>, IndexError> {
-        if file.raw(Section::Collections).is_empty() {
+        let Some(classified) = classification(&file, schema)? else {
             return Ok(None);
-        }
-        let classified: Classified = file.decode(Section::Collections)?;
-        if classified.schema != schema {
-            return Ok(None);
-        }
+        };
         let index = Index::from_file(&file, false)?;
         let sums: Vec<u32> = file
             .checked(Section::RowChecksums)?
