@@ -22,7 +22,7 @@ mod liveness;
 mod place;
 mod schema;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -246,29 +246,31 @@ pub fn classify(index: &Index, schema: Option<&Schema>) -> Collections {
 
 /// Byte-identical copies (same hash): the positions of the documents kept, the most
 /// trusted copy of each (by `trust`, the first on disk among equals), and per document
-/// how many copies its kept one stands for.
+/// how many copies its kept one stands for (meaningful for the kept ones).
+///
+/// By sorting (hash, position) pairs rather than with a map of every hash: 16 bytes
+/// per document instead of a table of up to twice as many 17-byte slots.
 fn identical_copies<T: Ord>(
     docs: &[DocEntry],
     trust: impl Fn(usize) -> T,
 ) -> (Vec<usize>, Vec<usize>) {
-    let mut best: HashMap<u64, usize, foldhash::fast::RandomState> =
-        HashMap::with_capacity_and_hasher(docs.len(), Default::default());
+    let mut by_hash: Vec<(u64, usize)> =
+        docs.iter().enumerate().map(|(i, d)| (d.hash, i)).collect();
+    by_hash.sort_unstable();
     let mut copies = vec![1usize; docs.len()];
-    for (i, d) in docs.iter().enumerate() {
-        match best.get_mut(&d.hash) {
-            None => {
-                best.insert(d.hash, i);
-            }
-            Some(kept) => {
-                copies[*kept] += 1;
-                if trust(i) > trust(*kept) {
-                    copies[i] = copies[*kept];
-                    *kept = i;
-                }
-            }
-        }
-    }
-    let mut kept: Vec<usize> = best.into_values().collect();
+    let mut kept: Vec<usize> = by_hash
+        .chunk_by(|a, b| a.0 == b.0)
+        .map(|same| {
+            // The first most trusted copy: positions ascend within a group.
+            let best = same
+                .iter()
+                .map(|&(_, i)| i)
+                .reduce(|best, i| if trust(i) > trust(best) { i } else { best })
+                .unwrap_or_default();
+            copies[best] = same.len();
+            best
+        })
+        .collect();
     kept.sort_unstable();
     (kept, copies)
 }
