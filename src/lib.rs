@@ -9,11 +9,13 @@
 //!   when a source is mounted read-write.
 //! - [`carve`]: pure carvers, one module per format (FLV and its tags and fragments,
 //!   BSON, MMAPv1, WiredTiger); [`extjson`]: Extended JSON rendering.
-//! - [`index`]: the persisted result of a scan; [`spans`]: byte ranges and disk order,
+//! - [`index`]: the persisted result of a scan, a file of checksummed sections; [`spans`]: byte ranges and disk order,
 //!   shared by [`scan`] and [`merge`].
 //! - [`scan`]: the parallel driver, a loop over one [`scan::stage::Stage`] per format;
 //!   [`merge`]: joins indexes of disjoint ranges.
 //! - [`classify`]: documents to collections, copies, conflicts, removed records.
+//! - [`served`]: the classified documents as fixed-width rows saved in the index and
+//!   served from a memory map.
 //! - [`known`]: tell surviving files from lost ones (`--known`).
 //! - [`report`]: the counts and rows every output prints.
 //! - [`tree`]: the mount's tree built from the index (pure); [`content`]: serves its

@@ -30,8 +30,9 @@ impl HeuristicFrequencyRank for DiskRank {
     }
 }
 
-/// A searcher for `needle` that picks the bytes to check first by [`DiskRank`]: build
-/// it once (a `static LazyLock`), search with it everywhere.
+/// A searcher for `needle` that picks the bytes to check first by how common each byte
+/// is on disks (zero bytes common, unlike in text): build it once (a `static
+/// LazyLock`), search with it everywhere.
 pub fn finder(needle: &'static [u8]) -> Finder<'static> {
     FinderBuilder::new().build_forward_with_ranker(DiskRank, needle)
 }

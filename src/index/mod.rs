@@ -1,6 +1,6 @@
 //! The persisted offset index: what one scan found, so that a mount never rescans.
 //!
-//! The file is sectioned (see [`file`]): the head (sources and options), what was
+//! The file is sectioned (see [`mod@file`]): the head (sources and options), what was
 //! found besides documents, the documents, and once they are classified, the
 //! collections and the rows a mount serves from a memory map ([`crate::served`]).
 //! Each section is checksummed on its own, so reading the head does not read the

@@ -1,4 +1,4 @@
-//! Lays an [`Index`] out as the user-facing tree:
+//! Lays an index, opened for serving ([`Served`]), out as the user-facing tree:
 //!
 //! ```text
 //! /README.txt               what was scanned, when, with which options; counts; bad ranges
