@@ -255,6 +255,22 @@ impl Join {
     pub fn proven(&self) -> bool {
         self.alternatives == 0 && self.earliest_from == self.from && self.lost_ms.is_none()
     }
+
+    /// A join at `from` to `to` proven by a straddling tag whose split may lie as early
+    /// as `earliest_from`: what the split tests build.
+    #[cfg(test)]
+    pub(crate) fn straddling(earliest_from: u64, from: u64, to: u64) -> Join {
+        Join {
+            from,
+            to,
+            at_ms: 0,
+            alternatives: 0,
+            earliest_from,
+            lost_ms: None,
+            evidence: Evidence::StraddlingTag,
+            decoded: None,
+        }
+    }
 }
 
 /// The recording asking for its next fragment: where its header is, and whether the

@@ -330,7 +330,7 @@ impl<S: ByteSource + ?Sized> ByteSource for Extents<'_, S> {
 mod tests {
     use super::*;
     use crate::carve::flv::Status;
-    use crate::carve::fragments::{Evidence, Join};
+    use crate::carve::fragments::Join;
 
     /// A tag of `kind` with `size` data bytes (first byte `codec`) at time `ts`.
     fn tag(kind: u8, codec: u8, size: u32, ts: u8) -> Vec<u8> {
@@ -343,7 +343,10 @@ mod tests {
 
     #[test]
     fn an_inner_fragment_sits_between_the_pieces_and_keeps_the_length() {
-        let mut file = carved(vec![(0, 4096), (20480, 8192)], join(1024, 4096, 20480));
+        let mut file = carved(
+            vec![(0, 4096), (20480, 8192)],
+            Join::straddling(1024, 4096, 20480),
+        );
         // The piece ends at 2048; 1024 bytes at 9216 follow; the next piece then starts
         // 1024 bytes before where the join put it.
         let extents = with_inner(&file, 0, 2048, (9216, 1024)).unwrap();
@@ -354,20 +357,6 @@ mod tests {
         assert!(with_inner(&file, 0, 2048, (9216, 2048 + 8192 + 16384)).is_none());
         file.joins.clear();
         assert!(with_inner(&file, 0, 2048, (9216, 1024)).is_none());
-    }
-
-    /// A join at `from` to `to` whose split may lie as early as `earliest_from`.
-    fn join(earliest_from: u64, from: u64, to: u64) -> Join {
-        Join {
-            from,
-            to,
-            at_ms: 0,
-            alternatives: 0,
-            earliest_from,
-            lost_ms: None,
-            evidence: Evidence::StraddlingTag,
-            decoded: None,
-        }
     }
 
     fn carved(extents: Vec<(u64, u64)>, join: Join) -> Carved {
@@ -400,7 +389,10 @@ mod tests {
         src[..2048].copy_from_slice(&rec[..2048]);
         src.extend_from_slice(&rec[2048..]);
         let rest = rec.len() as u64 - 2048;
-        let mut file = carved(vec![(0, 2048), (8192, rest)], join(512, 2048, 8192));
+        let mut file = carved(
+            vec![(0, 2048), (8192, rest)],
+            Join::straddling(512, 2048, 8192),
+        );
         let straddles = Straddle::find_all(&src[..], &file);
         let straddle = straddles[0].as_ref().expect("the tag across the join");
         assert!(straddle.probe(&src[..], &file, 0, 1024).is_some());

@@ -161,7 +161,7 @@ pub(crate) fn move_split(file: &mut Carved, j: usize, lo: u64, hi: u64) {
 mod tests {
     use super::*;
     use crate::carve::flv::Status;
-    use crate::carve::fragments::{Evidence, Join};
+    use crate::carve::fragments::Join;
 
     fn file(extents: Vec<(u64, u64)>, joins: Vec<Join>) -> Carved {
         Carved {
@@ -179,19 +179,6 @@ mod tests {
         }
     }
 
-    fn join(earliest_from: u64, from: u64, to: u64) -> Join {
-        Join {
-            from,
-            to,
-            at_ms: 0,
-            alternatives: 0,
-            lost_ms: None,
-            evidence: Evidence::StraddlingTag,
-            decoded: None,
-            earliest_from,
-        }
-    }
-
     const B: u64 = 4096;
 
     #[test]
@@ -201,7 +188,7 @@ mod tests {
         // fragment starts 2 blocks earlier than first chosen.
         let mut a = file(
             vec![(0, 10 * B), (40 * B, 10 * B)],
-            vec![join(6 * B, 10 * B, 40 * B)],
+            vec![Join::straddling(6 * B, 10 * B, 40 * B)],
         );
         let mut b = file(vec![(8 * B, 12 * B)], Vec::new());
         narrow(&mut [&mut a, &mut b], Unit(B));
@@ -216,7 +203,7 @@ mod tests {
         // are another file's: it starts at 38, so the split is at 8.
         let mut a = file(
             vec![(0, 10 * B), (40 * B, 10 * B)],
-            vec![join(6 * B, 10 * B, 40 * B)],
+            vec![Join::straddling(6 * B, 10 * B, 40 * B)],
         );
         let mut b = file(vec![(30 * B, 8 * B)], Vec::new());
         narrow(&mut [&mut a, &mut b], Unit(B));
@@ -228,7 +215,7 @@ mod tests {
     fn a_piece_right_at_the_earliest_split_settles_it() {
         let mut a = file(
             vec![(0, 10 * B), (40 * B, 10 * B)],
-            vec![join(9 * B, 10 * B, 40 * B)],
+            vec![Join::straddling(9 * B, 10 * B, 40 * B)],
         );
         let mut b = file(vec![(9 * B, 5 * B)], Vec::new());
         narrow(&mut [&mut a, &mut b], Unit(B));
@@ -248,7 +235,7 @@ mod tests {
         src[copy..copy + 2 * B as usize].copy_from_slice(&block);
         let mut a = file(
             vec![(0, 10 * B), (40 * B, 10 * B)],
-            vec![join(8 * B, 10 * B, 40 * B)],
+            vec![Join::straddling(8 * B, 10 * B, 40 * B)],
         );
         merge_same_splits(&src[..], &mut a, B);
         let j = &a.joins[0];
@@ -257,7 +244,7 @@ mod tests {
         // Without the copy nothing moves.
         let mut b = file(
             vec![(0, 10 * B), (40 * B, 10 * B)],
-            vec![join(8 * B, 10 * B, 40 * B)],
+            vec![Join::straddling(8 * B, 10 * B, 40 * B)],
         );
         let before = b.clone();
         let plain: Vec<u8> = (0..50 * B as usize).map(|i| (i * 13 % 251) as u8).collect();
@@ -269,7 +256,7 @@ mod tests {
     fn contradictions_change_nothing() {
         let mut a = file(
             vec![(0, 10 * B), (40 * B, 10 * B)],
-            vec![join(6 * B, 10 * B, 40 * B)],
+            vec![Join::straddling(6 * B, 10 * B, 40 * B)],
         );
         // Holds blocks 7..39: a would end by 7 and go on from 39, which no split fits.
         let mut b = file(vec![(7 * B, 32 * B)], Vec::new());

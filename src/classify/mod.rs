@@ -139,7 +139,7 @@ impl Decided {
 
 impl Collection {
     /// A collection with nothing in it yet.
-    fn empty() -> Collection {
+    pub(crate) fn empty() -> Collection {
         Collection {
             named_by: NamedBy::Fields,
             docs: Vec::new(),

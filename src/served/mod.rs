@@ -441,12 +441,7 @@ mod tests {
         let collection = Collection {
             named_by: NamedBy::Disk,
             docs: (0..n).collect(),
-            deleted: Vec::new(),
-            duplicates: 0,
-            conflicts: Vec::new(),
-            doubted: DoubtCounts::default(),
-            learned: 0,
-            decided: Decided::default(),
+            ..Collection::empty()
         };
         (index, Collections::from([("db.c".to_string(), collection)]))
     }
