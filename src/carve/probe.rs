@@ -36,6 +36,9 @@ pub struct Straddle {
     tags: Vec<(u64, u64)>,
     /// The straddling tag: position in the file, length with PreviousTagSize.
     tag: (u64, u64),
+    /// How many of the last `tags` reach past the next join's earliest split, into
+    /// bytes no decision has settled yet.
+    unsettled: usize,
 }
 
 impl Straddle {
@@ -69,7 +72,10 @@ impl Straddle {
                         // A keyframe needs no tag before it.
                         let seen = if keyframe(&tag) { &[][..] } else { &before[..] };
                         let tag = (at, tag.kind, tag.total_len());
-                        found[next] = Some(Straddle::around(&view, (seen, &sequence), tag));
+                        let settled = splits.get(next + 1).copied().flatten();
+                        let settled = settled.map_or(u64::MAX, |(earliest, _)| earliest);
+                        let around = Straddle::around(&view, (seen, &sequence), tag, settled);
+                        found[next] = Some(around);
                     }
                     _ => {}
                 }
@@ -86,20 +92,23 @@ impl Straddle {
     }
 
     /// The probe's tags for the straddling tag at `at`: the sequence headers of its
-    /// kind, the tags `before` it that a decoder needs, itself and two after.
+    /// kind, the tags `before` it that a decoder needs, itself and two after (counting
+    /// those that reach past `settled`, where the next join's split may lie).
     fn around<S: ByteSource + ?Sized>(
         view: &S,
         (before, sequence): (&[Seen], &[(u64, u64)]),
         (at, kind, len): (u64, u8, u64),
+        settled: u64,
     ) -> Straddle {
         let mut window = window_before(view, before, kind, at);
         window.push((at, len));
-        let (mut next, mut after) = (at + len, 0);
+        let (mut next, mut after, mut unsettled) = (at + len, 0, 0);
         while after < TAGS_AFTER && next - at <= MAX_WINDOW {
             let Some(tag) = tag_at(view, next) else { break };
             if tag.kind == kind {
                 window.push((next, tag.total_len()));
                 after += 1;
+                unsettled += usize::from(next + tag.total_len() > settled);
             }
             next += tag.total_len();
         }
@@ -112,7 +121,20 @@ impl Straddle {
             kind,
             tags,
             tag: (at, len),
+            unsettled,
         }
+    }
+
+    /// The same straddle without the tags after it that reach into the next join's
+    /// unsettled bytes, if it has any: a second opinion when every probe fails alike
+    /// because of what such a tag reads past an undecided split (the right split's
+    /// probe too), at the price of fewer frames to tell the splits apart by.
+    pub fn settled(&self) -> Option<Straddle> {
+        (self.unsettled > 0).then(|| Straddle {
+            tags: self.tags[..self.tags.len() - self.unsettled].to_vec(),
+            unsettled: 0,
+            ..self.clone()
+        })
     }
 
     /// Leaves the straddling tag of join `j` out of `file` when no split of it can be
@@ -373,6 +395,40 @@ mod tests {
             has_video: true,
             headless: None,
         }
+    }
+
+    #[test]
+    fn a_second_opinion_leaves_out_tags_that_reach_into_the_next_join() {
+        let mut rec = vec![b'F', b'L', b'V', 1, 1, 0, 0, 0, 9, 0, 0, 0, 0];
+        rec.extend(tag(9, 0x17, 100, 0));
+        rec.extend(tag(9, 0x27, 3000, 40));
+        rec.extend(tag(9, 0x27, 50, 80));
+        let long = tag(9, 0x27, 4000, 120);
+        let long_at = rec.len() as u64;
+        rec.extend(&long);
+        rec.extend(tag(9, 0x27, 50, 160));
+        rec.extend(tag(9, 0x27, 50, 200));
+        // Three pieces: file bytes 0..2048 at 0, 2048..5120 at 8192, the rest at 20480.
+        // The second join's split may lie anywhere from file byte 4608 on, inside the
+        // long tag after the first join's straddling tag.
+        let mut src: Vec<u8> = (0..20480u32).map(|i| (i * 31 % 251) as u8).collect();
+        src[..2048].copy_from_slice(&rec[..2048]);
+        src[8192..11264].copy_from_slice(&rec[2048..5120]);
+        src.extend_from_slice(&rec[5120..]);
+        let mut file = carved(
+            vec![(0, 2048), (8192, 3072), (20480, rec.len() as u64 - 5120)],
+            Join::straddling(512, 2048, 8192),
+        );
+        file.joins.push(Join::straddling(10752, 11264, 20480));
+        assert!(long_at < 4608 && long_at + long.len() as u64 > 4608);
+        let straddles = Straddle::find_all(&src[..], &file);
+        let first = straddles[0].as_ref().expect("the tag across the first join");
+        let settled = first.settled().expect("its second tag after reaches past 4608");
+        let probe = |s: &Straddle| s.probe(&src[..], &file, 0, 2048).unwrap().len();
+        assert_eq!(probe(first) - probe(&settled), long.len());
+        assert_eq!(settled.settled(), None);
+        let last = straddles[1].as_ref().expect("the long tag across the second join");
+        assert_eq!(last.settled(), None, "no join after the last");
     }
 
     #[test]

@@ -98,12 +98,15 @@ fn decide(
     }
     let (from, n) = (join.from, (join.from - join.earliest_from) / unit + 1);
     let split = |d: usize| from - d as u64 * unit;
-    let found = decoding::search(n as usize, |d| {
-        let probe = straddle.probe(&ReadAhead::new(source), file, j, split(d))?;
-        let verdict = decoder.judge(&probe);
-        log::trace!("join at {from}, split at {}: {verdict:?}", split(d));
-        verdict
-    });
+    let search = |straddle: &Straddle| {
+        decoding::search(n as usize, |d| {
+            let probe = straddle.probe(&ReadAhead::new(source), file, j, split(d))?;
+            let verdict = decoder.judge(&probe);
+            log::trace!("join at {from}, split at {}: {verdict:?}", split(d));
+            verdict
+        })
+    };
+    let found = search(straddle).or_else(|| search(&straddle.settled()?));
     if let Some(d) = found {
         log::debug!(
             "split of the join at {from} decided by decoding: {} of {n} splits",
