@@ -87,13 +87,13 @@ fn bisect(
     latest: Verdict,
     judge: &Memo<impl Fn(usize) -> Option<Verdict> + Sync>,
 ) -> Option<usize> {
-    // As late or later than the right split: broken no sooner than the latest split.
+    // As late or later than the right split: clean, or broken exactly where the latest
+    // split breaks (what followed the fragment). Not merely later: a too early split
+    // may break anywhere, later too, by chance (woodblock seed 35: a band of early
+    // splits broke a row past the latest and led the search away from the right one).
     let not_too_early = |d: usize| {
         judge.get(d).map(|v| {
-            v.clean()
-                || (v.errors <= latest.errors
-                    && v.first_error
-                        .is_none_or(|at| latest.first_error.is_some_and(|l| at >= l)))
+            v.clean() || (v.errors <= latest.errors && v.first_error == latest.first_error)
         })
     };
     let (mut lo, mut hi) = (0, n - 1);
@@ -228,6 +228,23 @@ mod tests {
                 assert!(decoded.into_inner() <= 32, "too many decoded");
             }
         }
+    }
+
+    #[test]
+    fn too_early_splits_that_break_later_than_the_latest_do_not_mislead_the_search() {
+        // Past the right split every split breaks at (100, 7); before it, at (100, 20):
+        // later, but not where the latest breaks.
+        let right = 115;
+        let judge = |d: usize| {
+            Some(match d {
+                _ if d == right => Verdict::default(),
+                _ => Verdict {
+                    errors: 3,
+                    first_error: Some((100, if d < right { 7 } else { 20 })),
+                },
+            })
+        };
+        assert_eq!(search(267, judge), Some(right));
     }
 
     #[test]
