@@ -42,13 +42,18 @@ pub(crate) fn parse_tag_header(h: &[u8; 12]) -> Option<Tag> {
     })
 }
 
-/// Reads and fully checks the tag at `pos`: header sane and PreviousTagSize matching.
-pub(crate) fn tag_at<S: ByteSource + ?Sized>(src: &S, pos: u64) -> Option<Tag> {
+/// Reads the tag header at `pos` (and the first data byte), without its end.
+pub(crate) fn tag_header_at<S: ByteSource + ?Sized>(src: &S, pos: u64) -> Option<Tag> {
     let mut h = [0u8; 12];
     if !src.read_at(pos, &mut h) {
         return None;
     }
-    let tag = parse_tag_header(&h)?;
+    parse_tag_header(&h)
+}
+
+/// Reads and fully checks the tag at `pos`: header sane and PreviousTagSize matching.
+pub(crate) fn tag_at<S: ByteSource + ?Sized>(src: &S, pos: u64) -> Option<Tag> {
+    let tag = tag_header_at(src, pos)?;
     let mut pts = [0u8; 4];
     if !src.read_at(pos + TAG_HEADER_LEN + tag.size as u64, &mut pts) {
         return None;

@@ -10,7 +10,7 @@
 
 use super::ByteSource;
 use super::flv::{Carved, HEADER_LEN, sequence_headers};
-use super::flv_tag::{TAG_HEADER_LEN, Tag, tag_at};
+use super::flv_tag::{TAG_HEADER_LEN, Tag, tag_at, tag_header_at};
 use super::splits::move_split;
 
 /// Audio tags before the straddling one that go into an audio probe: enough for a
@@ -61,8 +61,16 @@ impl Straddle {
         let (mut next, mut at) = (0, HEADER_LEN as u64);
         let mut before: Vec<Seen> = Vec::new();
         while next < splits.len() && before.len() < MAX_TAGS {
-            let Some(tag) = tag_at(&view, at) else { break };
-            let end = at + TAG_HEADER_LEN + tag.size as u64;
+            // A tag whose PreviousTagSize lies past the next join's earliest split may
+            // read it from the wrong side of that split: its header decides.
+            let unsettled = |t: &Tag| {
+                let earliest = splits[next].map_or(u64::MAX, |s| s.0);
+                at + t.total_len() > earliest
+            };
+            let tag = tag_at(&view, at).or_else(|| tag_header_at(&view, at).filter(unsettled));
+            let Some(tag) = tag else { break };
+            // Its PreviousTagSize too: a split there breaks the chain as surely.
+            let end = at + tag.total_len();
             // Every join whose latest split this tag runs past: it straddles those
             // whose every split lies past its header and first data byte.
             while let Some(&split) = splits.get(next) {
@@ -422,13 +430,44 @@ mod tests {
         file.joins.push(Join::straddling(10752, 11264, 20480));
         assert!(long_at < 4608 && long_at + long.len() as u64 > 4608);
         let straddles = Straddle::find_all(&src[..], &file);
-        let first = straddles[0].as_ref().expect("the tag across the first join");
-        let settled = first.settled().expect("its second tag after reaches past 4608");
+        let first = straddles[0]
+            .as_ref()
+            .expect("the tag across the first join");
+        let settled = first
+            .settled()
+            .expect("its second tag after reaches past 4608");
         let probe = |s: &Straddle| s.probe(&src[..], &file, 0, 2048).unwrap().len();
         assert_eq!(probe(first) - probe(&settled), long.len());
         assert_eq!(settled.settled(), None);
-        let last = straddles[1].as_ref().expect("the long tag across the second join");
+        let last = straddles[1]
+            .as_ref()
+            .expect("the long tag across the second join");
         assert_eq!(last.settled(), None, "no join after the last");
+    }
+
+    #[test]
+    fn a_split_inside_the_previous_tag_size_still_has_its_straddling_tag() {
+        let mut rec = vec![b'F', b'L', b'V', 1, 1, 0, 0, 0, 9, 0, 0, 0, 0];
+        rec.extend(tag(9, 0x17, 100, 0));
+        let at = rec.len();
+        // Ends at 2049 with its PreviousTagSize: the latest split, 2048, cuts that.
+        let straddling = tag(9, 0x27, 2049 - at as u32 - 15, 40);
+        rec.extend(&straddling);
+        rec.extend(tag(9, 0x27, 50, 80));
+        rec.extend(tag(9, 0x27, 50, 120));
+        // The fragment really ends at 1024; other bytes follow it up to 2048.
+        let mut src: Vec<u8> = (0..9216u32).map(|i| (i * 31 % 251) as u8).collect();
+        src[..1024].copy_from_slice(&rec[..1024]);
+        src.extend_from_slice(&rec[1024..]);
+        let file = carved(
+            vec![(0, 2048), (10240, rec.len() as u64 - 2048)],
+            Join::straddling(512, 2048, 10240),
+        );
+        let straddles = Straddle::find_all(&src[..], &file);
+        let straddle = straddles[0].as_ref().expect("the tag across the split");
+        let probe = straddle.probe(&src[..], &file, 0, 1024).unwrap();
+        let data = &straddling[..straddling.len() - 4];
+        assert!(probe.windows(data.len()).any(|w| w == data));
     }
 
     #[test]
