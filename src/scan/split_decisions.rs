@@ -123,6 +123,10 @@ fn decide(
 /// its straddling tag.
 const INNER_REACH: u64 = 64;
 
+/// Splits later than where the bisection found the plateau's end that are checked for
+/// an earlier end of it.
+const PLATEAU_SLACK: usize = 8;
+
 /// When no split of join `j` decodes, a fragment may lie wholly inside the straddling
 /// tag (a keyframe of 200 KB over fragments of a few KB): no tag header marks it. The
 /// splits past the fragment's true end all break at one macroblock (what followed the
@@ -157,6 +161,12 @@ fn find_inner(
         } else {
             hi = mid;
         }
+    }
+    // The run of splits on the plateau from the latest one on ends at the fragment's
+    // end; a too early split may land on the plateau too (the decoder notices the
+    // wrong bytes late, or by chance), and the bisection may have met such a one.
+    while let Some(k) = (lo.saturating_sub(PLATEAU_SLACK)..lo).find(|&k| !on_plateau(k)) {
+        (lo, hi) = (k.saturating_sub(1), k);
     }
     let Some(file_end) = straddle.tag_end_in_file() else {
         return false;
