@@ -39,6 +39,11 @@ const DECODE_ALL_BLIND: usize = 96;
 /// When the search by error positions finds nothing (they are noisy: H.263 notices a
 /// wrong byte late), up to this many are decoded.
 const DECODE_ALL_NOISY: usize = 128;
+/// Splits just after the right one that may break elsewhere than the later ones: the
+/// bytes after them differ from the later splits', and the decoder notices the wrong
+/// bytes only some way in (woodblock seed 40: one split after the right one broke at
+/// macroblock (2, 10), every later one at (2, 14)).
+const LAG: usize = 2;
 /// Splits decoded on either side of where the search ends (a decoder notices a wrong
 /// byte a little after it, so the change may show a few splits late).
 const AROUND: usize = 8;
@@ -66,18 +71,28 @@ pub fn search(n: usize, judge: impl Fn(usize) -> Option<Verdict> + Sync) -> Opti
     breaks_like_the_latest(found, latest, &judge).then_some(found)
 }
 
-/// Past the right split, every later split first breaks where the `latest` does: true
-/// when the split just after `d` does (or there is none, or no position is known).
+/// Past the right split, every later split first breaks where the `latest` does, but
+/// for the first [`LAG`] of them, which the decoder may notice a little early or late:
+/// true when one of those after `d` (not the latest itself, unless it is the one just
+/// after `d`) does with none clean before it, or there is none, or no position is known.
 fn breaks_like_the_latest(
     d: usize,
     latest: Verdict,
     judge: &Memo<impl Fn(usize) -> Option<Verdict> + Sync>,
 ) -> bool {
-    d == 0
-        || latest.first_error.is_none()
-        || judge
-            .get(d - 1)
-            .is_some_and(|v| v.first_error == latest.first_error)
+    if d == 0 || latest.first_error.is_none() {
+        return true;
+    }
+    for k in (1..=LAG.min(d)).filter(|&k| k == 1 || k < d) {
+        match judge.get(d - k) {
+            Some(v) if v.first_error == latest.first_error => return true,
+            // Broken elsewhere: within the lag, look one further.
+            Some(v) if !v.clean() => continue,
+            // Clean too, or the decoder could not run: that one is no plateau.
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// Finds where splits stop breaking as late as the `latest` does, and decodes the
@@ -281,6 +296,25 @@ mod tests {
         };
         assert_eq!(search(12, judge), None);
         assert_eq!(search(200, judge), None);
+    }
+
+    #[test]
+    fn the_split_just_after_the_right_one_may_break_elsewhere() {
+        let judge = |d: usize| {
+            Some(match d {
+                6 => Verdict::default(),
+                5 => Verdict {
+                    errors: 2,
+                    first_error: Some((2, 10)),
+                },
+                _ => Verdict {
+                    errors: 2,
+                    first_error: Some((if d < 6 { 2 } else { 1 }, 14)),
+                },
+            })
+        };
+        assert_eq!(search(7, judge), Some(6));
+        assert_eq!(search(200, judge), Some(6));
     }
 
     #[test]
