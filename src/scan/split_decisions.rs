@@ -165,7 +165,10 @@ fn find_inner(
     // The run of splits on the plateau from the latest one on ends at the fragment's
     // end; a too early split may land on the plateau too (the decoder notices the
     // wrong bytes late, or by chance), and the bisection may have met such a one.
-    while let Some(k) = (lo.saturating_sub(PLATEAU_SLACK)..lo).find(|&k| !on_plateau(k)) {
+    // Each round moves `lo` back: it ends.
+    while lo > 0
+        && let Some(k) = (lo.saturating_sub(PLATEAU_SLACK)..=lo).find(|&k| !on_plateau(k))
+    {
         (lo, hi) = (k.saturating_sub(1), k);
     }
     let Some(file_end) = straddle.tag_end_in_file() else {
