@@ -58,15 +58,15 @@ impl Straddle {
             .collect();
         let sequence = sequence_headers(&view, HEADER_LEN as u64);
         let mut found = vec![None; splits.len()];
+        // Where join `i`'s earliest split lies in the file: bytes from there on are not
+        // settled until it is decided.
+        let earliest_of = |i: usize| splits.get(i).copied().flatten().map_or(u64::MAX, |s| s.0);
         let (mut next, mut at) = (0, HEADER_LEN as u64);
         let mut before: Vec<Seen> = Vec::new();
         while next < splits.len() && before.len() < MAX_TAGS {
             // A tag whose PreviousTagSize lies past the next join's earliest split may
             // read it from the wrong side of that split: its header decides.
-            let unsettled = |t: &Tag| {
-                let earliest = splits[next].map_or(u64::MAX, |s| s.0);
-                at + t.total_len() > earliest
-            };
+            let unsettled = |t: &Tag| at + t.total_len() > earliest_of(next);
             let tag = tag_at(&view, at).or_else(|| tag_header_at(&view, at).filter(unsettled));
             let Some(tag) = tag else { break };
             // Its PreviousTagSize too: a split there breaks the chain as surely.
@@ -80,10 +80,9 @@ impl Straddle {
                         // A keyframe needs no tag before it.
                         let seen = if keyframe(&tag) { &[][..] } else { &before[..] };
                         let tag = (at, tag.kind, tag.total_len());
-                        let settled = splits.get(next + 1).copied().flatten();
-                        let settled = settled.map_or(u64::MAX, |(earliest, _)| earliest);
-                        let around = Straddle::around(&view, (seen, &sequence), tag, settled);
-                        found[next] = Some(around);
+                        let settled = earliest_of(next + 1);
+                        found[next] =
+                            Some(Straddle::around(&view, (seen, &sequence), tag, settled));
                     }
                     _ => {}
                 }
@@ -139,9 +138,10 @@ impl Straddle {
     /// probe too), at the price of fewer frames to tell the splits apart by.
     pub fn settled(&self) -> Option<Straddle> {
         (self.unsettled > 0).then(|| Straddle {
+            kind: self.kind,
             tags: self.tags[..self.tags.len() - self.unsettled].to_vec(),
+            tag: self.tag,
             unsettled: 0,
-            ..self.clone()
         })
     }
 
