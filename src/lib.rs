@@ -7,12 +7,12 @@
 //! - [`source`]: read-only access to images and block devices that survives bad
 //!   sectors; [`mountinfo`] and [`guard`]: never write the index onto a source, warn
 //!   when a source is mounted read-write.
-//! - [`carve`]: pure carvers, one module per format (FLV and its tags and fragments,
-//!   BSON, MMAPv1, WiredTiger); [`extjson`]: Extended JSON rendering.
-//! - [`index`]: the persisted result of a scan, a file of checksummed sections; [`spans`]: byte ranges and disk order,
-//!   shared by [`scan`] and [`merge`].
-//! - [`scan`]: the parallel driver, a loop over one [`scan::stage::Stage`] per format;
-//!   [`merge`]: joins indexes of disjoint ranges.
+//! - [`carve`]: pure carvers, one module per format (FLV and its tags, fragments
+//!   and joins, BSON, MMAPv1, WiredTiger); [`extjson`]: Extended JSON rendering.
+//! - [`index`]: the persisted result of a scan, a file of checksummed sections;
+//!   [`spans`]: byte ranges and disk order, shared by [`scan`] and [`merge`].
+//! - [`merge`]: joins indexes of disjoint ranges (a scan's segments, `--range` parts).
+//! - [`scan`]: the parallel driver, a loop over one [`scan::stage::Stage`] per format.
 //! - [`classify`]: documents to collections, copies, conflicts, removed records.
 //! - [`served`]: the classified documents as fixed-width rows saved in the index and
 //!   served from a memory map.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use crate::carve::flv::Status;
-use crate::carve::fragments::Evidence;
+use crate::carve::join::Evidence;
 use crate::classify::Decided;
 use crate::index::{DoubtCounts, FlvEntry, Index};
 use crate::served::{Classified, ServedCollection};

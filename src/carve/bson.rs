@@ -22,6 +22,11 @@ use bson::RawDocument;
 use bson::raw::RawBsonRef;
 use memchr::memmem;
 
+/// A document's `_id` as the index keeps it: held inline up to 16 bytes (an ObjectId
+/// with its type byte is 13), so millions of documents do not cost an allocation each.
+/// Stored as the byte list a `Vec<u8>` would be.
+pub type DocId = smallvec::SmallVec<[u8; 16]>;
+
 /// MongoDB's limit on a stored document (16 MiB).
 pub const MAX_DOC_LEN: usize = 16 << 20;
 /// Deepest nesting accepted (mongod refuses deeper documents).
@@ -121,7 +126,7 @@ impl Doubts {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Summary<'a> {
     /// The `_id` value: its type byte followed by its value bytes (empty without `_id`).
-    pub id: crate::index::DocId,
+    pub id: DocId,
     /// Top-level field names, in document order.
     pub fields: Vec<&'a str>,
     /// What plausibility rules dislike about it.
@@ -311,11 +316,11 @@ pub fn validate(bytes: &[u8]) -> Result<Summary<'_>, Invalid> {
     // "_id\0", and spans the element's size (nested documents and arrays included).
     let id = match doc.iter_elements().next() {
         Some(Ok(first)) if first.key().as_str() == "_id" => {
-            let mut id = crate::index::DocId::from_slice(&[first.element_type() as u8]);
+            let mut id = DocId::from_slice(&[first.element_type() as u8]);
             id.extend_from_slice(bytes.get(9..9 + first.size()).unwrap_or_default());
             id
         }
-        _ => crate::index::DocId::new(),
+        _ => DocId::new(),
     };
     Ok(Summary { id, fields, doubts })
 }

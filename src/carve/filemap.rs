@@ -7,7 +7,7 @@
 use super::ByteSource;
 use super::ext4::{ExtentMap, MapKind};
 use super::flv_tag;
-use super::fragments::{Evidence, Join};
+use super::join::{Evidence, Join};
 
 /// One extent in bytes: `len` bytes of the file from `logical` lie at `source`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

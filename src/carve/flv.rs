@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use super::ByteSource;
 use super::flv_tag::{TAG_HEADER_LEN, Tag, parse_tag_header, tag_at};
-use super::fragments::{Asking, Continuations, Join};
+use super::fragments::{Asking, Continuations};
+use super::join::Join;
 use super::search;
 
 /// FLV file header (9 bytes) plus PreviousTagSize0 (4 bytes).

@@ -12,6 +12,7 @@ pub mod filemap;
 pub mod flv;
 pub mod flv_tag;
 pub mod fragments;
+pub mod join;
 pub mod mmapv1;
 pub mod probe;
 pub mod search;

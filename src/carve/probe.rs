@@ -360,7 +360,7 @@ impl<S: ByteSource + ?Sized> ByteSource for Extents<'_, S> {
 mod tests {
     use super::*;
     use crate::carve::flv::Status;
-    use crate::carve::fragments::Join;
+    use crate::carve::join::Join;
 
     /// A tag of `kind` with `size` data bytes (first byte `codec`) at time `ts`.
     fn tag(kind: u8, codec: u8, size: u32, ts: u8) -> Vec<u8> {

@@ -161,7 +161,7 @@ pub(crate) fn move_split(file: &mut Carved, j: usize, lo: u64, hi: u64) {
 mod tests {
     use super::*;
     use crate::carve::flv::Status;
-    use crate::carve::fragments::Join;
+    use crate::carve::join::Join;
 
     fn file(extents: Vec<(u64, u64)>, joins: Vec<Join>) -> Carved {
         Carved {

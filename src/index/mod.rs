@@ -14,6 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
+pub use crate::carve::bson::DocId;
 use crate::carve::bson::{Doubt, Doubts};
 use crate::carve::flv::Carved;
 use crate::carve::wiredtiger::{Address, Codec, PageKind};
@@ -141,11 +142,6 @@ pub struct DocEntry {
     /// structure framed it).
     pub doubts: Doubts,
 }
-
-/// A document's `_id` as the index keeps it: held inline up to 16 bytes (an ObjectId
-/// with its type byte is 13), so millions of documents do not cost an allocation each.
-/// Stored as the byte list a `Vec<u8>` would be.
-pub type DocId = smallvec::SmallVec<[u8; 16]>;
 
 /// Where a document of a WiredTiger file lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

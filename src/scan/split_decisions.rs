@@ -10,7 +10,7 @@ use super::decoder::Decoder;
 use crate::carve::ByteSource;
 use crate::carve::decoding;
 use crate::carve::flv::Carved;
-use crate::carve::fragments::Join;
+use crate::carve::join::Join;
 use crate::carve::probe::{self, Straddle};
 use crate::carve::splits::move_split;
 use crate::index::FlvEntry;

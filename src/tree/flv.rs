@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::Tree;
 use crate::carve::flv::Headless;
-use crate::carve::fragments::{Evidence, Join};
+use crate::carve::join::{Evidence, Join};
 use crate::extent::{Extent, ExtentList};
 use crate::index::{FlvEntry, Index};
 use crate::report::{self, FlvRow};

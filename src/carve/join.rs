@@ -1,0 +1,66 @@
+//! A join: where a carved recording jumps from one fragment to the next, and what
+//! says so. Its own module because the fragment search and the filesystem maps both
+//! make joins, and neither should import the other for it.
+
+use serde::{Deserialize, Serialize};
+
+/// Where a walk jumped from one fragment to the next.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Join {
+    /// End of the fragment left (a block boundary).
+    pub from: u64,
+    /// Start of the fragment entered (a block boundary).
+    pub to: u64,
+    /// Timestamp (ms) where the stream continues.
+    pub at_ms: u32,
+    /// Other fragments that fit the evidence as well: 0 when only this one does.
+    pub alternatives: u32,
+    /// The earliest block boundary the jump may lie at (`from` is the latest, and the
+    /// one taken): the straddling tag fits every boundary between them equally.
+    pub earliest_from: u64,
+    /// For a join across a lost fragment (overwritten, or nowhere in the source): the
+    /// time range missing, in ms. The file jumps from its last whole tag to the next
+    /// fragment's first keyframe.
+    pub lost_ms: Option<(u32, u32)>,
+    /// What says the file goes on there.
+    pub evidence: Evidence,
+    /// When decoding chose the split: how many splits the straddling tag allowed, of
+    /// which only this one decodes without error (see [`super::probe`]).
+    pub decoded: Option<u32>,
+}
+
+impl Join {
+    /// Nothing else fits: one fragment, one split, none lost.
+    pub fn proven(&self) -> bool {
+        self.alternatives == 0 && self.earliest_from == self.from && self.lost_ms.is_none()
+    }
+
+    /// A join at `from` to `to` proven by a straddling tag whose split may lie as early
+    /// as `earliest_from`: what the split tests build.
+    #[cfg(test)]
+    pub(crate) fn straddling(earliest_from: u64, from: u64, to: u64) -> Join {
+        Join {
+            from,
+            to,
+            at_ms: 0,
+            alternatives: 0,
+            earliest_from,
+            lost_ms: None,
+            evidence: Evidence::StraddlingTag,
+            decoded: None,
+        }
+    }
+}
+
+/// What a join rests on, strongest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Evidence {
+    /// The filesystem's extent map found at this source offset (and the straddling
+    /// tag, read through it, checks out).
+    ExtentMap(u64),
+    /// The straddling tag: its size and PreviousTagSize fit the fragment there
+    /// (`alternatives` says how many other places fit as well).
+    StraddlingTag,
+    /// Only time: the fragment that comes next in the stream's time line.
+    NextInTime,
+}
