@@ -5,8 +5,8 @@
 //!
 //! - [`extent`]: a virtual file is a list of extents (source ranges, bytes, documents).
 //! - [`source`]: read-only access to images and block devices that survives bad
-//!   sectors; [`mountinfo`] and [`guard`]: never write the index onto a source, warn
-//!   when a source is mounted read-write.
+//!   sectors; [`mountinfo`]: the one reader of the kernel's mount table; [`guard`]:
+//!   never write the index onto a source, warn when a source is mounted read-write.
 //! - [`carve`]: pure carvers, one module per format (FLV and its tags, fragments
 //!   and joins, BSON, MMAPv1, WiredTiger); [`extjson`]: Extended JSON rendering.
 //! - [`index`]: the persisted result of a scan, a file of checksummed sections;
