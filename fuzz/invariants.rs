@@ -7,6 +7,7 @@ use std::path::Path;
 use salvagefs::carve::bson;
 use salvagefs::carve::flv::{self, WalkLimits};
 use salvagefs::carve::fragments::{self, Continuations, Unit};
+use salvagefs::carve::nsfile;
 use salvagefs::carve::probe::Straddle;
 use salvagefs::carve::wiredtiger;
 use salvagefs::classify::Schema;
@@ -90,7 +91,8 @@ fn probes_hold_to_the_file(data: &[u8], carved: &flv::Carved) {
 
 /// The document scan of one buffer (candidates, validator, deleted records, MMAPv1
 /// headers, JSON length measurement), flags in the first byte: every accepted document
-/// validates again on its own and renders to the lengths the scan recorded.
+/// validates again on its own and renders to the lengths the scan recorded. Namespace-
+/// file nodes parse at every offset without a panic, and every anchor is one.
 pub fn bson_scan(input: &[u8]) {
     let Some((&flags, data)) = input.split_first() else {
         return;
@@ -117,6 +119,15 @@ pub fn bson_scan(input: &[u8]) {
         let mut pretty = Vec::new();
         extjson::render(&doc, mode, true, &mut pretty).expect("and renders indented");
         assert_eq!(pretty.len() as u64 + 1, entry.pretty_len as u64);
+    }
+    // MMAPv1 namespace-file nodes: parsing is total, and an anchor is a node naming a
+    // database's system.namespaces.
+    for at in 0..data.len() {
+        let _ = nsfile::parse_node(&data[at..]);
+    }
+    for at in nsfile::find_anchors(data, data.len()) {
+        let node = nsfile::parse_node(&data[at..]).expect("an anchor parses");
+        assert!(node.ns.ends_with(".system.namespaces"), "{}", node.ns);
     }
 }
 

@@ -24,7 +24,10 @@ Documents hold what real databases hold and plausibility rules dislike: ObjectId
 before 2009 (imported ids, from_datetime of old dates, sentinels), duplicate keys and
 arrays with odd keys (written as raw bytes, as old drivers could). Then the files are
 damaged: 2% of the 4 KiB blocks past the first extent are overwritten with random bytes,
-one extent header is overwritten, and one file is truncated.
+two extent headers are overwritten (one of products; the only one of archive, whose
+documents have the same fields as products), and one file is truncated. The namespace
+file shop.ns (mongod's hash table of namespaces with each one's first and last extent)
+is written intact.
 
 OUT_DIR/truth.json lists every version of every record ever written: namespace, file,
 offset, bytes (sha256), whether it is live, deleted or superseded at the end, and
@@ -216,10 +219,49 @@ def make(kind, i):
                     ("items", [SON([("sku", f"S{rng.randint(1, 99)}"), ("ref", old_id())])
                                for _ in range(rng.randint(1, 3))]),
                     ("total", rng.randint(1, 10_000)), ("status", "new")])
-    if kind == "products":
-        return SON([("_id", new_id()), ("sku", f"SKU-{i}"), ("title", "thing " * rng.randint(1, 6)),
+    if kind in ("products", "archive"):
+        return SON([("_id", new_id()), ("sku", f"{kind[:4].upper()}-{i}"), ("title", "thing " * rng.randint(1, 6)),
                     ("price", rng.randint(1, 500)), ("stock", rng.randint(0, 50))])
     return odd_doc(i)
+
+
+def ns_hash(name):
+    """Namespace::hash(): x * 131 + each byte (a C char, signed), kept positive."""
+    x = 0
+    for b in name.encode():
+        x = (x * 131 + (b - 256 if b > 127 else b)) & 0xFFFFFFFF
+    return (x & 0x7FFFFFFF) | 0x8000000
+
+
+def namespace_file(colls, size=16 << 20):
+    """<db>.ns as mongod keeps it: a hash table of 628-byte nodes (hash, the name in 128
+    bytes, NamespaceDetails: firstExtent, lastExtent, the 19 free-list heads, data size
+    and record count...), placed at hash % n with linear probing."""
+    node_len = 628
+    n = size // node_len
+    buf = bytearray(size)
+    names = ["shop.system.namespaces", "shop.system.indexes"]
+    for c in colls.values():
+        names += [c.ns, c.ns + ".$_id_"]
+    for name in names:
+        slot = ns_hash(name) % n
+        while struct.unpack_from("<i", buf, slot * node_len)[0] != 0:
+            slot = (slot + 1) % n
+        at = slot * node_len
+        struct.pack_into("<i", buf, at, ns_hash(name))
+        buf[at + 4:at + 4 + len(name)] = name.encode()
+        details = at + 132
+        c = next((c for c in colls.values() if c.ns == name), None)
+        if c is None:
+            struct.pack_into("<iiii", buf, details, -1, 0, -1, 0)
+            continue
+        fileno = c.df.fileno
+        struct.pack_into("<iiii", buf, details, fileno, c.extents[0].ofs, fileno, c.extents[-1].ofs)
+        for bucket in range(19):
+            heads = c.free.get(32 << bucket)
+            struct.pack_into("<ii", buf, details + 16 + 8 * bucket,
+                             fileno if heads else -1, heads[-1] if heads else 0)
+    return bytes(buf)
 
 
 def main():
@@ -229,6 +271,8 @@ def main():
     colls = {"users": Collection(shop, "shop.users", 128 << 10),
              "orders": Collection(shop, "shop.orders", 128 << 10),
              "products": Collection(shop, "shop.products", 64 << 10),
+             # Products taken off sale: the same field set as products, one extent.
+             "archive": Collection(shop, "shop.archive", 128 << 10),
              "odd": Collection(other, "shop.odd", 16 << 10)}
     versions = []   # every version of every record: the truth
     live = {}       # (kind, i) -> index in versions
@@ -240,7 +284,7 @@ def main():
                          "bytes": data, "state": "live", "coll": kind})
         live[(kind, i)] = len(versions) - 1
 
-    counts = {"users": 900, "orders": 1600, "products": 700, "odd": 400}
+    counts = {"users": 900, "orders": 1600, "products": 700, "archive": 200, "odd": 400}
     for kind, n in counts.items():
         for i in range(n):
             doc = make(kind, i)
@@ -277,11 +321,14 @@ def main():
             v["state"] = "superseded"
             write(kind, key[1], data)
 
+    ns_file = namespace_file(colls)
     damage = []
-    # One extent header of products overwritten: its records lose their namespace.
-    prod = colls["products"].extents[1]
-    shop.buf[prod.ofs:prod.ofs + 4096] = bytes(rng.getrandbits(8) for _ in range(4096))
-    damage.append({"file": "shop.0", "offset": prod.ofs, "bytes": 4096, "what": "extent header"})
+    # One extent header of products and archive's only one overwritten: their records
+    # lose their namespace (products' neighbours still link to it, archive's is named by
+    # the namespace file alone; by its field set it would go to products).
+    for kind, ext in (("products", colls["products"].extents[1]), ("archive", colls["archive"].extents[0])):
+        shop.buf[ext.ofs:ext.ofs + 4096] = bytes(rng.getrandbits(8) for _ in range(4096))
+        damage.append({"file": "shop.0", "offset": ext.ofs, "bytes": 4096, "what": f"{kind} extent header"})
     # 2% of the 4 KiB blocks past the first extent's header.
     for df in (shop, other):
         blocks = list(range(3, len(df.buf) // 4096))
@@ -306,6 +353,7 @@ def main():
                       "sha256": hashlib.sha256(v["bytes"]).hexdigest()})
     for df in files.values():
         (out / df.name).write_bytes(bytes(df.buf))
+    (out / "shop.ns").write_bytes(ns_file)
     (out / "truth.json").write_text(json.dumps({"versions": truth, "damage": damage}, indent=0))
     live_n = sum(t["state"] == "live" for t in truth)
     print(f"{live_n} live, {sum(t['state'] == 'live' and t['intact'] for t in truth)} intact; "

@@ -37,6 +37,8 @@ pub fn merge(a: Index, b: Index) -> Result<Index, MergeError> {
     rejected.merge(b.rejected);
     let bad_ranges = joined(a.bad_ranges, b.bad_ranges, |r| (r.source, r.start));
     let ns_headers = joined(a.ns_headers, b.ns_headers, |e| (e.source, e.offset));
+    let mut ns_entries = joined(a.ns_entries, b.ns_entries, Clone::clone);
+    ns_entries.dedup();
 
     // WiredTiger pages of both in disk order (their file names renumbered in the union
     // of both lists); documents follow their page.
@@ -85,6 +87,7 @@ pub fn merge(a: Index, b: Index) -> Result<Index, MergeError> {
         docs,
         shapes,
         ns_headers,
+        ns_entries,
         wt_pages,
         wt_catalog,
         wt_files,

@@ -15,9 +15,14 @@ pub const EXTENT_HEADER_LEN: usize = 176;
 /// Bytes of a record header, before the document.
 pub const RECORD_HEADER_LEN: usize = 16;
 
+/// MMAPv1's DiskLoc: a data file's number (`<db>.<n>`) and an offset in that file.
+pub type DiskLoc = (i32, i32);
+
 /// A parsed extent header.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExtentHeader<'a> {
+    /// The number of the data file holding the extent (`myLoc.a`).
+    pub file_no: i32,
     /// The extent's offset within its data file (`myLoc.ofs`).
     pub file_ofs: i32,
     /// Length of the extent, header included.
@@ -27,9 +32,12 @@ pub struct ExtentHeader<'a> {
     /// Offsets in the file of the first and last record of the extent's doubly linked
     /// record list (`firstRecord`, `lastRecord`; `None` when null: an empty extent).
     pub records: Option<(i32, i32)>,
+    /// The collection's next and previous extent (`xnext`, `xprev`; `None`: null).
+    pub chain: (Option<DiskLoc>, Option<DiskLoc>),
 }
 
-fn i32_at(b: &[u8], at: usize) -> Option<i32> {
+/// The little-endian i32 at `at`, if the bytes are there.
+pub(super) fn i32_at(b: &[u8], at: usize) -> Option<i32> {
     Some(i32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
@@ -53,11 +61,19 @@ pub fn parse_extent_header(b: &[u8]) -> Option<ExtentHeader<'_>> {
         && file_ofs >= 0
         && len as usize > EXTENT_HEADER_LEN)
         .then_some(ExtentHeader {
+            file_no,
             file_ofs,
             len,
             ns,
             records: record_list(b),
+            chain: (disk_loc(b, 12), disk_loc(b, 20)),
         })
+}
+
+/// The DiskLoc at `at`, unless null (or not one: a negative file number or offset).
+pub(super) fn disk_loc(b: &[u8], at: usize) -> Option<DiskLoc> {
+    let (file, ofs) = (i32_at(b, at)?, i32_at(b, at + 4)?);
+    ((0..100_000).contains(&file) && ofs >= 0).then_some((file, ofs))
 }
 
 /// `firstRecord` and `lastRecord` of an extent header: two DiskLocs (file number,
@@ -161,8 +177,16 @@ mod tests {
         b[8..12].copy_from_slice(&8192i32.to_le_bytes());
         b[28..42].copy_from_slice(b"shop.customers");
         b[156..160].copy_from_slice(&65536i32.to_le_bytes());
+        b[12..28].copy_from_slice(
+            &[[1i32, 4096], [-1, 0]]
+                .concat()
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect::<Vec<_>>(),
+        );
         let h = parse_extent_header(&b).unwrap();
         assert_eq!((h.file_ofs, h.len, h.ns), (8192, 65536, "shop.customers"));
+        assert_eq!(h.chain, (Some((1, 4096)), None));
         let mut noise = b.clone();
         noise[28] = b'\n';
         assert!(parse_extent_header(&noise).is_none());

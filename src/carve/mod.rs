@@ -14,6 +14,7 @@ pub mod flv_tag;
 pub mod fragments;
 pub mod join;
 pub mod mmapv1;
+pub mod nsfile;
 pub mod probe;
 pub mod search;
 pub mod splits;

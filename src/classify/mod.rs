@@ -2,13 +2,16 @@
 //!
 //! Where a document goes, in order of trust:
 //! 1. the namespace written on disk: an MMAPv1 extent header whose own offset equals the
-//!    `extentOfs` in the document's record header; or, for a document of a WiredTiger
-//!    file (`collection-7-123.wt`), the namespace mongod's catalog gives that file;
-//! 2. a schema (`--schema FILE`, or `--schema-from` an old mongodump): the collection
+//!    `extentOfs` in the document's record header; that header overwritten, the extent
+//!    chain (a neighbour extent's `xnext`/`xprev`, or the namespace file's first or last
+//!    extent, names that extent: [`chain`]); or, for a document of a WiredTiger file
+//!    (`collection-7-123.wt`), the namespace mongod's catalog gives that file;
+//! 2. without a schema, the WiredTiger file it came from (`recovered.<file>`);
+//! 3. a schema (`--schema FILE`, or `--schema-from` an old mongodump): the collection
 //!    whose listed fields the document all has, the most specific one when several do;
 //!    none: `recovered._unclassified`;
-//! 3. without a schema, the WiredTiger file it came from (`recovered.<file>`), else its
-//!    set of top-level fields: `recovered.auto_<first fields>`.
+//! 4. the field set of a collection named on disk (learned from its documents);
+//! 5. its set of top-level fields: `recovered.auto_<first fields>`.
 //!
 //! Byte-identical copies are kept once (the copy with the most trusted namespace).
 //! Different documents sharing an `_id` in a collection are a conflict: one version
@@ -17,6 +20,7 @@
 //! `write_gen`), then the version seen in most copies, then the later on disk), and
 //! every version is listed. Deleted records are never live documents.
 
+mod chain;
 mod checkpoint;
 mod liveness;
 mod place;
@@ -38,6 +42,9 @@ pub use schema::Schema;
 pub enum NamedBy {
     /// An MMAPv1 extent header on disk.
     Disk,
+    /// The extent chain on disk (a neighbour extent's link, the namespace file), for an
+    /// extent whose own header was overwritten.
+    ExtentChain,
     /// mongod's catalog (`_mdb_catalog.wt`), for the WiredTiger file it came from.
     Catalog,
     /// The schema.
@@ -55,6 +62,7 @@ impl NamedBy {
     pub fn as_str(self) -> &'static str {
         match self {
             NamedBy::Disk => "disk",
+            NamedBy::ExtentChain => "extent_chain",
             NamedBy::Catalog => "catalog",
             NamedBy::Schema => "schema",
             NamedBy::File => "file",
@@ -65,7 +73,10 @@ impl NamedBy {
 
     /// Written by MongoDB itself, not inferred.
     fn on_disk(self) -> bool {
-        matches!(self, NamedBy::Disk | NamedBy::Catalog)
+        matches!(
+            self,
+            NamedBy::Disk | NamedBy::ExtentChain | NamedBy::Catalog
+        )
     }
 }
 
@@ -96,6 +107,8 @@ pub struct Collection {
     /// Live documents placed here by a field set learned from the collection's named
     /// documents (their own namespace was lost).
     pub learned: usize,
+    /// Live documents placed here by the extent chain (their extent header was lost).
+    pub chained: usize,
     /// How many of its records (live or deleted) each kind of evidence decided.
     pub decided: Decided,
 }
@@ -148,6 +161,7 @@ impl Collection {
             conflicts: Vec::new(),
             doubted: DoubtCounts::default(),
             learned: 0,
+            chained: 0,
             decided: Decided::default(),
         }
     }
@@ -238,6 +252,7 @@ pub fn classify(index: &Index, schema: Option<&Schema>) -> Collections {
             for &i in &coll.docs {
                 coll.doubted.add(docs[i].doubts);
                 coll.learned += usize::from(placed[i].1 == NamedBy::Learned);
+                coll.chained += usize::from(placed[i].1 == NamedBy::ExtentChain);
             }
             (ns, coll)
         })

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::NamedBy;
+use super::chain::Chains;
 use super::schema::{Schema, valid_ns};
 use crate::index::{DocEntry, Index, WtPage};
 
@@ -18,6 +19,7 @@ pub struct Placer<'a> {
     by_shape: Vec<Option<(u32, NamedBy)>>,
     auto: Vec<String>,
     files: WtFiles<'a>,
+    chains: Chains<'a>,
     learned: Learned,
 }
 
@@ -25,26 +27,33 @@ impl<'a> Placer<'a> {
     /// A placer for the documents of `index`, with the user's schema if any.
     pub fn new(index: &'a Index, schema: Option<&'a Schema>) -> Placer<'a> {
         let files = WtFiles::new(index);
+        let chains = Chains::new(index);
         Placer {
             index,
             schema,
             names: Namespaces::default(),
             by_shape: vec![None; index.shapes.len()],
             auto: auto_names(index),
-            learned: Learned::new(index, &files),
+            learned: Learned::new(index, &files, &chains),
             files,
+            chains,
         }
     }
 
-    /// The namespace MongoDB itself wrote for `d`: its MMAPv1 extent header's, or the
-    /// one mongod's catalog gives its WiredTiger file.
+    /// The namespace MongoDB itself wrote for `d`: its MMAPv1 extent header's (or, that
+    /// header lost, the extent chain's), or the one mongod's catalog gives its
+    /// WiredTiger file.
     fn named_on_disk(
         index: &'a Index,
         files: &WtFiles<'a>,
+        chains: &Chains<'a>,
         d: &DocEntry,
     ) -> Option<(&'a str, NamedBy)> {
         if let Some(ns) = ns_on_disk(index, d) {
             return Some((ns, NamedBy::Disk));
+        }
+        if let Some(ns) = chains.namespace(index, d).filter(|ns| !ns.contains('$')) {
+            return Some((ns, NamedBy::ExtentChain));
         }
         let (_, name) = files.of(index, d)?;
         files.namespace(name).map(|ns| (ns, NamedBy::Catalog))
@@ -53,7 +62,7 @@ impl<'a> Placer<'a> {
     /// The collection (numbered: see [`Placer::into_names`]) and how it was named.
     pub fn place(&mut self, d: &DocEntry) -> (u32, NamedBy) {
         let index = self.index;
-        if let Some((ns, by)) = Self::named_on_disk(index, &self.files, d) {
+        if let Some((ns, by)) = Self::named_on_disk(index, &self.files, &self.chains, d) {
             return (self.names.number(ns), by);
         }
         match self.files.of(index, d) {
@@ -118,10 +127,10 @@ struct Learned {
 }
 
 impl Learned {
-    fn new(index: &Index, files: &WtFiles) -> Learned {
+    fn new(index: &Index, files: &WtFiles, chains: &Chains) -> Learned {
         let mut counts: HashMap<(u32, &str), usize> = HashMap::new();
         for d in &index.docs {
-            if let Some((ns, _)) = Placer::named_on_disk(index, files, d) {
+            if let Some((ns, _)) = Placer::named_on_disk(index, files, chains, d) {
                 *counts.entry((d.shape, ns)).or_default() += 1;
             }
         }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::*;
 use crate::carve::wiredtiger::Codec;
-use crate::index::{CatalogEntry, DocEntry, DocId, NsHeader, WtPage, WtRef};
+use crate::index::{CatalogEntry, DocEntry, DocId, NsEntry, NsHeader, WtPage, WtRef};
 
 /// An index over sources with these file names, holding nothing yet.
 fn index(names: &[&str]) -> Index {
@@ -43,6 +43,8 @@ fn extent(offset: u64, len: u64, ns: &str) -> NsHeader {
         file_ofs: offset as i32,
         ns: ns.to_string(),
         records: None,
+        file_no: 0,
+        chain: (None, None),
     }
 }
 
@@ -339,4 +341,57 @@ fn records_an_extent_list_passes_by_are_deleted_without_any_mark() {
         (&[0usize, 2][..], &[1usize][..])
     );
     assert_eq!(lost.decided.links, 3);
+}
+
+#[test]
+fn the_extent_chain_names_an_extent_whose_header_was_lost() {
+    // shop.products holds many documents of the shape; shop.archive's second extent
+    // (data file 0, offset 12288) lost its header. Its field set alone would send its
+    // documents to products; the chain says archive.
+    let mut idx = index(&["shop.0", "shop.ns"]);
+    idx.shapes = shapes(&["_id", "sku", "title", "price"]);
+    let archive = NsHeader {
+        chain: (Some((0, 12288)), None),
+        ..extent(8192, 4096, "shop.archive")
+    };
+    idx.ns_headers = vec![archive.clone(), extent(16384, 8192, "shop.products")];
+    let in_extent = |offset, id, extent| DocEntry {
+        ns_header_ofs: Some(extent),
+        ..doc(offset, id, u64::from(id))
+    };
+    let lost = in_extent(12288 + 176 + 16, 9, 12288);
+    idx.docs = vec![
+        in_extent(8400, 1, 8192),
+        lost.clone(),
+        in_extent(16600, 2, 16384),
+        in_extent(16700, 3, 16384),
+        in_extent(16800, 4, 16384),
+    ];
+    let colls = classify(&idx, None);
+    assert_eq!(colls["shop.archive"].docs, [0, 1], "{colls:?}");
+    assert_eq!(colls["shop.archive"].chained, 1);
+    assert_eq!(colls["shop.products"].docs, [2, 3, 4]);
+
+    // The header with the link lost too: the namespace file's last extent names it.
+    idx.ns_headers = vec![extent(16384, 8192, "shop.products")];
+    idx.docs = vec![lost.clone(), in_extent(16600, 2, 16384)];
+    idx.ns_entries = vec![NsEntry {
+        source: 1,
+        offset: 628,
+        ns: "shop.archive".into(),
+        extents: (Some((0, 8192)), Some((0, 12288))),
+    }];
+    assert_eq!(classify(&idx, None)["shop.archive"].docs, [0]);
+
+    // Links that disagree name nothing: the field set decides, as without them.
+    idx.ns_headers = vec![
+        NsHeader {
+            chain: (Some((0, 12288)), None),
+            ..extent(0, 4096, "shop.other")
+        },
+        extent(16384, 8192, "shop.products"),
+    ];
+    let colls = classify(&idx, None);
+    assert_eq!(colls["shop.products"].docs, [0, 1], "{colls:?}");
+    assert_eq!(colls["shop.products"].learned, 1);
 }

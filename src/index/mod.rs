@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::carve::bson::DocId;
 use crate::carve::bson::{Doubt, Doubts};
 use crate::carve::flv::Carved;
+use crate::carve::mmapv1::DiskLoc;
 use crate::carve::wiredtiger::{Address, Codec, PageKind};
 use crate::extjson::JsonMode;
 use crate::source::{Source, SourceKind};
@@ -26,7 +27,7 @@ pub mod file;
 use file::{IndexWriter, Section};
 
 /// Bumped whenever the file layout or the carvers' results change.
-pub const FORMAT_VERSION: u32 = 11;
+pub const FORMAT_VERSION: u32 = 12;
 
 /// Why an index cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -232,6 +233,25 @@ pub struct NsHeader {
     /// Offsets in the data file of the first and last record of the extent's record
     /// list (`None`: empty).
     pub records: Option<(i32, i32)>,
+    /// The number of its data file (`<db>.<n>`), from its own DiskLoc.
+    pub file_no: i32,
+    /// Its collection's next and previous extent (`xnext`, `xprev`): what names an
+    /// extent whose own header was overwritten.
+    pub chain: (Option<DiskLoc>, Option<DiskLoc>),
+}
+
+/// A namespace of an MMAPv1 namespace file (`<db>.ns`) found on a source: a
+/// collection's name and where its chain of extents begins and ends.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct NsEntry {
+    /// Position of the source in [`Index::sources`].
+    pub source: u32,
+    /// Offset of the table's node on the source.
+    pub offset: u64,
+    /// `db.collection`.
+    pub ns: String,
+    /// The collection's first and last extent.
+    pub extents: (Option<DiskLoc>, Option<DiskLoc>),
 }
 
 /// A carved FLV file and the source it lives on.
@@ -338,6 +358,8 @@ pub struct Index {
     pub shapes: Vec<Vec<String>>,
     /// MMAPv1 extent headers, in (source, offset) order.
     pub ns_headers: Vec<NsHeader>,
+    /// Namespaces of MMAPv1 namespace files, in (source, offset) order.
+    pub ns_entries: Vec<NsEntry>,
     /// WiredTiger pages holding documents, in (source, offset) order.
     pub wt_pages: Vec<WtPage>,
     /// Entries of mongod's catalog found in WiredTiger pages, sorted.
@@ -370,6 +392,7 @@ impl Index {
             docs: Vec::new(),
             shapes: Vec::new(),
             ns_headers: Vec::new(),
+            ns_entries: Vec::new(),
             wt_pages: Vec::new(),
             wt_catalog: Vec::new(),
             wt_files: Vec::new(),
@@ -445,6 +468,7 @@ impl Index {
                 self.rejected,
                 &self.shapes,
                 &self.ns_headers,
+                &self.ns_entries,
                 &self.wt_pages,
                 &self.wt_catalog,
                 &self.wt_files,
@@ -486,6 +510,7 @@ impl Index {
             },
             shapes: meta.shapes,
             ns_headers: meta.ns_headers,
+            ns_entries: meta.ns_entries,
             wt_pages: meta.wt_pages,
             wt_catalog: meta.wt_catalog,
             wt_files: meta.wt_files,
@@ -513,6 +538,7 @@ struct Meta {
     rejected: DoubtCounts,
     shapes: Vec<Vec<String>>,
     ns_headers: Vec<NsHeader>,
+    ns_entries: Vec<NsEntry>,
     wt_pages: Vec<WtPage>,
     wt_catalog: Vec<CatalogEntry>,
     wt_files: Vec<String>,
@@ -704,6 +730,7 @@ mod tests {
             docs: vec![],
             shapes: vec![],
             ns_headers: vec![],
+            ns_entries: vec![],
             bad_ranges: vec![Span {
                 source: 0,
                 start: 4096,

@@ -123,6 +123,8 @@ pub fn scan_buffer(
             file_ofs: h.file_ofs,
             ns: h.ns.to_string(),
             records: h.records,
+            file_no: h.file_no,
+            chain: h.chain,
         })
         .collect();
     finds

@@ -3,10 +3,10 @@
 //! Pass 1 reads every source once, in fixed-size chunks (with an overlap so a header or
 //! a document straddling two chunks is seen whole, and counted only in the chunk where
 //! it starts), on all cores, and collects FLV header offsets, BSON documents, MMAPv1
-//! extent headers and WiredTiger pages (checksummed, decompressed and read there).
-//! Pass 2 walks each FLV header's tag chain (reading only the tag headers it needs,
-//! through a small read-ahead window), reads the few documents and WiredTiger blocks
-//! longer than the overlap, follows WiredTiger files that lie off the sector grid,
+//! extent headers and namespace-file nodes, and WiredTiger pages (checksummed,
+//! decompressed and read there). Pass 2 walks each FLV header's tag chain (reading only
+//! the tag headers it needs, through a small read-ahead window), reads the few documents
+//! and WiredTiger blocks longer than the overlap, reads each namespace file's table, follows WiredTiger files that lie off the sector grid,
 //! traces pages to their files and fetches values stored in overflow pages.
 //! Memory is bounded by the chunk size times the number of threads, whatever the size of
 //! the disk.
@@ -25,6 +25,7 @@ use crate::source::Source;
 use crate::spans;
 use documents::Documents;
 use flv::Flv;
+use namespaces::Namespaces;
 use stage::{Chunk, Finishing, Stage};
 use wiredtiger::WiredTiger;
 
@@ -33,6 +34,7 @@ pub mod documents;
 pub mod filesystem;
 pub mod flv;
 pub mod headless;
+pub mod namespaces;
 pub mod split_decisions;
 pub mod stage;
 pub mod wiredtiger;
@@ -82,6 +84,7 @@ macro_rules! stages {
 stages! {
     flv: Flv,
     documents: Documents,
+    namespaces: Namespaces,
     wiredtiger: WiredTiger,
 }
 

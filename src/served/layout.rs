@@ -142,6 +142,7 @@ pub fn lay_out(
             ns: ns.clone(),
             named_by: c.named_by,
             learned: c.learned as u64,
+            chained: c.chained as u64,
             live,
             deleted,
             conflicts,

@@ -161,6 +161,8 @@ pub struct ServedCollection {
     pub named_by: NamedBy,
     /// Live documents placed here by a learned field set.
     pub learned: u64,
+    /// Live documents placed here by the extent chain.
+    pub chained: u64,
     /// Live documents, in disk order.
     pub live: Rows,
     /// Deleted records, in disk order.
@@ -176,13 +178,20 @@ pub struct ServedCollection {
 }
 
 impl ServedCollection {
-    /// How the collection was named, for tables: `disk`, or `disk+learned` when some of
-    /// its documents came by their field set.
+    /// How the collection was named, for tables: `disk`, `disk+extent_chain` when some of
+    /// its documents were named by the extent chain, `+learned` when some came by their
+    /// field set.
     pub fn named_by_text(&self) -> String {
-        match (self.learned, self.named_by) {
-            (0, by) | (_, by @ NamedBy::Learned) => by.as_str().to_string(),
-            (_, by) => format!("{}+learned", by.as_str()),
+        let mut text = self.named_by.as_str().to_string();
+        for (n, by) in [
+            (self.chained, NamedBy::ExtentChain),
+            (self.learned, NamedBy::Learned),
+        ] {
+            if n > 0 && self.named_by != by {
+                text = format!("{text}+{}", by.as_str());
+            }
         }
+        text
     }
 }
 
@@ -560,7 +569,7 @@ mod tests {
             .collect();
         assert_eq!(
             (crate::index::FORMAT_VERSION, bytes.len(), digest.as_str()),
-            (11, 968, "a282e7f830706bf4372be0f3da09e04b"),
+            (12, 968, "7812b8b958e5a4c47d9891fd34ee60c8"),
             "the index layout changed: bump FORMAT_VERSION, then update this test"
         );
         let served = Served::open(&path, None).unwrap().unwrap();
