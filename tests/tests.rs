@@ -10,6 +10,7 @@ mod bad_sectors;
 mod bson_properties;
 mod carve_properties;
 mod cli;
+mod decoder;
 mod filesystems;
 mod flv;
 mod fragments;

@@ -3,111 +3,146 @@
 //!
 //! FFmpeg decodes every codec FLV carries and reports each error it meets; no Rust
 //! crate decodes H.264, Sorenson H.263, AAC and MP3 alike. It runs as a separate
-//! process on a probe of a few hundred kilobytes (stdin in, error lines out), so a
+//! process on a probe of a few hundred kilobytes (a file in, error lines out), so a
 //! decoder crash on hostile bytes costs one verdict, never the scan. Without ffmpeg,
 //! [`super::split_decisions`] leaves the tags of ambiguous splits out.
+//!
+//! Starting ffmpeg costs more than decoding a probe (it links ~200 libraries: 0.1 s
+//! here), so probes judged together go to one run as separate inputs
+//! ([`Decoder::judge_all`]), and [`batch`] tells from the log which input each error
+//! line is about.
 
-use std::io::{Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use rayon::prelude::*;
+
 use crate::carve::decoding::Verdict;
+
+mod batch;
 
 /// A decode taking longer is given up: a probe is a few hundred kilobytes and decodes
 /// in a tenth of a second.
 const DECODE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Bytes of ffmpeg's log kept per decode.
-const LOG_LIMIT: u64 = 1 << 20;
+/// Probes decoded in one ffmpeg run at most.
+const BATCH: usize = 24;
 
 /// The ffmpeg that judges probes.
 pub struct Decoder {
     program: String,
+    /// Its log keeps each input's lines in decoding order (see [`batch`]).
+    batches: bool,
 }
 
 impl Decoder {
     /// ffmpeg from `PATH`, if it runs.
     pub fn find() -> Option<Decoder> {
         let program = "ffmpeg".to_string();
-        let runs = Command::new(&program)
+        let out = Command::new(&program)
             .args(["-hide_banner", "-version"])
-            .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        runs.then_some(Decoder { program })
+            .output()
+            .ok()
+            .filter(|o| o.status.success())?;
+        let batches = batch::sequential(&String::from_utf8_lossy(&out.stdout));
+        Some(Decoder { program, batches })
     }
 
-    /// Decodes `probe` (a whole FLV file), single-threaded so that its verdict is the
-    /// same every time; `None` if ffmpeg could not run or did not finish in time.
-    pub fn judge(&self, probe: &[u8]) -> Option<Verdict> {
-        let mut child = Command::new(&self.program)
-            .args([
-                "-nostdin",
-                "-hide_banner",
-                "-loglevel",
-                "level+info",
-                "-threads",
-                "1",
-            ])
-            .args(["-err_detect", "aggressive", "-f", "flv", "-i", "pipe:0"])
-            .args(["-f", "null", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
+    /// Verdicts on `probes`, in their order, decoded on every core: several probes per
+    /// ffmpeg run where its log allows (a run whose log does not is judged again one
+    /// probe per run).
+    pub fn judge_all(&self, probes: &[&[u8]]) -> Vec<Option<Verdict>> {
+        if !self.batches || probes.len() < 2 {
+            return probes.par_iter().map(|p| self.judge(p)).collect();
+        }
+        let per_run = (probes.len().div_ceil(rayon::current_num_threads())).clamp(2, BATCH);
+        let runs: Vec<Vec<Option<Verdict>>> = probes
+            .par_chunks(per_run)
+            .map(|chunk| match self.judge_in_one_run(chunk) {
+                Some(verdicts) => verdicts.into_iter().map(Some).collect(),
+                None => chunk.iter().map(|p| self.judge(p)).collect(),
+            })
+            .collect();
+        runs.concat()
+    }
+
+    /// Whether this ffmpeg's log allows judging several probes in one run.
+    pub fn batches(&self) -> bool {
+        self.batches
+    }
+
+    /// One ffmpeg run over `probes` (written to a temporary directory, each decoded
+    /// single-threaded so that its verdict is the same every time): `None` if ffmpeg
+    /// could not run or did not finish in time, or, for several probes, if it failed
+    /// or its log could not be told apart by input.
+    pub fn judge_in_one_run(&self, probes: &[&[u8]]) -> Option<Vec<Verdict>> {
+        let dir = tempfile::Builder::new()
+            .prefix("salvagefs-probes")
+            .tempdir()
+            .ok()?;
+        let mut command = Command::new(&self.program);
+        command.args(["-nostdin", "-hide_banner", "-nostats", "-debug_ts"]);
+        command.args(["-loglevel", "level+debug"]);
+        for (k, probe) in probes.iter().enumerate() {
+            let path = dir.path().join(format!("{k}.flv"));
+            std::fs::write(&path, probe).ok()?;
+            command.args(["-threads", "1", "-err_detect", "aggressive"]);
+            command.args(["-f", "flv", "-i"]).arg(path);
+        }
+        for k in 0..probes.len() {
+            command.args(["-map", &k.to_string(), "-f", "null", "-"]);
+        }
+        let mut child = (command.stdin(Stdio::null()).stdout(Stdio::null()))
             .stderr(Stdio::piped())
             .spawn()
             .ok()?;
-        let (mut stdin, mut stderr) = (child.stdin.take()?, child.stderr.take()?);
-        let log = std::thread::scope(|s| {
-            // Written from another thread: ffmpeg may stop reading to write errors, or
-            // stop early (a broken pipe), and then its errors say why.
-            s.spawn(move || {
-                let _ = stdin.write_all(probe);
-            });
-            let reader = s.spawn(move || {
-                // The first megabyte is plenty to judge by; the rest is drained unread.
-                let mut log = Vec::new();
-                let _ = (&mut stderr).take(LOG_LIMIT).read_to_end(&mut log);
-                let _ = std::io::copy(&mut stderr, &mut std::io::sink());
-                log
-            });
-            let finished = finish_in_time(&mut child);
-            let log = reader.join().unwrap_or_default();
-            finished.then_some(log)
-        })?;
-        Some(verdict(&String::from_utf8_lossy(&log)))
+        let stderr = child.stderr.take()?;
+        let timeout = DECODE_TIMEOUT * probes.len() as u32;
+        std::thread::scope(|s| {
+            let reader =
+                s.spawn(move || batch::verdicts(std::io::BufReader::new(stderr), probes.len()));
+            let status = finish_in_time(&mut child, timeout);
+            let verdicts = reader.join().ok().flatten();
+            // A run that failed may have stopped before decoding every input.
+            let complete = status.is_some_and(|s| s.success() || probes.len() == 1);
+            verdicts.filter(|_| complete)
+        })
+    }
+
+    /// Decodes `probe` (a whole FLV file) in a run of its own.
+    pub fn judge(&self, probe: &[u8]) -> Option<Verdict> {
+        self.judge_in_one_run(&[probe])?.pop()
     }
 }
 
-/// Waits for `child` up to [`DECODE_TIMEOUT`], else kills it: false then. Hostile bytes
-/// must not hang the scan.
-fn finish_in_time(child: &mut Child) -> bool {
-    let deadline = Instant::now() + DECODE_TIMEOUT;
+/// How `child` exited, waiting up to `timeout`, else kills it: `None` then. Hostile
+/// bytes must not hang the scan.
+fn finish_in_time(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
     loop {
         match child.try_wait() {
-            Ok(Some(_)) => return true,
+            Ok(Some(status)) => return Some(status),
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return false;
+                return None;
             }
         }
     }
 }
 
-/// Error lines, and where the first error was noticed, from ffmpeg's log with levels
-/// ("[error] error while decoding MB 10 8" from H.264, "[error] Error at MB: 250" from
-/// H.263).
-fn verdict(stderr: &str) -> Verdict {
-    let mut v = Verdict::default();
-    for line in stderr.lines().filter(|l| l.contains("[error] ")) {
+/// Counts `line` of ffmpeg's log with levels into `v` if it is an error line, noting
+/// where the first error was noticed ("[error] error while decoding MB 10 8" from H.264,
+/// "[error] Error at MB: 250" from H.263).
+fn count(v: &mut Verdict, line: &str) {
+    if line.contains("[error] ") {
         v.errors += 1;
         if v.first_error.is_none() {
             v.first_error = macroblock(line);
         }
     }
-    v
 }
 
 /// The macroblock an error line names, as (row, column) or (0, number).
@@ -139,14 +174,14 @@ mod tests {
                       [info] Stream mapping:\n\
                       [h264 @ 0x1] [error] error while decoding MB 3 2\n";
         assert_eq!(
-            verdict(stderr),
+            batch::verdicts(stderr.as_bytes(), 1).unwrap()[0],
             Verdict {
                 errors: 3,
                 first_error: Some((8, 10))
             }
         );
-        let h263 = verdict("[flv @ 0x2] [error] Error at MB: 250\n");
-        assert_eq!(h263.first_error, Some((0, 250)));
-        assert!(verdict("\n").clean());
+        let h263 = batch::verdicts(&b"[flv @ 0x2] [error] Error at MB: 250\n"[..], 1).unwrap();
+        assert_eq!(h263[0].first_error, Some((0, 250)));
+        assert!(batch::verdicts(&b"\n"[..], 1).unwrap()[0].clean());
     }
 }
