@@ -9,8 +9,9 @@
 //! Every split later than the right one breaks the frame at the same byte (the data
 //! that followed the fragment), every earlier one sooner: a binary search finds where
 //! that changes, and the splits around it are all decoded.
-
-use rayon::prelude::*;
+//!
+//! The judge takes several splits at once ([`Judge`]): a decoder that starts slowly
+//! judges them together.
 
 /// A decoder's verdict on one probe.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -29,6 +30,11 @@ impl Verdict {
     }
 }
 
+/// Verdicts on the splits asked for, in their order; `None` for one the decoder could
+/// not judge.
+pub trait Judge: Fn(&[usize]) -> Vec<Option<Verdict>> {}
+impl<F: Fn(&[usize]) -> Vec<Option<Verdict>>> Judge for F {}
+
 /// A split that decodes with this many fewer error lines than every other is the one.
 const MARGIN: u32 = 2;
 
@@ -44,6 +50,8 @@ const DECODE_ALL_NOISY: usize = 128;
 /// bytes only some way in (woodblock seed 40: one split after the right one broke at
 /// macroblock (2, 10), every later one at (2, 14)).
 const LAG: usize = 2;
+/// Splits judged together in each round of the search.
+const SEARCH_WIDTH: usize = 7;
 /// Splits decoded on either side of where the search ends (a decoder notices a wrong
 /// byte a little after it, so the change may show a few splits late).
 const AROUND: usize = 8;
@@ -57,8 +65,15 @@ const AROUND: usize = 8;
 /// wrong bytes first (what followed the fragment). When the right split is not among
 /// them at all (a fragment lies wholly inside the straddling tag and was never
 /// found), random bytes that happen to decode betray themselves that way.
-pub fn search(n: usize, judge: impl Fn(usize) -> Option<Verdict> + Sync) -> Option<usize> {
+pub fn search(n: usize, judge: impl Judge) -> Option<usize> {
     let judge = Memo::new(judge);
+    // The first round: every split, or the two ends.
+    let first: Vec<usize> = match n {
+        0 => return None,
+        _ if n <= DECODE_ALL => (0..n).collect(),
+        _ => vec![0, n - 1],
+    };
+    judge.get_all(&first);
     let latest = judge.get(0)?;
     let all = |limit: usize| (n <= limit).then(|| pick(0..n, latest, &judge)).flatten();
     let found = if n <= DECODE_ALL {
@@ -75,16 +90,14 @@ pub fn search(n: usize, judge: impl Fn(usize) -> Option<Verdict> + Sync) -> Opti
 /// for the first [`LAG`] of them, which the decoder may notice a little early or late:
 /// true when one of those after `d` (not the latest itself, unless it is the one just
 /// after `d`) does with none clean before it, or there is none, or no position is known.
-fn breaks_like_the_latest(
-    d: usize,
-    latest: Verdict,
-    judge: &Memo<impl Fn(usize) -> Option<Verdict> + Sync>,
-) -> bool {
+fn breaks_like_the_latest(d: usize, latest: Verdict, judge: &Memo<impl Judge>) -> bool {
     if d == 0 || latest.first_error.is_none() {
         return true;
     }
-    for k in (1..=LAG.min(d)).filter(|&k| k == 1 || k < d) {
-        match judge.get(d - k) {
+    let after: Vec<usize> = (1..=LAG.min(d)).filter(|&k| k == 1 || k < d).collect();
+    let verdicts = judge.get_all(&after.iter().map(|k| d - k).collect::<Vec<_>>());
+    for v in verdicts {
+        match v {
             Some(v) if v.first_error == latest.first_error => return true,
             // Broken elsewhere: within the lag, look one further.
             Some(v) if !v.clean() => continue,
@@ -97,32 +110,26 @@ fn breaks_like_the_latest(
 
 /// Finds where splits stop breaking as late as the `latest` does, and decodes the
 /// splits around it.
-fn bisect(
-    n: usize,
-    latest: Verdict,
-    judge: &Memo<impl Fn(usize) -> Option<Verdict> + Sync>,
-) -> Option<usize> {
+fn bisect(n: usize, latest: Verdict, judge: &Memo<impl Judge>) -> Option<usize> {
     // As late or later than the right split: clean, or broken exactly where the latest
     // split breaks (what followed the fragment). Not merely later: a too early split
     // may break anywhere, later too, by chance (woodblock seed 35: a band of early
     // splits broke a row past the latest and led the search away from the right one).
-    let not_too_early = |d: usize| {
-        judge.get(d).map(|v| {
-            v.clean() || (v.errors <= latest.errors && v.first_error == latest.first_error)
-        })
+    let not_too_early = |ds: &[usize]| -> Option<Vec<bool>> {
+        let verdicts = judge.get_all(ds).into_iter();
+        verdicts
+            .map(|v| {
+                let v = v?;
+                Some(
+                    v.clean() || (v.errors <= latest.errors && v.first_error == latest.first_error),
+                )
+            })
+            .collect()
     };
-    let (mut lo, mut hi) = (0, n - 1);
-    if not_too_early(hi)? {
-        lo = hi;
-    }
-    while hi - lo > 1 {
-        let mid = lo + (hi - lo) / 2;
-        if not_too_early(mid)? {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
+    let lo = match not_too_early(&[n - 1])?[0] {
+        true => n - 1,
+        false => boundary(0, n - 1, not_too_early)?.0,
+    };
     pick(
         lo.saturating_sub(AROUND)..(lo + AROUND + 1).min(n),
         latest,
@@ -130,17 +137,35 @@ fn bisect(
     )
 }
 
+/// Where `fits` stops holding between split `lo` (it holds) and `hi` (it does not): the
+/// last split that fits and the next, judging [`SEARCH_WIDTH`] splits together per
+/// round. `None` if `fits` could not judge.
+pub fn boundary(
+    mut lo: usize,
+    mut hi: usize,
+    fits: impl Fn(&[usize]) -> Option<Vec<bool>>,
+) -> Option<(usize, usize)> {
+    while hi > lo + 1 {
+        let step = (hi - lo).div_ceil(SEARCH_WIDTH + 1);
+        let splits: Vec<usize> = (lo + step..hi).step_by(step).collect();
+        let fit = fits(&splits).filter(|fit| fit.len() == splits.len())?;
+        match fit.iter().position(|fits| !fits) {
+            Some(0) => hi = splits[0],
+            Some(k) => (lo, hi) = (splits[k - 1], splits[k]),
+            None => lo = *splits.last()?,
+        }
+    }
+    Some((lo, hi))
+}
+
 /// The split in `range` that decodes: the only clean one; of several clean ones, the
 /// only one after which later splits break as the `latest` does; with none clean, the
 /// one with at least [`MARGIN`] fewer errors than every other.
-fn pick(
-    range: std::ops::Range<usize>,
-    latest: Verdict,
-    judge: &Memo<impl Fn(usize) -> Option<Verdict> + Sync>,
-) -> Option<usize> {
-    let verdicts: Vec<(usize, Verdict)> = range
-        .into_par_iter()
-        .map(|d| judge.get(d).map(|v| (d, v)))
+fn pick(range: std::ops::Range<usize>, latest: Verdict, judge: &Memo<impl Judge>) -> Option<usize> {
+    let splits: Vec<usize> = range.collect();
+    let verdicts: Vec<(usize, Verdict)> = (judge.get_all(&splits).into_iter())
+        .zip(&splits)
+        .map(|(v, &d)| Some((d, v?)))
         .collect::<Option<_>>()?;
     let clean: Vec<usize> = verdicts
         .iter()
@@ -175,7 +200,7 @@ struct Memo<F> {
     seen: std::sync::Mutex<std::collections::HashMap<usize, Option<Verdict>>>,
 }
 
-impl<F: Fn(usize) -> Option<Verdict> + Sync> Memo<F> {
+impl<F: Judge> Memo<F> {
     fn new(judge: F) -> Self {
         Memo {
             judge,
@@ -184,20 +209,38 @@ impl<F: Fn(usize) -> Option<Verdict> + Sync> Memo<F> {
     }
 
     fn get(&self, d: usize) -> Option<Verdict> {
-        let known = self.seen.lock().ok().and_then(|s| s.get(&d).copied());
-        known.unwrap_or_else(|| {
-            let v = (self.judge)(d);
-            if let Ok(mut seen) = self.seen.lock() {
-                seen.insert(d, v);
-            }
-            v
-        })
+        self.get_all(&[d])[0]
+    }
+
+    /// Verdicts on `splits`, those not judged yet judged together.
+    fn get_all(&self, splits: &[usize]) -> Vec<Option<Verdict>> {
+        let Ok(mut seen) = self.seen.lock() else {
+            return vec![None; splits.len()];
+        };
+        let mut new: Vec<usize> = splits
+            .iter()
+            .copied()
+            .filter(|d| !seen.contains_key(d))
+            .collect();
+        new.dedup();
+        if !new.is_empty() {
+            seen.extend(new.iter().copied().zip((self.judge)(&new)));
+        }
+        splits
+            .iter()
+            .map(|d| seen.get(d).copied().flatten())
+            .collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A judge that takes one split at a time.
+    fn each(judge: impl Fn(usize) -> Option<Verdict> + Sync) -> impl Judge {
+        move |splits: &[usize]| splits.iter().map(|&d| judge(d)).collect()
+    }
 
     /// A decoder on a frame whose right split is `right`: later splits break it where
     /// the fragment ended (row 100), earlier ones sooner, noticed `lag` splits late.
@@ -226,21 +269,24 @@ mod tests {
 
     #[test]
     fn few_splits_are_all_decoded() {
-        assert_eq!(search(10, decoder(7, 0)), Some(7));
+        assert_eq!(search(10, each(decoder(7, 0))), Some(7));
     }
 
     #[test]
-    fn many_splits_are_searched() {
+    fn many_splits_are_searched_in_few_rounds() {
+        use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
         for right in [0, 1, 50, 199, 380] {
             for lag in [0, 3] {
-                let decoded = std::sync::atomic::AtomicUsize::new(0);
+                let (decoded, rounds) = (AtomicUsize::new(0), AtomicUsize::new(0));
                 let judge = decoder(right, lag);
-                let counted = |d| {
-                    decoded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    judge(d)
+                let counted = |splits: &[usize]| {
+                    decoded.fetch_add(splits.len(), Relaxed);
+                    rounds.fetch_add(1, Relaxed);
+                    splits.iter().map(|&d| judge(d)).collect()
                 };
                 assert_eq!(search(381, counted), Some(right), "lag {lag}");
-                assert!(decoded.into_inner() <= 32, "too many decoded");
+                assert!(decoded.into_inner() <= 48, "too many decoded");
+                assert!(rounds.into_inner() <= 6, "too many rounds");
             }
         }
     }
@@ -259,7 +305,7 @@ mod tests {
                 },
             })
         };
-        assert_eq!(search(267, judge), Some(right));
+        assert_eq!(search(267, each(judge)), Some(right));
     }
 
     #[test]
@@ -270,14 +316,14 @@ mod tests {
                 first_error: None,
             })
         };
-        assert_eq!(search(10, errors), Some(4));
+        assert_eq!(search(10, each(errors)), Some(4));
         let close = |d: usize| {
             Some(Verdict {
                 errors: if d == 4 { 6 } else { 7 },
                 first_error: None,
             })
         };
-        assert_eq!(search(10, close), None);
+        assert_eq!(search(10, each(close)), None);
     }
 
     #[test]
@@ -294,8 +340,8 @@ mod tests {
                 },
             })
         };
-        assert_eq!(search(12, judge), None);
-        assert_eq!(search(200, judge), None);
+        assert_eq!(search(12, each(judge)), None);
+        assert_eq!(search(200, each(judge)), None);
     }
 
     #[test]
@@ -313,8 +359,8 @@ mod tests {
                 },
             })
         };
-        assert_eq!(search(7, judge), Some(6));
-        assert_eq!(search(200, judge), Some(6));
+        assert_eq!(search(7, each(judge)), Some(6));
+        assert_eq!(search(200, each(judge)), Some(6));
     }
 
     #[test]
@@ -330,7 +376,7 @@ mod tests {
                 },
             })
         };
-        assert_eq!(search(12, judge), Some(3));
+        assert_eq!(search(12, each(judge)), Some(3));
     }
 
     #[test]
@@ -345,7 +391,7 @@ mod tests {
                 first_error: None,
             })
         };
-        assert_eq!(search(10, judge), Some(6));
+        assert_eq!(search(10, each(judge)), Some(6));
     }
 
     #[test]
@@ -356,18 +402,18 @@ mod tests {
                 first_error: None,
             })
         };
-        assert_eq!(search(10, judge), None);
+        assert_eq!(search(10, each(judge)), None);
     }
 
     #[test]
     fn a_decoder_that_cannot_run_decides_nothing() {
-        assert_eq!(search(10, |_| None), None);
-        assert_eq!(search(300, |_| None), None);
+        assert_eq!(search(10, each(|_| None)), None);
+        assert_eq!(search(300, each(|_| None)), None);
     }
 
     #[test]
     fn without_error_positions_only_few_splits_are_tried() {
-        assert_eq!(search(90, blind(40)), Some(40));
-        assert_eq!(search(200, blind(40)), None);
+        assert_eq!(search(90, each(blind(40))), Some(40));
+        assert_eq!(search(200, each(blind(40))), None);
     }
 }

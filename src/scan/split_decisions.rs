@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use super::ReadAhead;
 use super::decoder::Decoder;
 use crate::carve::ByteSource;
-use crate::carve::decoding;
+use crate::carve::decoding::{self, Verdict};
 use crate::carve::flv::Carved;
 use crate::carve::join::Join;
 use crate::carve::probe::{self, Straddle};
@@ -28,38 +28,74 @@ fn open(j: &Join) -> bool {
 
 /// Decides by decoding every join of `flv` whose split the straddling tag leaves open
 /// (on every core), for sources whose fragments start at multiples of `units[source]`.
+/// A fragment lying wholly inside a straddling tag is looked for only among bytes no
+/// carved file holds, so it is looked for in a second round, once the first has
+/// settled every other split: the files left with an open split start over, with it.
 pub fn decide_splits(flv: &mut [FlvEntry], sources: &[Source], units: &[u64], decoder: &Decoder) {
+    let before: Vec<Option<Carved>> = (flv.iter())
+        .map(|e| has_open_split(&e.carved).then(|| e.carved.clone()))
+        .collect();
+    let left_open: Vec<bool> = flv
+        .par_iter_mut()
+        .zip(&before)
+        .map(|(e, before)| {
+            let (source, unit) = (&sources[e.source as usize], units[e.source as usize]);
+            before.is_some() && decide_file(&mut e.carved, (source, None), unit, decoder)
+        })
+        .collect();
+    let claimed = Claimed::new(flv, sources.len());
     flv.par_iter_mut()
-        .filter(|e| has_open_split(&e.carved))
-        .for_each(|e| {
-            let source = &sources[e.source as usize];
-            let unit = units[e.source as usize];
-            let reader = ReadAhead::new(source);
-            let mut straddles = Straddle::find_all(&reader, &e.carved);
-            let mut j = 0;
-            while j < straddles.len() {
-                let Some(straddle) = straddles[j].take() else {
-                    j += 1;
-                    continue;
-                };
-                decide(&mut e.carved, (j, &straddle), source, unit, decoder);
-                if open(&e.carved.joins[j])
-                    && find_inner(&mut e.carved, (j, &straddle), source, unit, decoder)
-                {
-                    // Two joins now where there was one.
-                    straddles = Straddle::find_all(&reader, &e.carved);
-                    j += 2;
-                    continue;
-                }
-                // A split left open breaks the frames after it: leave its tag out
-                // before the next join's probes decode them (the file shrinks, so
-                // the later tags are found again).
-                if open(&e.carved.joins[j]) && straddle.leave_out(&reader, &mut e.carved, j) {
-                    straddles = Straddle::find_all(&reader, &e.carved);
-                }
-                j += 1;
-            }
+        .zip(before)
+        .zip(left_open)
+        .filter_map(|((e, before), left_open)| Some((e, before.filter(|_| left_open)?)))
+        .for_each(|(e, before)| {
+            let (source, unit) = (&sources[e.source as usize], units[e.source as usize]);
+            let mut again = before;
+            let claimed = claimed.of(e.source);
+            decide_file(&mut again, (source, Some(claimed)), unit, decoder);
+            e.carved = again;
         });
+}
+
+/// Decides the open splits of `file` one join after the other, looking for fragments
+/// inside straddling tags when `claimed` (what carved files hold) is given; leaves the
+/// tag out where a split stays open. True if one did.
+fn decide_file(
+    file: &mut Carved,
+    (source, claimed): (&Source, Option<&[(u64, u64)]>),
+    unit: u64,
+    decoder: &Decoder,
+) -> bool {
+    let reader = ReadAhead::new(source);
+    let mut straddles = Straddle::find_all(&reader, file);
+    let (mut j, mut left_open) = (0, false);
+    while j < straddles.len() {
+        let Some(straddle) = straddles[j].take() else {
+            j += 1;
+            continue;
+        };
+        decide(file, (j, &straddle), source, unit, decoder);
+        let inner = |file: &mut Carved, claimed| {
+            find_inner(file, (j, &straddle), (source, claimed), unit, decoder)
+        };
+        if open(&file.joins[j]) && claimed.is_some_and(|c| inner(file, c)) {
+            // Two joins now where there was one.
+            straddles = Straddle::find_all(&reader, file);
+            j += 2;
+            continue;
+        }
+        // A split left open breaks the frames after it: leave its tag out before the
+        // next join's probes decode them (the file shrinks, so the later tags are
+        // found again).
+        if open(&file.joins[j]) {
+            left_open = true;
+            if straddle.leave_out(&reader, file, j) {
+                straddles = Straddle::find_all(&reader, file);
+            }
+        }
+        j += 1;
+    }
+    left_open
 }
 
 /// Leaves out the straddling tag of every join whose split is still open (see
@@ -98,12 +134,14 @@ fn decide(
     }
     let (from, n) = (join.from, (join.from - join.earliest_from) / unit + 1);
     let split = |d: usize| from - d as u64 * unit;
+    let reader = ReadAhead::new(source);
     let search = |straddle: &Straddle| {
-        decoding::search(n as usize, |d| {
-            let probe = straddle.probe(&ReadAhead::new(source), file, j, split(d))?;
-            let verdict = decoder.judge(&probe);
-            log::trace!("join at {from}, split at {}: {verdict:?}", split(d));
-            verdict
+        decoding::search(n as usize, |ds: &[usize]| {
+            let verdicts = judge(decoder, ds, |d| straddle.probe(&reader, file, j, split(d)));
+            for (d, verdict) in ds.iter().zip(&verdicts) {
+                log::trace!("join at {from}, split at {}: {verdict:?}", split(*d));
+            }
+            verdicts
         })
     };
     let found = search(straddle).or_else(|| search(&straddle.settled()?));
@@ -119,9 +157,21 @@ fn decide(
     }
 }
 
-/// Sector boundaries past a fragment's end searched for a fragment lying wholly inside
-/// its straddling tag.
-const INNER_REACH: u64 = 64;
+/// How far past a fragment's end a fragment lying wholly inside its straddling tag is
+/// looked for.
+const INNER_REACH: u64 = 4 << 20;
+/// Sector boundaries (outside every carved file) tried as that fragment's start, the
+/// nearest first: each costs a decode.
+const INNER_CANDIDATES: usize = 256;
+/// Once a start fits, how many of the next are tried too: a second that fits makes
+/// the fragment ambiguous, and none is taken.
+const INNER_TRIES: usize = 4;
+/// Starts whose fragment length is searched for at most, nearest first: a join whose
+/// tag holds no fragment would otherwise search every start that decodes a little
+/// further by chance (woodblock seed 34: 74 of them, 3.5 minutes).
+const INNER_LENGTHS: usize = 16;
+/// Starts judged together, nearest first: two full ffmpeg runs, one per core here.
+const INNER_CHUNK: usize = 48;
 
 /// Splits later than where the bisection found the plateau's end that are checked for
 /// an earlier end of it.
@@ -137,39 +187,48 @@ const PLATEAU_SLACK: usize = 8;
 fn find_inner(
     file: &mut Carved,
     (j, straddle): (usize, &Straddle),
-    source: &Source,
+    (source, claimed): (&Source, &[(u64, u64)]),
     unit: u64,
     decoder: &Decoder,
 ) -> bool {
     let reader = ReadAhead::new(source);
     let join = file.joins[j].clone();
-    let n = ((join.from - join.earliest_from) / unit + 1) as usize;
     let split = |d: usize| join.from - d as u64 * unit;
-    let judge_split = |d: usize| decoder.judge(&straddle.probe(&reader, file, j, split(d))?);
-    let Some(plateau) = judge_split(0).and_then(|v| v.first_error) else {
+    let probe_split = |d: usize| straddle.probe(&reader, file, j, split(d));
+    let Some(plateau) = probe_split(0).and_then(|p| decoder.judge(&p)?.first_error) else {
         return false;
     };
-    let on_plateau = |d: usize| judge_split(d).is_some_and(|v| v.first_error == Some(plateau));
-    if n < 2 || on_plateau(n - 1) {
+    let on_plateau = |ds: &[usize]| -> Option<Vec<bool>> {
+        let verdicts = judge(decoder, ds, probe_split).into_iter();
+        Some(
+            verdicts
+                .map(|v| v.is_some_and(|v| v.first_error == Some(plateau)))
+                .collect(),
+        )
+    };
+    let on = |d: usize| on_plateau(&[d]).is_some_and(|v| v[0]);
+    // The straddling tag bounds the splits of a plain join; with a fragment inside it
+    // the piece may end earlier: anywhere after its start.
+    let mut n = ((join.from - join.earliest_from) / unit + 1) as usize;
+    if n >= 2 && on(n - 1) {
+        n = piece_splits(file, &join, unit);
+    }
+    if n < 2 || on(n - 1) {
         return false;
     }
-    let (mut lo, mut hi) = (0, n - 1);
-    while hi - lo > 1 {
-        let mid = lo + (hi - lo) / 2;
-        if on_plateau(mid) {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
+    let Some((mut lo, mut hi)) = decoding::boundary(0, n - 1, on_plateau) else {
+        return false;
+    };
     // The run of splits on the plateau from the latest one on ends at the fragment's
     // end; a too early split may land on the plateau too (the decoder notices the
-    // wrong bytes late, or by chance), and the bisection may have met such a one.
-    // Each round moves `lo` back: it ends.
-    while lo > 0
-        && let Some(k) = (lo.saturating_sub(PLATEAU_SLACK)..=lo).find(|&k| !on_plateau(k))
-    {
-        (lo, hi) = (k.saturating_sub(1), k);
+    // wrong bytes late, or by chance), and the search may have met such a one. Each
+    // round moves `lo` back: it ends.
+    while lo > 0 {
+        let window: Vec<usize> = (lo.saturating_sub(PLATEAU_SLACK)..=lo).collect();
+        let Some(k) = on_plateau(&window).and_then(|on| on.iter().position(|on| !on)) else {
+            break;
+        };
+        (lo, hi) = (window[k].saturating_sub(1), window[k]);
     }
     let Some(file_end) = straddle.tag_end_in_file() else {
         return false;
@@ -186,20 +245,19 @@ fn find_inner(
     for a_end in [split(hi), split(lo)] {
         let rest = file_end - (piece_end - (join.from - a_end));
         let at = (j, a_end, rest);
-        let Some(m) = inner_start(file, at, (straddle, source), unit, (decoder, plateau)) else {
+        let on = (straddle, source, claimed);
+        let fitting = inner_fits(file, at, on, unit, (decoder, plateau));
+        let [(m, len, extents)] = &fitting[..] else {
+            if fitting.len() > 1 {
+                log::debug!(
+                    "join at {}: {} fragments fit inside the tag; none taken",
+                    join.from,
+                    fitting.len()
+                );
+            }
             continue;
         };
-        // It ends on a sector boundary like every fragment.
-        let (n_len, longest) = ((rest / unit) as usize, rest / unit * unit);
-        let layout = |d: usize| probe::with_inner(file, j, a_end, (m, longest - d as u64 * unit));
-        let found = decoding::search(n_len, |d| {
-            let probe = straddle.probe_through(&ReadAhead::new(source), &layout(d)?)?;
-            decoder.judge(&probe)
-        });
-        let Some((d, extents)) = found.and_then(|d| Some((d, layout(d)?))) else {
-            continue;
-        };
-        let len = longest - d as u64 * unit;
+        let (m, len) = (*m, *len);
         log::debug!(
             "join at {}: a fragment inside the tag at {m} ({len} bytes)",
             join.from
@@ -212,57 +270,206 @@ fn find_inner(
         let Some(&(b_start, _)) = after else {
             continue;
         };
-        file.extents = extents;
+        file.extents = extents.clone();
         let first = &mut file.joins[j];
         (first.from, first.earliest_from, first.to) = (a_end, a_end, m);
         first.decoded = Some(n as u32);
         let mut second = first.clone();
         (second.from, second.earliest_from, second.to) = (m + len, m + len, b_start);
-        second.decoded = Some(n_len as u32);
+        second.decoded = Some((rest / unit) as u32);
         file.joins.insert(j + 1, second);
         return true;
     }
     false
 }
 
-/// The sector boundary within [`INNER_REACH`] past `a_end` from which the straddling
-/// frame decodes furthest past where every later split breaks (`plateau`), if one does
-/// so alone.
-fn inner_start(
+/// The fragments inside the tag that make its frame decode, from the nearest start
+/// on: the first that fits among the first [`INNER_LENGTHS`], and any of the next
+/// [`INNER_TRIES`] that fit too (then the fragment is ambiguous). Starts are judged [`INNER_CHUNK`] at a time, so that the
+/// search stops soon after the first fit.
+fn inner_fits(
     file: &Carved,
-    (j, a_end, rest): (usize, u64, u64),
-    (straddle, source): (&Straddle, &Source),
+    at: (usize, u64, u64),
+    (straddle, source, claimed): (&Straddle, &Source, &[(u64, u64)]),
     unit: u64,
     (decoder, plateau): (&Decoder, (u32, u32)),
-) -> Option<u64> {
+) -> Vec<InnerFit> {
+    let candidates = inner_candidates(source, at.1, unit, claimed);
+    let mut fitting: Vec<InnerFit> = Vec::new();
+    let (mut tried, mut tried_after_first) = (0, 0);
+    for chunk in candidates.chunks(INNER_CHUNK) {
+        for m in inner_starts(file, at, chunk, (straddle, source), (decoder, plateau)) {
+            tried += 1;
+            if tried > INNER_LENGTHS && fitting.is_empty() {
+                return fitting;
+            }
+            if !fitting.is_empty() {
+                tried_after_first += 1;
+                if tried_after_first > INNER_TRIES {
+                    return fitting;
+                }
+            }
+            if let Some((len, extents)) =
+                inner_length(file, at, m, (straddle, source), unit, decoder)
+            {
+                fitting.push((m, len, extents));
+            }
+        }
+    }
+    fitting
+}
+
+/// A fragment inside a straddling tag that makes its frame decode: its start, its
+/// length and the file's pieces with it.
+type InnerFit = (u64, u64, Vec<(u64, u64)>);
+
+/// The length of a fragment inside the tag starting at `m`, and the file's pieces with
+/// it: the one sector multiple at which the whole frame decodes
+/// ([`decoding::search`]).
+fn inner_length(
+    file: &Carved,
+    (j, a_end, rest): (usize, u64, u64),
+    m: u64,
+    (straddle, source): (&Straddle, &Source),
+    unit: u64,
+    decoder: &Decoder,
+) -> Option<(u64, Vec<(u64, u64)>)> {
+    // It ends on a sector boundary like every fragment.
+    let (n_len, longest) = ((rest / unit) as usize, rest / unit * unit);
+    let layout = |d: usize| probe::with_inner(file, j, a_end, (m, longest - d as u64 * unit));
+    let reader = ReadAhead::new(source);
+    let d = decoding::search(n_len, |ds: &[usize]| {
+        judge(decoder, ds, |d| {
+            straddle.probe_through(&reader, &layout(d)?)
+        })
+    })?;
+    Some((longest - d as u64 * unit, layout(d)?))
+}
+
+/// Splits of join `j` from its latest back to just after the start of the piece it
+/// ends.
+fn piece_splits(file: &Carved, join: &Join, unit: u64) -> usize {
+    let start = file
+        .extents
+        .iter()
+        .find(|e| e.0 + e.1 == join.from)
+        .map_or(join.from, |e| e.0);
+    ((join.from - start) / unit) as usize
+}
+
+/// The first [`INNER_CANDIDATES`] sector boundaries within [`INNER_REACH`] past
+/// `a_end` that lie outside every carved file (`claimed`, sorted, disjoint) and hold
+/// something other than zeros: where a fragment inside the tag may start.
+fn inner_candidates(source: &Source, a_end: u64, unit: u64, claimed: &[(u64, u64)]) -> Vec<u64> {
     let mut block = vec![0u8; unit as usize];
     let reader = ReadAhead::new(source);
-    let mut reached: Vec<((u32, u32), u64)> = (1..=INNER_REACH)
-        .map(|i| a_end + i * unit)
-        .filter(|&m| reader.read_at(m, &mut block) && block.iter().any(|&b| b != 0))
-        .collect::<Vec<u64>>()
-        .into_par_iter()
-        .filter_map(|m| {
-            let layout = probe::with_inner(file, j, a_end, (m, rest))?;
-            let probe = straddle.probe_through(&ReadAhead::new(source), &layout)?;
-            let v = decoder.judge(&probe)?;
+    let mut found = Vec::new();
+    let mut m = a_end + unit;
+    while m <= a_end + INNER_REACH && found.len() < INNER_CANDIDATES {
+        let k = claimed.partition_point(|&(_, end)| end <= m);
+        match claimed.get(k) {
+            Some(&(start, end)) if start <= m => m = end.next_multiple_of(unit),
+            _ => {
+                if reader.read_at(m, &mut block) && block.iter().any(|&b| b != 0) {
+                    found.push(m);
+                }
+                m += unit;
+            }
+        }
+    }
+    found
+}
+
+/// The `starts` (see [`inner_candidates`]) from which the straddling frame
+/// decodes further than where every later split breaks (`plateau`), nearest first.
+/// How far is only a hint (a decoder that resynchronizes reports errors late), so the
+/// nearest, not the furthest decoding, is tried first.
+fn inner_starts(
+    file: &Carved,
+    (j, a_end, rest): (usize, u64, u64),
+    starts: &[u64],
+    (straddle, source): (&Straddle, &Source),
+    (decoder, plateau): (&Decoder, (u32, u32)),
+) -> Vec<u64> {
+    let reader = ReadAhead::new(source);
+    let verdicts = judge(decoder, starts, |m| {
+        straddle.probe_through(&reader, &probe::with_inner(file, j, a_end, (m, rest))?)
+    });
+    let mut reached: Vec<((u32, u32), u64)> = (verdicts.into_iter().zip(starts.iter().copied()))
+        .filter_map(|(v, m)| {
+            let v = v?;
             let reach = match v.first_error {
                 _ if v.clean() => (u32::MAX, u32::MAX),
                 at => at.unwrap_or((0, 0)),
             };
-            Some((reach, m))
+            further(reach, plateau).then_some((reach, m))
         })
         .collect();
-    reached.sort_unstable();
+    reached.sort_unstable_by_key(|&(_, m)| m);
     log::trace!(
-        "inner after {a_end}: best {:?}",
-        &reached[reached.len().saturating_sub(3)..]
+        "inner after {a_end}: {} starts decode past the plateau, the nearest {:?}",
+        reached.len(),
+        &reached[..reached.len().min(INNER_TRIES)]
     );
-    match reached[..] {
-        [.., (second, _), (best, m)] if further(best, plateau) && further(best, second) => Some(m),
-        [(best, m)] if further(best, plateau) => Some(m),
-        _ => None,
+    reached.into_iter().map(|(_, m)| m).collect()
+}
+
+/// The source ranges carved files certainly hold, per source (sorted, overlaps
+/// merged): a fragment inside another file's straddling tag is not among them.
+struct Claimed {
+    by_source: Vec<Vec<(u64, u64)>>,
+}
+
+impl Claimed {
+    fn new(flv: &[FlvEntry], sources: usize) -> Claimed {
+        let mut by_source = vec![Vec::new(); sources];
+        for e in flv {
+            let Some(list) = by_source.get_mut(e.source as usize) else {
+                continue;
+            };
+            // A piece ending at an open split holds for sure only its bytes up to the
+            // earliest split.
+            list.extend(e.carved.extents.iter().map(|&(at, len)| {
+                let end = at + len;
+                let open = e.carved.joins.iter().find(|j| j.from == end && open(j));
+                (at, open.map_or(end, |j| j.earliest_from.max(at)))
+            }));
+        }
+        for list in &mut by_source {
+            list.sort_unstable();
+            let mut merged: Vec<(u64, u64)> = Vec::with_capacity(list.len());
+            for &(start, end) in list.iter() {
+                match merged.last_mut() {
+                    Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                    _ => merged.push((start, end)),
+                }
+            }
+            *list = merged;
+        }
+        Claimed { by_source }
     }
+
+    fn of(&self, source: u32) -> &[(u64, u64)] {
+        self.by_source
+            .get(source as usize)
+            .map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Verdicts on the probes `probe` makes of `items`, judged together (`None` where no
+/// probe could be made or judged).
+fn judge<T: Copy>(
+    decoder: &Decoder,
+    items: &[T],
+    probe: impl Fn(T) -> Option<Vec<u8>>,
+) -> Vec<Option<Verdict>> {
+    let probes: Vec<Option<Vec<u8>>> = items.iter().map(|&item| probe(item)).collect();
+    let made: Vec<&[u8]> = probes.iter().flatten().map(Vec::as_slice).collect();
+    let mut verdicts = decoder.judge_all(&made).into_iter();
+    let judged = probes
+        .iter()
+        .map(|p| p.as_ref().and_then(|_| verdicts.next().flatten()));
+    judged.collect()
 }
 
 /// Macroblock `a` lies at least a row past `b` (30 macroblocks for decoders that count
