@@ -173,17 +173,17 @@ const INNER_LENGTHS: usize = 16;
 /// Starts judged together, nearest first: two full ffmpeg runs, one per core here.
 const INNER_CHUNK: usize = 48;
 
-/// Splits later than where the bisection found the plateau's end that are checked for
+/// Splits later than where the search found the plateau's end that are checked for
 /// an earlier end of it.
 const PLATEAU_SLACK: usize = 8;
 
 /// When no split of join `j` decodes, a fragment may lie wholly inside the straddling
 /// tag (a keyframe of 200 KB over fragments of a few KB): no tag header marks it. The
 /// splits past the fragment's true end all break at one macroblock (what followed the
-/// fragment); where that stops is its end. The inner fragment is the one of the next
-/// sector boundaries from which the frame decodes furthest, and its length the one at
-/// which the whole frame decodes ([`decoding::search`] again). True if found: the join
-/// becomes two.
+/// fragment); where that stops is its end. The inner fragment starts at the nearest
+/// unclaimed sector boundary from which the frame decodes further ([`inner_fits`]), and
+/// its length is the one at which the whole frame decodes ([`decoding::search`] again).
+/// True if found: the join becomes two.
 fn find_inner(
     file: &mut Carved,
     (j, straddle): (usize, &Straddle),
@@ -285,8 +285,8 @@ fn find_inner(
 
 /// The fragments inside the tag that make its frame decode, from the nearest start
 /// on: the first that fits among the first [`INNER_LENGTHS`], and any of the next
-/// [`INNER_TRIES`] that fit too (then the fragment is ambiguous). Starts are judged [`INNER_CHUNK`] at a time, so that the
-/// search stops soon after the first fit.
+/// [`INNER_TRIES`] that fit too (then the fragment is ambiguous). Starts are judged
+/// [`INNER_CHUNK`] at a time, so that the search stops soon after the first fit.
 fn inner_fits(
     file: &Carved,
     at: (usize, u64, u64),
