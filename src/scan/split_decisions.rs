@@ -209,11 +209,17 @@ fn find_inner(
     let on = |d: usize| on_plateau(&[d]).is_some_and(|v| v[0]);
     // The straddling tag bounds the splits of a plain join; with a fragment inside it
     // the piece may end earlier: anywhere after its start.
-    let mut n = ((join.from - join.earliest_from) / unit + 1) as usize;
-    if n >= 2 && on(n - 1) {
-        n = piece_splits(file, &join, unit);
+    let tag_splits = ((join.from - join.earliest_from) / unit + 1) as usize;
+    if tag_splits < 2 {
+        return false;
     }
-    if n < 2 || on(n - 1) {
+    let earliest_on = on(tag_splits - 1);
+    let n = match earliest_on {
+        true => piece_splits(file, &join, unit),
+        false => tag_splits,
+    };
+    // The earliest split, judged once: the piece's own only if it is another.
+    if n < 2 || (earliest_on && (n == tag_splits || on(n - 1))) {
         return false;
     }
     let Some((mut lo, mut hi)) = decoding::boundary(0, n - 1, on_plateau) else {
