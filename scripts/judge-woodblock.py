@@ -50,7 +50,7 @@ def main():
                     bad += overlap
         foreign += bad
         silent += 0 if doubtful else bad
-        report.append((row["file"], row["status"], len(ps), bad, recordings.get(first, "?"), doubtful))
+        report.append((row["file"], row["status"], len(ps), bad, recordings.get(first, "?"), doubtful, sha in recordings))
     line = f"exact={len(exact)}/{len(recordings)} foreign_bytes={foreign} unproven={unproven}"
     if "--json" in sys.argv:
         print(json.dumps({"exact": len(exact), "recordings": len(recordings), "foreign_bytes": foreign,

@@ -175,4 +175,17 @@ fn woodblock_layouts_never_glue_silently() {
         .unwrap_or_else(|| panic!("{v}"));
     assert_eq!(zeros[3], 0, "{v}");
     assert!(v["exact"].as_u64().unwrap() >= 6, "{v}");
+    // A carved file that is not the recording says where to check it; so does the
+    // one whose fragment inside a tag was found by decoding (d-flv1), proof or not.
+    for c in v["carved"].as_array().unwrap() {
+        let (exact, checks) = (c[6].as_bool().unwrap(), c[5].as_u64().unwrap());
+        assert!(
+            exact || checks > 0,
+            "{c} is not exact and asks for no check"
+        );
+        assert!(
+            c[4] != "d-flv1.flv" || checks > 0,
+            "{c}: inner fragment read as proven"
+        );
+    }
 }

@@ -84,7 +84,7 @@ impl FileMap {
                 alternatives: 0,
                 lost_ms: None,
                 evidence: Evidence::ExtentMap(self.found_at),
-                decoded: None,
+                decided: None,
             })
             .collect();
         let p = self.pieces[c];

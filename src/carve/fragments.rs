@@ -406,7 +406,7 @@ impl Continuations {
                     alternatives: 1,
                     lost_ms: Some((last_ts, tag.ts)),
                     evidence: Evidence::NextInTime,
-                    decoded: None,
+                    decided: None,
                 };
                 return Some((join, at));
             }
@@ -510,7 +510,7 @@ impl Continuations {
             alternatives: 0,
             lost_ms: None,
             evidence: Evidence::StraddlingTag,
-            decoded: None,
+            decided: None,
         })
     }
 }
@@ -547,7 +547,7 @@ fn split_in_header<S: ByteSource + ?Sized>(
         alternatives: 0,
         lost_ms: None,
         evidence: Evidence::StraddlingTag,
-        decoded: None,
+        decided: None,
     })
 }
 

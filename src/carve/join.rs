@@ -24,15 +24,19 @@ pub struct Join {
     pub lost_ms: Option<(u32, u32)>,
     /// What says the file goes on there.
     pub evidence: Evidence,
-    /// When decoding chose the split: how many splits the straddling tag allowed, of
-    /// which only this one decodes without error (see [`super::probe`]).
-    pub decoded: Option<u32>,
+    /// How decoding settled a join the straddling tag left open (see
+    /// [`super::probe`]), or why it could not.
+    pub decided: Option<Decided>,
 }
 
 impl Join {
     /// Nothing else fits: one fragment, one split, none lost.
     pub fn proven(&self) -> bool {
-        self.alternatives == 0 && self.earliest_from == self.from && self.lost_ms.is_none()
+        let found_inside = matches!(self.decided, Some(Decided::Inner { .. }));
+        self.alternatives == 0
+            && self.earliest_from == self.from
+            && self.lost_ms.is_none()
+            && !found_inside
     }
 
     /// A join at `from` to `to` proven by a straddling tag whose split may lie as early
@@ -47,7 +51,7 @@ impl Join {
             earliest_from,
             lost_ms: None,
             evidence: Evidence::StraddlingTag,
-            decoded: None,
+            decided: None,
         }
     }
 }
@@ -63,4 +67,26 @@ pub enum Evidence {
     StraddlingTag,
     /// Only time: the fragment that comes next in the stream's time line.
     NextInTime,
+}
+
+/// What decoding the straddling tag's frame said about a join whose split the tag
+/// leaves open: a user reading `.extents.txt` must tell a split only one candidate
+/// allows from a fragment chosen as the nearest that fits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Decided {
+    /// Of this many splits the tag allows, only this one decodes without error.
+    Split(u32),
+    /// No split decodes, and this join goes into or out of a fragment lying wholly
+    /// inside the tag: the nearest unclaimed sector boundary from which the frame
+    /// decodes whole (of `starts` judged), none of the `checked` next that decode
+    /// further fitting. Evidence, not proof.
+    Inner {
+        /// Sector boundaries judged as the fragment's start.
+        starts: u32,
+        /// Further starts whose length was searched after this one fitted.
+        checked: u32,
+    },
+    /// Several fragments inside the tag (source offset, length) make its frame decode
+    /// whole: none is taken, and the tag is left out.
+    InnerAmbiguous(Vec<(u64, u64)>),
 }

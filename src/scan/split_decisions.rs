@@ -10,7 +10,7 @@ use super::decoder::Decoder;
 use crate::carve::ByteSource;
 use crate::carve::decoding::{self, Verdict};
 use crate::carve::flv::Carved;
-use crate::carve::join::Join;
+use crate::carve::join::{Decided, Join};
 use crate::carve::probe::{self, Straddle};
 use crate::carve::splits::move_split;
 use crate::index::FlvEntry;
@@ -151,7 +151,7 @@ fn decide(
             split(d)
         );
         move_split(file, j, split(d), split(d));
-        file.joins[j].decoded = Some(n as u32);
+        file.joins[j].decided = Some(Decided::Split(n as u32));
     } else {
         log::debug!("split of the join at {from} left open: decoding favours none of {n} splits");
     }
@@ -252,14 +252,16 @@ fn find_inner(
         let rest = file_end - (piece_end - (join.from - a_end));
         let at = (j, a_end, rest);
         let on = (straddle, source, claimed);
-        let fitting = inner_fits(file, at, on, unit, (decoder, plateau));
-        let [(m, len, extents)] = &fitting[..] else {
-            if fitting.len() > 1 {
+        let search = inner_fits(file, at, on, unit, (decoder, plateau));
+        let [(m, len, extents)] = &search.fits[..] else {
+            if search.fits.len() > 1 {
                 log::debug!(
                     "join at {}: {} fragments fit inside the tag; none taken",
                     join.from,
-                    fitting.len()
+                    search.fits.len()
                 );
+                let fits = search.fits.iter().map(|f| (f.0, f.1)).collect();
+                file.joins[j].decided = Some(Decided::InnerAmbiguous(fits));
             }
             continue;
         };
@@ -279,14 +281,24 @@ fn find_inner(
         file.extents = extents.clone();
         let first = &mut file.joins[j];
         (first.from, first.earliest_from, first.to) = (a_end, a_end, m);
-        first.decoded = Some(n as u32);
+        first.decided = Some(Decided::Inner {
+            starts: search.starts,
+            checked: search.checked,
+        });
         let mut second = first.clone();
         (second.from, second.earliest_from, second.to) = (m + len, m + len, b_start);
-        second.decoded = Some((rest / unit) as u32);
         file.joins.insert(j + 1, second);
         return true;
     }
     false
+}
+
+/// What the search for a fragment inside a tag found: the fragments that fit, the
+/// starts judged, and how many were length-searched after the first fit.
+struct InnerSearch {
+    fits: Vec<InnerFit>,
+    starts: u32,
+    checked: u32,
 }
 
 /// The fragments inside the tag that make its frame decode, from the nearest start
@@ -299,30 +311,35 @@ fn inner_fits(
     (straddle, source, claimed): (&Straddle, &Source, &[(u64, u64)]),
     unit: u64,
     (decoder, plateau): (&Decoder, (u32, u32)),
-) -> Vec<InnerFit> {
+) -> InnerSearch {
     let candidates = inner_candidates(source, at.1, unit, claimed);
-    let mut fitting: Vec<InnerFit> = Vec::new();
-    let (mut tried, mut tried_after_first) = (0, 0);
+    let mut search = InnerSearch {
+        fits: Vec::new(),
+        starts: 0,
+        checked: 0,
+    };
+    let mut tried = 0;
     for chunk in candidates.chunks(INNER_CHUNK) {
+        search.starts += chunk.len() as u32;
         for m in inner_starts(file, at, chunk, (straddle, source), (decoder, plateau)) {
             tried += 1;
-            if tried > INNER_LENGTHS && fitting.is_empty() {
-                return fitting;
+            if tried > INNER_LENGTHS && search.fits.is_empty() {
+                return search;
             }
-            if !fitting.is_empty() {
-                tried_after_first += 1;
-                if tried_after_first > INNER_TRIES {
-                    return fitting;
+            if !search.fits.is_empty() {
+                if search.checked as usize == INNER_TRIES {
+                    return search;
                 }
+                search.checked += 1;
             }
             if let Some((len, extents)) =
                 inner_length(file, at, m, (straddle, source), unit, decoder)
             {
-                fitting.push((m, len, extents));
+                search.fits.push((m, len, extents));
             }
         }
     }
-    fitting
+    search
 }
 
 /// A fragment inside a straddling tag that makes its frame decode: its start, its

@@ -569,7 +569,7 @@ mod tests {
             .collect();
         assert_eq!(
             (crate::index::FORMAT_VERSION, bytes.len(), digest.as_str()),
-            (12, 968, "7812b8b958e5a4c47d9891fd34ee60c8"),
+            (13, 968, "560dd1d11d734da9a22d1e70de111b95"),
             "the index layout changed: bump FORMAT_VERSION, then update this test"
         );
         let served = Served::open(&path, None).unwrap().unwrap();

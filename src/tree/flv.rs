@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::Tree;
 use crate::carve::flv::Headless;
-use crate::carve::join::{Evidence, Join};
+use crate::carve::join::{Decided, Evidence, Join};
 use crate::extent::{Extent, ExtentList};
 use crate::index::{FlvEntry, Index};
 use crate::report::{self, FlvRow};
@@ -150,23 +150,27 @@ fn extents_view(path: &str, entry: &FlvEntry, shared_with: &[usize]) -> String {
 /// and whether a user should check it.
 fn join_view(j: &Join) -> String {
     let (to, at) = (j.to, j.at_ms as f64 / 1000.0);
-    match (j.evidence, j.lost_ms) {
-        (Evidence::StraddlingTag, Some((a, b))) => format!(
-            "fragment continues at {to}, proven by the straddling tag, but where inside the tag is not: the tag ({:.3}s-{:.3}s) is left out so that no other data comes in; check this join",
-            a as f64 / 1000.0,
-            b as f64 / 1000.0
+    let secs = |ms: u32| ms as f64 / 1000.0;
+    match (j.evidence, j.lost_ms, &j.decided) {
+        (Evidence::StraddlingTag, Some((a, b)), decided) => format!(
+            "fragment continues at {to}, proven by the straddling tag, but where inside the tag is not: the tag ({:.3}s-{:.3}s) is left out so that no other data comes in{}; check this join",
+            secs(a),
+            secs(b),
+            inner_alternatives(decided.as_ref())
         ),
-        (_, Some((a, b))) => format!(
+        (_, Some((a, b)), _) => format!(
             "the next fragment is lost ({:.3}s-{:.3}s missing); continues at the keyframe at {to}, the next fragment in time: check this join",
-            a as f64 / 1000.0,
-            b as f64 / 1000.0
+            secs(a),
+            secs(b)
         ),
-        (Evidence::ExtentMap(map), _) => format!(
+        (Evidence::ExtentMap(map), _, _) => format!(
             "fragment continues at {to} ({at:.3}s), as the filesystem's extent map at {map} says and the straddling tag confirms"
         ),
-        (_, _) if j.decoded.is_some() => format!(
-            "fragment continues at {to} ({at:.3}s), proven by the straddling tag; of the {} splits it allows, only this one decodes without error",
-            j.decoded.unwrap_or(0)
+        (_, _, Some(Decided::Split(n))) => format!(
+            "fragment continues at {to} ({at:.3}s), proven by the straddling tag; of the {n} splits it allows, only this one decodes without error"
+        ),
+        (_, _, Some(Decided::Inner { starts, checked })) => format!(
+            "fragment continues at {to} ({at:.3}s), inside a straddling tag no split of which decodes: found by decoding, the nearest sector no carved file holds from which the frame decodes whole ({starts} starts judged; none of the next {checked} that decode further fits), not proven by the tag; check this join"
         ),
         _ if j.proven() => {
             format!("fragment continues at {to} ({at:.3}s), proven by the straddling tag")
@@ -176,5 +180,45 @@ fn join_view(j: &Join) -> String {
             j.alternatives,
             j.from - j.earliest_from
         ),
+    }
+}
+
+/// The fragments inside a left-out tag that each made its frame decode, for the
+/// user to try: "; N fragments inside the tag fit (offset+length, ...), none taken".
+fn inner_alternatives(decided: Option<&Decided>) -> String {
+    let Some(Decided::InnerAmbiguous(fits)) = decided else {
+        return String::new();
+    };
+    let list: Vec<String> = fits.iter().map(|(m, len)| format!("{m}+{len}")).collect();
+    format!(
+        "; {} fragments inside the tag each make its frame decode (source offset+length: {}), so none is taken",
+        fits.len(),
+        list.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A join chosen as the nearest fragment that fits is evidence, not proof, and a
+    /// left-out tag lists the fragments that each fitted: the user checks those.
+    #[test]
+    fn joins_decoding_chose_say_how_sure_they_are() {
+        let mut j = Join::straddling(4096, 4096, 65536);
+        j.decided = Some(Decided::Split(9));
+        assert!(join_view(&j).contains("only this one decodes"));
+        j.decided = Some(Decided::Inner {
+            starts: 48,
+            checked: 4,
+        });
+        let view = join_view(&j);
+        assert!(!j.proven());
+        assert!(view.contains("not proven") && view.contains("check this join"));
+        j.decided = Some(Decided::InnerAmbiguous(vec![(8192, 1024), (12288, 512)]));
+        j.lost_ms = Some((40, 80));
+        let view = join_view(&j);
+        assert!(view.contains("8192+1024, 12288+512"), "{view}");
+        assert!(view.contains("check this join"), "{view}");
     }
 }
