@@ -31,9 +31,6 @@ fn probes_judged_together_get_the_verdicts_they_get_alone() {
     let decoder = Decoder::find().expect("ffmpeg runs");
     let probes = probes();
     let refs: Vec<&[u8]> = probes.iter().map(Vec::as_slice).collect();
-    for (k, p) in probes.iter().enumerate() {
-        std::fs::write(format!("/tmp/probes/{k}.flv"), p).unwrap();
-    }
     let together = decoder.judge_all(&refs);
     let alone: Vec<_> = refs.iter().map(|p| decoder.judge(p)).collect();
     assert_eq!(together, alone);
