@@ -224,6 +224,11 @@ pub struct MountArgs {
     /// that touch unreadable ranges)
     #[arg(long)]
     pub fill_bad_sectors: bool,
+    /// Serve files through the kernel's page cache instead of direct I/O: faster for
+    /// readers that read 32 KiB at a time and compute in between (sha256sum), slower
+    /// for copies (cat, cp, rsync), and the bytes are cached twice
+    #[arg(long)]
+    pub page_cache: bool,
     /// Worker threads serving requests
     #[arg(long, default_value_t = 8)]
     pub threads: usize,

@@ -70,7 +70,7 @@ pub fn run(args: MountArgs) -> Result<()> {
         Some(json) => format!("{JSON}{json}"),
         None => format!("{SUMMARY}{}", built.summary),
     };
-    let fs = SalvageFs::new(built.tree, built.content, built.mtime);
+    let fs = SalvageFs::new(built.tree, built.content, built.mtime, !args.page_cache);
     let session = fuser::Session::new(fs, mountpoint, &config)
         .with_context(|| format!("cannot mount on {}", mountpoint.display()))?;
 
