@@ -279,6 +279,18 @@ fn copies_are_exact_sources_untouched_and_writes_refused() {
             stats.contains("Number of regular files transferred: 0"),
             "{stats}"
         );
+        // Files are served with direct I/O, and stay mappable.
+        let flv = std::fs::read_dir(m.dir.join("flv")).unwrap();
+        let first = (flv.map(|e| e.unwrap().path()))
+            .find(|p| p.extension().is_some_and(|x| x == "flv"))
+            .unwrap();
+        let file = std::fs::File::open(&first).unwrap();
+        // SAFETY: a read-only mapping of a file whose contents never change.
+        let mapped = unsafe { memmap2::Mmap::map(&file) }.unwrap();
+        assert!(
+            mapped[..] == std::fs::read(&first).unwrap()[..],
+            "{first:?}"
+        );
 
         for (what, cmd) in [
             ("create", format!("touch {}/new", m.dir.display())),
