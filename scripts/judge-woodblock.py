@@ -58,7 +58,9 @@ def main():
                           "unproven": unproven, "carved": report}))
         return
     for r in report:
-        print("  %s\t%s\t%d pieces\t%d foreign bytes\t%s\t%d joins to check" % r, file=sys.stderr)
+        exact_mark = "exact" if r[6] else "not exact"
+        print("  %s\t%s\t%d pieces\t%d foreign bytes\t%s\t%d joins to check\t%s" % (*r[:6], exact_mark),
+              file=sys.stderr)
     missing = sorted(p for s, p in recordings.items() if s not in exact)
     print(line + (f" (not exact: {' '.join(missing)})" if missing else ""))
 
