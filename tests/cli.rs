@@ -347,6 +347,14 @@ fn signals_never_leave_a_dead_mount_and_name_who_holds_it() {
             .current_dir(&dir)
             .spawn()
             .unwrap();
+        // The holder is named by its command: wait until sh has become sleep.
+        let comm = format!("/proc/{}/comm", holder.id());
+        for _ in 0..100 {
+            if std::fs::read_to_string(&comm).is_ok_and(|c| c.trim() == "sleep") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         signal(pid, sig);
         assert!(
             mounted(&dir),
