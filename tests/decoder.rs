@@ -31,9 +31,19 @@ fn probes_judged_together_get_the_verdicts_they_get_alone() {
     let decoder = Decoder::find().expect("ffmpeg runs");
     let probes = probes();
     let refs: Vec<&[u8]> = probes.iter().map(Vec::as_slice).collect();
+    // Each probe decoded in a run of its own (judge() would answer from the memo).
+    let alone: Vec<_> = refs
+        .iter()
+        .map(|p| decoder.judge_in_one_run(&[p])?.pop())
+        .collect();
     let together = decoder.judge_all(&refs);
-    let alone: Vec<_> = refs.iter().map(|p| decoder.judge(p)).collect();
     assert_eq!(together, alone);
+    // Judged again: the same verdicts, from the memo.
+    assert_eq!(decoder.judge_all(&refs), alone);
+    assert_eq!(
+        refs.iter().map(|p| decoder.judge(p)).collect::<Vec<_>>(),
+        alone
+    );
     let clean = alone.iter().flatten().filter(|v| v.clean()).count();
     assert!(clean >= 3 && clean < alone.len(), "{alone:?}");
     assert!(

@@ -10,12 +10,16 @@
 //! Starting ffmpeg costs more than decoding a probe (it links ~200 libraries: 0.1 s
 //! here), so probes judged together go to one run as separate inputs
 //! ([`Decoder::judge_all`]), and [`batch`] tells from the log which input each error
-//! line is about.
+//! line is about. A probe judged once is not decoded again: the second round of
+//! [`super::split_decisions`] decides again the joins of files it starts over.
 
+use std::collections::HashMap;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
+use xxhash_rust::xxh3::xxh3_128;
 
 use crate::carve::decoding::Verdict;
 
@@ -33,6 +37,9 @@ pub struct Decoder {
     program: String,
     /// Its log keeps each input's lines in decoding order (see [`batch`]).
     batches: bool,
+    /// Verdicts given so far, by the xxh3-128 of the probe (a scan judges a few
+    /// thousand probes at most).
+    judged: Mutex<HashMap<u128, Verdict>>,
 }
 
 impl Decoder {
@@ -46,22 +53,54 @@ impl Decoder {
             .ok()
             .filter(|o| o.status.success())?;
         let batches = batch::sequential(&String::from_utf8_lossy(&out.stdout));
-        Some(Decoder { program, batches })
+        let judged = Mutex::default();
+        Some(Decoder {
+            program,
+            batches,
+            judged,
+        })
     }
 
     /// Verdicts on `probes`, in their order, decoded on every core: several probes per
     /// ffmpeg run where its log allows (a run whose log does not is judged again one
-    /// probe per run).
+    /// probe per run); probes judged before are not decoded again.
     pub fn judge_all(&self, probes: &[&[u8]]) -> Vec<Option<Verdict>> {
+        let keys: Vec<u128> = probes.iter().map(|p| xxh3_128(p)).collect();
+        let mut verdicts: Vec<Option<Verdict>> = {
+            let judged = self.judged.lock().unwrap_or_else(|e| e.into_inner());
+            keys.iter().map(|k| judged.get(k).copied()).collect()
+        };
+        let new: Vec<usize> = (0..probes.len())
+            .filter(|&k| verdicts[k].is_none())
+            .collect();
+        let fresh = self.decode_all(&new.iter().map(|&k| probes[k]).collect::<Vec<_>>());
+        let mut judged = self.judged.lock().unwrap_or_else(|e| e.into_inner());
+        for (k, verdict) in new.into_iter().zip(fresh) {
+            if let Some(v) = &verdict {
+                judged.insert(keys[k], *v);
+            }
+            verdicts[k] = verdict;
+        }
+        verdicts
+    }
+
+    /// [`Decoder::judge_all`] without the memo.
+    fn decode_all(&self, probes: &[&[u8]]) -> Vec<Option<Verdict>> {
         if !self.batches || probes.len() < 2 {
-            return probes.par_iter().map(|p| self.judge(p)).collect();
+            return probes
+                .par_iter()
+                .map(|p| self.judge_in_one_run(&[p])?.pop())
+                .collect();
         }
         let per_run = (probes.len().div_ceil(rayon::current_num_threads())).clamp(2, BATCH);
         let runs: Vec<Vec<Option<Verdict>>> = probes
             .par_chunks(per_run)
             .map(|chunk| match self.judge_in_one_run(chunk) {
                 Some(verdicts) => verdicts.into_iter().map(Some).collect(),
-                None => chunk.iter().map(|p| self.judge(p)).collect(),
+                None => chunk
+                    .iter()
+                    .map(|p| self.judge_in_one_run(&[p])?.pop())
+                    .collect(),
             })
             .collect();
         runs.concat()
@@ -110,9 +149,10 @@ impl Decoder {
         })
     }
 
-    /// Decodes `probe` (a whole FLV file) in a run of its own.
+    /// The verdict on `probe` (a whole FLV file), decoded in a run of its own unless
+    /// it was judged before.
     pub fn judge(&self, probe: &[u8]) -> Option<Verdict> {
-        self.judge_in_one_run(&[probe])?.pop()
+        self.judge_all(&[probe]).pop().flatten()
     }
 }
 
