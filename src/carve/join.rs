@@ -89,4 +89,21 @@ pub enum Decided {
     /// Several fragments inside the tag (source offset, length) make its frame decode
     /// whole: none is taken, and the tag is left out.
     InnerAmbiguous(Vec<(u64, u64)>),
+    /// Decoding favoured no split: the tag is left out. What it saw, for a user who
+    /// settles the split by hand.
+    Open(OpenSplit),
+}
+
+/// The candidate splits of a join decoding could not settle.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenSplit {
+    /// The earliest and the latest source offset the split may lie at.
+    pub range: (u64, u64),
+    /// Block boundaries between them (both included).
+    pub splits: u32,
+    /// Splits decoded.
+    pub tried: u32,
+    /// The splits that decoded without error, earliest first (several, or one that
+    /// the splits after it contradict).
+    pub clean: Vec<u64>,
 }

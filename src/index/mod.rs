@@ -27,7 +27,7 @@ pub mod file;
 use file::{IndexWriter, Section};
 
 /// Bumped whenever the file layout or the carvers' results change.
-pub const FORMAT_VERSION: u32 = 13;
+pub const FORMAT_VERSION: u32 = 14;
 
 /// Why an index cannot be used.
 #[derive(Debug, thiserror::Error)]

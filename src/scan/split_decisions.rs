@@ -10,7 +10,7 @@ use super::decoder::Decoder;
 use crate::carve::ByteSource;
 use crate::carve::decoding::{self, Verdict};
 use crate::carve::flv::Carved;
-use crate::carve::join::{Decided, Join};
+use crate::carve::join::{Decided, Join, OpenSplit};
 use crate::carve::probe::{self, Straddle};
 use crate::carve::splits::move_split;
 use crate::index::FlvEntry;
@@ -135,25 +135,44 @@ fn decide(
     let (from, n) = (join.from, (join.from - join.earliest_from) / unit + 1);
     let split = |d: usize| from - d as u64 * unit;
     let reader = ReadAhead::new(source);
+    let seen = std::sync::Mutex::new(Vec::new());
     let search = |straddle: &Straddle| {
         decoding::search(n as usize, |ds: &[usize]| {
             let verdicts = judge(decoder, ds, |d| straddle.probe(&reader, file, j, split(d)));
             for (d, verdict) in ds.iter().zip(&verdicts) {
                 log::trace!("join at {from}, split at {}: {verdict:?}", split(*d));
             }
+            let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+            seen.extend(ds.iter().zip(&verdicts).map(|(d, v)| (split(*d), *v)));
             verdicts
         })
     };
     let found = search(straddle).or_else(|| search(&straddle.settled()?));
-    if let Some(d) = found {
-        log::debug!(
-            "split of the join at {from} decided by decoding: {} of {n} splits",
-            split(d)
-        );
-        move_split(file, j, split(d), split(d));
-        file.joins[j].decided = Some(Decided::Split(n as u32));
-    } else {
+    let Some(d) = found else {
         log::debug!("split of the join at {from} left open: decoding favours none of {n} splits");
+        let seen = seen.into_inner().unwrap_or_else(|e| e.into_inner());
+        file.joins[j].decided = Some(Decided::Open(open_split(&file.joins[j], n, seen)));
+        return;
+    };
+    log::debug!(
+        "split of the join at {from} decided by decoding: {} of {n} splits",
+        split(d)
+    );
+    move_split(file, j, split(d), split(d));
+    file.joins[j].decided = Some(Decided::Split(n as u32));
+}
+
+/// What decoding saw of the `n` splits of `join` it could not settle (`seen`: each
+/// split decoded, with its verdict, in any order and maybe twice).
+fn open_split(join: &Join, n: u64, mut seen: Vec<(u64, Option<Verdict>)>) -> OpenSplit {
+    seen.sort_unstable_by_key(|&(split, _)| split);
+    seen.dedup_by_key(|&mut (split, _)| split);
+    let clean = seen.iter().filter(|(_, v)| v.is_some_and(|v| v.clean()));
+    OpenSplit {
+        range: (join.earliest_from, join.from),
+        splits: n as u32,
+        tried: seen.len() as u32,
+        clean: clean.map(|&(split, _)| split).collect(),
     }
 }
 

@@ -156,7 +156,7 @@ fn join_view(j: &Join) -> String {
             "fragment continues at {to}, proven by the straddling tag, but where inside the tag is not: the tag ({:.3}s-{:.3}s) is left out so that no other data comes in{}; check this join",
             secs(a),
             secs(b),
-            inner_alternatives(decided.as_ref())
+            left_out_alternatives(decided.as_ref())
         ),
         (_, Some((a, b)), _) => format!(
             "the next fragment is lost ({:.3}s-{:.3}s missing); continues at the keyframe at {to}, the next fragment in time: check this join",
@@ -183,23 +183,43 @@ fn join_view(j: &Join) -> String {
     }
 }
 
-/// The fragments inside a left-out tag that each made its frame decode, for the
-/// user to try: "; N fragments inside the tag fit (offset+length, ...), none taken".
-fn inner_alternatives(decided: Option<&Decided>) -> String {
-    let Some(Decided::InnerAmbiguous(fits)) = decided else {
-        return String::new();
+/// What decoding saw at a left-out tag, for the user to try by hand: the splits that
+/// decoded without error, or the fragments inside the tag that each made its frame
+/// decode.
+fn left_out_alternatives(decided: Option<&Decided>) -> String {
+    let listed = |items: Vec<String>| match items.len() {
+        0..=16 => items.join(", "),
+        n => format!("{}, and {} more", items[..16].join(", "), n - 16),
     };
-    let list: Vec<String> = fits.iter().map(|(m, len)| format!("{m}+{len}")).collect();
-    format!(
-        "; {} fragments inside the tag each make its frame decode (source offset+length: {}), so none is taken",
-        fits.len(),
-        list.join(", ")
-    )
+    match decided {
+        Some(Decided::InnerAmbiguous(fits)) => format!(
+            "; {} fragments inside the tag each make its frame decode (source offset+length: {}), so none is taken",
+            fits.len(),
+            listed(fits.iter().map(|(m, len)| format!("{m}+{len}")).collect())
+        ),
+        Some(Decided::Open(open)) => format!(
+            "; the split lies at one of {} block boundaries from {} to {}: of {} decoded, {} without error{}",
+            open.splits,
+            open.range.0,
+            open.range.1,
+            open.tried,
+            open.clean.len(),
+            match open.clean.is_empty() {
+                true => String::new(),
+                false => format!(
+                    " (at {})",
+                    listed(open.clean.iter().map(u64::to_string).collect())
+                ),
+            }
+        ),
+        _ => String::new(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::carve::join::OpenSplit;
 
     /// A join chosen as the nearest fragment that fits is evidence, not proof, and a
     /// left-out tag lists the fragments that each fitted: the user checks those.
@@ -220,5 +240,14 @@ mod tests {
         let view = join_view(&j);
         assert!(view.contains("8192+1024, 12288+512"), "{view}");
         assert!(view.contains("check this join"), "{view}");
+        j.decided = Some(Decided::Open(OpenSplit {
+            range: (7119872, 7128576),
+            splits: 18,
+            tried: 18,
+            clean: vec![7127040, 7127552, 7128064, 7128576],
+        }));
+        let view = join_view(&j);
+        assert!(view.contains("from 7119872 to 7128576"), "{view}");
+        assert!(view.contains("4 without error (at 7127040, 7127552, 7128064, 7128576)"));
     }
 }
