@@ -7,6 +7,7 @@
 # the same bytes from the image, four parallel readers, and the first byte of a file.
 #
 #   bench/scan.sh [SIZE_MIB]      (default 4096; needs ffmpeg, pymongo, testdisk for photorec)
+#   SALVAGEFS_BEFORE=path/to/salvagefs bench/scan.sh   (adds that build's scan, for comparisons)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size=${1:-4096}
@@ -43,6 +44,9 @@ results=$(mktemp)
     t "photorec (FLV only)" sh -c "rm -rf $work/photorec*; mkdir -p $work/photorec; photorec /d $work/photorec/out /cmd $img partition_none,fileopt,everything,disable,flv,enable,search"
   fi
   t "salvagefs scan (FLV + BSON)" "$bin" scan "$img" --index "$work/bench.idx" --rescan
+  if [ -n "${SALVAGEFS_BEFORE:-}" ]; then
+    t "salvagefs scan, build before" "$SALVAGEFS_BEFORE" scan "$img" --index "$work/before.idx" --rescan
+  fi
 } | tee "$results"
 
 echo

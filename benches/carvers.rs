@@ -1,7 +1,7 @@
 //! Carver throughput per core on mixed data (criterion): the FLV header finder, the
 //! orphan-run finder (fragment starts), the
 //! BSON document scan of a buffer (finder, validation, JSON length measurement), and
-//! each scan stage's per-chunk finder on 8 MiB chunks as the scan runs them, alone and
+//! each scan stage's per-chunk finder on 2 MiB chunks as the scan runs them, alone and
 //! all together, on data with and without documents.
 //! Run: `cargo bench --bench carvers`.
 //!
@@ -65,9 +65,9 @@ fn mixed(size: usize, with_documents: bool) -> Vec<u8> {
     out
 }
 
-/// Runs a stage's finder over `data` cut into the scan's chunks (8 MiB plus overlap).
+/// Runs a stage's finder over `data` cut into the scan's chunks (2 MiB plus overlap).
 fn per_chunk<S: Stage>(data: &[u8], settings: &ScanSettings) -> usize {
-    const CHUNK: usize = 8 << 20;
+    const CHUNK: usize = 2 << 20;
     let mut n = 0;
     for start in (0..data.len()).step_by(CHUNK) {
         let bytes = &data[start..(start + CHUNK + (64 << 10)).min(data.len())];

@@ -13,7 +13,7 @@ use salvagefs::index::Index;
 const MIB: usize = 1 << 20;
 
 /// Recordings, MongoDB data files and WiredTiger files over noise, several of them
-/// across the 8 MiB chunk boundaries and the part boundaries used below (13 MiB, 27 MiB).
+/// across the 2 MiB chunk boundaries and the part boundaries used below (13 MiB, 27 MiB).
 fn image() -> Vec<u8> {
     let bson = |f: &str| std::fs::read(fixtures().join("bson").join(f)).unwrap();
     let wt = |f: &str| std::fs::read(fixtures().join("wt").join(f)).unwrap();

@@ -39,8 +39,11 @@ pub mod split_decisions;
 pub mod stage;
 pub mod wiredtiger;
 
-/// Bytes read per work item of pass 1.
-const CHUNK: u64 = 8 << 20;
+/// Bytes read per work item of pass 1: small enough that a chunk stays in the CPU's
+/// caches while every stage's finder runs over it (8 MiB ones came from memory for
+/// each finder: a 1.25 GB image without documents scanned in 1.33-1.54 s, with 2 MiB
+/// in 0.73-0.88 s).
+const CHUNK: u64 = 2 << 20;
 /// Bytes read past the end of a chunk: documents up to this long that start in the
 /// chunk are validated there; longer ones are read again in pass 2.
 const OVERLAP: u64 = 64 << 10;
@@ -117,7 +120,7 @@ impl Progress for Quiet {
 
 /// Bytes scanned between two checkpoints, unless told otherwise: a multiple of the
 /// chunk size, so that checkpoints do not move chunk boundaries.
-pub const CHECKPOINT_EVERY: u64 = 512 * CHUNK;
+pub const CHECKPOINT_EVERY: u64 = 2048 * CHUNK;
 
 /// Scans the byte ranges `spans` of `sources` segment by segment, saving what is done
 /// to `checkpoint` after each segment of `every` bytes; a matching checkpoint left by
@@ -259,7 +262,7 @@ fn read_chunk<T>(
     let with_overlap = (source.size - start).min(CHUNK + OVERLAP) as usize;
     let end = start + len as u64;
     CHUNK_BUF.with_borrow_mut(|buf| {
-        // One buffer per thread, reused: a fresh 8 MiB allocation per chunk would
+        // One buffer per thread, reused: a fresh allocation per chunk would
         // be page-faulted in again every time and cost more than the read.
         buf.resize((CHUNK + OVERLAP) as usize, 0);
         let unreadable = source.read_salvaging(&mut buf[..with_overlap], start);
