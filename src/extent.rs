@@ -208,30 +208,40 @@ impl ExtentList {
 
     /// Reads up to `size` bytes at file offset `offset` (fewer at the end of the file).
     pub fn read(&self, offset: u64, size: usize, reader: &dyn SourceReader) -> io::Result<Vec<u8>> {
-        let mut out = Vec::new();
-        self.read_into(offset, size, reader, &mut out)?;
+        let mut out = vec![0; self.readable(offset, size)];
+        self.fill(offset, &mut out, reader)?;
         Ok(out)
     }
 
-    /// As [`ExtentList::read`], into `out` (which ends up holding exactly the bytes
-    /// read): a server reusing one buffer per thread neither allocates nor zeroes a
-    /// megabyte per request. On error `out` holds nothing useful.
-    pub fn read_into(
+    /// As [`ExtentList::read`], into `buf`: a server reusing one page-aligned buffer
+    /// per thread neither allocates nor zeroes a megabyte per request, and the kernel
+    /// copies into it at full speed (see [`AlignedBuf`]).
+    pub fn read_into<'b>(
         &self,
         offset: u64,
         size: usize,
         reader: &dyn SourceReader,
-        out: &mut Vec<u8>,
-    ) -> io::Result<()> {
+        buf: &'b mut AlignedBuf,
+    ) -> io::Result<&'b [u8]> {
+        let out = buf.get(self.readable(offset, size));
+        self.fill(offset, out, reader)?;
+        Ok(out)
+    }
+
+    /// Bytes a read of `size` at `offset` gets (fewer at the end of the file).
+    fn readable(&self, offset: u64, size: usize) -> usize {
         let end = offset.saturating_add(size as u64).min(self.len());
-        if offset >= end {
-            out.clear();
+        end.saturating_sub(offset) as usize
+    }
+
+    /// Fills `out` with the file's bytes from `offset` on, every byte of it: the
+    /// extents must tile the range, and a gap (rows that disagree) is an error, never
+    /// bytes left over from an earlier read.
+    fn fill(&self, offset: u64, out: &mut [u8], reader: &dyn SourceReader) -> io::Result<()> {
+        let end = offset + out.len() as u64;
+        if out.is_empty() {
             return Ok(());
         }
-        // Zeroes only bytes the buffer never held: every byte is overwritten below.
-        out.resize((end - offset) as usize, 0);
-        // Extents must tile the range: a gap (rows that disagree) is an error, never
-        // bytes left over from an earlier read.
         let mut pos = offset;
         self.visit(offset, end, &mut |start, extent| {
             if start > pos {
@@ -284,9 +294,44 @@ fn read_extent(
     }
 }
 
+/// A reusable read buffer whose bytes start on a page boundary. The kernel copies a
+/// `pread` into it with `rep movsb`, which on x86 runs several times slower into a
+/// destination that is not 64-byte aligned, and a large `Vec<u8>` (glibc maps it on
+/// its own) starts 16 bytes into a page: reading 4.3 GB in 2 MiB reads took 2.4 s of
+/// system time into such a buffer, 0.48 s into a page-aligned one.
+#[derive(Default)]
+pub struct AlignedBuf {
+    raw: Vec<u8>,
+}
+
+/// The alignment [`AlignedBuf`] gives its bytes.
+const PAGE: usize = 4096;
+
+impl AlignedBuf {
+    /// `len` bytes starting on a page boundary (their contents are whatever the last
+    /// use left, or zeros).
+    pub fn get(&mut self, len: usize) -> &mut [u8] {
+        if self.raw.len() < len + PAGE {
+            self.raw = vec![0; len + PAGE];
+        }
+        let skip = self.raw.as_ptr().align_offset(PAGE);
+        &mut self.raw[skip..skip + len]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aligned_buffers_start_on_a_page() {
+        let mut buf = AlignedBuf::default();
+        for len in [0, 1, 100_000, 2 << 20, 4096] {
+            let bytes = buf.get(len);
+            assert_eq!(bytes.len(), len);
+            assert_eq!(bytes.as_ptr() as usize % PAGE, 0);
+        }
+    }
 
     struct Pattern;
     impl SourceReader for Pattern {

@@ -24,12 +24,13 @@ use fuser::{
 };
 
 use crate::content::Content;
+use crate::extent::AlignedBuf;
 use crate::tree::{NodeKind, Tree};
 
 thread_local! {
     /// Each worker thread's read buffer, reused: requests are up to 1 MiB, and a fresh
     /// allocation of that size is mapped, faulted in and zeroed every time.
-    static SERVED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    static SERVED: std::cell::RefCell<AlignedBuf> = std::cell::RefCell::new(AlignedBuf::default());
 }
 
 /// Nothing in the tree ever changes while mounted.
@@ -182,7 +183,7 @@ impl Filesystem for SalvageFs {
         };
         SERVED.with_borrow_mut(|buf| {
             match file.read_into(offset, size as usize, self.content.as_ref(), buf) {
-                Ok(()) => reply.data(buf),
+                Ok(bytes) => reply.data(bytes),
                 Err(e) => {
                     log::warn!("read of inode {} at {offset}: {e}", ino.0);
                     reply.error(Errno::EIO)

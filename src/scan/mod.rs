@@ -19,6 +19,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use crate::carve::ByteSource;
+use crate::extent::AlignedBuf;
 use crate::index::{Index, ScanSettings, SourceRecord, Span};
 use crate::merge;
 use crate::source::Source;
@@ -92,7 +93,7 @@ stages! {
 }
 
 thread_local! {
-    static CHUNK_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static CHUNK_BUF: RefCell<AlignedBuf> = RefCell::new(AlignedBuf::default());
 }
 
 /// Receives progress reports and warnings (a terminal progress bar, or nothing).
@@ -264,8 +265,8 @@ fn read_chunk<T>(
     CHUNK_BUF.with_borrow_mut(|buf| {
         // One buffer per thread, reused: a fresh allocation per chunk would
         // be page-faulted in again every time and cost more than the read.
-        buf.resize((CHUNK + OVERLAP) as usize, 0);
-        let unreadable = source.read_salvaging(&mut buf[..with_overlap], start);
+        let buf = buf.get(with_overlap);
+        let unreadable = source.read_salvaging(buf, start);
         if !unreadable.is_empty() {
             let mut bad = bad.lock().unwrap_or_else(|e| e.into_inner());
             bad.extend(unreadable.into_iter().filter(|r| r.0 < end).map(|(s, e)| {
@@ -280,7 +281,7 @@ fn read_chunk<T>(
                 }
             }));
         }
-        find(&buf[..with_overlap])
+        find(buf)
     })
 }
 
