@@ -15,6 +15,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use salvagefs::carve::{btrfs, ext4, flv, fragments, xfs};
 use salvagefs::extjson::JsonMode;
 use salvagefs::index::ScanSettings;
+use salvagefs::scan::anchors::Anchors;
 use salvagefs::scan::documents::{self, Documents};
 use salvagefs::scan::flv::Flv;
 use salvagefs::scan::stage::{Chunk, Stage};
@@ -73,6 +74,7 @@ fn per_chunk<S: Stage>(data: &[u8], settings: &ScanSettings) -> usize {
         let bytes = &data[start..(start + CHUNK + (64 << 10)).min(data.len())];
         let chunk = Chunk {
             bytes,
+            anchors: &Anchors::find(bytes),
             start: start as u64,
             len: CHUNK.min(data.len() - start),
             source: 0,

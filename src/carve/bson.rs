@@ -157,8 +157,23 @@ pub fn find_candidates(buf: &[u8], limit: usize, any: bool, out: &mut Vec<Candid
         find_any(buf, limit, out);
         return;
     }
-    static ID: search::Lazy = search::Lazy::new(|| search::finder(b"_id\0"));
-    for p in ID.find_iter(buf) {
+    static ID: search::Lazy = search::Lazy::new(|| search::finder(ID_KEY));
+    find_candidates_at(buf, limit, ID.find_iter(buf), out);
+}
+
+/// The `_id` key a document's first element has: what candidates are found by.
+pub const ID_KEY: &[u8] = b"_id\0";
+
+/// As [`find_candidates`] without `any`, given where [`ID_KEY`] occurs in `buf`
+/// (ascending): the scan finds every format's magic numbers in one pass.
+pub fn find_candidates_at(
+    buf: &[u8],
+    limit: usize,
+    hits: impl IntoIterator<Item = usize>,
+    out: &mut Vec<Candidate>,
+) {
+    let limit = limit.min(buf.len());
+    for p in hits {
         let Some(start) = p.checked_sub(5) else {
             continue;
         };

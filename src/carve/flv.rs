@@ -19,7 +19,8 @@ use super::search;
 
 /// FLV file header (9 bytes) plus PreviousTagSize0 (4 bytes).
 pub const HEADER_LEN: usize = 13;
-const MAGIC: &[u8; 4] = b"FLV\x01";
+/// What every FLV file starts with.
+pub const MAGIC: &[u8; 4] = b"FLV\x01";
 
 /// How a carved file ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -172,8 +173,17 @@ pub fn is_header(b: &[u8]) -> bool {
 /// straddling the limit are seen whole.
 pub fn find_headers(buf: &[u8], limit: usize) -> Vec<usize> {
     static HEADER: search::Lazy = search::Lazy::new(|| search::finder(MAGIC));
-    HEADER
-        .find_iter(buf)
+    find_headers_at(buf, limit, HEADER.find_iter(buf))
+}
+
+/// As [`find_headers`], given where [`MAGIC`] occurs in `buf` (ascending): the
+/// scan finds every format's magic numbers in one pass.
+pub fn find_headers_at(
+    buf: &[u8],
+    limit: usize,
+    hits: impl IntoIterator<Item = usize>,
+) -> Vec<usize> {
+    (hits.into_iter())
         .take_while(|&p| p < limit)
         .filter(|&p| is_header(&buf[p..]))
         .collect()

@@ -87,8 +87,17 @@ fn record_list(b: &[u8]) -> Option<(i32, i32)> {
 /// Extent headers starting before `limit` in `buf`, with their offsets.
 pub fn find_extent_headers(buf: &[u8], limit: usize) -> Vec<(usize, ExtentHeader<'_>)> {
     static EXTENT: search::Lazy = search::Lazy::new(|| search::finder(EXTENT_MAGIC));
-    EXTENT
-        .find_iter(buf)
+    find_extent_headers_at(buf, limit, EXTENT.find_iter(buf))
+}
+
+/// As [`find_extent_headers`], given where [`EXTENT_MAGIC`] occurs in `buf`
+/// (ascending): the scan finds every format's magic numbers in one pass.
+pub fn find_extent_headers_at(
+    buf: &[u8],
+    limit: usize,
+    hits: impl IntoIterator<Item = usize>,
+) -> Vec<(usize, ExtentHeader<'_>)> {
+    (hits.into_iter())
         .take_while(|&p| p < limit)
         .filter_map(|p| parse_extent_header(&buf[p..]).map(|h| (p, h)))
         .collect()

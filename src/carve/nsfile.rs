@@ -15,7 +15,8 @@ pub const NODE_LEN: usize = 628;
 /// Bytes of the name field.
 const NAME_LEN: usize = 128;
 /// What every database's namespace file names (after the database's name).
-const ANCHOR: &[u8] = b".system.namespaces\0";
+/// The name every namespace file holds (`<db>.system.namespaces`): where one is found.
+pub const ANCHOR: &[u8] = b".system.namespaces\0";
 /// Longest database name mongod accepts.
 const MAX_DB_NAME: usize = 64;
 
@@ -61,8 +62,17 @@ pub fn parse_node(b: &[u8]) -> Option<NsNode<'_>> {
 /// `system.namespaces`: where a namespace table certainly is.
 pub fn find_anchors(buf: &[u8], limit: usize) -> Vec<usize> {
     static FINDER: search::Lazy = search::Lazy::new(|| search::finder(ANCHOR));
-    FINDER
-        .find_iter(buf)
+    find_anchors_at(buf, limit, FINDER.find_iter(buf))
+}
+
+/// As [`find_anchors`], given where [`ANCHOR`] occurs in `buf` (ascending): the scan
+/// finds every format's magic numbers in one pass.
+pub fn find_anchors_at(
+    buf: &[u8],
+    limit: usize,
+    hits: impl IntoIterator<Item = usize>,
+) -> Vec<usize> {
+    (hits.into_iter())
         .filter_map(|hit| {
             (1..=MAX_DB_NAME)
                 .filter_map(|db| hit.checked_sub(db + 4))

@@ -167,7 +167,7 @@ pub const SECTOR: u64 = 512;
 
 /// What the first block of every WiredTiger file starts with: magic number 120897,
 /// major version 1, minor version 0.
-const FILE_MAGIC: [u8; 8] = [0x41, 0xd8, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00];
+pub const FILE_MAGIC: [u8; 8] = [0x41, 0xd8, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00];
 
 /// Offsets in `buf` (below `limit`) on a [`SECTOR`] boundary of the source (`buf`
 /// holds it from offset `base`) where a block header could start.
@@ -181,9 +181,21 @@ pub fn candidates(buf: &[u8], base: u64, limit: usize) -> impl Iterator<Item = u
 /// Offsets in `buf` (below `limit`) where a WiredTiger file starts: its descriptor
 /// block's magic number and version.
 pub fn file_starts(buf: &[u8], limit: usize) -> Vec<usize> {
-    let end = limit.saturating_add(FILE_MAGIC.len() - 1).min(buf.len());
     static FILE: search::Lazy = search::Lazy::new(|| search::finder(&FILE_MAGIC));
-    FILE.find_iter(&buf[..end]).collect()
+    file_starts_at(buf, limit, FILE.find_iter(buf))
+}
+
+/// As [`file_starts`], given where [`FILE_MAGIC`] occurs in `buf` (ascending): the
+/// scan finds every format's magic numbers in one pass.
+pub fn file_starts_at(
+    buf: &[u8],
+    limit: usize,
+    hits: impl IntoIterator<Item = usize>,
+) -> Vec<usize> {
+    let end = limit.saturating_add(FILE_MAGIC.len() - 1).min(buf.len());
+    (hits.into_iter())
+        .take_while(|&p| p + FILE_MAGIC.len() <= end)
+        .collect()
 }
 
 /// Whether `block` (exactly `disk_size` bytes) matches its checksum.

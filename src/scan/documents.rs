@@ -15,6 +15,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use rayon::prelude::*;
 
+use super::anchors::{Anchors, Magic};
 use super::stage::{Chunk, Finishing, Found, Stage};
 use crate::carve::bson::{self, Candidate, Doubts, MAX_DOC_LEN};
 use crate::carve::mmapv1::{self, RECORD_HEADER_LEN};
@@ -54,7 +55,13 @@ impl Stage for Documents {
 
     fn find(c: &Chunk) -> BufferFinds {
         let s = c.settings;
-        scan_buffer(c.bytes, c.start, c.len, c.source, s.bson_any, s.json)
+        scan_anchored(
+            c.bytes,
+            c.anchors,
+            (c.start, c.len),
+            c.source,
+            (s.bson_any, s.json),
+        )
     }
 
     fn documents(finds: &BufferFinds) -> usize {
@@ -101,8 +108,22 @@ pub fn scan_buffer(
     any: bool,
     mode: JsonMode,
 ) -> BufferFinds {
+    scan_anchored(buf, &Anchors::find(buf), (base, limit), source, (any, mode))
+}
+
+/// As [`scan_buffer`], given the magic numbers in `buf` (found once for every stage).
+fn scan_anchored(
+    buf: &[u8],
+    anchors: &Anchors,
+    (base, limit): (u64, usize),
+    source: u32,
+    (any, mode): (bool, JsonMode),
+) -> BufferFinds {
     let mut candidates = Vec::new();
-    bson::find_candidates(buf, limit, any, &mut candidates);
+    match any {
+        true => bson::find_candidates(buf, limit, true, &mut candidates),
+        false => bson::find_candidates_at(buf, limit, anchors.of(Magic::BsonId), &mut candidates),
+    }
     let mut finds = BufferFinds::default();
     for c in candidates {
         match accept(buf, c, base, source, mode) {
@@ -114,7 +135,7 @@ pub fn scan_buffer(
             Outcome::Rejected => {}
         }
     }
-    finds.ns_headers = mmapv1::find_extent_headers(buf, limit)
+    finds.ns_headers = mmapv1::find_extent_headers_at(buf, limit, anchors.of(Magic::Extent))
         .into_iter()
         .map(|(at, h)| NsHeader {
             source,

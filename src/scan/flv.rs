@@ -4,6 +4,7 @@
 
 use rayon::prelude::*;
 
+use super::anchors::Magic;
 use super::decoder::Decoder;
 use super::filesystem::{self, Filesystem, FoundMaps};
 use super::split_decisions;
@@ -40,7 +41,7 @@ impl Stage for Flv {
         FlvFinds {
             source: c.source,
             start: c.start,
-            headers: flv::find_headers(c.bytes, c.len)
+            headers: flv::find_headers_at(c.bytes, c.len, c.anchors.of(Magic::Flv))
                 .into_iter()
                 .map(|p| c.start + p as u64)
                 .collect(),

@@ -24,12 +24,14 @@ use crate::index::{Index, ScanSettings, SourceRecord, Span};
 use crate::merge;
 use crate::source::Source;
 use crate::spans;
+use anchors::Anchors;
 use documents::Documents;
 use flv::Flv;
 use namespaces::Namespaces;
 use stage::{Chunk, Finishing, Stage};
 use wiredtiger::WiredTiger;
 
+pub mod anchors;
 pub mod decoder;
 pub mod documents;
 pub mod filesystem;
@@ -208,6 +210,7 @@ pub fn scan(
             let found = read_chunk(&sources[src as usize], src, (start, len), &bad, |bytes| {
                 find_all(&Chunk {
                     bytes,
+                    anchors: &Anchors::find(bytes),
                     start,
                     len,
                     source: src,

@@ -6,6 +6,7 @@
 //! node at the table's 628-byte stride, as far as nodes keep appearing. The table is
 //! 16 MiB by default, so it spans chunks; reading it in `finish` finds each node once.
 
+use super::anchors::Magic;
 use super::stage::{Chunk, Finishing, Stage};
 use crate::carve::nsfile::{self, NODE_LEN};
 use crate::index::NsEntry;
@@ -25,7 +26,7 @@ impl Stage for Namespaces {
     type Finds = Vec<(u32, u64)>;
 
     fn find(c: &Chunk) -> Self::Finds {
-        nsfile::find_anchors(c.bytes, c.len)
+        nsfile::find_anchors_at(c.bytes, c.len, c.anchors.of(Magic::Namespaces))
             .into_iter()
             .map(|at| (c.source, c.start + at as u64))
             .collect()

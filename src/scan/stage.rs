@@ -7,12 +7,15 @@ use std::sync::Arc;
 
 use crate::index::{DocEntry, Index, ScanSettings};
 use crate::scan::Progress;
+use crate::scan::anchors::Anchors;
 use crate::source::Source;
 
 /// One chunk of a source, read with an overlap past its end.
 pub struct Chunk<'a> {
     /// The chunk's bytes followed by the overlap (less at the end of the source).
     pub bytes: &'a [u8],
+    /// Where the formats' magic numbers occur in `bytes`, found once for every stage.
+    pub anchors: &'a Anchors,
     /// Offset of `bytes[0]` on the source.
     pub start: u64,
     /// Length of the chunk proper: what starts at or past it belongs to the next chunk.

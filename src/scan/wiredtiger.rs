@@ -19,6 +19,7 @@ use crate::extjson::JsonMode;
 use crate::index::{CatalogEntry, Span, WtCheckpoint, WtInternal, WtPage, WtRef};
 use rayon::prelude::*;
 
+use super::anchors::{Anchors, Magic};
 use super::stage::{Chunk, Finishing, Found, Stage};
 use crate::scan::documents;
 use crate::source::Source;
@@ -102,7 +103,13 @@ impl Stage for WiredTiger {
     type Finds = PageFinds;
 
     fn find(c: &Chunk) -> PageFinds {
-        scan_buffer(c.bytes, c.start, c.len, c.source, c.settings.json)
+        scan_anchored(
+            c.bytes,
+            c.anchors,
+            (c.start, c.len),
+            c.source,
+            c.settings.json,
+        )
     }
 
     fn documents(finds: &PageFinds) -> usize {
@@ -193,6 +200,17 @@ impl Stage for WiredTiger {
 /// boundaries and for the starts of files that are not; only blocks starting before
 /// `limit` belong to this buffer.
 pub fn scan_buffer(buf: &[u8], base: u64, limit: usize, source: u32, mode: JsonMode) -> PageFinds {
+    scan_anchored(buf, &Anchors::find(buf), (base, limit), source, mode)
+}
+
+/// As [`scan_buffer`], given the magic numbers in `buf` (found once for every stage).
+fn scan_anchored(
+    buf: &[u8],
+    anchors: &Anchors,
+    (base, limit): (u64, usize),
+    source: u32,
+    mode: JsonMode,
+) -> PageFinds {
     let mut finds = PageFinds::default();
     for at in wt::candidates(buf, base, limit) {
         let Some(h) = wt::header(&buf[at..]) else {
@@ -203,7 +221,7 @@ pub fn scan_buffer(buf: &[u8], base: u64, limit: usize, source: u32, mode: JsonM
             None => finds.deferred.push((source, base + at as u64)),
         }
     }
-    finds.unaligned = wt::file_starts(buf, limit)
+    finds.unaligned = wt::file_starts_at(buf, limit, anchors.of(Magic::WiredTiger))
         .into_iter()
         .map(|at| (source, base + at as u64))
         .filter(|&(_, start)| start % wt::SECTOR != 0)
