@@ -36,7 +36,9 @@ RECORDINGS = [
 ]
 
 
-def make_corpus(corpus):
+def make_corpus(corpus, seed):
+    """The recordings, the same bytes for the same seed (ffmpeg's cellauto source and
+    noise filter seed themselves at random unless told)."""
     corpus.mkdir(parents=True, exist_ok=True)
     for name, video, seconds, codec in RECORDINGS:
         path = corpus / name
@@ -44,9 +46,12 @@ def make_corpus(corpus):
             continue
         inputs = ["-f", "lavfi", "-i", "sine=frequency=330:sample_rate=44100"]
         if video:
-            inputs = ["-f", "lavfi", "-i", f"{video}=size=480x270:rate=25"] + inputs
-            codec = ["-vf", "noise=alls=25:allf=t", "-b:v", "2M"] + codec
-        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", *inputs, "-t", str(seconds),
+            source = f"{video}=size=480x270:rate=25" + (f":seed={seed}" if video == "cellauto" else "")
+            inputs = ["-f", "lavfi", "-i", source] + inputs
+            codec = ["-vf", f"noise=alls=25:allf=t:all_seed={seed}", "-b:v", "2M"] + codec
+        # One thread each: the noise filter's random state is shared by its slice threads.
+        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-filter_threads", "1",
+                        *inputs, "-t", str(seconds), "-threads", "1",
                         *codec, "-fflags", "+bitexact", "-map_metadata", "-1", str(path)], check=True)
 
 
@@ -74,7 +79,7 @@ def main():
     rnd = random.Random(a.seed)
     woodblock.random.seed(a.seed)
     corpus = a.out / "corpus"
-    make_corpus(corpus)
+    make_corpus(corpus, a.seed)
     woodblock.file.corpus(corpus)
     f = {name: woodblock.file.File(corpus / name) for name, *_ in RECORDINGS}
     image = woodblock.image.Image(block_size=SECTOR)
