@@ -87,23 +87,22 @@ impl Decoder {
     /// [`Decoder::judge_all`] without the memo.
     fn decode_all(&self, probes: &[&[u8]]) -> Vec<Option<Verdict>> {
         if !self.batches || probes.len() < 2 {
-            return probes
-                .par_iter()
-                .map(|p| self.judge_in_one_run(&[p])?.pop())
-                .collect();
+            return probes.par_iter().map(|p| self.decode_one(p)).collect();
         }
         let per_run = (probes.len().div_ceil(rayon::current_num_threads())).clamp(2, BATCH);
         let runs: Vec<Vec<Option<Verdict>>> = probes
             .par_chunks(per_run)
             .map(|chunk| match self.judge_in_one_run(chunk) {
                 Some(verdicts) => verdicts.into_iter().map(Some).collect(),
-                None => chunk
-                    .iter()
-                    .map(|p| self.judge_in_one_run(&[p])?.pop())
-                    .collect(),
+                None => chunk.iter().map(|p| self.decode_one(p)).collect(),
             })
             .collect();
         runs.concat()
+    }
+
+    /// `probe` decoded in a run of its own, without the memo.
+    fn decode_one(&self, probe: &[u8]) -> Option<Verdict> {
+        self.judge_in_one_run(&[probe])?.pop()
     }
 
     /// Whether this ffmpeg's log allows judging several probes in one run.
