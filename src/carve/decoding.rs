@@ -75,30 +75,75 @@ pub fn search(n: usize, judge: impl Judge) -> Option<usize> {
     };
     judge.get_all(&first);
     let latest = judge.get(0)?;
-    let all = |limit: usize| (n <= limit).then(|| pick(0..n, latest, &judge)).flatten();
+    let plateau = Plateau::of(n, latest, &judge)?;
+    let all = |limit: usize| (n <= limit).then(|| pick(0..n, plateau, &judge)).flatten();
     let found = if n <= DECODE_ALL {
-        pick(0..n, latest, &judge)
+        pick(0..n, plateau, &judge)
     } else if latest.clean() || latest.first_error.is_some() {
-        bisect(n, latest, &judge).or_else(|| all(DECODE_ALL_NOISY))
+        bisect(n, plateau, &judge).or_else(|| all(DECODE_ALL_NOISY))
     } else {
         all(DECODE_ALL_BLIND)
     }?;
-    breaks_like_the_latest(found, latest, &judge).then_some(found)
+    breaks_like_the_plateau(found, plateau, &judge).then_some(found)
 }
 
-/// Past the right split, every later split first breaks where the `latest` does, but
+/// Where the splits past the right one break (what followed the fragment): where the
+/// latest split does, or, when that one decodes clean (it is the right one, or clean
+/// by chance) and the next does not, where the next does. Without it, a split that decodes by chance far
+/// from a clean latest one looked as good (woodblock seed 17: the earliest of 21
+/// splits, 10 KB of random bytes in an H.264 frame, decoded clean and was taken).
+#[derive(Clone, Copy)]
+struct Plateau {
+    /// The split it is read from.
+    at: usize,
+    verdict: Verdict,
+}
+
+impl Plateau {
+    /// The plateau of `n` splits whose latest decodes as `latest`.
+    fn of(n: usize, latest: Verdict, judge: &Memo<impl Judge>) -> Option<Plateau> {
+        let next = match latest.clean() && n > 1 {
+            true => Some(judge.get(1)?),
+            false => None,
+        };
+        // Two clean splits side by side show no plateau (seed 8: the earlier one of
+        // such a pair is 512 bytes of random data that decoded).
+        Some(match next.filter(|v| !v.clean()) {
+            Some(verdict) => Plateau { at: 1, verdict },
+            None => Plateau {
+                at: 0,
+                verdict: latest,
+            },
+        })
+    }
+
+    /// `v` breaks where the plateau does, with no more errors.
+    fn holds(&self, v: Verdict) -> bool {
+        v.errors <= self.verdict.errors && v.first_error == self.verdict.first_error
+    }
+}
+
+/// Past the right split, every later split first breaks where the `plateau` does, but
 /// for the first [`LAG`] of them, which the decoder may notice a little early or late:
-/// true when one of those after `d` (not the latest itself, unless it is the one just
-/// after `d`) does with none clean before it, or there is none, or no position is known.
-fn breaks_like_the_latest(d: usize, latest: Verdict, judge: &Memo<impl Judge>) -> bool {
-    if d == 0 || latest.first_error.is_none() {
+/// true when one of those after `d` (not the plateau's own split, unless it is the one
+/// just after `d`) does with none clean before it, or there is none, or no position
+/// is known.
+fn breaks_like_the_plateau(d: usize, plateau: Plateau, judge: &Memo<impl Judge>) -> bool {
+    let Some(room) = d.checked_sub(plateau.at).filter(|&r| r > 0) else {
+        return true;
+    };
+    if plateau.verdict.first_error.is_none() {
         return true;
     }
-    let after: Vec<usize> = (1..=LAG.min(d)).filter(|&k| k == 1 || k < d).collect();
+    // The plateau's own split proves nothing about a split next to it when the latest
+    // is clean: that one is the whole plateau.
+    let after: Vec<usize> = (1..=LAG.min(room))
+        .filter(|&k| (k == 1 && plateau.at == 0) || k < room)
+        .collect();
     let verdicts = judge.get_all(&after.iter().map(|k| d - k).collect::<Vec<_>>());
     for v in verdicts {
         match v {
-            Some(v) if v.first_error == latest.first_error => return true,
+            Some(v) if v.first_error == plateau.verdict.first_error => return true,
             // Broken elsewhere: within the lag, look one further.
             Some(v) if !v.clean() => continue,
             // Clean too, or the decoder could not run: that one is no plateau.
@@ -108,31 +153,28 @@ fn breaks_like_the_latest(d: usize, latest: Verdict, judge: &Memo<impl Judge>) -
     false
 }
 
-/// Finds where splits stop breaking as late as the `latest` does, and decodes the
+/// Finds where splits stop breaking as late as the `plateau` does, and decodes the
 /// splits around it.
-fn bisect(n: usize, latest: Verdict, judge: &Memo<impl Judge>) -> Option<usize> {
-    // As late or later than the right split: clean, or broken exactly where the latest
-    // split breaks (what followed the fragment). Not merely later: a too early split
+fn bisect(n: usize, plateau: Plateau, judge: &Memo<impl Judge>) -> Option<usize> {
+    // As late or later than the right split: clean, or broken exactly where the
+    // plateau breaks (what followed the fragment). Not merely later: a too early split
     // may break anywhere, later too, by chance (woodblock seed 35: a band of early
     // splits broke a row past the latest and led the search away from the right one).
     let not_too_early = |ds: &[usize]| -> Option<Vec<bool>> {
         let verdicts = judge.get_all(ds).into_iter();
         verdicts
-            .map(|v| {
-                let v = v?;
-                Some(
-                    v.clean() || (v.errors <= latest.errors && v.first_error == latest.first_error),
-                )
-            })
+            .map(|v| v.map(|v| v.clean() || plateau.holds(v)))
             .collect()
     };
-    let lo = match not_too_early(&[n - 1])?[0] {
+    // The earliest split counts as on the plateau only by breaking there: one that
+    // decodes clean may do so by chance, and the search then looks between.
+    let lo = match judge.get(n - 1).is_some_and(|v| plateau.holds(v)) {
         true => n - 1,
         false => boundary(0, n - 1, not_too_early)?.0,
     };
     pick(
         lo.saturating_sub(AROUND)..(lo + AROUND + 1).min(n),
-        latest,
+        plateau,
         judge,
     )
 }
@@ -159,9 +201,10 @@ pub fn boundary(
 }
 
 /// The split in `range` that decodes: the only clean one; of several clean ones, the
-/// only one after which later splits break as the `latest` does; with none clean, the
-/// one with at least [`MARGIN`] fewer errors than every other.
-fn pick(range: std::ops::Range<usize>, latest: Verdict, judge: &Memo<impl Judge>) -> Option<usize> {
+/// only one after which later splits break as the `plateau` does (not the latest,
+/// which has none after it, when another does); with none clean,
+/// the one with at least [`MARGIN`] fewer errors than every other.
+fn pick(range: std::ops::Range<usize>, plateau: Plateau, judge: &Memo<impl Judge>) -> Option<usize> {
     let splits: Vec<usize> = range.collect();
     let verdicts: Vec<(usize, Verdict)> = (judge.get_all(&splits).into_iter())
         .zip(&splits)
@@ -175,10 +218,15 @@ fn pick(range: std::ops::Range<usize>, latest: Verdict, judge: &Memo<impl Judge>
     match clean[..] {
         [d] => return Some(d),
         [_, _, ..] => {
-            let fits: Vec<usize> = clean
+            let mut fits: Vec<usize> = clean
                 .into_iter()
-                .filter(|&d| breaks_like_the_latest(d, latest, judge))
+                .filter(|&d| breaks_like_the_plateau(d, plateau, judge))
                 .collect();
+            // A clean latest split has no later splits to show a plateau; an earlier
+            // one that has one beats it.
+            if plateau.at == 1 && fits.len() > 1 {
+                fits.retain(|&d| d != 0);
+            }
             return match fits[..] {
                 [d] => Some(d),
                 _ => None,
@@ -345,6 +393,43 @@ mod tests {
     }
 
     #[test]
+    fn a_clean_latest_split_beats_an_earlier_one_clean_by_chance() {
+        // Woodblock seed 17: the latest split is right, the earliest decodes clean by
+        // chance (random bytes), the splits between break sooner the earlier they are.
+        for n in [12, 21, 200] {
+            let judge = |d: usize| {
+                Some(match d {
+                    0 => Verdict::default(),
+                    _ if d == n - 1 => Verdict::default(),
+                    _ => Verdict {
+                        errors: 2,
+                        first_error: Some((100 - d as u32, 3)),
+                    },
+                })
+            };
+            assert_eq!(search(n, each(judge)), Some(0), "{n} splits");
+        }
+    }
+
+    #[test]
+    fn a_latest_split_clean_by_chance_does_not_hide_the_right_one() {
+        // The right split is 10; the latest decodes by chance, and the splits between
+        // break where what followed the fragment begins.
+        for n in [14, 200] {
+            let judge = |d: usize| {
+                Some(match d {
+                    0 | 10 => Verdict::default(),
+                    _ => Verdict {
+                        errors: 2,
+                        first_error: Some((if d < 10 { 50 } else { 60 - d as u32 / 4 }, 3)),
+                    },
+                })
+            };
+            assert_eq!(search(n, each(judge)), Some(10), "{n} splits");
+        }
+    }
+
+    #[test]
     fn the_split_just_after_the_right_one_may_break_elsewhere() {
         let judge = |d: usize| {
             Some(match d {
@@ -392,6 +477,23 @@ mod tests {
             })
         };
         assert_eq!(search(10, each(judge)), Some(6));
+    }
+
+    #[test]
+    fn a_clean_latest_split_and_a_clean_next_one_decide_nothing() {
+        // Woodblock seed 8: the latest split is right, the next one's 512 bytes of
+        // random data decode too.
+        let judge = |d: usize| {
+            Some(match d {
+                0 | 1 => Verdict::default(),
+                _ => Verdict {
+                    errors: 2,
+                    first_error: Some((100 - d as u32, 3)),
+                },
+            })
+        };
+        assert_eq!(search(15, each(judge)), None);
+        assert_eq!(search(200, each(judge)), None);
     }
 
     #[test]
