@@ -21,6 +21,10 @@ pub struct Verdict {
     /// Where the first error was noticed, in macroblocks (row, then column, in the
     /// order they are coded), for decoders that say.
     pub first_error: Option<(u32, u32)>,
+    /// Frames the decoder concealed before it logged any error: it dropped a slice
+    /// whole (other data in place of its size or its data; woodblock seed 13). Such a probe wins nothing by
+    /// having fewer errors than the others: its frame was not decoded at all.
+    pub dropped: u32,
 }
 
 impl Verdict {
@@ -49,7 +53,7 @@ const DECODE_ALL_NOISY: usize = 128;
 /// bytes after them differ from the later splits', and the decoder notices the wrong
 /// bytes only some way in (woodblock seed 40: one split after the right one broke at
 /// macroblock (2, 10), every later one at (2, 14)).
-const LAG: usize = 2;
+pub const LAG: usize = 2;
 /// Splits judged together in each round of the search.
 const SEARCH_WIDTH: usize = 7;
 /// Splits decoded on either side of where the search ends (a decoder notices a wrong
@@ -204,7 +208,11 @@ pub fn boundary(
 /// only one after which later splits break as the `plateau` does (not the latest,
 /// which has none after it, when another does); with none clean,
 /// the one with at least [`MARGIN`] fewer errors than every other.
-fn pick(range: std::ops::Range<usize>, plateau: Plateau, judge: &Memo<impl Judge>) -> Option<usize> {
+fn pick(
+    range: std::ops::Range<usize>,
+    plateau: Plateau,
+    judge: &Memo<impl Judge>,
+) -> Option<usize> {
     let splits: Vec<usize> = range.collect();
     let verdicts: Vec<(usize, Verdict)> = (judge.get_all(&splits).into_iter())
         .zip(&splits)
@@ -234,10 +242,11 @@ fn pick(range: std::ops::Range<usize>, plateau: Plateau, judge: &Memo<impl Judge
         }
         [] => {}
     }
+    let dropped = |d: usize| verdicts.iter().any(|(e, v)| *e == d && v.dropped > 0);
     let mut by_errors: Vec<(u32, usize)> = verdicts.iter().map(|(d, v)| (v.errors, *d)).collect();
     by_errors.sort_unstable();
     match by_errors[..] {
-        [(best, d), (next, _), ..] if best + MARGIN <= next => Some(d),
+        [(best, d), (next, _), ..] if best + MARGIN <= next && !dropped(d) => Some(d),
         _ => None,
     }
 }
@@ -300,6 +309,7 @@ mod tests {
                 _ => Verdict {
                     errors: 3,
                     first_error: Some((if d < right { 100 } else { row }, 7)),
+                    dropped: 0,
                 },
             })
         }
@@ -311,6 +321,7 @@ mod tests {
             Some(Verdict {
                 errors: if d == right { 0 } else { 2 },
                 first_error: None,
+                dropped: 0,
             })
         }
     }
@@ -350,6 +361,7 @@ mod tests {
                 _ => Verdict {
                     errors: 3,
                     first_error: Some((100, if d < right { 7 } else { 20 })),
+                    dropped: 0,
                 },
             })
         };
@@ -362,6 +374,7 @@ mod tests {
             Some(Verdict {
                 errors: if d == 4 { 5 } else { 7 },
                 first_error: None,
+                dropped: 0,
             })
         };
         assert_eq!(search(10, each(errors)), Some(4));
@@ -369,6 +382,7 @@ mod tests {
             Some(Verdict {
                 errors: if d == 4 { 6 } else { 7 },
                 first_error: None,
+                dropped: 0,
             })
         };
         assert_eq!(search(10, each(close)), None);
@@ -385,6 +399,7 @@ mod tests {
                 _ => Verdict {
                     errors: 2,
                     first_error: Some((if d < 5 { 10 + d as u32 } else { 1 }, 0)),
+                    dropped: 0,
                 },
             })
         };
@@ -404,6 +419,7 @@ mod tests {
                     _ => Verdict {
                         errors: 2,
                         first_error: Some((100 - d as u32, 3)),
+                        dropped: 0,
                     },
                 })
             };
@@ -422,6 +438,7 @@ mod tests {
                     _ => Verdict {
                         errors: 2,
                         first_error: Some((if d < 10 { 50 } else { 60 - d as u32 / 4 }, 3)),
+                        dropped: 0,
                     },
                 })
             };
@@ -437,10 +454,12 @@ mod tests {
                 5 => Verdict {
                     errors: 2,
                     first_error: Some((2, 10)),
+                    dropped: 0,
                 },
                 _ => Verdict {
                     errors: 2,
                     first_error: Some((if d < 6 { 2 } else { 1 }, 14)),
+                    dropped: 0,
                 },
             })
         };
@@ -458,10 +477,26 @@ mod tests {
                 _ => Verdict {
                     errors: 2,
                     first_error: Some((if d < 3 { 9 } else { 8 - d as u32 / 2 }, 0)),
+                    dropped: 0,
                 },
             })
         };
         assert_eq!(search(12, each(judge)), Some(3));
+    }
+
+    #[test]
+    fn a_dropped_frame_wins_nothing_by_fewer_errors() {
+        // Seed 13: the right split, but a 512-byte fragment inside the tag is missing;
+        // the decoder drops the frame, logging one concealment where the others log
+        // three errors. The split stays open, and the fragment is looked for.
+        let judge = |d: usize| {
+            Some(Verdict {
+                errors: if d == 2 { 1 } else { 3 },
+                first_error: (d != 2).then_some((16 - d as u32, 3)),
+                dropped: u32::from(d == 2),
+            })
+        };
+        assert_eq!(search(16, each(judge)), None);
     }
 
     #[test]
@@ -474,6 +509,7 @@ mod tests {
                     _ => 2,
                 },
                 first_error: None,
+                dropped: 0,
             })
         };
         assert_eq!(search(10, each(judge)), Some(6));
@@ -489,6 +525,7 @@ mod tests {
                 _ => Verdict {
                     errors: 2,
                     first_error: Some((100 - d as u32, 3)),
+                    dropped: 0,
                 },
             })
         };
@@ -502,6 +539,7 @@ mod tests {
             Some(Verdict {
                 errors: u32::from(d != 3 && d != 4),
                 first_error: None,
+                dropped: 0,
             })
         };
         assert_eq!(search(10, each(judge)), None);

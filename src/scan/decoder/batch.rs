@@ -120,7 +120,7 @@ impl Attribution {
             self.packet = Some(*self.streams.get(number(rest)?)?);
             return Some(());
         }
-        if !line.contains("[error] ") {
+        if !super::is_error(line) {
             return Some(());
         }
         let input = match context(line) {
@@ -201,21 +201,21 @@ mod tests {
     fn each_error_line_counts_for_the_input_it_is_about() {
         let judged = verdicts(TWO_INPUTS.as_bytes(), 2).unwrap();
         assert!(judged[0].clean());
-        assert_eq!((judged[1].errors, judged[1].first_error), (5, Some((7, 4))));
+        assert_eq!((judged[1].errors, judged[1].first_error), (6, Some((7, 4))));
         let demuxer_line = "[flv @ 0x5500] [error] Packet mismatch";
         let moved = TWO_INPUTS.replace(demuxer_line, "[info]").replace(
             "[info] Input #0",
             &format!("{demuxer_line}\n[info] Input #0"),
         );
         let judged = verdicts(moved.as_bytes(), 2).unwrap();
-        assert_eq!((judged[0].errors, judged[1].errors), (1, 4));
+        assert_eq!((judged[0].errors, judged[1].errors), (1, 5));
         // A demuxer reads ahead in its own thread: its errors are its file's.
         let read_ahead = moved.replace(
             "[h264 @ 0x5700] [error] co located",
             "[flv @ 0x5500] [error] Packet mismatch 1 2 3\n[h264 @ 0x5700] [error] co located",
         );
         let judged = verdicts(read_ahead.as_bytes(), 2).unwrap();
-        assert_eq!((judged[0].errors, judged[1].errors), (2, 4));
+        assert_eq!((judged[0].errors, judged[1].errors), (2, 5));
     }
 
     #[test]
