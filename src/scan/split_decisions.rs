@@ -185,11 +185,14 @@ const INNER_CANDIDATES: usize = 256;
 /// Once a start fits, how many of the next are tried too: a second that fits makes
 /// the fragment ambiguous, and none is taken.
 const INNER_TRIES: usize = 4;
-/// Starts whose fragment length is searched for at most, nearest first: a join whose
+/// Starts whose fragment length is searched for at most (see [`inner_starts`]): a join whose
 /// tag holds no fragment would otherwise search every start that decodes a little
 /// further by chance (woodblock seed 34: 74 of them, 3.5 minutes).
-const INNER_LENGTHS: usize = 16;
-/// Starts judged together, nearest first: two full ffmpeg runs, one per core here.
+const INNER_LENGTHS: usize = 20;
+/// Starts from which the frame decodes furthest that are tried before the nearest.
+const INNER_FURTHEST: usize = 4;
+/// Starts judged together: two full ffmpeg runs, one per core here, and a bound on
+/// the probes held at once.
 const INNER_CHUNK: usize = 48;
 
 /// Splits later than where the search found the plateau's end that are checked for
@@ -267,7 +270,13 @@ fn find_inner(
         split(lo),
         split(hi)
     );
-    for a_end in [split(hi), split(lo)] {
+    // The plateau's end, and the splits up to LAG past it: a decoder may notice the
+    // wrong bytes a little late (seed 1: H.263 broke at the plateau's macroblock from
+    // one block before the fragment's end on).
+    let late = (1..=decoding::LAG)
+        .filter_map(|k| lo.checked_sub(k))
+        .map(split);
+    for a_end in [split(hi), split(lo)].into_iter().chain(late) {
         let rest = file_end - (piece_end - (join.from - a_end));
         let at = (j, a_end, rest);
         let on = (straddle, source, claimed);
@@ -320,10 +329,10 @@ struct InnerSearch {
     checked: u32,
 }
 
-/// The fragments inside the tag that make its frame decode, from the nearest start
-/// on: the first that fits among the first [`INNER_LENGTHS`], and any of the next
-/// [`INNER_TRIES`] that fit too (then the fragment is ambiguous). Starts are judged
-/// [`INNER_CHUNK`] at a time, so that the search stops soon after the first fit.
+/// The fragments inside the tag that make its frame decode: of the starts from which
+/// the frame decodes past the plateau ([`inner_starts`]), the first that fits among
+/// the first [`INNER_LENGTHS`], and any of the next [`INNER_TRIES`] that fit too (then
+/// the fragment is ambiguous).
 fn inner_fits(
     file: &Carved,
     at: (usize, u64, u64),
@@ -334,28 +343,25 @@ fn inner_fits(
     let candidates = inner_candidates(source, at.1, unit, claimed);
     let mut search = InnerSearch {
         fits: Vec::new(),
-        starts: 0,
+        starts: candidates.len() as u32,
         checked: 0,
     };
-    let mut tried = 0;
-    for chunk in candidates.chunks(INNER_CHUNK) {
-        search.starts += chunk.len() as u32;
-        for m in inner_starts(file, at, chunk, (straddle, source), (decoder, plateau)) {
-            tried += 1;
-            if tried > INNER_LENGTHS && search.fits.is_empty() {
-                return search;
+    let starts = inner_starts(
+        file,
+        at,
+        &candidates,
+        (straddle, source),
+        (decoder, plateau),
+    );
+    for m in starts.into_iter().take(INNER_LENGTHS) {
+        if !search.fits.is_empty() {
+            if search.checked as usize == INNER_TRIES {
+                break;
             }
-            if !search.fits.is_empty() {
-                if search.checked as usize == INNER_TRIES {
-                    return search;
-                }
-                search.checked += 1;
-            }
-            if let Some((len, extents)) =
-                inner_length(file, at, m, (straddle, source), unit, decoder)
-            {
-                search.fits.push((m, len, extents));
-            }
+            search.checked += 1;
+        }
+        if let Some((len, extents)) = inner_length(file, at, m, (straddle, source), unit, decoder) {
+            search.fits.push((m, len, extents));
         }
     }
     search
@@ -423,9 +429,11 @@ fn inner_candidates(source: &Source, a_end: u64, unit: u64, claimed: &[(u64, u64
 }
 
 /// The `starts` (see [`inner_candidates`]) from which the straddling frame
-/// decodes further than where every later split breaks (`plateau`), nearest first.
-/// How far is only a hint (a decoder that resynchronizes reports errors late), so the
-/// nearest, not the furthest decoding, is tried first.
+/// decodes further than where every later split breaks (`plateau`): the
+/// [`INNER_FURTHEST`] decoding furthest, then the rest nearest first. How far is only
+/// a hint (a decoder that resynchronizes reports errors late), and so is how near:
+/// random bytes right after the fragment may decode past the plateau by chance (seed
+/// 1: 29 starts nearer than the fragment did, a few macroblocks each).
 fn inner_starts(
     file: &Carved,
     (j, a_end, rest): (usize, u64, u64),
@@ -434,10 +442,13 @@ fn inner_starts(
     (decoder, plateau): (&Decoder, (u32, u32)),
 ) -> Vec<u64> {
     let reader = ReadAhead::new(source);
-    let verdicts = judge(decoder, starts, |m| {
-        straddle.probe_through(&reader, &probe::with_inner(file, j, a_end, (m, rest))?)
+    // A chunk at a time: each probe holds a keyframe's window.
+    let verdicts = starts.chunks(INNER_CHUNK).flat_map(|chunk| {
+        judge(decoder, chunk, |m| {
+            straddle.probe_through(&reader, &probe::with_inner(file, j, a_end, (m, rest))?)
+        })
     });
-    let mut reached: Vec<((u32, u32), u64)> = (verdicts.into_iter().zip(starts.iter().copied()))
+    let mut reached: Vec<((u32, u32), u64)> = (verdicts.zip(starts.iter().copied()))
         .filter_map(|(v, m)| {
             let v = v?;
             let reach = match v.first_error {
@@ -448,12 +459,29 @@ fn inner_starts(
         })
         .collect();
     reached.sort_unstable_by_key(|&(_, m)| m);
+    let mut furthest = reached.clone();
+    furthest.sort_by_key(|&(reach, _)| std::cmp::Reverse(reach));
     log::trace!(
-        "inner after {a_end}: {} starts decode past the plateau, the nearest {:?}",
+        "inner after {a_end}: {} starts decode past the plateau, the nearest {:?}, the furthest {:?}",
         reached.len(),
-        &reached[..reached.len().min(INNER_TRIES)]
+        &reached[..reached.len().min(INNER_TRIES)],
+        &furthest[..furthest.len().min(INNER_TRIES)]
     );
-    reached.into_iter().map(|(_, m)| m).collect()
+    let mut order: Vec<u64> = (furthest.iter().take(INNER_FURTHEST))
+        .map(|&(_, m)| m)
+        .collect();
+    order.extend(
+        reached
+            .iter()
+            .map(|&(_, m)| m)
+            .filter(|m| !furthest_has(&furthest, *m)),
+    );
+    order
+}
+
+/// `m` is among the first [`INNER_FURTHEST`] of `furthest`.
+fn furthest_has(furthest: &[((u32, u32), u64)], m: u64) -> bool {
+    furthest.iter().take(INNER_FURTHEST).any(|&(_, f)| f == m)
 }
 
 /// The source ranges carved files certainly hold, per source (sorted, overlaps
