@@ -77,9 +77,9 @@ pub enum Decided {
     /// Of this many splits the tag allows, only this one decodes without error.
     Split(u32),
     /// No split decodes, and this join goes into or out of a fragment lying wholly
-    /// inside the tag: the nearest unclaimed sector boundary from which the frame
-    /// decodes whole (of `starts` judged), none of the `checked` next that decode
-    /// further fitting. Evidence, not proof.
+    /// inside the tag: an unclaimed sector boundary from which the frame decodes
+    /// whole (of `starts` judged), none of the `checked` tried next fitting. Evidence,
+    /// not proof.
     Inner {
         /// Sector boundaries judged as the fragment's start.
         starts: u32,

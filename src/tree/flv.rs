@@ -170,7 +170,7 @@ fn join_view(j: &Join) -> String {
             "fragment continues at {to} ({at:.3}s), proven by the straddling tag; of the {n} splits it allows, only this one decodes without error"
         ),
         (_, _, Some(Decided::Inner { starts, checked })) => format!(
-            "fragment continues at {to} ({at:.3}s), inside a straddling tag no split of which decodes: found by decoding, the nearest sector no carved file holds from which the frame decodes whole ({starts} starts judged; none of the next {checked} that decode further fits), not proven by the tag; check this join"
+            "fragment continues at {to} ({at:.3}s), inside a straddling tag no split of which decodes: found by decoding, a sector no carved file holds from which the frame decodes whole ({starts} starts judged; none of the next {checked} that decode further fits), not proven by the tag; check this join"
         ),
         _ if j.proven() => {
             format!("fragment continues at {to} ({at:.3}s), proven by the straddling tag")
