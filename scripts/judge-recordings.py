@@ -8,11 +8,12 @@ carved FLV it reads where each piece lies on IMAGE (`<file>.extents.txt`, or the
 offset in candidates.tsv) and classifies every whole 4 KiB block of the image it uses:
 the lost recording's own, a live file's, or neither (free space). Prints one line:
 
-    lost=exact|partial|missing  extents=N  other_bytes=B  files=F  unproven=U
+    lost=exact|partial|missing  extents=N  other_bytes=B  shared_bytes=S  files=F  unproven=U
 
 `other_bytes` counts the bytes carved files take from blocks that belong to a file
 other than the recording they carry (with --json, `silent_other_bytes` those in
-files whose .extents.txt asks for no check: they must be 0).
+files whose .extents.txt asks for no check: they must be 0); `shared_bytes` the
+image bytes two carved files both hold.
 """
 
 import hashlib
@@ -61,11 +62,12 @@ def main():
         other += foreign
         silent += 0 if doubtful else foreign
         report.append((row["file"], row["status"], len(ps), foreign))
+    shared = carved.shared_bytes(out_dir, rows)
     line = (f"lost={verdict} extents={len(lost['extents'])} other_bytes={other} "
-            f"files={len(rows)} unproven={unproven}")
+            f"shared_bytes={shared} files={len(rows)} unproven={unproven}")
     if "--json" in sys.argv:
         print(json.dumps({"lost": verdict, "extents": len(lost["extents"]), "other_bytes": other,
-                          "silent_other_bytes": silent,
+                          "silent_other_bytes": silent, "shared_bytes": shared,
                           "files": len(rows), "unproven": unproven, "carved": report}))
     else:
         for r in report:

@@ -7,8 +7,9 @@ EXPORTED_DIR is `salvagefs export IMAGE DIR --only 'flv/**'`. A recording is exa
 when a carved file has its SHA-256. For every carved file, the image bytes it uses
 (from `<file>.extents.txt` or candidates.tsv) are matched against the fragments'
 image offsets: bytes from any other file's fragment or from filler are foreign.
-Prints `exact=E/N foreign_bytes=B unproven=U`; with --json also
-`silent_foreign_bytes`, those in files whose .extents.txt asks for no check.
+Prints `exact=E/N foreign_bytes=B shared_bytes=S unproven=U` (S: source bytes two
+carved files both hold); with --json also `silent_foreign_bytes`, those in files
+whose .extents.txt asks for no check.
 """
 
 import hashlib
@@ -51,10 +52,12 @@ def main():
         foreign += bad
         silent += 0 if doubtful else bad
         report.append((row["file"], row["status"], len(ps), bad, recordings.get(first, "?"), doubtful, sha in recordings))
-    line = f"exact={len(exact)}/{len(recordings)} foreign_bytes={foreign} unproven={unproven}"
+    shared = carved.shared_bytes(out_dir, rows)
+    line = (f"exact={len(exact)}/{len(recordings)} foreign_bytes={foreign} shared_bytes={shared} "
+            f"unproven={unproven}")
     if "--json" in sys.argv:
         print(json.dumps({"exact": len(exact), "recordings": len(recordings), "foreign_bytes": foreign,
-                          "silent_foreign_bytes": silent,
+                          "silent_foreign_bytes": silent, "shared_bytes": shared,
                           "unproven": unproven, "carved": report}))
         return
     for r in report:

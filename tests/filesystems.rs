@@ -10,10 +10,12 @@ use std::process::Command;
 use crate::common::*;
 
 /// What the judge found: the lost recording exact / partial / missing, bytes of other
-/// files inside carved files, joins that say they are unproven.
+/// files inside carved files, bytes two carved files both hold, joins that say they
+/// are unproven.
 struct Verdict {
     lost: String,
     other_bytes: u64,
+    shared_bytes: u64,
     unproven: u64,
     line: String,
 }
@@ -52,6 +54,7 @@ fn lose_and_salvage(dir: &Path, args: &[&str]) -> Verdict {
     Verdict {
         lost: v["lost"].as_str().unwrap().to_string(),
         other_bytes: v["other_bytes"].as_u64().unwrap(),
+        shared_bytes: v["shared_bytes"].as_u64().unwrap(),
         unproven: v["unproven"].as_u64().unwrap(),
         line: v.to_string(),
     }
@@ -66,8 +69,8 @@ fn tools(mkfs: &str) -> bool {
 
 /// Loses a recording on the filesystem `mkfs` makes (`args` for
 /// make-fs-recordings.py): the filesystem's own maps say where every fragment is, so
-/// the recording comes back exact, every join rests on evidence, and no byte of another
-/// file is glued in.
+/// the recording comes back exact, every join rests on evidence, no byte of another
+/// file is glued in, and no two carved files hold the same bytes.
 fn comes_back_exact(mkfs: &str, args: &[&str]) {
     if !tools(mkfs) {
         return;
@@ -76,6 +79,7 @@ fn comes_back_exact(mkfs: &str, args: &[&str]) {
     let v = lose_and_salvage(tmp.path(), args);
     assert_eq!(v.lost, "exact", "{}", v.line);
     assert_eq!(v.other_bytes, 0, "{}", v.line);
+    assert_eq!(v.shared_bytes, 0, "{}", v.line);
     assert_eq!(v.unproven, 0, "{}", v.line);
 }
 
@@ -130,9 +134,9 @@ fn btrfs_mv_over_the_recording() {
 /// the same bytes every run for its seed (make-woodblock.py seeds ffmpeg's random
 /// sources too). Seed 1 holds two such fragments (6656 and 4608 bytes); on seed 17
 /// a split 10 KB early once decoded clean and was taken as proven. On both at least 6
-/// of 7 come back byte-exact, no carved file holds a byte of another, the recording
-/// laid out between zeros comes back exact, and a carved file that is not exact says
-/// where to check it.
+/// of 7 come back byte-exact, no carved file holds a byte of another file or a byte
+/// another carved file holds, the recording laid out between zeros comes back exact,
+/// and a carved file that is not exact says where to check it.
 #[test]
 fn woodblock_layouts_never_glue_silently() {
     if !require(&["python3", "ffmpeg"], false) {
@@ -149,6 +153,7 @@ fn woodblock_layouts_never_glue_silently() {
         let v = woodblock_judged(seed);
         assert_eq!(v["recordings"], 7, "seed {seed}: {v}");
         assert_eq!(v["foreign_bytes"], 0, "seed {seed}: {v}");
+        assert_eq!(v["shared_bytes"], 0, "seed {seed}: {v}");
         let zeros = v["carved"]
             .as_array()
             .unwrap()
