@@ -556,4 +556,46 @@ mod tests {
         assert_eq!(search(90, each(blind(40))), Some(40));
         assert_eq!(search(200, each(blind(40))), None);
     }
+
+    /// Any verdict, or none.
+    fn any_verdict() -> impl proptest::strategy::Strategy<Value = Option<Verdict>> {
+        use proptest::prelude::*;
+        proptest::option::weighted(
+            0.95,
+            (0u32..4, proptest::option::of((0u32..20, 0u32..30)), 0u32..2).prop_map(
+                |(errors, first_error, dropped)| Verdict {
+                    errors: errors.max(dropped),
+                    first_error: first_error.filter(|_| errors > 0),
+                    dropped,
+                },
+            ),
+        )
+    }
+
+    proptest::proptest! {
+        /// Whatever the decoder says, the search ends, names one of the splits or none,
+        /// asks about each split at most once and only about splits that exist, and
+        /// never takes one the decoder could not judge.
+        #[test]
+        fn any_verdicts_give_a_split_that_exists(
+            verdicts in proptest::collection::vec(any_verdict(), 0..300),
+        ) {
+            let n = verdicts.len();
+            let asked = std::sync::Mutex::new(Vec::new());
+            let judge = |ds: &[usize]| -> Vec<Option<Verdict>> {
+                asked.lock().unwrap().extend_from_slice(ds);
+                ds.iter().map(|&d| verdicts.get(d).copied().flatten()).collect()
+            };
+            let found = search(n, judge);
+            let mut asked = asked.into_inner().unwrap();
+            proptest::prop_assert!(asked.iter().all(|&d| d < n));
+            let before = asked.len();
+            asked.sort_unstable();
+            asked.dedup();
+            proptest::prop_assert_eq!(before, asked.len(), "a split asked twice");
+            if let Some(d) = found {
+                proptest::prop_assert!(d < n && verdicts[d].is_some());
+            }
+        }
+    }
 }
