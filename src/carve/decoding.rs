@@ -22,8 +22,9 @@ pub struct Verdict {
     /// order they are coded), for decoders that say.
     pub first_error: Option<(u32, u32)>,
     /// Frames the decoder concealed before it logged any error: it dropped a slice
-    /// whole (other data in place of its size or its data; woodblock seed 13). Such a probe wins nothing by
-    /// having fewer errors than the others: its frame was not decoded at all.
+    /// whole (other data in place of its size or its data; woodblock seed 13). Such a
+    /// probe wins nothing by having fewer errors than the others: its frame was not
+    /// decoded at all.
     pub dropped: u32,
 }
 
@@ -93,13 +94,15 @@ pub fn search(n: usize, judge: impl Judge) -> Option<usize> {
 
 /// Where the splits past the right one break (what followed the fragment): where the
 /// latest split does, or, when that one decodes clean (it is the right one, or clean
-/// by chance) and the next does not, where the next does. Without it, a split that decodes by chance far
-/// from a clean latest one looked as good (woodblock seed 17: the earliest of 21
-/// splits, 10 KB of random bytes in an H.264 frame, decoded clean and was taken).
+/// by chance) and the next does not, where the next does. Without it, a split that
+/// decodes by chance far from a clean latest one looked as good (woodblock seed 17:
+/// the earliest of 21 splits, 10 KB of random bytes in an H.264 frame, decoded clean
+/// and was taken).
 #[derive(Clone, Copy)]
 struct Plateau {
     /// The split it is read from.
     at: usize,
+    /// That split's verdict.
     verdict: Verdict,
 }
 
@@ -206,8 +209,8 @@ pub fn boundary(
 
 /// The split in `range` that decodes: the only clean one; of several clean ones, the
 /// only one after which later splits break as the `plateau` does (not the latest,
-/// which has none after it, when another does); with none clean,
-/// the one with at least [`MARGIN`] fewer errors than every other.
+/// which has none after it, when another does); with none clean, the one with at
+/// least [`MARGIN`] fewer errors than every other, unless its frame was dropped.
 fn pick(
     range: std::ops::Range<usize>,
     plateau: Plateau,

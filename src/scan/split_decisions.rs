@@ -185,9 +185,9 @@ const INNER_CANDIDATES: usize = 256;
 /// Once a start fits, how many of the next are tried too: a second that fits makes
 /// the fragment ambiguous, and none is taken.
 const INNER_TRIES: usize = 4;
-/// Starts whose fragment length is searched for at most (see [`inner_starts`]): a join whose
-/// tag holds no fragment would otherwise search every start that decodes a little
-/// further by chance (woodblock seed 34: 74 of them, 3.5 minutes).
+/// Starts whose fragment length is searched for at most (see [`inner_starts`]): a
+/// join whose tag holds no fragment would otherwise search every start that decodes a
+/// little further by chance (woodblock seed 34: 74 of them, 3.5 minutes).
 const INNER_LENGTHS: usize = 20;
 /// Starts from which the frame decodes furthest that are tried before the nearest.
 const INNER_FURTHEST: usize = 4;
@@ -462,7 +462,7 @@ fn inner_starts(
     let mut furthest = reached.clone();
     furthest.sort_by_key(|&(reach, _)| std::cmp::Reverse(reach));
     log::trace!(
-        "inner after {a_end}: {} starts decode past the plateau, the nearest {:?}, the furthest {:?}",
+        "inner after {a_end}: {} starts decode past the plateau, nearest {:?}, furthest {:?}",
         reached.len(),
         &reached[..reached.len().min(INNER_TRIES)],
         &furthest[..furthest.len().min(INNER_TRIES)]
