@@ -99,7 +99,10 @@ impl SalvageFs {
             uid: self.uid,
             gid: self.gid,
             rdev: 0,
-            blksize: 128 * 1024,
+            // The size `cat` and `cp` read in (st_blksize): with direct I/O each read
+            // is one request, so 1 MiB requests instead of 128 KiB ones (bench/serving.sh:
+            // cat 27% -> 35% of dd, cp 712 -> 1449 MB/s, cold cat 61% -> 82%).
+            blksize: 1 << 20,
             flags: 0,
         })
     }
