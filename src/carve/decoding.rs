@@ -21,11 +21,11 @@ pub struct Verdict {
     /// Where the first error was noticed, in macroblocks (row, then column, in the
     /// order they are coded), for decoders that say.
     pub first_error: Option<(u32, u32)>,
-    /// Frames the decoder concealed before it logged any error: it dropped a slice
+    /// The decoder concealed a frame before it logged any error: it dropped a slice
     /// whole (other data in place of its size or its data; woodblock seed 13). Such a
     /// probe wins nothing by having fewer errors than the others: its frame was not
     /// decoded at all.
-    pub dropped: u32,
+    pub dropped: bool,
 }
 
 impl Verdict {
@@ -245,7 +245,7 @@ fn pick(
         }
         [] => {}
     }
-    let dropped = |d: usize| verdicts.iter().any(|(e, v)| *e == d && v.dropped > 0);
+    let dropped = |d: usize| verdicts.iter().any(|(e, v)| *e == d && v.dropped);
     let mut by_errors: Vec<(u32, usize)> = verdicts.iter().map(|(d, v)| (v.errors, *d)).collect();
     by_errors.sort_unstable();
     match by_errors[..] {
@@ -297,6 +297,15 @@ impl<F: Judge> Memo<F> {
 mod tests {
     use super::*;
 
+    /// A probe that broke: `errors` error lines, the first at macroblock `at`.
+    fn broken(errors: u32, at: (u32, u32)) -> Verdict {
+        Verdict {
+            errors,
+            first_error: Some(at),
+            dropped: false,
+        }
+    }
+
     /// A judge that takes one split at a time.
     fn each(judge: impl Fn(usize) -> Option<Verdict> + Sync) -> impl Judge {
         move |splits: &[usize]| splits.iter().map(|&d| judge(d)).collect()
@@ -309,11 +318,7 @@ mod tests {
             let row = 100 - d.saturating_sub(right + lag).min(99) as u32;
             Some(match d {
                 _ if d == right => Verdict::default(),
-                _ => Verdict {
-                    errors: 3,
-                    first_error: Some((if d < right { 100 } else { row }, 7)),
-                    dropped: 0,
-                },
+                _ => broken(3, (if d < right { 100 } else { row }, 7)),
             })
         }
     }
@@ -324,7 +329,7 @@ mod tests {
             Some(Verdict {
                 errors: if d == right { 0 } else { 2 },
                 first_error: None,
-                dropped: 0,
+                dropped: false,
             })
         }
     }
@@ -361,11 +366,7 @@ mod tests {
         let judge = |d: usize| {
             Some(match d {
                 _ if d == right => Verdict::default(),
-                _ => Verdict {
-                    errors: 3,
-                    first_error: Some((100, if d < right { 7 } else { 20 })),
-                    dropped: 0,
-                },
+                _ => broken(3, (100, if d < right { 7 } else { 20 })),
             })
         };
         assert_eq!(search(267, each(judge)), Some(right));
@@ -377,7 +378,7 @@ mod tests {
             Some(Verdict {
                 errors: if d == 4 { 5 } else { 7 },
                 first_error: None,
-                dropped: 0,
+                dropped: false,
             })
         };
         assert_eq!(search(10, each(errors)), Some(4));
@@ -385,7 +386,7 @@ mod tests {
             Some(Verdict {
                 errors: if d == 4 { 6 } else { 7 },
                 first_error: None,
-                dropped: 0,
+                dropped: false,
             })
         };
         assert_eq!(search(10, each(close)), None);
@@ -399,11 +400,7 @@ mod tests {
         let judge = |d: usize| {
             Some(match d {
                 5 => Verdict::default(),
-                _ => Verdict {
-                    errors: 2,
-                    first_error: Some((if d < 5 { 10 + d as u32 } else { 1 }, 0)),
-                    dropped: 0,
-                },
+                _ => broken(2, (if d < 5 { 10 + d as u32 } else { 1 }, 0)),
             })
         };
         assert_eq!(search(12, each(judge)), None);
@@ -419,11 +416,7 @@ mod tests {
                 Some(match d {
                     0 => Verdict::default(),
                     _ if d == n - 1 => Verdict::default(),
-                    _ => Verdict {
-                        errors: 2,
-                        first_error: Some((100 - d as u32, 3)),
-                        dropped: 0,
-                    },
+                    _ => broken(2, (100 - d as u32, 3)),
                 })
             };
             assert_eq!(search(n, each(judge)), Some(0), "{n} splits");
@@ -438,11 +431,7 @@ mod tests {
             let judge = |d: usize| {
                 Some(match d {
                     0 | 10 => Verdict::default(),
-                    _ => Verdict {
-                        errors: 2,
-                        first_error: Some((if d < 10 { 50 } else { 60 - d as u32 / 4 }, 3)),
-                        dropped: 0,
-                    },
+                    _ => broken(2, (if d < 10 { 50 } else { 60 - d as u32 / 4 }, 3)),
                 })
             };
             assert_eq!(search(n, each(judge)), Some(10), "{n} splits");
@@ -454,16 +443,8 @@ mod tests {
         let judge = |d: usize| {
             Some(match d {
                 6 => Verdict::default(),
-                5 => Verdict {
-                    errors: 2,
-                    first_error: Some((2, 10)),
-                    dropped: 0,
-                },
-                _ => Verdict {
-                    errors: 2,
-                    first_error: Some((if d < 6 { 2 } else { 1 }, 14)),
-                    dropped: 0,
-                },
+                5 => broken(2, (2, 10)),
+                _ => broken(2, (if d < 6 { 2 } else { 1 }, 14)),
             })
         };
         assert_eq!(search(7, each(judge)), Some(6));
@@ -477,11 +458,7 @@ mod tests {
         let judge = |d: usize| {
             Some(match d {
                 3 | 4 => Verdict::default(),
-                _ => Verdict {
-                    errors: 2,
-                    first_error: Some((if d < 3 { 9 } else { 8 - d as u32 / 2 }, 0)),
-                    dropped: 0,
-                },
+                _ => broken(2, (if d < 3 { 9 } else { 8 - d as u32 / 2 }, 0)),
             })
         };
         assert_eq!(search(12, each(judge)), Some(3));
@@ -496,7 +473,7 @@ mod tests {
             Some(Verdict {
                 errors: if d == 2 { 1 } else { 3 },
                 first_error: (d != 2).then_some((16 - d as u32, 3)),
-                dropped: u32::from(d == 2),
+                dropped: d == 2,
             })
         };
         assert_eq!(search(16, each(judge)), None);
@@ -512,7 +489,7 @@ mod tests {
                     _ => 2,
                 },
                 first_error: None,
-                dropped: 0,
+                dropped: false,
             })
         };
         assert_eq!(search(10, each(judge)), Some(6));
@@ -525,11 +502,7 @@ mod tests {
         let judge = |d: usize| {
             Some(match d {
                 0 | 1 => Verdict::default(),
-                _ => Verdict {
-                    errors: 2,
-                    first_error: Some((100 - d as u32, 3)),
-                    dropped: 0,
-                },
+                _ => broken(2, (100 - d as u32, 3)),
             })
         };
         assert_eq!(search(15, each(judge)), None);
@@ -542,7 +515,7 @@ mod tests {
             Some(Verdict {
                 errors: u32::from(d != 3 && d != 4),
                 first_error: None,
-                dropped: 0,
+                dropped: false,
             })
         };
         assert_eq!(search(10, each(judge)), None);
@@ -565,13 +538,16 @@ mod tests {
         use proptest::prelude::*;
         proptest::option::weighted(
             0.95,
-            (0u32..4, proptest::option::of((0u32..20, 0u32..30)), 0u32..2).prop_map(
-                |(errors, first_error, dropped)| Verdict {
-                    errors: errors.max(dropped),
+            (
+                0u32..4,
+                proptest::option::of((0u32..20, 0u32..30)),
+                any::<bool>(),
+            )
+                .prop_map(|(errors, first_error, dropped)| Verdict {
+                    errors: errors.max(u32::from(dropped)),
                     first_error: first_error.filter(|_| errors > 0),
                     dropped,
-                },
-            ),
+                }),
         )
     }
 

@@ -467,21 +467,11 @@ fn inner_starts(
         &reached[..reached.len().min(INNER_TRIES)],
         &furthest[..furthest.len().min(INNER_TRIES)]
     );
-    let mut order: Vec<u64> = (furthest.iter().take(INNER_FURTHEST))
+    let top: Vec<u64> = (furthest.iter().take(INNER_FURTHEST))
         .map(|&(_, m)| m)
         .collect();
-    order.extend(
-        reached
-            .iter()
-            .map(|&(_, m)| m)
-            .filter(|m| !furthest_has(&furthest, *m)),
-    );
-    order
-}
-
-/// `m` is among the first [`INNER_FURTHEST`] of `furthest`.
-fn furthest_has(furthest: &[((u32, u32), u64)], m: u64) -> bool {
-    furthest.iter().take(INNER_FURTHEST).any(|&(_, f)| f == m)
+    let rest = reached.iter().map(|&(_, m)| m).filter(|m| !top.contains(m));
+    top.iter().copied().chain(rest).collect()
 }
 
 /// The source ranges carved files certainly hold, per source (sorted, overlaps
