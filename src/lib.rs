@@ -9,6 +9,7 @@
 //!   never write the index onto a source, warn when a source is mounted read-write.
 //! - [`carve`]: pure carvers, one module per format (FLV and its tags, fragments
 //!   and joins, BSON, MMAPv1, WiredTiger); [`extjson`]: Extended JSON rendering.
+//! - [`spill`]: sorting more records than memory holds, through runs on disk.
 //! - [`index`]: the persisted result of a scan, a file of checksummed sections;
 //!   [`spans`]: byte ranges and disk order, shared by [`scan`] and [`merge`].
 //! - [`merge`]: joins indexes of disjoint ranges (a scan's segments, `--range` parts).
@@ -44,4 +45,5 @@ pub mod scan;
 pub mod served;
 pub mod source;
 pub mod spans;
+pub mod spill;
 pub mod tree;

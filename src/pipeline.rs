@@ -9,6 +9,7 @@ use crate::classify::{self, Schema};
 use crate::content::Content;
 use crate::extent::SourceReader;
 use crate::guard;
+use crate::index::stream::DocsFile;
 use crate::index::{
     self, Index, IndexError, IndexHead, IndexLock, ScanSettings, SourceRecord, Span,
 };
@@ -19,6 +20,7 @@ use crate::scan::{self, Progress};
 use crate::served::{self, Served};
 use crate::source::{Source, Sources};
 use crate::spans;
+use crate::spill::{self, Spill};
 use crate::tree::Tree;
 use crate::tree::build::{self, KnownMatches};
 use crate::tree::flv::flv_extents;
@@ -191,6 +193,13 @@ pub fn prepare(
         scan::scan_resumable(&sources, records, settings, &wanted, checkpoint, progress)
             .context("cannot join the scan's segments; run again with --rescan")?;
     index.created = first_scanned.unwrap_or(index.created);
+    // Saved as found first: classification then reads the documents from the file,
+    // not from memory.
+    progress.phase("saving the documents found");
+    index
+        .save(&index_path)
+        .with_context(|| cannot_write(&index_path))?;
+    index.docs = Vec::new();
     let served = classify_and_save(&index, schema, &index_path, progress)?;
     let origin = stale.map_or(IndexOrigin::Scanned, IndexOrigin::Rescanned);
     Ok(Prepared {
@@ -207,14 +216,18 @@ fn reuse(path: &Path, schema: Option<&Schema>, progress: &dyn Progress) -> Resul
     let started = std::time::Instant::now();
     let served = match Served::open(path, served::fingerprint(schema))? {
         Some(served) => served,
-        None => classify_and_save(&Index::load(path)?, schema, path, progress)?,
+        None => {
+            let index = Index::from_file(&index::file::map(path)?, false)?;
+            classify_and_save(&index, schema, path, progress)?
+        }
     };
     log::info!("index opened in {:.3} s", started.elapsed().as_secs_f64());
     Ok(served)
 }
 
-/// Sorts the documents of `index` into collections by `schema`, saves the index with
-/// them at `path` and maps it for serving.
+/// Sorts the documents saved with `index` at `path` into collections by `schema`,
+/// saves the index with them and maps it for serving. The documents are read from the
+/// file, and whatever groups them is sorted through runs spilled beside it.
 fn classify_and_save(
     index: &Index,
     schema: Option<&Schema>,
@@ -223,7 +236,14 @@ fn classify_and_save(
 ) -> Result<Served> {
     progress.phase("classifying documents");
     let started = std::time::Instant::now();
-    let collections = classify::classify(index, schema);
+    let docs = DocsFile::open(path)?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let spill = Spill::new(dir, spill::DEFAULT_BUDGET);
+    let classification =
+        classify::classify(index, &docs, schema, &spill).with_context(|| cannot_write(path))?;
     log::info!(
         "documents classified in {:.3} s",
         started.elapsed().as_secs_f64()
@@ -231,15 +251,9 @@ fn classify_and_save(
     progress.phase("writing the index");
     let started = std::time::Instant::now();
     let fingerprint = served::fingerprint(schema);
-    let saved = served::save(index, &collections, fingerprint, path);
+    let saved = served::save(index, &docs, (classification, fingerprint), &spill, path);
     log::debug!("index saved in {:.2} s", started.elapsed().as_secs_f64());
-    saved.with_context(|| {
-        format!(
-            "cannot write the index {}; use --index PATH elsewhere",
-            path.display()
-        )
-    })?;
-    drop(collections);
+    saved.with_context(|| cannot_write(path))?;
     match Served::open(path, fingerprint)? {
         Some(served) => Ok(served),
         None => bail!(
@@ -247,6 +261,14 @@ fn classify_and_save(
             path.display()
         ),
     }
+}
+
+/// What to say when the index at `path` cannot be written.
+fn cannot_write(path: &Path) -> String {
+    format!(
+        "cannot write the index {}; use --index PATH elsewhere",
+        path.display()
+    )
 }
 
 /// For each carved FLV, the file under `known` it is identical to (by prefix md5).

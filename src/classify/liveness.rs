@@ -78,40 +78,111 @@ pub enum Evidence {
     Links,
 }
 
-/// For each document of `index`, what MMAPv1's links say (`None`: nothing, e.g. a
-/// WiredTiger or loose document, or a record whose header was lost).
-pub fn mmapv1(index: &Index) -> Vec<Option<Liveness>> {
-    let docs = &index.docs;
-    let mut out: Vec<Option<Liveness>> = vec![None; docs.len()];
-    // Documents on a source come first in the index, in (source, offset) order.
-    let plain = docs.partition_point(|d| d.wt.is_none());
-    let records = Records(&docs[..plain]);
-    for h in &index.ns_headers {
-        walk_extent(h, &records, &mut out);
-    }
-    for (i, d) in docs[..plain].iter().enumerate() {
-        if out[i].is_none()
-            && let (Some(extent), Some(links)) = (d.ns_header_ofs, d.record_links)
-        {
-            if mmapv1::links_fit(extent, links) {
-                out[i] = Some(Liveness::Live(Evidence::Links));
-            } else if mmapv1::is_free_link(links) {
-                out[i] = Some(Liveness::Deleted(Evidence::Links));
-            }
-        }
-    }
-    out
+/// What MMAPv1's links say about each document, decided as the documents stream by
+/// in index order: an extent's list is walked once every document of its region has
+/// been seen, so only the documents from the region of the next extent to walk on are
+/// held (MMAPv1 extents are at most 2 GB), never all of them.
+pub struct Walker<'a> {
+    /// Extent headers, in (source, offset) order.
+    headers: &'a [NsHeader],
+    /// The next header to walk.
+    next: usize,
+    /// The records from the start of the next header's region on, in order.
+    window: Vec<Rec>,
 }
 
-/// The documents lying on the sources, in (source, offset) order.
-struct Records<'a>(&'a [DocEntry]);
+impl<'a> Walker<'a> {
+    /// A walker over the extent headers of `index`.
+    pub fn new(index: &'a Index) -> Walker<'a> {
+        Walker {
+            headers: &index.ns_headers,
+            next: 0,
+            window: Vec::new(),
+        }
+    }
+
+    /// Takes document `i` (`d`); records decisions in `out` (one per document, `None`:
+    /// nothing decided, e.g. a WiredTiger or loose document, or a record whose header
+    /// was lost).
+    pub fn feed(&mut self, i: usize, d: &DocEntry, out: &mut [Option<Liveness>]) {
+        if d.wt.is_some() {
+            return;
+        }
+        let rec = Rec {
+            i,
+            source: d.source,
+            offset: d.offset,
+            ns_header_ofs: d.ns_header_ofs,
+            record_links: d.record_links,
+        };
+        while let Some(h) = self.headers.get(self.next)
+            && (h.source, h.offset.saturating_add(h.len)) <= (rec.source, rec.offset)
+        {
+            self.walk_next(out);
+        }
+        match self.headers.get(self.next) {
+            Some(h) if (h.source, h.offset) <= (rec.source, rec.offset) => self.window.push(rec),
+            _ => by_links(&rec, out),
+        }
+    }
+
+    /// Walks what is left, once every document was fed.
+    pub fn finish(mut self, out: &mut [Option<Liveness>]) {
+        while self.next < self.headers.len() {
+            self.walk_next(out);
+        }
+    }
+
+    /// Walks the next header's list, then lets go of the records before the region of
+    /// the one after (no later region holds them), deciding those the lists did not
+    /// by their own links.
+    fn walk_next(&mut self, out: &mut [Option<Liveness>]) {
+        walk_extent(&self.headers[self.next], &Records(&self.window), out);
+        self.next += 1;
+        let keep_from = match self.headers.get(self.next) {
+            Some(h) => self
+                .window
+                .partition_point(|r| (r.source, r.offset) < (h.source, h.offset)),
+            None => self.window.len(),
+        };
+        for rec in self.window.drain(..keep_from) {
+            by_links(&rec, out);
+        }
+    }
+}
+
+/// A record as the walk needs it.
+struct Rec {
+    /// Its position in the index.
+    i: usize,
+    source: u32,
+    offset: u64,
+    ns_header_ofs: Option<i32>,
+    record_links: Option<(i32, i32)>,
+}
+
+/// Decides a record no list decided by its own header: live when it holds two record
+/// offsets of its extent, deleted when it holds a free-list link.
+fn by_links(rec: &Rec, out: &mut [Option<Liveness>]) {
+    if out[rec.i].is_none()
+        && let (Some(extent), Some(links)) = (rec.ns_header_ofs, rec.record_links)
+    {
+        if mmapv1::links_fit(extent, links) {
+            out[rec.i] = Some(Liveness::Live(Evidence::Links));
+        } else if mmapv1::is_free_link(links) {
+            out[rec.i] = Some(Liveness::Deleted(Evidence::Links));
+        }
+    }
+}
+
+/// Records in (source, offset) order.
+struct Records<'a>(&'a [Rec]);
 
 impl Records<'_> {
     /// The record of extent `h` whose header is at `ofs` in its data file (whose first
     /// byte is at `base` on the source), if its document and header were found. The
-    /// documents next to `near` (the record the walk came from) are tried first: a
-    /// list mostly runs in disk order, and a search of millions of documents per step
-    /// would miss the cache at every probe.
+    /// records next to `near` (the one the walk came from) are tried first: a list
+    /// mostly runs in disk order.
     fn at(&self, h: &NsHeader, base: u64, ofs: i32, near: Option<usize>) -> Option<usize> {
         let doc_at = base
             .checked_add(u64::try_from(ofs).ok()?)?
@@ -133,14 +204,14 @@ impl Records<'_> {
         (d.ns_header_ofs == Some(h.file_ofs) && d.record_links.is_some()).then_some(i)
     }
 
-    /// Positions of the documents whose record header points to extent `h`.
+    /// Positions of the records in the region of extent `h`.
     fn in_extent(&self, h: &NsHeader) -> std::ops::Range<usize> {
         let start = self
             .0
             .partition_point(|d| (d.source, d.offset) < (h.source, h.offset));
         let end = self
             .0
-            .partition_point(|d| (d.source, d.offset) < (h.source, h.offset + h.len));
+            .partition_point(|d| (d.source, d.offset) < (h.source, h.offset.saturating_add(h.len)));
         start..end
     }
 }
@@ -159,13 +230,14 @@ fn walk_extent(h: &NsHeader, records: &Records, out: &mut [Option<Liveness>]) {
     follow(h, records, base, last, |l| l.1, &mut reached);
     let intact = forward == Some(last);
     for i in held {
-        if records.0[i].ns_header_ofs != Some(h.file_ofs) {
+        let rec = &records.0[i];
+        if rec.ns_header_ofs != Some(h.file_ofs) {
             continue;
         }
         if reached.contains(i) {
-            out[i] = Some(Liveness::Live(Evidence::Chain));
+            out[rec.i] = Some(Liveness::Live(Evidence::Chain));
         } else if intact {
-            out[i] = Some(Liveness::Deleted(Evidence::Chain));
+            out[rec.i] = Some(Liveness::Deleted(Evidence::Chain));
         }
     }
 }

@@ -27,14 +27,17 @@ mod place;
 mod schema;
 
 use std::collections::BTreeMap;
+use std::io;
 
 use serde::{Deserialize, Serialize};
 
 use crate::carve::wiredtiger::PageKind;
-use crate::index::{DocEntry, DoubtCounts, Index};
+use crate::index::stream::DocsFile;
+use crate::index::{DocEntry, DocId, DoubtCounts, Index};
+use crate::spill::{Sorted, Sorter, Spill};
 use liveness::{Evidence, Liveness};
+use place::FileKey;
 pub use place::Placer;
-use place::{FileKey, WtFiles};
 pub use schema::Schema;
 
 /// How a collection got its name.
@@ -80,28 +83,13 @@ impl NamedBy {
     }
 }
 
-/// Documents sharing an `_id` with different contents.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Conflict {
-    /// Every version (positions in [`Index::docs`]), in disk order.
-    pub versions: Vec<usize>,
-    /// The version in the live collection, if any was live.
-    pub chosen: Option<usize>,
-}
-
-/// One collection's documents.
+/// One collection's counts: its documents themselves go out as [`Placed`] records.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Collection {
     /// How the name was found (the most trusted way among its documents).
     pub named_by: NamedBy,
-    /// Live documents (positions in [`Index::docs`]), in disk order.
-    pub docs: Vec<usize>,
-    /// Deleted records, in disk order.
-    pub deleted: Vec<usize>,
     /// Byte-identical copies dropped.
     pub duplicates: usize,
-    /// `_id`s with more than one version.
-    pub conflicts: Vec<Conflict>,
     /// What plausibility rules dislike about its live documents (kept all the same).
     pub doubted: DoubtCounts,
     /// Live documents placed here by a field set learned from the collection's named
@@ -155,220 +143,495 @@ impl Collection {
     pub(crate) fn empty() -> Collection {
         Collection {
             named_by: NamedBy::Fields,
-            docs: Vec::new(),
-            deleted: Vec::new(),
             duplicates: 0,
-            conflicts: Vec::new(),
             doubted: DoubtCounts::default(),
             learned: 0,
             chained: 0,
             decided: Decided::default(),
         }
     }
+
+    /// Counts a live document placed here by `named_by`.
+    fn count_live(&mut self, d: &DocEntry, named_by: NamedBy) {
+        self.doubted.add(d.doubts);
+        self.learned += usize::from(named_by == NamedBy::Learned);
+        self.chained += usize::from(named_by == NamedBy::ExtentChain);
+    }
 }
 
 /// Every collection, by `db.collection`.
 pub type Collections = BTreeMap<String, Collection>;
 
-/// Sorts the index's documents into collections.
+/// The documents classification reads: front to back, as many times as it needs,
+/// from memory or from the index file (never all held at once).
+pub trait Docs {
+    /// How many there are.
+    fn count(&self) -> usize;
+    /// All of them, in index order.
+    fn read(&self) -> io::Result<Box<dyn Iterator<Item = io::Result<DocEntry>> + '_>>;
+}
+
+impl Docs for Vec<DocEntry> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn read(&self) -> io::Result<Box<dyn Iterator<Item = io::Result<DocEntry>> + '_>> {
+        Ok(Box::new(self.iter().cloned().map(Ok)))
+    }
+}
+
+impl Docs for DocsFile {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn read(&self) -> io::Result<Box<dyn Iterator<Item = io::Result<DocEntry>> + '_>> {
+        Ok(Box::new(self.read_ahead()?))
+    }
+}
+
+/// Which list of its collection a document is served in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum List {
+    /// The live documents.
+    Live,
+    /// The deleted records.
+    Deleted,
+    /// The versions of the collection's `n`th `_id` with several (in `_id` order).
+    Conflict(u64),
+}
+
+/// A document and where it is served: what classification sends out, sorted by
+/// collection, list, then position in the index (disk order). Every collection
+/// holds at least one, and a collection's number orders it by name among all the
+/// namespaces classification met, so the distinct numbers in order are the
+/// collections of [`Classification::collections`] in order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placed {
+    /// The collection, numbered in name order.
+    pub coll: u32,
+    /// The list.
+    pub list: List,
+    /// Position in the index's documents.
+    pub doc: u64,
+    /// In a conflict: whether this is the version the live collection holds.
+    pub chosen: bool,
+    /// The document.
+    pub entry: DocEntry,
+}
+
+impl Ord for Placed {
+    fn cmp(&self, other: &Placed) -> std::cmp::Ordering {
+        (self.coll, self.list, self.doc).cmp(&(other.coll, other.list, other.doc))
+    }
+}
+
+impl PartialOrd for Placed {
+    fn partial_cmp(&self, other: &Placed) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// What classification found: the collections' counts, and their documents sorted
+/// for laying out.
+pub struct Classification {
+    /// Every collection, by `db.collection`, in the order of [`Placed::coll`].
+    pub collections: Collections,
+    /// Every document kept, where it goes, in row order.
+    pub placed: Sorted<Placed>,
+}
+
+#[cfg(test)]
+impl Classification {
+    /// Every document of `docs` live in collection `ns` as named on disk (none without
+    /// `ns`): for tests of what is served, which need no classification.
+    pub(crate) fn all_live(docs: &[DocEntry], ns: Option<&str>, spill: &Spill) -> Classification {
+        let mut placed = spill.sorter().unwrap();
+        let mut collections = Collections::new();
+        if let Some(ns) = ns {
+            let named = Collection {
+                named_by: NamedBy::Disk,
+                ..Collection::empty()
+            };
+            collections.insert(ns.to_string(), named);
+            for (i, d) in docs.iter().enumerate() {
+                let at = Placed {
+                    coll: 0,
+                    list: List::Live,
+                    doc: i as u64,
+                    chosen: false,
+                    entry: d.clone(),
+                };
+                placed.push(at).unwrap();
+            }
+        }
+        Classification {
+            collections,
+            placed: placed.sorted().unwrap(),
+        }
+    }
+}
+
+/// A version of an `_id`, sorted by collection and `_id` to find conflicts: what
+/// chooses among versions travels with it.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Version {
+    ns: u32,
+    id: DocId,
+    doc: u64,
+    /// Reached by its file's newest checkpoint, named on disk, its page's write
+    /// generation, copies seen.
+    rank: (bool, bool, u64, usize),
+    deleted: bool,
+    named_by: NamedBy,
+    entry: DocEntry,
+}
+
+impl Ord for Version {
+    fn cmp(&self, other: &Version) -> std::cmp::Ordering {
+        (self.ns, &self.id, self.doc).cmp(&(other.ns, &other.id, other.doc))
+    }
+}
+
+impl PartialOrd for Version {
+    fn partial_cmp(&self, other: &Version) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// What classification keeps per document: 8 bytes, in memory.
+struct Columns {
+    ns: Vec<u32>,
+    named_by: Vec<NamedBy>,
+    links: Vec<Option<Liveness>>,
+    removed: Vec<bool>,
+}
+
+impl Columns {
+    /// Whether document `i` (`d`) is a deleted record.
+    fn deleted(&self, i: usize, d: &DocEntry) -> bool {
+        d.deleted || self.removed[i] || matches!(self.links[i], Some(Liveness::Deleted(_)))
+    }
+}
+
+/// Sorts the documents of `index` (read from `docs`) into collections, spilling
+/// through `spill`.
 ///
-/// Linear in the number of documents apart from one sort by `_id` (a million documents
-/// classify in a fraction of a second): namespaces are numbered, not copied per document.
-pub fn classify(index: &Index, schema: Option<&Schema>) -> Collections {
-    let docs = &index.docs;
-    let mut placer = Placer::new(index, schema);
-    let placed: Vec<(u32, NamedBy)> = docs.iter().map(|d| placer.place(d)).collect();
+/// Memory per document is a few bytes of columns; everything that groups documents
+/// (byte-identical copies, versions of an `_id`, the rows of each collection) is an
+/// external sort, so the documents are read front to back four times, never held.
+pub fn classify(
+    index: &Index,
+    docs: &dyn Docs,
+    schema: Option<&Schema>,
+    spill: &Spill,
+) -> io::Result<Classification> {
+    let started = std::time::Instant::now();
+    let lap = |what: &str| log::debug!("{:.2} s: {what}", started.elapsed().as_secs_f64());
+    let mut placer = Placer::new(index, docs, schema)?;
+    lap("shapes of the collections named on disk learned");
     let newest = checkpoint::newest(index, placer.files());
-    let removed = removed_records(index, placer.files(), &newest);
-    let links = liveness::mmapv1(index);
-    let names = placer.into_names();
-    let deleted =
-        |i: usize| docs[i].deleted || removed[i] || matches!(links[i], Some(Liveness::Deleted(_)));
-
-    let (kept, copies) = identical_copies(docs, |i| (!deleted(i), placed[i].1.on_disk()));
-    let mut colls: Vec<Collection> = (0..names.len()).map(|_| Collection::empty()).collect();
-    let mut used = vec![false; colls.len()];
-    let mut with_id = Vec::new();
-    for &i in &kept {
-        let (ns, named_by) = placed[i];
-        let coll = &mut colls[ns as usize];
-        if !used[ns as usize] || named_by.on_disk() {
-            coll.named_by = named_by;
-        }
-        used[ns as usize] = true;
-        coll.duplicates += copies[i] - 1;
-        coll.decided
-            .count(links[i], in_checkpoint(index, &newest, i));
-        if deleted(i) {
-            coll.deleted.push(i);
-        }
-        if docs[i].id.is_empty() {
-            if !deleted(i) {
-                coll.docs.push(i);
-            }
-        } else {
-            with_id.push(i);
-        }
-    }
-    // Versions of one `_id` in one collection, in disk order.
-    with_id.sort_unstable_by(|&a, &b| {
-        (placed[a].0, &docs[a].id, a).cmp(&(placed[b].0, &docs[b].id, b))
-    });
-    for versions in
-        with_id.chunk_by(|&a, &b| placed[a].0 == placed[b].0 && docs[a].id == docs[b].id)
-    {
-        let coll = &mut colls[placed[versions[0]].0 as usize];
-        let chosen = versions
-            .iter()
-            .copied()
-            .filter(|&i| !deleted(i))
-            .max_by_key(|&i| {
-                let reached = in_checkpoint(index, &newest, i) == Some(true);
-                (
-                    reached,
-                    placed[i].1.on_disk(),
-                    write_gen(index, i),
-                    copies[i],
-                    i,
-                )
-            });
-        if let Some(c) = chosen {
-            coll.docs.push(c);
-        }
-        if versions.len() > 1 {
-            coll.conflicts.push(Conflict {
-                versions: versions.to_vec(),
-                chosen,
-            });
-        }
-    }
-    names
-        .into_iter()
-        .zip(colls)
-        .zip(used)
-        .filter(|(_, used)| *used)
-        .map(|((ns, mut coll), _)| {
-            coll.docs.sort_unstable();
-            for &i in &coll.docs {
-                coll.doubted.add(docs[i].doubts);
-                coll.learned += usize::from(placed[i].1 == NamedBy::Learned);
-                coll.chained += usize::from(placed[i].1 == NamedBy::ExtentChain);
-            }
-            (ns, coll)
-        })
-        .collect()
-}
-
-/// Byte-identical copies (same hash): the positions of the documents kept, the most
-/// trusted copy of each (by `trust`, the first on disk among equals), and per document
-/// how many copies its kept one stands for (meaningful for the kept ones).
-///
-/// By sorting (hash, position) pairs rather than with a map of every hash: 16 bytes
-/// per document instead of a table of up to twice as many 17-byte slots.
-fn identical_copies<T: Ord>(
-    docs: &[DocEntry],
-    trust: impl Fn(usize) -> T,
-) -> (Vec<usize>, Vec<usize>) {
-    let mut by_hash: Vec<(u64, usize)> =
-        docs.iter().enumerate().map(|(i, d)| (d.hash, i)).collect();
-    by_hash.sort_unstable();
-    let mut copies = vec![1usize; docs.len()];
-    let mut kept: Vec<usize> = by_hash
-        .chunk_by(|a, b| a.0 == b.0)
-        .map(|same| {
-            // The first most trusted copy: positions ascend within a group.
-            let best = same
-                .iter()
-                .map(|&(_, i)| i)
-                .reduce(|best, i| if trust(i) > trust(best) { i } else { best })
-                .unwrap_or_default();
-            copies[best] = same.len();
-            best
-        })
-        .collect();
-    kept.sort_unstable();
-    (kept, copies)
-}
-
-/// Which documents are records a WiredTiger file no longer held. Where the file's
-/// newest checkpoint survived whole, it decides: a record none of whose versions lies
-/// in a leaf page that checkpoint reaches was removed. Elsewhere, a leaf page written
-/// after the record's newest version holds every record between its first and last
-/// key, but not this one (which misses removals at a page's edges). Only within one
-/// known file (on a raw disk, pages of several collections mix, and their record ids
-/// overlap).
-fn removed_records(index: &Index, files: &WtFiles, reached: &[Option<bool>]) -> Vec<bool> {
-    let docs = &index.docs;
-    let mut removed = vec![false; docs.len()];
-    // Every version of every record of a known file, by (file, record id).
-    let mut versions: Vec<(FileKey, i64, usize)> = Vec::new();
+    let n = docs.count();
+    let mut cols = Columns {
+        ns: Vec::with_capacity(n),
+        named_by: Vec::with_capacity(n),
+        links: vec![None; n],
+        removed: vec![false; n],
+    };
+    let mut versions = spill.sorter()?;
     let mut page_file: Vec<Option<FileKey>> = vec![None; index.wt_pages.len()];
-    for (i, d) in docs.iter().enumerate() {
-        if let (Some(wt), Some((file, _))) = (d.wt, files.of(index, d)) {
-            versions.push((file, wt.record, i));
+    let mut walker = liveness::Walker::new(index);
+    for (i, d) in docs.read()?.enumerate() {
+        let d = d?;
+        let (ns, by) = placer.place(&d);
+        cols.ns.push(ns);
+        cols.named_by.push(by);
+        if let (Some(wt), Some((file, _))) = (d.wt, placer.files().of(index, &d)) {
+            versions.push((file, wt.record, i as u64, wt.page))?;
             if let Some(slot) = page_file.get_mut(wt.page as usize) {
                 *slot = Some(file);
             }
         }
+        walker.feed(i, &d, &mut cols.links);
     }
-    if versions.is_empty() {
-        return removed;
+    walker.finish(&mut cols.links);
+    lap("documents placed, record lists walked");
+    removed_records(
+        index,
+        versions.sorted()?,
+        &page_file,
+        &newest,
+        &mut cols.removed,
+    )?;
+    lap("removed WiredTiger records found");
+    let names = placer.into_names();
+    // Collections in name order: rows are laid out so.
+    let mut by_name: Vec<u32> = (0..names.len() as u32).collect();
+    by_name.sort_by(|&a, &b| names[a as usize].cmp(&names[b as usize]));
+    let mut rank = vec![0u32; names.len()];
+    for (r, &ns) in by_name.iter().enumerate() {
+        rank[ns as usize] = r as u32;
     }
-    versions.sort_unstable();
-    let records: Vec<&[(FileKey, i64, usize)]> =
-        versions.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)).collect();
-    for record in &records {
-        let checkpoint = |&(_, _, i): &(FileKey, i64, usize)| in_checkpoint(index, reached, i);
-        if record.iter().any(|v| checkpoint(v).is_some()) {
-            let gone = !record.iter().any(|v| checkpoint(v) == Some(true));
-            for &(_, _, i) in record.iter() {
-                removed[i] = gone;
-            }
+    let copies = identical_copies(docs, &cols, spill)?;
+    lap("byte-identical copies found");
+    let (colls, placed) = place_all(index, docs, (&cols, &rank), (&newest, copies), spill)?;
+    lap("versions of each _id chosen");
+    let collections = names
+        .into_iter()
+        .zip(colls.into_iter().chain(std::iter::repeat(None)))
+        .filter_map(|(ns, c)| Some((ns, c?)))
+        .collect();
+    Ok(Classification {
+        collections,
+        placed: placed.sorted()?,
+    })
+}
+
+/// Byte-identical copies (same hash): for each document kept (the most trusted copy:
+/// live, then named on disk, then first on disk), `(position, copies)`, sorted by
+/// position.
+fn identical_copies(
+    docs: &dyn Docs,
+    cols: &Columns,
+    spill: &Spill,
+) -> io::Result<Sorted<(u64, u64)>> {
+    let mut by_hash = spill.sorter()?;
+    for (i, d) in docs.read()?.enumerate() {
+        let d = d?;
+        let trust = (!cols.deleted(i, &d), cols.named_by[i].on_disk());
+        by_hash.push((d.hash, i as u64, trust))?;
+    }
+    let mut kept = spill.sorter()?;
+    let mut group: Vec<(u64, u64, (bool, bool))> = Vec::new();
+    let mut flush = |group: &mut Vec<(u64, u64, (bool, bool))>| -> io::Result<()> {
+        // The first most trusted copy: positions ascend within a group.
+        let best = group
+            .iter()
+            .reduce(|best, c| if c.2 > best.2 { c } else { best });
+        if let Some(best) = best {
+            kept.push((best.1, group.len() as u64))?;
         }
+        group.clear();
+        Ok(())
+    };
+    for copy in by_hash.sorted()? {
+        let copy = copy?;
+        if group.last().is_some_and(|g| g.0 != copy.0) {
+            flush(&mut group)?;
+        }
+        group.push(copy);
     }
-    for (n, page) in index.wt_pages.iter().enumerate() {
-        let known = page_file[n].filter(|_| page.kind == PageKind::RowLeaf);
-        let Some(file) = known.filter(|_| reached.get(n).copied().flatten().is_none()) else {
-            continue;
+    flush(&mut group)?;
+    kept.sorted()
+}
+
+/// Places every document kept: deleted records and live documents without `_id` at
+/// once, the others after sorting versions by collection and `_id` (a conflict when
+/// one has several, one version chosen: a live record before a deleted one, then the
+/// one its file's newest checkpoint reaches, then one named on disk, then the newest
+/// page's, then the one seen in most copies, then the later on disk). Returns the
+/// collections' counts by namespace number and the placed documents (collections by
+/// number).
+fn place_all(
+    index: &Index,
+    docs: &dyn Docs,
+    (cols, rank): (&Columns, &[u32]),
+    (newest, copies): (&[Option<bool>], Sorted<(u64, u64)>),
+    spill: &Spill,
+) -> io::Result<(Vec<Option<Collection>>, Sorter<Placed>)> {
+    let mut colls: Vec<Option<Collection>> = Vec::new();
+    let mut placed = spill.sorter()?;
+    let mut versions = spill.sorter()?;
+    let mut copies = copies.peekable();
+    for (i, d) in docs.read()?.enumerate() {
+        let d = d?;
+        let n = match copies.next_if(|c| c.as_ref().is_ok_and(|c| c.0 == i as u64)) {
+            Some(c) => c?.1 as usize,
+            None => continue,
         };
-        let (first, last) = page.keys;
-        let from = records.partition_point(|r| (r[0].0, r[0].1) < (file, first));
-        let to = records.partition_point(|r| (r[0].0, r[0].1) <= (file, last));
-        for record in &records[from..to] {
-            let newest = record.iter().map(|&(_, _, i)| write_gen(index, i)).max();
-            let here = |&(_, _, i): &(FileKey, i64, usize)| {
-                docs[i].wt.is_some_and(|w| w.page as usize == n)
-            };
-            let decided = record
-                .iter()
-                .any(|&(_, _, i)| in_checkpoint(index, reached, i).is_some());
-            if newest < Some(page.write_gen)
-                && !decided
-                && !record.iter().any(here)
-                && !page.overflow_keys.contains(&record[0].1)
-            {
-                for &(_, _, i) in record.iter() {
-                    removed[i] = true;
-                }
-            }
+        let (ns, by) = (cols.ns[i], cols.named_by[i]);
+        let slot = colls_slot(&mut colls, ns);
+        let coll = slot.get_or_insert_with(|| Collection {
+            named_by: by,
+            ..Collection::empty()
+        });
+        if by.on_disk() {
+            coll.named_by = by;
+        }
+        coll.duplicates += n - 1;
+        coll.decided.count(cols.links[i], in_checkpoint(&d, newest));
+        let deleted = cols.deleted(i, &d);
+        let at = |list| Placed {
+            coll: rank[ns as usize],
+            list,
+            doc: i as u64,
+            chosen: false,
+            entry: d.clone(),
+        };
+        if deleted {
+            placed.push(at(List::Deleted))?;
+        }
+        if !d.id.is_empty() {
+            let reached = in_checkpoint(&d, newest) == Some(true);
+            let rank = (reached, by.on_disk(), write_gen(index, &d), n);
+            versions.push(Version {
+                ns,
+                id: d.id.clone(),
+                doc: i as u64,
+                rank,
+                deleted,
+                named_by: by,
+                entry: d,
+            })?;
+        } else if !deleted {
+            coll.count_live(&d, by);
+            placed.push(at(List::Live))?;
         }
     }
-    removed
+    let mut conflicts = vec![0u64; colls.len()];
+    let mut group: Vec<Version> = Vec::new();
+    let mut flush = |group: &mut Vec<Version>| -> io::Result<()> {
+        let Some(first) = group.first() else {
+            return Ok(());
+        };
+        let ns = first.ns;
+        let chosen = group
+            .iter()
+            .filter(|v| !v.deleted)
+            .max_by_key(|v| (v.rank, v.doc))
+            .map(|v| v.doc);
+        let coll = colls_slot(&mut colls, ns).get_or_insert_with(Collection::empty);
+        let conflict = (group.len() > 1).then(|| {
+            conflicts[ns as usize] += 1;
+            conflicts[ns as usize] - 1
+        });
+        for v in group.drain(..) {
+            let is_chosen = Some(v.doc) == chosen;
+            if is_chosen {
+                coll.count_live(&v.entry, v.named_by);
+            }
+            let at = |list, entry| Placed {
+                coll: rank[ns as usize],
+                list,
+                doc: v.doc,
+                chosen: is_chosen,
+                entry,
+            };
+            match conflict {
+                Some(k) if is_chosen => {
+                    placed.push(at(List::Live, v.entry.clone()))?;
+                    placed.push(at(List::Conflict(k), v.entry))?;
+                }
+                Some(k) => placed.push(at(List::Conflict(k), v.entry))?,
+                None if is_chosen => placed.push(at(List::Live, v.entry))?,
+                None => {}
+            }
+        }
+        Ok(())
+    };
+    for v in versions.sorted()? {
+        let v = v?;
+        if group.last().is_some_and(|g| (g.ns, &g.id) != (v.ns, &v.id)) {
+            flush(&mut group)?;
+        }
+        group.push(v);
+    }
+    flush(&mut group)?;
+    Ok((colls, placed))
+}
+
+/// The slot of collection number `ns`, the list grown to hold it.
+fn colls_slot(colls: &mut Vec<Option<Collection>>, ns: u32) -> &mut Option<Collection> {
+    let ns = ns as usize;
+    if colls.len() <= ns {
+        colls.resize_with(ns + 1, || None);
+    }
+    &mut colls[ns]
+}
+
+/// Marks in `removed` the records a WiredTiger file no longer held, from every
+/// version of every record of a known file sorted by (file, record id, position):
+/// `(file, record, position, page)`. Where the file's newest checkpoint survived
+/// whole, it decides: a record none of whose versions lies in a leaf page that
+/// checkpoint reaches was removed. Elsewhere, a leaf page written after the record's
+/// newest version holds every record between its first and last key, but not this one
+/// (which misses removals at a page's edges). Only within one known file (on a raw
+/// disk, pages of several collections mix, and their record ids overlap).
+fn removed_records(
+    index: &Index,
+    versions: Sorted<(FileKey, i64, u64, u32)>,
+    page_file: &[Option<FileKey>],
+    reached: &[Option<bool>],
+    removed: &mut [bool],
+) -> io::Result<()> {
+    // Leaf pages of known files whose checkpoint is unknown, by (file, first key).
+    let mut spans: Vec<(FileKey, i64, usize)> = index
+        .wt_pages
+        .iter()
+        .enumerate()
+        .filter(|(n, p)| {
+            p.kind == PageKind::RowLeaf && reached.get(*n).copied().flatten().is_none()
+        })
+        .filter_map(|(n, p)| Some((page_file[n]?, p.keys.0, n)))
+        .collect();
+    spans.sort_unstable();
+    let mut next = 0;
+    let mut open: Vec<usize> = Vec::new();
+    let mut record: Vec<(FileKey, i64, u64, u32)> = Vec::new();
+    let mut decide = |record: &mut Vec<(FileKey, i64, u64, u32)>| {
+        let Some(&(file, key, _, _)) = record.first() else {
+            return;
+        };
+        let checkpoint = |page: u32| reached.get(page as usize).copied().flatten();
+        let gone = if record.iter().any(|v| checkpoint(v.3).is_some()) {
+            !record.iter().any(|v| checkpoint(v.3) == Some(true))
+        } else {
+            // The pages of this file starting at or before `key`, still open after it.
+            while let Some(&(f, first, n)) = spans.get(next)
+                && (f, first) <= (file, key)
+            {
+                open.push(n);
+                next += 1;
+            }
+            open.retain(|&n| page_file[n] == Some(file) && index.wt_pages[n].keys.1 >= key);
+            let newest = record.iter().map(|v| page_gen(index, v.3)).max();
+            open.iter().any(|&n| {
+                let page = &index.wt_pages[n];
+                newest < Some(page.write_gen)
+                    && !record.iter().any(|v| v.3 as usize == n)
+                    && !page.overflow_keys.contains(&key)
+            })
+        };
+        for v in record.drain(..) {
+            removed[v.2 as usize] = gone;
+        }
+    };
+    for v in versions {
+        let v = v?;
+        if record.last().is_some_and(|r| (r.0, r.1) != (v.0, v.1)) {
+            decide(&mut record);
+        }
+        record.push(v);
+    }
+    decide(&mut record);
+    Ok(())
 }
 
 /// Whether the newest checkpoint of its file reaches the WiredTiger page holding
-/// document `i` (`None`: not known, or not a WiredTiger document).
-fn in_checkpoint(index: &Index, newest: &[Option<bool>], i: usize) -> Option<bool> {
-    let page = index.docs[i].wt?.page;
-    newest.get(page as usize).copied().flatten()
+/// `d` (`None`: not known, or not a WiredTiger document).
+fn in_checkpoint(d: &DocEntry, newest: &[Option<bool>]) -> Option<bool> {
+    newest.get(d.wt?.page as usize).copied().flatten()
 }
 
-/// The write generation of the WiredTiger page holding document `i` (0 for others).
-fn write_gen(index: &Index, i: usize) -> u64 {
-    index.docs[i]
-        .wt
-        .and_then(|w| index.wt_pages.get(w.page as usize))
-        .map_or(0, |p| p.write_gen)
+/// The write generation of WiredTiger page `page` (0 if there is none).
+fn page_gen(index: &Index, page: u32) -> u64 {
+    index.wt_pages.get(page as usize).map_or(0, |p| p.write_gen)
+}
+
+/// The write generation of the WiredTiger page holding `d` (0 for others).
+fn write_gen(index: &Index, d: &DocEntry) -> u64 {
+    d.wt.map_or(0, |w| page_gen(index, w.page))
 }
 
 #[cfg(test)]

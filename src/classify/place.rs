@@ -3,9 +3,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::NamedBy;
+use std::io;
+
 use super::chain::Chains;
 use super::schema::{Schema, valid_ns};
+use super::{Docs, NamedBy};
 use crate::index::{DocEntry, Index, WtPage};
 
 /// Decides each document's collection, in order of trust: the namespace on disk, mongod's
@@ -24,20 +26,25 @@ pub struct Placer<'a> {
 }
 
 impl<'a> Placer<'a> {
-    /// A placer for the documents of `index`, with the user's schema if any.
-    pub fn new(index: &'a Index, schema: Option<&'a Schema>) -> Placer<'a> {
+    /// A placer for the documents of `index` (read once from `docs`, to learn the
+    /// shapes of the collections named on disk), with the user's schema if any.
+    pub fn new(
+        index: &'a Index,
+        docs: &dyn Docs,
+        schema: Option<&'a Schema>,
+    ) -> io::Result<Placer<'a>> {
         let files = WtFiles::new(index);
         let chains = Chains::new(index);
-        Placer {
+        Ok(Placer {
             index,
             schema,
             names: Namespaces::default(),
             by_shape: vec![None; index.shapes.len()],
             auto: auto_names(index),
-            learned: Learned::new(index, &files, &chains),
+            learned: Learned::new(index, docs, (&files, &chains))?,
             files,
             chains,
-        }
+        })
     }
 
     /// The namespace MongoDB itself wrote for `d`: its MMAPv1 extent header's (or, that
@@ -127,10 +134,15 @@ struct Learned {
 }
 
 impl Learned {
-    fn new(index: &Index, files: &WtFiles, chains: &Chains) -> Learned {
+    fn new(
+        index: &Index,
+        docs: &dyn Docs,
+        (files, chains): (&WtFiles, &Chains),
+    ) -> io::Result<Learned> {
         let mut counts: HashMap<(u32, &str), usize> = HashMap::new();
-        for d in &index.docs {
-            if let Some((ns, _)) = Placer::named_on_disk(index, files, chains, d) {
+        for d in docs.read()? {
+            let d = d?;
+            if let Some((ns, _)) = Placer::named_on_disk(index, files, chains, &d) {
                 *counts.entry((d.shape, ns)).or_default() += 1;
             }
         }
@@ -155,13 +167,13 @@ impl Learned {
             .filter(|(_, fields)| fields.len() >= 3)
             .map(|(ns, fields)| (ns.to_string(), fields))
             .collect();
-        Learned {
+        Ok(Learned {
             exact: exact
                 .into_iter()
                 .map(|e| e.map(|(_, ns)| ns.to_string()))
                 .collect(),
             common: Schema { collections },
-        }
+        })
     }
 
     /// The named collection whose documents look like `shape` (with `fields`).
@@ -214,7 +226,7 @@ pub(super) struct WtFiles<'a> {
 
 /// A WiredTiger file: a source, or a file traced on a raw disk (its name's position in
 /// [`Index::wt_files`]).
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub(super) enum FileKey {
     Source(u32),
     Traced(u32),

@@ -1,10 +1,12 @@
 //! Classification driven by indexes built in memory: no disk, no FUSE, no pymongo.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::*;
 use crate::carve::wiredtiger::Codec;
 use crate::index::{CatalogEntry, DocEntry, DocId, NsEntry, NsHeader, WtPage, WtRef};
+use crate::spill::Spill;
 
 /// An index over sources with these file names, holding nothing yet.
 fn index(names: &[&str]) -> Index {
@@ -73,6 +75,74 @@ fn wt_doc(source: u32, page: u32, record: i64, id: u8, hash: u64) -> DocEntry {
     }
 }
 
+/// Versions of one `_id` with different contents, as classification lists them.
+#[derive(Debug, PartialEq, Eq)]
+struct Conflict {
+    /// Every version (positions in the index), in disk order.
+    versions: Vec<usize>,
+    /// The version in the live collection, if any was live.
+    chosen: Option<usize>,
+}
+
+/// A collection's counts and lists.
+#[derive(Debug)]
+struct Listed {
+    counts: Collection,
+    docs: Vec<usize>,
+    deleted: Vec<usize>,
+    conflicts: Vec<Conflict>,
+}
+
+impl std::ops::Deref for Listed {
+    type Target = Collection;
+
+    fn deref(&self) -> &Collection {
+        &self.counts
+    }
+}
+
+/// What classification makes of `idx`, its documents held in memory and every sort
+/// spilled (a run per 1024 records).
+fn classify(idx: &Index, schema: Option<&Schema>) -> BTreeMap<String, Listed> {
+    let dir = tempfile::tempdir().unwrap();
+    let spill = Spill::new(dir.path(), 1);
+    let found = super::classify(idx, &idx.docs, schema, &spill).unwrap();
+    let mut placed: Vec<Placed> = found.placed.map(Result::unwrap).collect();
+    assert!(placed.is_sorted(), "placed out of order");
+    let mut out = BTreeMap::new();
+    for (rank, (ns, counts)) in found.collections.into_iter().enumerate() {
+        let coll = placed.first().map(|p| p.coll);
+        let end = placed.partition_point(|p| Some(p.coll) == coll);
+        let mine: Vec<Placed> = placed.drain(..end).collect();
+        assert!(!mine.is_empty(), "collection {rank} ({ns}) holds nothing");
+        let of = |list: List| -> Vec<usize> {
+            let docs = mine.iter().filter(|p| p.list == list);
+            docs.map(|p| p.doc as usize).collect()
+        };
+        let mut conflicts = Vec::new();
+        for k in 0.. {
+            let versions = of(List::Conflict(k));
+            if versions.is_empty() {
+                break;
+            }
+            let chosen = mine
+                .iter()
+                .find(|p| p.list == List::Conflict(k) && p.chosen)
+                .map(|p| p.doc as usize);
+            conflicts.push(Conflict { versions, chosen });
+        }
+        let listed = Listed {
+            counts,
+            docs: of(List::Live),
+            deleted: of(List::Deleted),
+            conflicts,
+        };
+        out.insert(ns, listed);
+    }
+    assert!(placed.is_empty(), "documents placed in no collection");
+    out
+}
+
 fn shapes(fields: &[&str]) -> Vec<Vec<String>> {
     vec![fields.iter().map(|f| f.to_string()).collect()]
 }
@@ -96,7 +166,7 @@ fn the_namespace_on_disk_beats_the_schema() {
         },
     ];
     let schema = Schema::from_json(r#"{"shop.items": ["sku"]}"#).unwrap();
-    let mut placer = Placer::new(&idx, Some(&schema));
+    let mut placer = Placer::new(&idx, &idx.docs, Some(&schema)).unwrap();
     let placed: Vec<(u32, NamedBy)> = idx.docs.iter().map(|d| placer.place(d)).collect();
     let names = placer.into_names();
     let shown: Vec<(&str, NamedBy)> = placed

@@ -180,6 +180,11 @@ impl<B: AsRef<[u8]>> IndexFile<B> {
         e.offset as usize..(e.offset + e.len) as usize
     }
 
+    /// The CRC-32 the header gives `section`.
+    pub fn crc(&self, section: Section) -> u32 {
+        self.entries[section as usize].crc
+    }
+
     /// The bytes of `section`, not checked against its checksum (for tables checked
     /// block by block).
     pub fn raw(&self, section: Section) -> &[u8] {

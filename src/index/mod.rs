@@ -23,6 +23,7 @@ use crate::extjson::JsonMode;
 use crate::source::{Source, SourceKind};
 
 pub mod file;
+pub mod stream;
 
 use file::{IndexWriter, Section};
 
@@ -449,6 +450,12 @@ impl Index {
 
     /// Writes the head, meta and documents sections.
     pub fn write_sections<W: Write + Seek>(&self, w: &mut IndexWriter<W>) -> io::Result<()> {
+        self.write_head_and_meta(w)?;
+        w.value(Section::Docs, &self.docs)
+    }
+
+    /// Writes the head and meta sections: all but the documents.
+    pub fn write_head_and_meta<W: Write + Seek>(&self, w: &mut IndexWriter<W>) -> io::Result<()> {
         w.value(
             Section::Head,
             &(
@@ -475,8 +482,7 @@ impl Index {
                 &self.wt_internal,
                 &self.wt_checkpoints,
             ),
-        )?;
-        w.value(Section::Docs, &self.docs)
+        )
     }
 
     /// Parses bytes written by [`Index::to_bytes`] or [`Index::save`]; `path` is only

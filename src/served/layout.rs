@@ -1,7 +1,9 @@
 //! Lays classified documents out as rows, with each collection's name order, and
-//! saves them in the index.
+//! saves them in the index: a stream in, a stream out, whatever the number of
+//! documents.
 
-use std::io::{self, Write};
+use std::io::{self, Seek, Write};
+use std::iter::Peekable;
 use std::path::Path;
 
 use super::names;
@@ -9,54 +11,102 @@ use super::{
     BLOCK_ROWS, Classified, Row, Rows, ServedCollection, ServedConflict, read_range,
     unreadable_bytes,
 };
-use crate::classify::Collections;
+use crate::classify::{Classification, List, Placed};
 use crate::index::Index;
 use crate::index::file::{self, Section};
+use crate::index::stream::DocsFile;
+use crate::spill::{Sorted, Spill};
 
-/// What laying out the rows gives besides the rows themselves.
+/// What laying out the rows gives besides the rows and name order themselves.
 pub struct Laid {
     /// The collections section.
     pub classified: Classified,
-    /// The name order of each list, a u32 per row (see [`Section::Names`]).
-    pub names: Vec<u8>,
     /// `(row, n)`: the documents whose file name needs a number `n` to be unique.
     pub renamed: Vec<(u64, u32)>,
     /// Per block of rows, the CRC-32 of the rows, then of their name entries.
     pub sums: Vec<u32>,
 }
 
-/// Writes rows, counting them and a CRC-32 per block, and the lists' name orders.
-struct RowWriter<'a> {
+/// Writes a table in blocks of [`BLOCK_ROWS`] entries, counting them and a CRC-32
+/// per block.
+struct Blocks<'a> {
     out: &'a mut dyn Write,
-    rows: u64,
+    entries: u64,
     crc: crc32fast::Hasher,
-    row_sums: Vec<u32>,
-    names: Vec<u8>,
-    renamed: Vec<(u64, u32)>,
+    sums: Vec<u32>,
 }
 
-impl RowWriter<'_> {
-    fn push(&mut self, row: &Row) -> io::Result<()> {
-        let bytes = row.encode();
-        self.out.write_all(&bytes)?;
-        self.crc.update(&bytes);
-        self.rows += 1;
-        if self.rows.is_multiple_of(BLOCK_ROWS) {
-            self.row_sums.push(std::mem::take(&mut self.crc).finalize());
+impl<'a> Blocks<'a> {
+    fn new(out: &'a mut dyn Write) -> Blocks<'a> {
+        Blocks {
+            out,
+            entries: 0,
+            crc: crc32fast::Hasher::new(),
+            sums: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, entry: &[u8]) -> io::Result<()> {
+        self.out.write_all(entry)?;
+        self.crc.update(entry);
+        self.entries += 1;
+        if self.entries.is_multiple_of(BLOCK_ROWS) {
+            self.sums.push(std::mem::take(&mut self.crc).finalize());
         }
         Ok(())
     }
 
-    /// Writes documents `docs` of `index` as one list; with `named`, the list is a
-    /// `docs/` directory and gets its name order, else its name entries are unused.
-    fn list(&mut self, index: &Index, docs: &[usize], named: bool) -> io::Result<Rows> {
+    fn finish(mut self) -> Vec<u32> {
+        if !self.entries.is_multiple_of(BLOCK_ROWS) {
+            self.sums.push(self.crc.finalize());
+        }
+        self.sums
+    }
+}
+
+/// Writes rows and, per list, its name order.
+struct RowWriter<'a, 'b> {
+    index: &'b Index,
+    spill: &'b Spill,
+    rows: Blocks<'a>,
+    names: Blocks<'a>,
+    renamed: Vec<(u64, u32)>,
+}
+
+impl RowWriter<'_, '_> {
+    /// Writes the documents `placed` holds next for collection `coll`'s list `list`
+    /// as one list of rows; with `named`, the list is a `docs/` directory and gets its
+    /// name order, else its name entries are unused. Returns the list and, for a
+    /// conflict, its chosen version.
+    fn list<I: Iterator<Item = io::Result<Placed>>>(
+        &mut self,
+        placed: &mut Peekable<I>,
+        (coll, list): (u32, List),
+        named: bool,
+    ) -> io::Result<(Rows, Option<u64>)> {
         let mut rows = Rows {
-            start: self.rows,
+            start: self.rows.entries,
             ..Rows::default()
         };
-        for &i in docs {
-            let d = &index.docs[i];
-            self.push(&Row::of(d, rows.bson, rows.json))?;
+        let mut chosen = None;
+        let here =
+            |p: &io::Result<Placed>| p.as_ref().is_ok_and(|p| (p.coll, p.list) == (coll, list));
+        let (index, spill) = (self.index, self.spill);
+        let mut order = names::NameOrder::new(spill)?;
+        while let Some(p) = placed.next_if(here) {
+            let Placed {
+                entry: d,
+                chosen: is_chosen,
+                ..
+            } = p?;
+            self.rows
+                .push(&Row::of(&d, rows.bson, rows.json).encode())?;
+            if is_chosen {
+                chosen = Some(rows.count);
+            }
+            if named && rows.count < u64::from(u32::MAX) {
+                order.push(names::id_name(&d.id, d.offset))?;
+            }
             rows.count += 1;
             rows.bson += u64::from(d.len);
             rows.json += u64::from(d.json_len);
@@ -65,81 +115,78 @@ impl RowWriter<'_> {
             let (start, end) = read_range(&index.wt_pages, page, d.offset, d.len);
             rows.unreadable += unreadable_bytes(&index.bad_ranges, d.source, start, end);
         }
-        let count = u32::try_from(docs.len()).unwrap_or(u32::MAX);
-        let order = match named {
-            true => {
-                let base = |j: u32| {
-                    let d = &index.docs[docs[j as usize]];
-                    names::id_name(&d.id, d.offset)
-                };
-                let (order, again) = names::order(count, base);
-                let renamed = again
-                    .into_iter()
-                    .map(|(j, n)| (rows.start + u64::from(j), n));
-                self.renamed.extend(renamed);
-                order
-            }
-            false => (0..count).collect(),
-        };
-        self.names
-            .extend(order.iter().flat_map(|j| j.to_le_bytes()));
-        // A list longer than u32 (four billion documents) has no name order past it.
-        let missing = docs.len().saturating_sub(order.len());
-        self.names.extend(std::iter::repeat_n(0xff, missing * 4));
-        Ok(rows)
-    }
-
-    /// The checksums of both tables, block by block.
-    fn finish(mut self) -> (Vec<u8>, Vec<(u64, u32)>, Vec<u32>) {
-        if !self.rows.is_multiple_of(BLOCK_ROWS) {
-            self.row_sums.push(self.crc.finalize());
+        let names = &mut self.names;
+        let mut written = 0u64;
+        if named {
+            let again = order.finish(spill, |j| {
+                written += 1;
+                names.push(&j.to_le_bytes())
+            })?;
+            let renamed = again
+                .into_iter()
+                .map(|(j, n)| (rows.start + u64::from(j), n));
+            self.renamed.extend(renamed);
         }
-        let name_sums = self
-            .names
-            .chunks(BLOCK_ROWS as usize * 4)
-            .map(crc32fast::hash);
-        let sums = self.row_sums.iter().zip(name_sums);
-        let sums = sums.flat_map(|(&r, n)| [r, n]).collect();
-        (self.names, self.renamed, sums)
+        // A list that is not a directory has unused name entries, and so has a
+        // directory past four billion documents beyond them.
+        for j in written..rows.count {
+            let entry = if named { u32::MAX } else { j as u32 };
+            names.push(&entry.to_le_bytes())?;
+        }
+        Ok((rows, chosen))
     }
 }
 
-/// Writes the documents of `index` sorted into `collections` (by the schema of
-/// fingerprint `schema`) as rows into `out`; returns the rest of what the index keeps
-/// about them.
+/// Writes the documents of `index` as `classification` placed them (by the schema of
+/// fingerprint `schema`) as rows into `out` and their name orders into `names`;
+/// returns the rest of what the index keeps about them.
 pub fn lay_out(
     index: &Index,
-    collections: &Collections,
+    classification: Classification,
     schema: Option<[u8; 16]>,
-    out: &mut dyn Write,
+    spill: &Spill,
+    (out, names): (&mut dyn Write, &mut dyn Write),
 ) -> io::Result<Laid> {
     let mut w = RowWriter {
-        out,
-        rows: 0,
-        crc: crc32fast::Hasher::new(),
-        row_sums: Vec::new(),
-        names: Vec::new(),
+        index,
+        spill,
+        rows: Blocks::new(out),
+        names: Blocks::new(names),
         renamed: Vec::new(),
     };
+    let Classification {
+        collections,
+        placed,
+    } = classification;
+    let mut placed: Peekable<Sorted<Placed>> = placed.peekable();
     let mut served = Vec::with_capacity(collections.len());
     for (ns, c) in collections {
-        let live = w.list(index, &c.docs, true)?;
-        let deleted = w.list(index, &c.deleted, false)?;
-        let conflicts = c
-            .conflicts
-            .iter()
-            .map(|conflict| {
-                Ok(ServedConflict {
-                    rows: w.list(index, &conflict.versions, false)?,
-                    chosen: conflict.chosen.and_then(|chosen| {
-                        let at = conflict.versions.iter().position(|&v| v == chosen)?;
-                        Some(at as u64)
-                    }),
-                })
-            })
-            .collect::<io::Result<_>>()?;
+        let coll = match placed.peek() {
+            Some(Ok(p)) => p.coll,
+            Some(Err(_)) => {
+                return Err(placed
+                    .next()
+                    .and_then(Result::err)
+                    .unwrap_or_else(|| io::Error::other("unreadable")));
+            }
+            None => break,
+        };
+        let (live, _) = w.list(&mut placed, (coll, List::Live), true)?;
+        let (deleted, _) = w.list(&mut placed, (coll, List::Deleted), false)?;
+        let mut conflicts = Vec::new();
+        while let Some(Ok(Placed {
+            coll: c2,
+            list: List::Conflict(k),
+            ..
+        })) = placed.peek()
+            && *c2 == coll
+        {
+            let k = *k;
+            let (rows, chosen) = w.list(&mut placed, (coll, List::Conflict(k)), false)?;
+            conflicts.push(ServedConflict { rows, chosen });
+        }
         served.push(ServedCollection {
-            ns: ns.clone(),
+            ns,
             named_by: c.named_by,
             learned: c.learned as u64,
             chained: c.chained as u64,
@@ -151,8 +198,18 @@ pub fn lay_out(
             decided: c.decided,
         });
     }
-    let rows = w.rows;
-    let (names, renamed, sums) = w.finish();
+    if let Some(p) = placed.next() {
+        p?;
+        return Err(io::Error::other("documents placed in no collection"));
+    }
+    let rows = w.rows.entries;
+    let row_sums = w.rows.finish();
+    let name_sums = w.names.finish();
+    let sums = row_sums
+        .into_iter()
+        .zip(name_sums)
+        .flat_map(|(r, n)| [r, n])
+        .collect();
     let classified = Classified {
         schema,
         rows,
@@ -160,29 +217,39 @@ pub fn lay_out(
     };
     Ok(Laid {
         classified,
-        names,
-        renamed,
+        renamed: w.renamed,
         sums,
     })
 }
 
-/// Saves `index` atomically at `path` with its documents sorted into `collections`
-/// (by the schema of fingerprint `schema`): what a mount serves without classifying.
+/// Saves `index` atomically at `path`, its documents copied from `docs` and laid out
+/// as `classification` placed them (by the schema of fingerprint `schema`): what a
+/// mount serves without classifying. The name orders wait in a file of `spill`'s.
 pub fn save(
     index: &Index,
-    collections: &Collections,
-    schema: Option<[u8; 16]>,
+    docs: &DocsFile,
+    (classification, schema): (Classification, Option<[u8; 16]>),
+    spill: &Spill,
     path: &Path,
 ) -> io::Result<()> {
+    let mut names = spill.file()?;
     file::save_atomically(path, |w| {
-        index.write_sections(w)?;
+        index.write_head_and_meta(w)?;
+        w.section(Section::Docs, |out| docs.copy_to(out))?;
         let mut laid = None;
         w.section(Section::Rows, |out| {
-            laid = Some(lay_out(index, collections, schema, out)?);
+            laid = Some(lay_out(
+                index,
+                classification,
+                schema,
+                spill,
+                (out, &mut names),
+            )?);
             Ok(())
         })?;
         let laid = laid.ok_or_else(|| io::Error::other("rows not laid out"))?;
-        w.section(Section::Names, |out| out.write_all(&laid.names))?;
+        names.rewind()?;
+        w.section(Section::Names, |out| io::copy(&mut names, out).map(|_| ()))?;
         w.value(Section::Collections, &laid.classified)?;
         w.value(Section::Renamed, &laid.renamed)?;
         w.section(Section::RowChecksums, |out| {

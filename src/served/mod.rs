@@ -24,7 +24,7 @@ pub use layout::{Laid, lay_out, save};
 pub use table::DocTable;
 
 #[cfg(test)]
-use crate::classify::Collections;
+use crate::classify::Classification;
 use crate::classify::{Decided, NamedBy, Schema};
 use crate::extent::{Extent, LazyExtents};
 use crate::index::file::{self, IndexFile, Section};
@@ -283,14 +283,23 @@ impl Served {
         }))
     }
 
-    /// `index` with its documents sorted into `collections`, laid out in memory as
-    /// [`save`] and [`Served::open`] would: for tests, which build indexes by hand.
+    /// `index` with its documents placed as `classification` says, laid out in memory
+    /// as [`save`] and [`Served::open`] would: for tests, which build indexes by hand.
     #[cfg(test)]
-    pub(crate) fn in_memory(mut index: Index, collections: &Collections) -> Served {
-        let mut bytes = Vec::new();
-        let laid = lay_out(&index, collections, None, &mut bytes).unwrap();
+    pub(crate) fn in_memory(mut index: Index, classification: Classification) -> Served {
+        let dir = tempfile::tempdir().unwrap();
+        let spill = crate::spill::Spill::new(dir.path(), 1 << 20);
+        let (mut bytes, mut names) = (Vec::new(), Vec::new());
+        let laid = lay_out(
+            &index,
+            classification,
+            None,
+            &spill,
+            (&mut bytes, &mut names),
+        );
+        let laid = laid.unwrap();
         let names_at = bytes.len();
-        bytes.extend(&laid.names);
+        bytes.extend(&names);
         let rows = laid.classified.rows;
         let starts = (0, names_at);
         let table = DocTable::new(Box::new(bytes), starts, rows, &laid.sums, laid.renamed);
@@ -407,11 +416,13 @@ pub fn read_range(pages: &[WtPage], page: Option<u32>, offset: u64, len: u32) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::Collection;
+    use crate::classify::Classification;
     use crate::content::Content;
     use crate::extent::ExtentList;
     use crate::extjson::JsonMode;
+    use crate::index::stream::DocsFile;
     use crate::source::{Source, Sources};
+    use crate::spill::Spill;
 
     /// Byte `i` of the test image.
     fn pattern(i: u64) -> u8 {
@@ -436,9 +447,8 @@ mod tests {
         }
     }
 
-    /// `n` documents of 5 to 104 bytes, every seventh a deleted record, all live in
-    /// one collection `db.c`.
-    fn sample(n: usize) -> (Index, Collections) {
+    /// `n` documents of 5 to 104 bytes, every seventh a deleted record.
+    fn sample(n: usize) -> Index {
         let mut index = Index::for_tests(&["/x.img".into()], 1 << 40);
         let mut at = 0;
         for i in 0..n {
@@ -447,12 +457,14 @@ mod tests {
             // Most documents follow each other on disk, some have a gap between.
             at += u64::from(len) + 3 * u64::from(i % 5 == 0);
         }
-        let collection = Collection {
-            named_by: NamedBy::Disk,
-            docs: (0..n).collect(),
-            ..Collection::empty()
-        };
-        (index, Collections::from([("db.c".to_string(), collection)]))
+        index
+    }
+
+    /// The documents of `index`, all live in one collection `db.c`.
+    fn all_live(index: &Index) -> Classification {
+        let dir = tempfile::tempdir().unwrap();
+        let spill = Spill::new(dir.path(), 1 << 30);
+        Classification::all_live(&index.docs, Some("db.c"), &spill)
     }
 
     #[test]
@@ -471,7 +483,7 @@ mod tests {
 
     #[test]
     fn a_collection_file_reads_as_its_documents_in_a_row() {
-        let (index, collections) = sample(10_000);
+        let index = sample(10_000);
         let mut want = Vec::new();
         for d in &index.docs {
             let mut bytes: Vec<u8> = (d.offset..d.offset + u64::from(d.len))
@@ -487,7 +499,8 @@ mod tests {
         let last = index.docs.last().map_or(0, |d| d.offset + u64::from(d.len));
         std::fs::write(&image, (0..last).map(pattern).collect::<Vec<u8>>()).unwrap();
         let sources = Sources::new(vec![Source::open(&image).unwrap()], false);
-        let served = Served::in_memory(index, &collections);
+        let classification = all_live(&index);
+        let served = Served::in_memory(index, classification);
         let live = served.classified.collections[0].live;
         assert_eq!((live.count, live.bson), (10_000, want.len() as u64));
         let content = Content::new(sources, served.table.clone(), Vec::new(), JsonMode::Relaxed);
@@ -514,8 +527,9 @@ mod tests {
     #[test]
     fn every_document_is_found_by_its_unique_name() {
         // Their `_id`s are int32s of 256 values at most: many documents share one.
-        let (index, collections) = sample(3_000);
-        let served = Served::in_memory(index, &collections);
+        let index = sample(3_000);
+        let classification = all_live(&index);
+        let served = Served::in_memory(index, classification);
         let live = served.classified.collections[0].live;
         let names: Vec<String> = live.iter().map(|r| served.table.name(r).unwrap()).collect();
         let mut unique = names.clone();
@@ -530,11 +544,14 @@ mod tests {
 
     #[test]
     fn a_damaged_block_fails_alone() {
-        let (index, collections) = sample(3 * BLOCK_ROWS as usize);
-        let mut bytes = Vec::new();
-        let laid = lay_out(&index, &collections, None, &mut bytes).unwrap();
+        let index = sample(3 * BLOCK_ROWS as usize);
+        let dir = tempfile::tempdir().unwrap();
+        let spill = Spill::new(dir.path(), 1 << 20);
+        let (mut bytes, mut names) = (Vec::new(), Vec::new());
+        let placed = all_live(&index);
+        let laid = lay_out(&index, placed, None, &spill, (&mut bytes, &mut names)).unwrap();
         let names_at = bytes.len();
-        bytes.extend(&laid.names);
+        bytes.extend(&names);
         bytes[BLOCK_ROWS as usize * ROW_LEN + 100] ^= 1;
         let rows = laid.classified.rows;
         let table = DocTable::new(
@@ -556,12 +573,16 @@ mod tests {
     /// would make old indexes decode as garbage instead of being rescanned.
     #[test]
     fn the_layout_is_pinned_by_the_format_version() {
-        let (mut index, collections) = sample(5);
+        let mut index = sample(5);
         index.created = 1_700_000_000;
         index.tool_version = "golden".into();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("golden.idx");
-        save(&index, &collections, fingerprint(None), &path).unwrap();
+        index.save(&path).unwrap();
+        let docs = DocsFile::open(&path).unwrap();
+        let spill = Spill::new(dir.path(), 1 << 20);
+        let placed = (all_live(&index), fingerprint(None));
+        save(&index, &docs, placed, &spill, &path).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         let digest: String = Md5::digest(&bytes)
             .iter()

@@ -6,8 +6,11 @@
 
 use std::fmt::Write as _;
 
-use rayon::prelude::*;
+use std::io;
+
 use xxhash_rust::xxh3::xxh3_64;
+
+use crate::spill::{Sorter, Spill};
 
 /// What follows a name that another document of the directory had first: `%` never
 /// comes before `~` in any other name ([`safe_name`] writes `%` only as `%XX`), so
@@ -29,37 +32,71 @@ pub fn name_hash(name: &str) -> u64 {
     xxh3_64(name.as_bytes())
 }
 
-/// The order of a directory's `count` documents by the hash of their names, and which
-/// of them need a number to be unique: `(document, n)` for the `n`th document (n ≥ 2,
-/// disk order) with the same name. `base(i)` is document `i`'s [`id_name`].
-pub fn order(count: u32, base: impl Fn(u32) -> String + Sync) -> (Vec<u32>, Vec<(u32, u32)>) {
-    // On every core: a collection may hold hundreds of millions of documents.
-    let mut keys: Vec<(u64, u32)> = (0..count)
-        .into_par_iter()
-        .map(|i| (name_hash(&base(i)), i))
-        .collect();
-    keys.par_sort_unstable();
-    // Documents whose names share a hash: the later ones of equal names get numbers.
-    let mut again = Vec::new();
-    for run in keys.chunk_by(|a, b| a.0 == b.0).filter(|r| r.len() > 1) {
-        let mut names: Vec<(String, u32)> = run.iter().map(|&(_, i)| (base(i), i)).collect();
-        names.sort_unstable();
-        for same in names.chunk_by(|a, b| a.0 == b.0) {
-            again.extend(same.iter().skip(1).zip(2..).map(|(&(_, i), n)| (i, n)));
-        }
+/// The order of a directory's documents by the hash of their names, built from their
+/// [`id_name`]s in disk order, sorted through spilled runs: a collection may hold
+/// hundreds of millions of documents.
+pub struct NameOrder {
+    by_hash: Sorter<(u64, u32, String)>,
+    count: u32,
+}
+
+impl NameOrder {
+    /// An order of no documents yet.
+    pub fn new(spill: &Spill) -> io::Result<NameOrder> {
+        Ok(NameOrder {
+            by_hash: spill.sorter()?,
+            count: 0,
+        })
     }
-    if !again.is_empty() {
-        again.sort_unstable();
-        for key in keys.iter_mut() {
-            if let Ok(at) = again.binary_search_by_key(&key.1, |&(i, _)| i) {
-                let mut name = base(key.1);
-                let _ = write!(name, "{AGAIN}{}", again[at].1);
-                key.0 = name_hash(&name);
+
+    /// Adds the next document (in disk order) by its [`id_name`].
+    pub fn push(&mut self, base: String) -> io::Result<()> {
+        self.by_hash.push((name_hash(&base), self.count, base))?;
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Hands each document's position to `each` in the order of their names' hashes;
+    /// returns which of them need a number to be unique: `(document, n)` for the `n`th
+    /// document (n ≥ 2, disk order) with the same name.
+    pub fn finish(
+        self,
+        spill: &Spill,
+        mut each: impl FnMut(u32) -> io::Result<()>,
+    ) -> io::Result<Vec<(u32, u32)>> {
+        // Documents whose names share a hash: the later ones of equal names get
+        // numbers, and so another hash.
+        let mut again = Vec::new();
+        let mut named = spill.sorter()?;
+        let mut run: Vec<(u64, u32, String)> = Vec::new();
+        let mut flush = |run: &mut Vec<(u64, u32, String)>| -> io::Result<()> {
+            if run.len() > 1 {
+                run.sort_unstable_by(|a, b| (&a.2, a.1).cmp(&(&b.2, b.1)));
+                for same in run.chunk_by_mut(|a, b| a.2 == b.2) {
+                    for (k, (hash, i, base)) in same.iter_mut().enumerate().skip(1) {
+                        let n = k as u32 + 1;
+                        again.push((*i, n));
+                        *hash = name_hash(&format!("{base}{AGAIN}{n}"));
+                    }
+                }
             }
+            run.drain(..)
+                .try_for_each(|(hash, i, _)| named.push((hash, i)))
+        };
+        for key in self.by_hash.sorted()? {
+            let key = key?;
+            if run.last().is_some_and(|r| r.0 != key.0) {
+                flush(&mut run)?;
+            }
+            run.push(key);
         }
-        keys.par_sort_unstable();
+        flush(&mut run)?;
+        for key in named.sorted()? {
+            each(key?.1)?;
+        }
+        again.sort_unstable();
+        Ok(again)
     }
-    (keys.into_iter().map(|(_, i)| i).collect(), again)
 }
 
 /// A path component that is never empty, `.`, `..`, or contains `/`, NUL or control
@@ -129,7 +166,19 @@ mod tests {
     fn equal_names_get_numbers_in_disk_order_and_stay_findable() {
         // Int 5, long 5 and string "5" all read "5"; "5%~2" is a string id.
         let bases = ["5", "a", "5", "5%25~2", "5", "b"];
-        let (order, again) = order(bases.len() as u32, |i| bases[i as usize].to_string());
+        let dir = tempfile::tempdir().unwrap();
+        let spill = Spill::new(dir.path(), 1);
+        let mut order = Vec::new();
+        let mut names = NameOrder::new(&spill).unwrap();
+        for b in bases {
+            names.push(b.to_string()).unwrap();
+        }
+        let again = names
+            .finish(&spill, |i| {
+                order.push(i);
+                Ok(())
+            })
+            .unwrap();
         assert_eq!(again, [(2, 2), (4, 3)]);
         let names: Vec<String> = (0..bases.len())
             .map(|i| {

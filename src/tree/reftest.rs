@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use super::Tree;
 use super::build::{self, KnownMatches};
 use crate::carve::flv::{Carved, Status};
-use crate::classify::Collections;
+use crate::classify::Classification;
 use crate::extent::SourceReader;
 use crate::index::{FlvEntry, Index};
 use crate::report::FlvRow;
@@ -19,7 +19,9 @@ use crate::served::Served;
 
 /// `index` as a mount serves it (no documents).
 fn served(index: &Index) -> Served {
-    Served::in_memory(index.clone(), &Collections::new())
+    let dir = tempfile::tempdir().unwrap();
+    let nothing = Classification::all_live(&[], None, &crate::spill::Spill::new(dir.path(), 1));
+    Served::in_memory(index.clone(), nothing)
 }
 
 /// Sources held in memory.

@@ -1,0 +1,223 @@
+//! The documents section of an index file read front to back through a small buffer,
+//! never mapped or held whole: how classification reads millions of documents in
+//! bounded memory, as many times as it needs to.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Take};
+use std::path::{Path, PathBuf};
+
+use super::file::{self, Section};
+use super::{DocEntry, IndexError};
+
+/// Where an index file keeps its documents, to read them as often as needed.
+#[derive(Clone, Debug)]
+pub struct DocsFile {
+    path: PathBuf,
+    offset: u64,
+    len: u64,
+    crc: u32,
+    count: usize,
+}
+
+impl DocsFile {
+    /// The documents section of the index at `path` (its header checked).
+    pub fn open(path: &Path) -> Result<DocsFile, IndexError> {
+        let mapped = file::map(path)?;
+        let range = mapped.range(Section::Docs);
+        let mut docs = DocsFile {
+            path: path.to_path_buf(),
+            offset: range.start as u64,
+            len: range.len() as u64,
+            crc: mapped.crc(Section::Docs),
+            count: 0,
+        };
+        let reader = docs.reader().map_err(|err| IndexError::Io {
+            path: path.to_path_buf(),
+            err,
+        })?;
+        docs.count = reader.left;
+        Ok(docs)
+    }
+
+    /// How many documents it holds.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// True when it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Copies the section as it is into `out` (what a classified index keeps).
+    pub fn copy_to(&self, out: &mut dyn io::Write) -> io::Result<()> {
+        let mut f = File::open(&self.path)?;
+        f.seek(SeekFrom::Start(self.offset))?;
+        let copied = io::copy(&mut f.take(self.len), out)?;
+        match copied == self.len {
+            true => Ok(()),
+            false => Err(io::Error::other(
+                "the index was truncated while it was read",
+            )),
+        }
+    }
+
+    /// The documents in index order; the last one read checks the section's checksum
+    /// (an error then: classification must not keep what it read).
+    pub fn reader(&self) -> io::Result<DocsReader> {
+        let mut f = File::open(&self.path)?;
+        f.seek(SeekFrom::Start(self.offset))?;
+        let mut reader = DocsReader {
+            input: f.take(self.len),
+            buf: Vec::with_capacity(BUF),
+            at: 0,
+            crc: crc32fast::Hasher::new(),
+            left: 0,
+            want: self.crc,
+        };
+        reader.fill()?;
+        reader.left = reader.decode()?;
+        Ok(reader)
+    }
+}
+
+impl DocsFile {
+    /// As [`DocsFile::reader`], decoded on another thread in batches, so the caller's
+    /// work on one batch overlaps decoding the next.
+    pub fn read_ahead(&self) -> io::Result<impl Iterator<Item = io::Result<DocEntry>> + use<>> {
+        let mut reader = self.reader()?;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<io::Result<DocEntry>>>(4);
+        std::thread::spawn(move || {
+            loop {
+                let batch: Vec<io::Result<DocEntry>> = reader.by_ref().take(BATCH).collect();
+                if batch.is_empty() || tx.send(batch).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(rx.into_iter().flatten())
+    }
+}
+
+/// Documents decoded ahead at a time by [`DocsFile::read_ahead`].
+const BATCH: usize = 4096;
+/// Bytes read from the file at a time.
+const BUF: usize = 1 << 20;
+/// More than any one document's entry takes (its `_id` is at most 65 bytes).
+const MAX_ENTRY: usize = 4096;
+
+/// The documents of a [`DocsFile`], in order.
+pub struct DocsReader {
+    input: Take<File>,
+    buf: Vec<u8>,
+    at: usize,
+    crc: crc32fast::Hasher,
+    left: usize,
+    want: u32,
+}
+
+impl DocsReader {
+    /// Tops the buffer up when fewer than [`MAX_ENTRY`] bytes are left in it.
+    fn fill(&mut self) -> io::Result<()> {
+        if self.buf.len() - self.at >= MAX_ENTRY {
+            return Ok(());
+        }
+        self.buf.drain(..self.at);
+        self.at = 0;
+        let have = self.buf.len();
+        self.buf.resize(BUF, 0);
+        let mut end = have;
+        while end < BUF {
+            match self.input.read(&mut self.buf[end..])? {
+                0 => break,
+                n => end += n,
+            }
+        }
+        self.crc.update(&self.buf[have..end]);
+        self.buf.truncate(end);
+        Ok(())
+    }
+
+    /// Decodes the next value from the buffer.
+    fn decode<T: serde::de::DeserializeOwned>(&mut self) -> io::Result<T> {
+        self.fill()?;
+        let (value, rest) = postcard::take_from_bytes(&self.buf[self.at..])
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        self.at = self.buf.len() - rest.len();
+        Ok(value)
+    }
+
+    /// After the last document: nothing may be left, and the checksum must hold.
+    fn check_end(&mut self) -> io::Result<()> {
+        self.fill()?;
+        match self.at == self.buf.len() && self.crc.clone().finalize() == self.want {
+            true => Ok(()),
+            false => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "documents section checksum mismatch",
+            )),
+        }
+    }
+}
+
+impl Iterator for DocsReader {
+    type Item = io::Result<DocEntry>;
+
+    fn next(&mut self) -> Option<io::Result<DocEntry>> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let doc = self.decode().and_then(|d| match self.left {
+            0 => self.check_end().map(|()| d),
+            _ => Ok(d),
+        });
+        if doc.is_err() {
+            self.left = 0;
+        }
+        Some(doc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::Index;
+
+    #[test]
+    fn reads_what_was_saved_and_notices_damage() {
+        let mut idx = Index::for_tests(&[PathBuf::from("/x")], 10);
+        let doc = |i: u64| DocEntry {
+            source: 0,
+            offset: i * 100,
+            len: 50,
+            deleted: i.is_multiple_of(3),
+            hash: i,
+            id: crate::index::DocId::from_slice(&[7, i as u8]),
+            shape: 0,
+            ns_header_ofs: None,
+            record_links: None,
+            json_len: 60,
+            pretty_len: 70,
+            wt: None,
+            doubts: Default::default(),
+        };
+        idx.docs = (0..30_000).map(doc).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i.idx");
+        idx.save(&path).unwrap();
+        let docs = DocsFile::open(&path).unwrap();
+        assert_eq!(docs.len(), 30_000);
+        for _ in 0..2 {
+            let read: Vec<DocEntry> = docs.reader().unwrap().map(Result::unwrap).collect();
+            assert_eq!(read, idx.docs);
+        }
+        // A flipped byte in the last document: every document reads, the checksum fails.
+        let mut bytes = std::fs::read(&path).unwrap();
+        let end = (docs.offset + docs.len) as usize;
+        bytes[end - 3] ^= 1;
+        std::fs::write(&path, bytes).unwrap();
+        let read: Vec<io::Result<DocEntry>> = docs.reader().unwrap().collect();
+        assert!(read.last().unwrap().is_err());
+    }
+}
