@@ -90,7 +90,11 @@ pub fn prune(all: bool) -> std::io::Result<Vec<PathBuf>> {
             continue;
         };
         if !Path::new(of).exists() {
-            std::fs::remove_file(&path)?;
+            // A checkpoint is a directory of segments (a single file before).
+            match path.is_dir() {
+                true => std::fs::remove_dir_all(&path)?,
+                false => std::fs::remove_file(&path)?,
+            }
             removed.push(path);
         }
     }

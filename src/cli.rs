@@ -49,10 +49,15 @@ pub enum Command {
 /// Options shared by `scan` and `mount`.
 #[derive(Args, Debug)]
 pub struct CommonArgs {
-    /// Save the scan's progress every SIZE bytes (to INDEX.partial), so that an
-    /// interrupted scan resumes there; suffixes K, M, G, T (powers of 1024)
-    #[arg(long, value_name = "SIZE", default_value = "4G", value_parser = parse_size)]
+    /// Save the scan's progress every SIZE bytes (to INDEX.partial/), so that an
+    /// interrupted scan resumes there; the documents of one such segment are what the
+    /// scan holds in memory at once; suffixes K, M, G, T (powers of 1024)
+    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_size)]
     pub checkpoint_every: u64,
+    /// Memory each sort of the documents may hold before spilling sorted runs beside
+    /// the index (classification sorts a few at a time); suffixes K, M, G, T
+    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_size)]
+    pub memory: u64,
     /// Index file [default: $XDG_CACHE_HOME/salvagefs/<source>-<hash>.idx]; never on a source disk
     #[arg(long, value_name = "PATH")]
     pub index: Option<PathBuf>,
@@ -157,6 +162,10 @@ pub struct MergeArgs {
     /// Where to write the whole index [default: the default index of the sources]
     #[arg(long, value_name = "PATH")]
     pub index: Option<PathBuf>,
+    /// Memory the sort of the documents may hold before spilling sorted runs beside the
+    /// index; suffixes K, M, G, T
+    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_size)]
+    pub memory: u64,
 }
 
 /// `4096`, `512K`, `3G`, `2T`: a size in bytes, suffixes in powers of 1024.

@@ -94,12 +94,13 @@ fn scan(args: ScanArgs) -> anyhow::Result<()> {
 }
 
 fn merge(args: MergeArgs) -> anyhow::Result<()> {
-    let (index, path) = pipeline::merge_parts(&args.parts, args.index.as_deref())?;
+    let (index, docs, path) =
+        pipeline::merge_parts(&args.parts, args.index.as_deref(), args.memory)?;
     println!(
         "merged {} parts: {} FLV, {} MongoDB documents, {} unreadable ranges; index {}",
         args.parts.len(),
         index.flv.len(),
-        index.docs.len(),
+        docs,
         index.bad_ranges.len(),
         path.display()
     );

@@ -1,15 +1,21 @@
 //! Joins indexes of disjoint byte ranges of the same sources into one, exactly as if the
 //! ranges had been scanned at once: what `salvagefs merge` does with the parts of a disk
-//! scanned in parallel (`scan --range`), and how an interrupted scan resumes from its
-//! checkpoint.
+//! scanned in parallel (`scan --range`), and how a scan joins the segments it saved as
+//! it went (so an interrupted scan resumes). The documents stream from the parts'
+//! files through an external sort into the joined file: never all in memory.
 
 use std::collections::HashMap;
+use std::io::{self, BufWriter, Seek};
+use std::path::{Path, PathBuf};
 
-use crate::index::{DocEntry, Index, Span, WtPage};
+use crate::index::file::{self, Section};
+use crate::index::stream::DocsFile;
+use crate::index::{DocEntry, Index, IndexError, Span, WtPage};
 use crate::spans::{self, Outermost};
+use crate::spill::Spill;
 
-/// Why two indexes cannot be joined.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+/// Why indexes cannot be joined.
+#[derive(Debug, thiserror::Error)]
 pub enum MergeError {
     /// Different sources, or the same ones changed in between.
     #[error("they describe different sources (or a source changed between the scans)")]
@@ -20,11 +26,210 @@ pub enum MergeError {
     /// The same bytes twice.
     #[error("both cover bytes {start}..{end} of source {source}", source = .0.source + 1, start = .0.start, end = .0.end)]
     Overlap(Span),
+    /// A part or the joined index could not be read or written.
+    #[error("{0}")]
+    Io(#[from] io::Error),
 }
 
-/// Joins `a` and `b`, which must describe the same sources, scanned with the same
-/// options, over disjoint byte ranges.
-pub fn merge(a: Index, b: Index) -> Result<Index, MergeError> {
+/// One index to join: what it found besides documents, and the file holding them.
+pub struct Part {
+    /// The index, without its documents.
+    pub index: Index,
+    /// Its documents.
+    pub docs: DocsFile,
+    /// Its file.
+    pub path: PathBuf,
+}
+
+impl Part {
+    /// Opens the index at `path` (its documents stay in the file).
+    pub fn open(path: &Path) -> Result<Part, IndexError> {
+        let index = Index::from_file(&file::map(path)?, false)?;
+        let docs = DocsFile::open(path)?;
+        Ok(Part {
+            index,
+            docs,
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+/// Per part: where its WiredTiger pages and its shapes went in the joined index.
+struct Renumbered {
+    pages: Vec<u32>,
+    shapes: Vec<u32>,
+}
+
+/// Joins `parts`, which must describe the same sources, scanned with the same options,
+/// over disjoint byte ranges, into the index saved at `out` (unclassified), sorting
+/// through `spill`; returns it without its documents, and how many it holds. The
+/// joined index keeps the latest scan time, or `created` when given.
+pub fn join(
+    parts: Vec<Part>,
+    spill: &Spill,
+    out: &Path,
+    created: Option<u64>,
+) -> Result<(Index, usize), MergeError> {
+    if let [one] = &parts[..] {
+        // Already as a scan makes it: copied, not sorted again.
+        let mut whole = one.index.clone();
+        whole.created = created.unwrap_or(whole.created);
+        file::save_atomically(out, |w| {
+            whole.write_head_and_meta(w)?;
+            w.section(Section::Docs, |o| one.docs.copy_to(o))
+        })?;
+        return Ok((whole, one.docs.len()));
+    }
+    let docs: Vec<DocsFile> = parts.iter().map(|p| p.docs.clone()).collect();
+    let (mut whole, renumbered) = join_meta(parts.into_iter().map(|p| p.index).collect())?;
+    whole.created = created.unwrap_or(whole.created);
+    let mut sorter = spill.sorter()?;
+    for (part, how) in docs.iter().zip(&renumbered) {
+        for d in part.read_ahead()? {
+            let mut d = d?;
+            if let Some(wt) = &mut d.wt {
+                wt.page = how.pages.get(wt.page as usize).copied().unwrap_or(u32::MAX);
+            }
+            d.shape = how
+                .shapes
+                .get(d.shape as usize)
+                .copied()
+                .unwrap_or(u32::MAX);
+            sorter.push(Ordered(d))?;
+        }
+    }
+    let mut kept = BufWriter::new(spill.file()?);
+    let mut count = 0usize;
+    let mut keep = Keep::new(&whole);
+    for d in sorter.sorted()? {
+        if let Some(d) = keep.doc(d?.0) {
+            postcard::to_io(&d, &mut kept).map_err(io::Error::other)?;
+            count += 1;
+        }
+    }
+    whole.shapes = keep.shapes;
+    let mut kept = kept.into_inner().map_err(|e| e.into_error())?;
+    kept.rewind()?;
+    file::save_atomically(out, |w| {
+        whole.write_head_and_meta(w)?;
+        w.section(Section::Docs, |o| {
+            postcard::to_io(&count, &mut *o).map_err(io::Error::other)?;
+            io::copy(&mut kept, o).map(|_| ())
+        })
+    })?;
+    Ok((whole, count))
+}
+
+/// A document ordered as the index orders them.
+#[derive(serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+struct Ordered(DocEntry);
+
+impl Ord for Ordered {
+    fn cmp(&self, other: &Ordered) -> std::cmp::Ordering {
+        spans::doc_order(&self.0).cmp(&spans::doc_order(&other.0))
+    }
+}
+
+impl PartialOrd for Ordered {
+    fn partial_cmp(&self, other: &Ordered) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Which of the sorted documents the joined index keeps, its shapes numbered by first
+/// use as a single scan numbers them.
+struct Keep {
+    /// Blocks of WiredTiger pages: a part's documents inside one that another part
+    /// read (a file off the sector grid is followed past the end of the part that
+    /// holds its start) are the page's.
+    claimed: Vec<Span>,
+    outermost: Outermost,
+    /// Every part's shapes, as numbered in the sort.
+    all: Vec<Vec<String>>,
+    first_use: Vec<Option<u32>>,
+    shapes: Vec<Vec<String>>,
+}
+
+impl Keep {
+    fn new(whole: &Index) -> Keep {
+        let mut claimed: Vec<Span> = whole
+            .wt_pages
+            .iter()
+            .map(|p: &WtPage| Span {
+                source: p.source,
+                start: p.offset,
+                end: p.offset + u64::from(p.disk_size),
+            })
+            .collect();
+        claimed.sort_unstable();
+        Keep {
+            claimed,
+            outermost: Outermost::default(),
+            // One slot more, for documents whose shape their part did not list (none).
+            first_use: vec![None; whole.shapes.len() + 1],
+            all: whole.shapes.clone(),
+            shapes: Vec::new(),
+        }
+    }
+
+    /// The document, its shape renumbered, unless it lies in another's block or inside
+    /// another document.
+    fn doc(&mut self, mut d: DocEntry) -> Option<DocEntry> {
+        if d.wt.is_none() {
+            let after = self
+                .claimed
+                .partition_point(|s| (s.source, s.start) <= (d.source, d.offset));
+            let inside = self.claimed[..after]
+                .last()
+                .is_some_and(|s| s.source == d.source && d.offset < s.end);
+            if inside || !self.outermost.keep(d.source, d.offset, d.len as u64) {
+                return None;
+            }
+        }
+        let old = (d.shape as usize).min(self.all.len());
+        d.shape = match self.first_use[old] {
+            Some(new) => new,
+            None => {
+                let fields = self.all.get_mut(old).map(std::mem::take);
+                self.shapes.push(fields.unwrap_or_default());
+                let new = self.shapes.len() as u32 - 1;
+                self.first_use[old] = Some(new);
+                new
+            }
+        };
+        Some(d)
+    }
+}
+
+/// Joins everything but the documents of `parts`; the shapes are every part's, in
+/// order (renumbered by first use as the documents are written).
+fn join_meta(parts: Vec<Index>) -> Result<(Index, Vec<Renumbered>), MergeError> {
+    let mut parts = parts.into_iter();
+    let Some(mut whole) = parts.next() else {
+        return Err(MergeError::Io(io::Error::other("nothing to join")));
+    };
+    let mut renumbered = vec![Renumbered {
+        pages: (0..whole.wt_pages.len() as u32).collect(),
+        shapes: (0..whole.shapes.len() as u32).collect(),
+    }];
+    for b in parts {
+        let (joined, how) = join_two(whole, b)?;
+        whole = joined;
+        for r in &mut renumbered {
+            r.pages = r.pages.iter().map(|&p| how.0[p as usize]).collect();
+        }
+        renumbered.push(Renumbered {
+            pages: how.1,
+            shapes: how.2,
+        });
+    }
+    Ok((whole, renumbered))
+}
+
+/// Joins `b` into `a`: where `a`'s pages went, where `b`'s pages went, and where
+/// `b`'s shapes went.
+#[allow(clippy::type_complexity)]
+fn join_two(a: Index, b: Index) -> Result<(Index, (Vec<u32>, Vec<u32>, Vec<u32>)), MergeError> {
     if a.sources != b.sources {
         return Err(MergeError::Sources);
     }
@@ -41,7 +246,7 @@ pub fn merge(a: Index, b: Index) -> Result<Index, MergeError> {
     ns_entries.dedup();
 
     // WiredTiger pages of both in disk order (their file names renumbered in the union
-    // of both lists); documents follow their page.
+    // of both lists).
     let mut wt_files: Vec<String> = a.wt_files.iter().chain(&b.wt_files).cloned().collect();
     wt_files.sort();
     wt_files.dedup();
@@ -49,7 +254,7 @@ pub fn merge(a: Index, b: Index) -> Result<Index, MergeError> {
         let name = names.get(file? as usize)?;
         wt_files.binary_search(name).ok().map(|t| t as u32)
     };
-    let first_of_b = a.wt_pages.len() as u32;
+    let first_of_b = a.wt_pages.len();
     let pages: Vec<WtPage> = a
         .wt_pages
         .into_iter()
@@ -72,9 +277,25 @@ pub fn merge(a: Index, b: Index) -> Result<Index, MergeError> {
     wt_catalog.sort();
     wt_catalog.dedup();
 
-    let pages = (&renumber[..], first_of_b, &wt_pages[..]);
-    let (docs, shapes) = join_docs((a.docs, a.shapes), (b.docs, b.shapes), pages);
-    Ok(Index {
+    let mut shapes = a.shapes;
+    let mut known: HashMap<Vec<String>, u32> =
+        (0..).zip(&shapes).map(|(i, s)| (s.clone(), i)).collect();
+    let b_shapes: Vec<u32> = b
+        .shapes
+        .into_iter()
+        .map(|s| {
+            *known.entry(s.clone()).or_insert_with(|| {
+                shapes.push(s);
+                shapes.len() as u32 - 1
+            })
+        })
+        .collect();
+    let how = (
+        renumber[..first_of_b].to_vec(),
+        renumber[first_of_b..].to_vec(),
+        b_shapes,
+    );
+    let whole = Index {
         tool_version: a.tool_version,
         created: a.created.max(b.created),
         scan_seconds: a.scan_seconds + b.scan_seconds,
@@ -84,7 +305,7 @@ pub fn merge(a: Index, b: Index) -> Result<Index, MergeError> {
         flv,
         bad_ranges,
         rejected,
-        docs,
+        docs: Vec::new(),
         shapes,
         ns_headers,
         ns_entries,
@@ -93,82 +314,8 @@ pub fn merge(a: Index, b: Index) -> Result<Index, MergeError> {
         wt_files,
         wt_internal,
         wt_checkpoints,
-    })
-}
-
-/// The documents of `a` and `b` (each with its shapes) in one list, in place
-/// (millions of documents are not copied again): `b`'s shapes and pages renumbered
-/// into `a`'s (`renumber` maps `a`'s pages, then `b`'s from `first_of_b`, to
-/// `wt_pages`), sorted, then the shapes renumbered by first use, as a single scan
-/// numbers them.
-fn join_docs(
-    (a_docs, a_shapes): (Vec<DocEntry>, Vec<Vec<String>>),
-    (b_docs, b_shapes): (Vec<DocEntry>, Vec<Vec<String>>),
-    (renumber, first_of_b, wt_pages): (&[u32], u32, &[WtPage]),
-) -> (Vec<DocEntry>, Vec<Vec<String>>) {
-    let mut shapes = a_shapes;
-    let mut known: HashMap<Vec<String>, u32> =
-        (0..).zip(&shapes).map(|(i, s)| (s.clone(), i)).collect();
-    let b_shapes: Vec<u32> = b_shapes
-        .into_iter()
-        .map(|s| {
-            *known.entry(s.clone()).or_insert_with(|| {
-                shapes.push(s);
-                shapes.len() as u32 - 1
-            })
-        })
-        .collect();
-    let renumbered = |d: &mut DocEntry, page_base: u32| {
-        if let Some(wt) = &mut d.wt {
-            let at = wt.page.saturating_add(page_base) as usize;
-            wt.page = renumber.get(at).copied().unwrap_or(u32::MAX);
-        }
     };
-    let mut docs = a_docs;
-    docs.iter_mut().for_each(|d| renumbered(d, 0));
-    docs.reserve_exact(b_docs.len());
-    docs.extend(b_docs.into_iter().map(|mut d| {
-        renumbered(&mut d, first_of_b);
-        d.shape = b_shapes.get(d.shape as usize).copied().unwrap_or(u32::MAX);
-        d
-    }));
-    docs.sort_unstable_by_key(spans::doc_order);
-    // A part's documents inside a WiredTiger block that another part read (a file off
-    // the sector grid is followed past the end of the part that holds its start).
-    let mut claimed: Vec<Span> = wt_pages
-        .iter()
-        .map(|p: &WtPage| Span {
-            source: p.source,
-            start: p.offset,
-            end: p.offset + u64::from(p.disk_size),
-        })
-        .collect();
-    spans::drop_claimed(&mut docs, &mut claimed, |d| d);
-    // One slot more, for documents whose shape their part did not list (none).
-    let mut first_use: Vec<Option<u32>> = vec![None; shapes.len() + 1];
-    let mut used = Vec::new();
-    let mut outermost = Outermost::default();
-    docs.retain_mut(|d| {
-        if d.wt.is_none() && !outermost.keep(d.source, d.offset, d.len as u64) {
-            return false;
-        }
-        let old = (d.shape as usize).min(shapes.len());
-        d.shape = match first_use.get(old).copied().flatten() {
-            Some(new) => new,
-            None => {
-                used.push(std::mem::take(
-                    shapes.get_mut(old).unwrap_or(&mut Vec::new()),
-                ));
-                let new = used.len() as u32 - 1;
-                if let Some(slot) = first_use.get_mut(old) {
-                    *slot = Some(new);
-                }
-                new
-            }
-        };
-        true
-    });
-    (docs, used)
+    Ok((whole, how))
 }
 
 /// Both lists in one, sorted by `key` (stable: `a`'s items first among equals).

@@ -68,6 +68,8 @@ pub struct ScanPlan {
     pub checkpoint_every: u64,
     /// Scan even if a matching index exists.
     pub rescan: bool,
+    /// Bytes each sort of the documents may hold before spilling (0: the default).
+    pub memory: u64,
 }
 
 /// The index path given, or the sources' default one.
@@ -162,7 +164,7 @@ pub fn prepare(
         _ if plan.rescan => Some("--rescan was given".to_string()),
         Ok(head) => match head.mismatch(&records, settings, &wanted) {
             // A damaged section is one more reason to scan again.
-            None => match reuse(&index_path, schema, progress) {
+            None => match reuse(&index_path, schema, plan.memory, progress) {
                 Ok(served) => {
                     return Ok(Prepared {
                         sources,
@@ -180,27 +182,27 @@ pub fn prepare(
     };
     let mut checkpoint = index_path.clone().into_os_string();
     checkpoint.push(".partial");
+    let checkpoint = PathBuf::from(checkpoint);
     if plan.rescan {
         // Starting over means not resuming either.
-        let _ = std::fs::remove_file(&checkpoint);
+        let _ = std::fs::remove_dir_all(&checkpoint);
     }
-    let every = match plan.checkpoint_every {
-        0 => scan::CHECKPOINT_EVERY,
-        n => n,
+    let spill = spill_beside(&index_path, plan.memory);
+    let at = scan::Resumable {
+        checkpoint: &checkpoint,
+        every: match plan.checkpoint_every {
+            0 => scan::CHECKPOINT_EVERY,
+            n => n,
+        },
+        spill: &spill,
     };
-    let checkpoint = (Path::new(&checkpoint), every);
-    let mut index =
-        scan::scan_resumable(&sources, records, settings, &wanted, checkpoint, progress)
-            .context("cannot join the scan's segments; run again with --rescan")?;
-    index.created = first_scanned.unwrap_or(index.created);
-    // Saved as found first: classification then reads the documents from the file,
-    // not from memory.
-    progress.phase("saving the documents found");
-    index
-        .save(&index_path)
-        .with_context(|| cannot_write(&index_path))?;
-    index.docs = Vec::new();
-    let served = classify_and_save(&index, schema, &index_path, progress)?;
+    // The documents go straight into the index file, as found: classification then
+    // reads them from there.
+    let scanned = (records, settings);
+    let out = (index_path.as_path(), first_scanned);
+    let (index, _) = scan::scan_resumable(&sources, scanned, &wanted, &at, out, progress)
+        .context("cannot join the scan's segments; run again with --rescan")?;
+    let served = classify_and_save(&index, schema, &index_path, &spill, progress)?;
     let origin = stale.map_or(IndexOrigin::Scanned, IndexOrigin::Rescanned);
     Ok(Prepared {
         sources,
@@ -212,13 +214,19 @@ pub fn prepare(
 
 /// Maps the index at `path`, whose head fits, for serving: classifying its documents
 /// first when they were not classified with `schema` (merged parts, another schema).
-fn reuse(path: &Path, schema: Option<&Schema>, progress: &dyn Progress) -> Result<Served> {
+fn reuse(
+    path: &Path,
+    schema: Option<&Schema>,
+    memory: u64,
+    progress: &dyn Progress,
+) -> Result<Served> {
     let started = std::time::Instant::now();
     let served = match Served::open(path, served::fingerprint(schema))? {
         Some(served) => served,
         None => {
             let index = Index::from_file(&index::file::map(path)?, false)?;
-            classify_and_save(&index, schema, path, progress)?
+            let spill = spill_beside(path, memory);
+            classify_and_save(&index, schema, path, &spill, progress)?
         }
     };
     log::info!("index opened in {:.3} s", started.elapsed().as_secs_f64());
@@ -232,18 +240,14 @@ fn classify_and_save(
     index: &Index,
     schema: Option<&Schema>,
     path: &Path,
+    spill: &Spill,
     progress: &dyn Progress,
 ) -> Result<Served> {
     progress.phase("classifying documents");
     let started = std::time::Instant::now();
     let docs = DocsFile::open(path)?;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let spill = Spill::new(dir, spill::DEFAULT_BUDGET);
     let classification =
-        classify::classify(index, &docs, schema, &spill).with_context(|| cannot_write(path))?;
+        classify::classify(index, &docs, schema, spill).with_context(|| cannot_write(path))?;
     log::info!(
         "documents classified in {:.3} s",
         started.elapsed().as_secs_f64()
@@ -251,7 +255,7 @@ fn classify_and_save(
     progress.phase("writing the index");
     let started = std::time::Instant::now();
     let fingerprint = served::fingerprint(schema);
-    let saved = served::save(index, &docs, (classification, fingerprint), &spill, path);
+    let saved = served::save(index, &docs, (classification, fingerprint), spill, path);
     log::debug!("index saved in {:.2} s", started.elapsed().as_secs_f64());
     saved.with_context(|| cannot_write(path))?;
     match Served::open(path, fingerprint)? {
@@ -261,6 +265,23 @@ fn classify_and_save(
             path.display()
         ),
     }
+}
+
+/// Sorts that spill beside the index at `path`, each holding up to `memory` bytes
+/// (0: the default).
+fn spill_beside(path: &Path, memory: u64) -> Spill {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    Spill::new(
+        dir,
+        if memory == 0 {
+            spill::DEFAULT_BUDGET
+        } else {
+            memory
+        },
+    )
 }
 
 /// What to say when the index at `path` cannot be written.
@@ -376,42 +397,52 @@ pub fn build_tree(
 }
 
 /// Joins the partial indexes `parts` (from `scan --range`) into the index of the whole
-/// sources and saves it at `out` (default: the sources' default index). Fails, saying
-/// what to scan, unless the parts cover every byte exactly once and the sources are
-/// unchanged since.
-pub fn merge_parts(parts: &[PathBuf], out: Option<&Path>) -> Result<(Index, PathBuf)> {
-    let mut loaded = parts
+/// sources and saves it at `out` (default: the sources' default index), sorting with
+/// `memory` bytes at most (0: the default); returns it without its documents, and
+/// how many it holds. Fails, saying what to scan, unless the parts cover every byte
+/// exactly once and the sources are unchanged since.
+pub fn merge_parts(
+    parts: &[PathBuf],
+    out: Option<&Path>,
+    memory: u64,
+) -> Result<(Index, usize, PathBuf)> {
+    let opened = parts
         .iter()
-        .map(|p| Ok((Index::load(p)?, p)))
-        .collect::<Result<Vec<_>, IndexError>>()?;
-    loaded.sort_by_key(|(idx, _)| idx.covered.first().copied());
-    let mut loaded = loaded.into_iter();
-    let Some((mut whole, _)) = loaded.next() else {
+        .map(|p| merge::Part::open(p).with_context(|| format!("cannot merge {}", p.display())))
+        .collect::<Result<Vec<_>>>()?;
+    let Some(first) = opened.first() else {
         bail!("no index to merge; name the parts made by salvagefs scan --range");
     };
-    for (part, path) in loaded {
-        whole = merge::merge(whole, part)
-            .with_context(|| format!("cannot merge {}", path.display()))?;
+    let whole = first.index.sources.clone();
+    let mut covered = Vec::new();
+    for part in &opened {
+        covered = spans::union(&covered, &part.index.covered)
+            .map_err(merge::MergeError::Overlap)
+            .with_context(|| format!("cannot merge {}", part.path.display()))?;
     }
-    let missing = spans::missing(&Span::whole(&whole.sources), &whole.covered);
+    let missing = spans::missing(&Span::whole(&whole), &covered);
     if !missing.is_empty() {
         bail!(
             "the parts do not cover {}; scan it with salvagefs scan --range START..END and merge again",
-            index::describe(&missing, &whole.sources)
+            index::describe(&missing, &whole)
         );
     }
-    let paths: Vec<PathBuf> = whole.sources.iter().map(|s| s.path.clone()).collect();
+    let paths: Vec<PathBuf> = whole.iter().map(|s| s.path.clone()).collect();
     let sources = open_sources(&paths)?;
     let records: Vec<SourceRecord> = sources.iter().map(SourceRecord::of).collect();
-    if let Some(why) = whole.mismatch(&records, &whole.settings, &Span::whole(&records)) {
+    let settings = &first.index.settings;
+    if let Some(why) = first
+        .index
+        .mismatch(&records, settings, &first.index.covered)
+    {
         bail!("the parts no longer match the sources ({why}); scan again");
     }
     let out = out.map_or_else(|| index::default_path(&paths), Path::to_path_buf);
     guard::check_index_location(&out, &sources).map_err(anyhow::Error::msg)?;
     let _lock = IndexLock::acquire(&out)
         .with_context(|| format!("cannot lock {}; use --index PATH", out.display()))?;
-    whole
-        .save(&out)
-        .with_context(|| format!("cannot write the index {}; use --index PATH", out.display()))?;
-    Ok((whole, out))
+    let spill = spill_beside(&out, memory);
+    let (index, docs) = merge::join(opened, &spill, &out, None)
+        .with_context(|| format!("cannot merge the parts into {}", out.display()))?;
+    Ok((index, docs, out))
 }

@@ -75,6 +75,7 @@ fn scan_options(common: &CommonArgs, range: Option<(u64, u64)>) -> (ScanSettings
         range,
         checkpoint_every: common.checkpoint_every,
         rescan: common.rescan,
+        memory: common.memory,
     };
     (settings, plan)
 }

@@ -136,11 +136,12 @@ fn an_interrupted_scan_resumes_from_its_checkpoint() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let covered = loop {
         assert!(Instant::now() < deadline, "no checkpoint before the stall");
-        if let Ok(p) = Index::load(&partial) {
-            let covered: u64 = p.covered.iter().map(|s| s.end - s.start).sum();
-            if covered >= 16 * MIB as u64 {
-                break covered;
-            }
+        // One index per segment done.
+        let segments = std::fs::read_dir(&partial).into_iter().flatten().flatten();
+        let done = segments.filter_map(|e| Index::load(&e.path()).ok());
+        let covered: u64 = done.flat_map(|p| p.covered).map(|s| s.end - s.start).sum();
+        if covered >= 16 * MIB as u64 {
+            break covered;
         }
         std::thread::sleep(Duration::from_millis(50));
     };

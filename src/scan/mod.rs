@@ -12,6 +12,7 @@
 //! the disk.
 
 use std::cell::RefCell;
+use std::io;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -21,9 +22,10 @@ use rayon::prelude::*;
 use crate::carve::ByteSource;
 use crate::extent::AlignedBuf;
 use crate::index::{Index, ScanSettings, SourceRecord, Span};
-use crate::merge;
+use crate::merge::{self, Part};
 use crate::source::Source;
 use crate::spans;
+use crate::spill::Spill;
 use anchors::Anchors;
 use documents::Documents;
 use flv::Flv;
@@ -122,74 +124,108 @@ impl Progress for Quiet {
 }
 
 /// Bytes scanned between two checkpoints, unless told otherwise: a multiple of the
-/// chunk size, so that checkpoints do not move chunk boundaries.
-pub const CHECKPOINT_EVERY: u64 = 2048 * CHUNK;
+/// chunk size, so that checkpoints do not move chunk boundaries. A segment's documents
+/// are what the scan holds in memory at once (a gigabyte of dense MongoDB data files
+/// holds about 3.7 million), so this bounds the scan's memory.
+pub const CHECKPOINT_EVERY: u64 = 512 * CHUNK;
 
-/// Scans the byte ranges `spans` of `sources` segment by segment, saving what is done
-/// to `checkpoint` after each segment of `every` bytes; a matching checkpoint left by
-/// an interrupted scan is picked up, so only the rest is scanned. The result equals a
-/// scan in one go (the segments are joined by [`merge`]); failing to join them is an
-/// error, never an index that silently lost what was found.
+/// Where a scan keeps what it finished (`checkpoint`, a directory of one index per
+/// segment), how often it saves (`every` bytes), and where runs are spilled.
+pub struct Resumable<'a> {
+    /// The directory of saved segments.
+    pub checkpoint: &'a Path,
+    /// Bytes per segment.
+    pub every: u64,
+    /// Where the join sorts.
+    pub spill: &'a Spill,
+}
+
+/// Scans the byte ranges `spans` of `sources` segment by segment, saving each segment
+/// of `every` bytes to the `checkpoint` directory as it is done; segments left there
+/// by an interrupted scan of the same sources with the same options are picked up, so
+/// only the rest is scanned. The segments are then joined by [`merge::join`] into the
+/// index saved at `out` (unclassified), the same as a scan in one go; it is returned
+/// without its documents, with how many it holds. Failing to join them is an error,
+/// never an index that silently lost what was found.
 pub fn scan_resumable(
     sources: &[Source],
-    records: Vec<SourceRecord>,
-    settings: &ScanSettings,
+    (records, settings): (Vec<SourceRecord>, &ScanSettings),
     spans: &[Span],
-    (checkpoint, every): (&Path, u64),
+    at: &Resumable,
+    (out, created): (&Path, Option<u64>),
     progress: &dyn Progress,
-) -> Result<Index, merge::MergeError> {
-    let every = every.max(CHUNK).next_multiple_of(CHUNK);
-    let mut done = Index::load(checkpoint).ok().filter(|p| {
-        p.sources == records
-            && p.settings == *settings
-            && spans::missing(&p.covered, spans).is_empty()
-    });
+) -> Result<(Index, usize), merge::MergeError> {
+    let every = at.every.max(CHUNK).next_multiple_of(CHUNK);
+    let mut parts = saved_segments(at.checkpoint, (&records, settings), spans);
+    let have: Vec<Span> = parts.iter().flat_map(|p| p.index.covered.clone()).collect();
     let total: u64 = spans.iter().map(Span::len).sum();
     progress.begin(total);
-    let todo = match &done {
-        Some(partial) => {
-            let have: u64 = partial.covered.iter().map(Span::len).sum();
-            progress.warn(&format!(
-                "resuming the interrupted scan saved in {}: {} of {} already done",
-                checkpoint.display(),
-                indicatif::HumanBytes(have),
-                indicatif::HumanBytes(total)
-            ));
-            progress.advance(have);
-            spans::missing(spans, &partial.covered)
-        }
-        None => spans.to_vec(),
-    };
-    let segments: Vec<Span> = todo
-        .iter()
-        .flat_map(|s| {
-            (s.start..s.end)
-                .step_by(every as usize)
-                .map(move |start| Span {
-                    start,
-                    end: (start + every).min(s.end),
-                    ..*s
-                })
-        })
-        .collect();
-    for (i, segment) in segments.iter().enumerate() {
-        let part = scan(sources, records.clone(), settings, &[*segment], progress);
-        done = Some(match done {
-            None => part,
-            Some(so_far) => merge::merge(so_far, part)?,
-        });
-        if i + 1 < segments.len()
-            && let Some(so_far) = &done
-            && let Err(e) = so_far.save(checkpoint)
-        {
-            progress.warn(&format!(
-                "cannot save progress to {}: {e}",
-                checkpoint.display()
-            ));
+    if !parts.is_empty() {
+        let done: u64 = have.iter().map(Span::len).sum();
+        progress.warn(&format!(
+            "resuming the interrupted scan saved in {}: {} of {} already done",
+            at.checkpoint.display(),
+            indicatif::HumanBytes(done),
+            indicatif::HumanBytes(total)
+        ));
+        progress.advance(done);
+    }
+    std::fs::create_dir_all(at.checkpoint)?;
+    let todo = spans::missing(spans, &spans::union(&have, &[]).unwrap_or(have));
+    for s in &todo {
+        for start in (s.start..s.end).step_by(every as usize) {
+            let segment = Span {
+                start,
+                end: (start + every).min(s.end),
+                ..*s
+            };
+            let part = scan(sources, records.clone(), settings, &[segment], progress);
+            let name = format!("{}-{:020}.idx", segment.source, segment.start);
+            let path = at.checkpoint.join(name);
+            part.save(&path)?;
+            drop(part);
+            parts.push(Part::open(&path).map_err(|e| io::Error::other(e.to_string()))?);
         }
     }
-    let _ = std::fs::remove_file(checkpoint);
-    Ok(done.unwrap_or_else(|| Index::empty(records, settings, spans)))
+    if parts.is_empty() {
+        // Nothing to scan: no source has a byte.
+        let mut nothing = Index::empty(records, settings, spans);
+        nothing.created = created.unwrap_or(nothing.created);
+        nothing.save(out)?;
+        let _ = std::fs::remove_dir_all(at.checkpoint);
+        return Ok((nothing, 0));
+    }
+    progress.phase(&format!("joining {} segments", parts.len()));
+    let joined = merge::join(parts, at.spill, out, created)?;
+    let _ = std::fs::remove_dir_all(at.checkpoint);
+    Ok(joined)
+}
+
+/// The segments saved in `dir` by an earlier scan of these sources with these options
+/// within `spans`: all of them, or none when they do not fit together.
+fn saved_segments(
+    dir: &Path,
+    (records, settings): (&[SourceRecord], &ScanSettings),
+    spans: &[Span],
+) -> Vec<Part> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut parts: Vec<Part> = entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".idx"))
+        .filter_map(|e| Part::open(&e.path()).ok())
+        .filter(|p| p.index.sources == records && p.index.settings == *settings)
+        .collect();
+    parts.sort_by_key(|p| p.index.covered.first().copied());
+    let mut have: Vec<Span> = Vec::new();
+    for p in &parts {
+        match spans::union(&have, &p.index.covered) {
+            Ok(joined) if spans::missing(&p.index.covered, spans).is_empty() => have = joined,
+            _ => return Vec::new(),
+        }
+    }
+    parts
 }
 
 /// Scans the byte ranges `spans` of `sources` (all on all cores) and returns the index
