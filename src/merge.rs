@@ -4,7 +4,8 @@
 //! it went (so an interrupted scan resumes). The documents stream from the parts'
 //! files through an external sort into the joined file: never all in memory.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::io::{self, BufWriter, Seek};
 use std::path::{Path, PathBuf};
 
@@ -61,8 +62,8 @@ struct Renumbered {
 }
 
 /// Joins `parts`, which must describe the same sources, scanned with the same options,
-/// over disjoint byte ranges, into the index saved at `out` (unclassified), sorting
-/// through `spill`; returns it without its documents, and how many it holds. The
+/// over disjoint byte ranges, into the index saved at `out` (unclassified), their
+/// documents merged in disk order through a file of `spill`'s; returns it without its documents, and how many it holds. The
 /// joined index keeps the latest scan time, or `created` when given.
 pub fn join(
     parts: Vec<Part>,
@@ -83,9 +84,11 @@ pub fn join(
     let docs: Vec<DocsFile> = parts.iter().map(|p| p.docs.clone()).collect();
     let (mut whole, renumbered) = join_meta(parts.into_iter().map(|p| p.index).collect())?;
     whole.created = created.unwrap_or(whole.created);
-    let mut sorter = spill.sorter()?;
-    for (part, how) in docs.iter().zip(&renumbered) {
-        for d in part.read_ahead()? {
+    // Each part's documents are in disk order, and stay so renumbered: merged, not
+    // sorted again.
+    let mut readers = Vec::with_capacity(docs.len());
+    for (part, how) in docs.iter().zip(renumbered) {
+        let renumber = move |d: io::Result<DocEntry>| {
             let mut d = d?;
             if let Some(wt) = &mut d.wt {
                 wt.page = how.pages.get(wt.page as usize).copied().unwrap_or(u32::MAX);
@@ -95,14 +98,24 @@ pub fn join(
                 .get(d.shape as usize)
                 .copied()
                 .unwrap_or(u32::MAX);
-            sorter.push(Ordered(d))?;
+            Ok::<_, io::Error>(Ordered(d))
+        };
+        readers.push(part.read_ahead()?.map(renumber));
+    }
+    let mut heads = BinaryHeap::new();
+    for (n, r) in readers.iter_mut().enumerate() {
+        if let Some(d) = r.next() {
+            heads.push(Reverse((d?, n)));
         }
     }
     let mut kept = BufWriter::new(spill.file()?);
     let mut count = 0usize;
     let mut keep = Keep::new(&whole);
-    for d in sorter.sorted()? {
-        if let Some(d) = keep.doc(d?.0) {
+    while let Some(Reverse((Ordered(d), n))) = heads.pop() {
+        if let Some(next) = readers[n].next() {
+            heads.push(Reverse((next?, n)));
+        }
+        if let Some(d) = keep.doc(d) {
             postcard::to_io(&d, &mut kept).map_err(io::Error::other)?;
             count += 1;
         }
@@ -121,7 +134,7 @@ pub fn join(
 }
 
 /// A document ordered as the index orders them.
-#[derive(serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+#[derive(PartialEq, Eq)]
 struct Ordered(DocEntry);
 
 impl Ord for Ordered {

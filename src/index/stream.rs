@@ -35,6 +35,11 @@ impl DocsFile {
             path: path.to_path_buf(),
             err,
         })?;
+        // Every entry takes bytes: a count the section cannot hold is damage, and must
+        // not size anything.
+        if reader.left as u64 > docs.len {
+            return Err(mapped.corrupt("the documents section counts more than it holds"));
+        }
         docs.count = reader.left;
         Ok(docs)
     }
