@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 
-use std::io;
+use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -64,24 +64,33 @@ impl NameOrder {
         spill: &Spill,
         mut each: impl FnMut(u32) -> io::Result<()>,
     ) -> io::Result<Vec<(u32, u32)>> {
-        // Documents whose names share a hash: the later ones of equal names get
-        // numbers, and so another hash.
-        let mut again = Vec::new();
-        let mut named = spill.sorter()?;
+        // In hash order, less the documents renamed (equal names share a hash; the
+        // later ones get numbers, and so another hash): those are few, kept aside and
+        // merged back in.
+        let mut unmoved = BufWriter::new(spill.file()?);
+        let (mut again, mut moved) = (Vec::new(), Vec::new());
         let mut run: Vec<(u64, u32, String)> = Vec::new();
         let mut flush = |run: &mut Vec<(u64, u32, String)>| -> io::Result<()> {
             if run.len() > 1 {
                 run.sort_unstable_by(|a, b| (&a.2, a.1).cmp(&(&b.2, b.1)));
-                for same in run.chunk_by_mut(|a, b| a.2 == b.2) {
-                    for (k, (hash, i, base)) in same.iter_mut().enumerate().skip(1) {
+                let mut first = Vec::new();
+                for same in run.chunk_by(|a, b| a.2 == b.2) {
+                    first.push((same[0].0, same[0].1));
+                    for (k, (_, i, base)) in same.iter().enumerate().skip(1) {
                         let n = k as u32 + 1;
                         again.push((*i, n));
-                        *hash = name_hash(&format!("{base}{AGAIN}{n}"));
+                        moved.push((name_hash(&format!("{base}{AGAIN}{n}")), *i));
                     }
                 }
+                first.sort_unstable();
+                run.clear();
+                run.extend(first.into_iter().map(|(hash, i)| (hash, i, String::new())));
             }
-            run.drain(..)
-                .try_for_each(|(hash, i, _)| named.push((hash, i)))
+            for (hash, i, _) in run.drain(..) {
+                unmoved.write_all(&hash.to_le_bytes())?;
+                unmoved.write_all(&i.to_le_bytes())?;
+            }
+            Ok(())
         };
         for key in self.by_hash.sorted()? {
             let key = key?;
@@ -91,11 +100,32 @@ impl NameOrder {
             run.push(key);
         }
         flush(&mut run)?;
-        for key in named.sorted()? {
-            each(key?.1)?;
+        moved.sort_unstable();
+        let mut unmoved = unmoved.into_inner().map_err(|e| e.into_error())?;
+        unmoved.rewind()?;
+        let mut unmoved = BufReader::new(unmoved);
+        let mut moved = moved.into_iter().peekable();
+        let mut entry = [0u8; 12];
+        loop {
+            let next = match unmoved.read_exact(&mut entry) {
+                Ok(()) => Some((
+                    u64::from_le_bytes(entry[..8].try_into().unwrap_or_default()),
+                    u32::from_le_bytes(entry[8..].try_into().unwrap_or_default()),
+                )),
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => None,
+                Err(e) => return Err(e),
+            };
+            while let Some(m) = moved.next_if(|&m| next.is_none_or(|n| m < n)) {
+                each(m.1)?;
+            }
+            match next {
+                Some((_, i)) => each(i)?,
+                None => {
+                    again.sort_unstable();
+                    return Ok(again);
+                }
+            }
         }
-        again.sort_unstable();
-        Ok(again)
     }
 }
 
