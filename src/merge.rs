@@ -64,18 +64,18 @@ struct Renumbered {
 /// Joins `parts`, which must describe the same sources, scanned with the same options,
 /// over disjoint byte ranges, into the index saved at `out` (unclassified), their
 /// documents merged in disk order through a file of `spill`'s; returns it without its documents, and how many it holds. The
-/// joined index keeps the latest scan time, or `created` when given.
+/// joined index keeps the latest scan time, or `created` when given; it is synced to
+/// disk with `sync` (not when it is classified right away).
 pub fn join(
     parts: Vec<Part>,
     spill: &Spill,
-    out: &Path,
-    created: Option<u64>,
+    (out, created, sync): (&Path, Option<u64>, bool),
 ) -> Result<(Index, usize), MergeError> {
     if let [one] = &parts[..] {
         // Already as a scan makes it: copied, not sorted again.
         let mut whole = one.index.clone();
         whole.created = created.unwrap_or(whole.created);
-        file::save_atomically(out, |w| {
+        file::save_atomically(out, sync, |w| {
             whole.write_head_and_meta(w)?;
             w.section(Section::Docs, |o| one.docs.copy_to(o))
         })?;
@@ -123,7 +123,7 @@ pub fn join(
     whole.shapes = keep.shapes;
     let mut kept = kept.into_inner().map_err(|e| e.into_error())?;
     kept.rewind()?;
-    file::save_atomically(out, |w| {
+    file::save_atomically(out, sync, |w| {
         whole.write_head_and_meta(w)?;
         w.section(Section::Docs, |o| {
             postcard::to_io(&count, &mut *o).map_err(io::Error::other)?;

@@ -442,7 +442,7 @@ pub fn merge_parts(
     let _lock = IndexLock::acquire(&out)
         .with_context(|| format!("cannot lock {}; use --index PATH", out.display()))?;
     let spill = spill_beside(&out, memory);
-    let (index, docs) = merge::join(opened, &spill, &out, None)
+    let (index, docs) = merge::join(opened, &spill, (&out, None, true))
         .with_context(|| format!("cannot merge the parts into {}", out.display()))?;
     Ok((index, docs, out))
 }

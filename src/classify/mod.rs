@@ -30,6 +30,7 @@ use std::collections::BTreeMap;
 use std::io;
 
 use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::xxh3_64;
 
 use crate::carve::wiredtiger::PageKind;
 use crate::index::stream::DocsFile;
@@ -373,9 +374,9 @@ pub fn classify(
     for (r, &ns) in by_name.iter().enumerate() {
         rank[ns as usize] = r as u32;
     }
-    let copies = identical_copies(docs, &cols, spill)?;
-    lap("byte-identical copies found");
-    let (colls, placed) = place_all(index, docs, (&cols, &rank), (&newest, copies), spill)?;
+    let apart = exceptions(docs, &cols, spill)?;
+    lap("byte-identical copies and shared _ids found");
+    let (colls, placed) = place_all(index, docs, (&cols, &rank), (&newest, apart), spill)?;
     lap("versions of each _id chosen");
     let collections = names
         .into_iter()
@@ -388,42 +389,81 @@ pub fn classify(
     })
 }
 
-/// Byte-identical copies (same hash): for each document kept (the most trusted copy:
-/// live, then named on disk, then first on disk), `(position, copies)`, sorted by
-/// position.
-fn identical_copies(
-    docs: &dyn Docs,
-    cols: &Columns,
-    spill: &Spill,
-) -> io::Result<Sorted<(u64, u64)>> {
+/// What sets a few documents apart, as sorted streams of positions: byte-identical
+/// copies and documents that may share an `_id` with another of their collection.
+struct Exceptions {
+    /// `(position, copies)`: 0 for a copy dropped, the number of copies for the one
+    /// kept (the most trusted: live, then named on disk, then first on disk) when it
+    /// has some; every other document is kept, alone.
+    copies: Sorted<(u64, u64)>,
+    /// Documents whose collection and `_id` hash equal another's: their versions are
+    /// sorted and compared; every other document with an `_id` is its only version.
+    shared_ids: Sorted<u64>,
+}
+
+/// Finds the [`Exceptions`]: sorts (content hash, position) and (collection, `_id`
+/// hash, position), light records, so that only the few documents they single out
+/// travel through the sort of versions with their entries.
+fn exceptions(docs: &dyn Docs, cols: &Columns, spill: &Spill) -> io::Result<Exceptions> {
     let mut by_hash = spill.sorter()?;
+    let mut by_id = spill.sorter()?;
     for (i, d) in docs.read()?.enumerate() {
         let d = d?;
         let trust = (!cols.deleted(i, &d), cols.named_by[i].on_disk());
         by_hash.push((d.hash, i as u64, trust))?;
+        if !d.id.is_empty() {
+            by_id.push((cols.ns[i], xxh3_64(&d.id), i as u64))?;
+        }
     }
-    let mut kept = spill.sorter()?;
-    let mut group: Vec<(u64, u64, (bool, bool))> = Vec::new();
+    let mut copies = spill.sorter()?;
     let mut flush = |group: &mut Vec<(u64, u64, (bool, bool))>| -> io::Result<()> {
         // The first most trusted copy: positions ascend within a group.
         let best = group
             .iter()
-            .reduce(|best, c| if c.2 > best.2 { c } else { best });
-        if let Some(best) = best {
-            kept.push((best.1, group.len() as u64))?;
+            .reduce(|best, c| if c.2 > best.2 { c } else { best })
+            .map(|b| b.1);
+        if group.len() > 1 {
+            for &(_, i, _) in group.iter() {
+                let n = if Some(i) == best { group.len() } else { 0 };
+                copies.push((i, n as u64))?;
+            }
         }
         group.clear();
         Ok(())
     };
+    let mut group = Vec::new();
     for copy in by_hash.sorted()? {
         let copy = copy?;
-        if group.last().is_some_and(|g| g.0 != copy.0) {
+        if group
+            .last()
+            .is_some_and(|g: &(u64, u64, (bool, bool))| g.0 != copy.0)
+        {
             flush(&mut group)?;
         }
         group.push(copy);
     }
     flush(&mut group)?;
-    kept.sorted()
+    let mut shared_ids = spill.sorter()?;
+    let mut last: Option<(u32, u64, u64)> = None;
+    let mut in_run = false;
+    for key in by_id.sorted()? {
+        let key = key?;
+        match last {
+            Some(l) if (l.0, l.1) == (key.0, key.1) => {
+                if !in_run {
+                    shared_ids.push(l.2)?;
+                }
+                shared_ids.push(key.2)?;
+                in_run = true;
+            }
+            _ => in_run = false,
+        }
+        last = Some(key);
+    }
+    Ok(Exceptions {
+        copies: copies.sorted()?,
+        shared_ids: shared_ids.sorted()?,
+    })
 }
 
 /// Places every document kept: deleted records and live documents without `_id` at
@@ -437,19 +477,28 @@ fn place_all(
     index: &Index,
     docs: &dyn Docs,
     (cols, rank): (&Columns, &[u32]),
-    (newest, copies): (&[Option<bool>], Sorted<(u64, u64)>),
+    (newest, apart): (&[Option<bool>], Exceptions),
     spill: &Spill,
 ) -> io::Result<(Vec<Option<Collection>>, Sorter<Placed>)> {
     let mut colls: Vec<Option<Collection>> = Vec::new();
     let mut placed = spill.sorter()?;
     let mut versions = spill.sorter()?;
-    let mut copies = copies.peekable();
+    let mut copies = apart.copies.peekable();
+    let mut shared_ids = apart.shared_ids.peekable();
     for (i, d) in docs.read()?.enumerate() {
         let d = d?;
-        let n = match copies.next_if(|c| c.as_ref().is_ok_and(|c| c.0 == i as u64)) {
+        let pos = i as u64;
+        let n = match copies.next_if(|c| c.as_ref().is_ok_and(|c| c.0 == pos)) {
             Some(c) => c?.1 as usize,
-            None => continue,
+            None => 1,
         };
+        let shared = shared_ids
+            .next_if(|s| s.as_ref().is_ok_and(|&s| s == pos))
+            .transpose()?
+            .is_some();
+        if n == 0 {
+            continue;
+        }
         let (ns, by) = (cols.ns[i], cols.named_by[i]);
         let slot = colls_slot(&mut colls, ns);
         let coll = slot.get_or_insert_with(|| Collection {
@@ -472,7 +521,7 @@ fn place_all(
         if deleted {
             placed.push(at(List::Deleted))?;
         }
-        if !d.id.is_empty() {
+        if !d.id.is_empty() && shared {
             let reached = in_checkpoint(&d, newest) == Some(true);
             let rank = (reached, by.on_disk(), write_gen(index, &d), n);
             versions.push(Version {
@@ -485,10 +534,26 @@ fn place_all(
                 entry: d,
             })?;
         } else if !deleted {
+            // Without `_id`, or its collection's only version of it.
             coll.count_live(&d, by);
             placed.push(at(List::Live))?;
         }
     }
+    // Only an error can be left over.
+    copies.next().transpose()?;
+    shared_ids.next().transpose()?;
+    choose_versions(versions.sorted()?, (&mut colls, rank), &mut placed)?;
+    Ok((colls, placed))
+}
+
+/// Places the versions of each `_id` that several documents of a collection may share
+/// (`versions`, sorted by collection and `_id`): one chosen for the live collection
+/// (see [`place_all`]), all listed as a conflict when there are several.
+fn choose_versions(
+    versions: Sorted<Version>,
+    (colls, rank): (&mut Vec<Option<Collection>>, &[u32]),
+    placed: &mut Sorter<Placed>,
+) -> io::Result<()> {
     let mut conflicts = vec![0u64; colls.len()];
     let mut group: Vec<Version> = Vec::new();
     let mut flush = |group: &mut Vec<Version>| -> io::Result<()> {
@@ -501,7 +566,7 @@ fn place_all(
             .filter(|v| !v.deleted)
             .max_by_key(|v| (v.rank, v.doc))
             .map(|v| v.doc);
-        let coll = colls_slot(&mut colls, ns).get_or_insert_with(Collection::empty);
+        let coll = colls_slot(colls, ns).get_or_insert_with(Collection::empty);
         let conflict = (group.len() > 1).then(|| {
             conflicts[ns as usize] += 1;
             conflicts[ns as usize] - 1
@@ -530,15 +595,14 @@ fn place_all(
         }
         Ok(())
     };
-    for v in versions.sorted()? {
+    for v in versions {
         let v = v?;
         if group.last().is_some_and(|g| (g.ns, &g.id) != (v.ns, &v.id)) {
             flush(&mut group)?;
         }
         group.push(v);
     }
-    flush(&mut group)?;
-    Ok((colls, placed))
+    flush(&mut group)
 }
 
 /// The slot of collection number `ns`, the list grown to hold it.

@@ -348,9 +348,12 @@ pub fn frame(sections: [&[u8]; Section::ALL.len()]) -> io::Result<Vec<u8>> {
 }
 
 /// Writes the file at `path` atomically with `write`: a temporary file in the same
-/// directory, fsync, rename.
+/// directory, fsync (with `sync`), rename. Without `sync`, a crash soon after may leave
+/// the file truncated or empty, which its checks catch: for files soon replaced (a
+/// scan's segments, the documents before they are classified).
 pub fn save_atomically(
     path: &Path,
+    sync: bool,
     write: impl FnOnce(&mut IndexWriter<&mut File>) -> io::Result<()>,
 ) -> io::Result<()> {
     let dir = path
@@ -365,9 +368,14 @@ pub fn save_atomically(
         let mut writer = IndexWriter::new(&mut f)?;
         write(&mut writer)?;
         writer.finish()?;
-        f.sync_all()?;
+        if sync {
+            f.sync_all()?;
+        }
         fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
+        match sync {
+            true => File::open(dir)?.sync_all(),
+            false => Ok(()),
+        }
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);

@@ -532,7 +532,13 @@ impl Index {
 
     /// Writes the index atomically (temporary file, fsync, rename), unclassified.
     pub fn save(&self, path: &Path) -> io::Result<()> {
-        file::save_atomically(path, |w| self.write_sections(w))
+        file::save_atomically(path, true, |w| self.write_sections(w))
+    }
+
+    /// As [`Index::save`] without waiting for the disk: for a scan's segments, which a
+    /// crash may leave damaged (their checksums tell, and they are scanned again).
+    pub fn save_for_now(&self, path: &Path) -> io::Result<()> {
+        file::save_atomically(path, false, |w| self.write_sections(w))
     }
 }
 

@@ -182,7 +182,7 @@ pub fn scan_resumable(
             let part = scan(sources, records.clone(), settings, &[segment], progress);
             let name = format!("{}-{:020}.idx", segment.source, segment.start);
             let path = at.checkpoint.join(name);
-            part.save(&path)?;
+            part.save_for_now(&path)?;
             drop(part);
             parts.push(Part::open(&path).map_err(|e| io::Error::other(e.to_string()))?);
         }
@@ -196,7 +196,7 @@ pub fn scan_resumable(
         return Ok((nothing, 0));
     }
     progress.phase(&format!("joining {} segments", parts.len()));
-    let joined = merge::join(parts, at.spill, out, created)?;
+    let joined = merge::join(parts, at.spill, (out, created, false))?;
     let _ = std::fs::remove_dir_all(at.checkpoint);
     Ok(joined)
 }

@@ -233,7 +233,7 @@ pub fn save(
     path: &Path,
 ) -> io::Result<()> {
     let mut names = spill.file()?;
-    file::save_atomically(path, |w| {
+    file::save_atomically(path, true, |w| {
         index.write_head_and_meta(w)?;
         w.section(Section::Docs, |out| docs.copy_to(out))?;
         let mut laid = None;
