@@ -9,7 +9,8 @@
 //! and WiredTiger blocks longer than the overlap, reads each namespace file's table, follows WiredTiger files that lie off the sector grid,
 //! traces pages to their files and fetches values stored in overflow pages.
 //! Memory is bounded by the chunk size times the number of threads, whatever the size of
-//! the disk.
+//! the disk, plus the documents of one segment: each is saved as it ends and dropped,
+//! and the segments' files are joined at the end.
 
 use std::cell::RefCell;
 use std::io;
