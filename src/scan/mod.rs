@@ -171,22 +171,37 @@ pub fn scan_resumable(
         ));
         progress.advance(done);
     }
-    std::fs::create_dir_all(at.checkpoint)?;
     let todo = spans::missing(spans, &spans::union(&have, &[]).unwrap_or(have));
-    for s in &todo {
-        for start in (s.start..s.end).step_by(every as usize) {
-            let segment = Span {
-                start,
-                end: (start + every).min(s.end),
-                ..*s
-            };
-            let part = scan(sources, records.clone(), settings, &[segment], progress);
-            let name = format!("{}-{:020}.idx", segment.source, segment.start);
-            let path = at.checkpoint.join(name);
-            part.save_for_now(&path)?;
-            drop(part);
-            parts.push(Part::open(&path).map_err(|e| io::Error::other(e.to_string()))?);
-        }
+    let segments: Vec<Span> = todo
+        .iter()
+        .flat_map(|s| {
+            (s.start..s.end)
+                .step_by(every as usize)
+                .map(move |start| Span {
+                    start,
+                    end: (start + every).min(s.end),
+                    ..*s
+                })
+        })
+        .collect();
+    if let ([], [segment]) = (&parts[..], &segments[..]) {
+        // One segment and nothing to join: saved where the index goes, once.
+        let mut whole = scan(sources, records, settings, &[*segment], progress);
+        whole.created = created.unwrap_or(whole.created);
+        whole.save_for_now(out)?;
+        let count = whole.docs.len();
+        whole.docs = Vec::new();
+        let _ = std::fs::remove_dir_all(at.checkpoint);
+        return Ok((whole, count));
+    }
+    std::fs::create_dir_all(at.checkpoint)?;
+    for segment in segments {
+        let part = scan(sources, records.clone(), settings, &[segment], progress);
+        let name = format!("{}-{:020}.idx", segment.source, segment.start);
+        let path = at.checkpoint.join(name);
+        part.save_for_now(&path)?;
+        drop(part);
+        parts.push(Part::open(&path).map_err(|e| io::Error::other(e.to_string()))?);
     }
     if parts.is_empty() {
         // Nothing to scan: no source has a byte.
