@@ -200,7 +200,7 @@ pub fn prepare(
     // reads them from there.
     let scanned = (records, settings);
     let out = (index_path.as_path(), first_scanned);
-    let (index, _) = scan::scan_resumable(&sources, scanned, &wanted, &at, out, progress)
+    let index = scan::scan_resumable(&sources, scanned, &wanted, &at, out, progress)
         .context("cannot join the scan's segments; run again with --rescan")?;
     let served = classify_and_save(&index, schema, &index_path, &spill, progress)?;
     let origin = stale.map_or(IndexOrigin::Scanned, IndexOrigin::Rescanned);

@@ -40,16 +40,16 @@ impl Spill {
     }
 
     /// A sort of `T`s by their order.
-    pub fn sorter<T: Record>(&self) -> io::Result<Sorter<T>> {
+    pub fn sorter<T: Record>(&self) -> Sorter<T> {
         // Records in memory take their size plus the vector's slack.
         let each = (size_of::<T>() as u64).max(1) * 2;
         let run = usize::try_from((self.budget / each).max(1024)).unwrap_or(usize::MAX);
-        Ok(Sorter {
+        Sorter {
             spill: self.clone(),
             buffer: Vec::new(),
             run,
             runs: Vec::new(),
-        })
+        }
     }
 
     /// An unnamed temporary file beside the runs, for a stream written once and read
@@ -201,7 +201,7 @@ mod tests {
         fn sorts_like_a_vector(records in prop::collection::vec((any::<u32>(), any::<u64>(), ".{0,20}"), 0..5000)) {
             let dir = tempfile::tempdir().unwrap();
             let spill = Spill::new(dir.path(), 1);
-            let mut sorter = spill.sorter().unwrap();
+            let mut sorter = spill.sorter();
             for r in &records {
                 sorter.push(r.clone()).unwrap();
             }
@@ -218,7 +218,7 @@ mod tests {
         let spill = Spill::new(dir.path(), 1);
         // Exactly four runs of 1024: the case the extsort crate returned nothing for.
         for n in [4 * 1024, 4 * 1024 + 1, 1024, 1023, 0] {
-            let mut sorter = spill.sorter().unwrap();
+            let mut sorter = spill.sorter();
             for i in (0..n as u64).rev() {
                 sorter.push(i).unwrap();
             }

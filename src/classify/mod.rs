@@ -248,7 +248,7 @@ impl Classification {
     /// Every document of `docs` live in collection `ns` as named on disk (none without
     /// `ns`): for tests of what is served, which need no classification.
     pub(crate) fn all_live(docs: &[DocEntry], ns: Option<&str>, spill: &Spill) -> Classification {
-        let mut placed = spill.sorter().unwrap();
+        let mut placed = spill.sorter();
         let mut collections = Collections::new();
         if let Some(ns) = ns {
             let named = Collection {
@@ -340,7 +340,7 @@ pub fn classify(
         links: vec![None; n],
         removed: vec![false; n],
     };
-    let mut versions = spill.sorter()?;
+    let mut versions = spill.sorter();
     let mut page_file: Vec<Option<FileKey>> = vec![None; index.wt_pages.len()];
     let mut walker = liveness::Walker::new(index);
     for (i, d) in docs.read()?.enumerate() {
@@ -405,8 +405,8 @@ struct Exceptions {
 /// hash, position), light records, so that only the few documents they single out
 /// travel through the sort of versions with their entries.
 fn exceptions(docs: &dyn Docs, cols: &Columns, spill: &Spill) -> io::Result<Exceptions> {
-    let mut by_hash = spill.sorter()?;
-    let mut by_id = spill.sorter()?;
+    let mut by_hash = spill.sorter();
+    let mut by_id = spill.sorter();
     for (i, d) in docs.read()?.enumerate() {
         let d = d?;
         let trust = (!cols.deleted(i, &d), cols.named_by[i].on_disk());
@@ -415,7 +415,7 @@ fn exceptions(docs: &dyn Docs, cols: &Columns, spill: &Spill) -> io::Result<Exce
             by_id.push((cols.ns[i], xxh3_64(&d.id), i as u64))?;
         }
     }
-    let mut copies = spill.sorter()?;
+    let mut copies = spill.sorter();
     let mut flush = |group: &mut Vec<(u64, u64, (bool, bool))>| -> io::Result<()> {
         // The first most trusted copy: positions ascend within a group.
         let best = group
@@ -443,7 +443,7 @@ fn exceptions(docs: &dyn Docs, cols: &Columns, spill: &Spill) -> io::Result<Exce
         group.push(copy);
     }
     flush(&mut group)?;
-    let mut shared_ids = spill.sorter()?;
+    let mut shared_ids = spill.sorter();
     let mut last: Option<(u32, u64, u64)> = None;
     let mut in_run = false;
     for key in by_id.sorted()? {
@@ -481,8 +481,8 @@ fn place_all(
     spill: &Spill,
 ) -> io::Result<(Vec<Option<Collection>>, Sorter<Placed>)> {
     let mut colls: Vec<Option<Collection>> = Vec::new();
-    let mut placed = spill.sorter()?;
-    let mut versions = spill.sorter()?;
+    let mut placed = spill.sorter();
+    let mut versions = spill.sorter();
     let mut copies = apart.copies.peekable();
     let mut shared_ids = apart.shared_ids.peekable();
     for (i, d) in docs.read()?.enumerate() {

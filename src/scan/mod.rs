@@ -137,7 +137,7 @@ pub struct Resumable<'a> {
     pub checkpoint: &'a Path,
     /// Bytes per segment.
     pub every: u64,
-    /// Where the join sorts.
+    /// Where the join keeps its temporary file.
     pub spill: &'a Spill,
 }
 
@@ -146,8 +146,8 @@ pub struct Resumable<'a> {
 /// by an interrupted scan of the same sources with the same options are picked up, so
 /// only the rest is scanned. The segments are then joined by [`merge::join`] into the
 /// index saved at `out` (unclassified), the same as a scan in one go; it is returned
-/// without its documents, with how many it holds. Failing to join them is an error,
-/// never an index that silently lost what was found.
+/// without its documents. Failing to join them is an error, never an index that
+/// silently lost what was found.
 pub fn scan_resumable(
     sources: &[Source],
     (records, settings): (Vec<SourceRecord>, &ScanSettings),
@@ -155,10 +155,9 @@ pub fn scan_resumable(
     at: &Resumable,
     (out, created): (&Path, Option<u64>),
     progress: &dyn Progress,
-) -> Result<(Index, usize), merge::MergeError> {
+) -> Result<Index, merge::MergeError> {
     let every = at.every.max(CHUNK).next_multiple_of(CHUNK);
-    let mut parts = saved_segments(at.checkpoint, (&records, settings), spans);
-    let have: Vec<Span> = parts.iter().flat_map(|p| p.index.covered.clone()).collect();
+    let (mut parts, have) = saved_segments(at.checkpoint, (&records, settings), spans);
     let total: u64 = spans.iter().map(Span::len).sum();
     progress.begin(total);
     if !parts.is_empty() {
@@ -171,7 +170,7 @@ pub fn scan_resumable(
         ));
         progress.advance(done);
     }
-    let todo = spans::missing(spans, &spans::union(&have, &[]).unwrap_or(have));
+    let todo = spans::missing(spans, &have);
     let segments: Vec<Span> = todo
         .iter()
         .flat_map(|s| {
@@ -189,10 +188,9 @@ pub fn scan_resumable(
         let mut whole = scan(sources, records, settings, &[*segment], progress);
         whole.created = created.unwrap_or(whole.created);
         whole.save_for_now(out)?;
-        let count = whole.docs.len();
         whole.docs = Vec::new();
         let _ = std::fs::remove_dir_all(at.checkpoint);
-        return Ok((whole, count));
+        return Ok(whole);
     }
     std::fs::create_dir_all(at.checkpoint)?;
     for segment in segments {
@@ -209,23 +207,24 @@ pub fn scan_resumable(
         nothing.created = created.unwrap_or(nothing.created);
         nothing.save(out)?;
         let _ = std::fs::remove_dir_all(at.checkpoint);
-        return Ok((nothing, 0));
+        return Ok(nothing);
     }
     progress.phase(&format!("joining {} segments", parts.len()));
-    let joined = merge::join(parts, at.spill, (out, created, false))?;
+    let (joined, _) = merge::join(parts, at.spill, (out, created, false))?;
     let _ = std::fs::remove_dir_all(at.checkpoint);
     Ok(joined)
 }
 
 /// The segments saved in `dir` by an earlier scan of these sources with these options
-/// within `spans`: all of them, or none when they do not fit together.
+/// within `spans`, and the bytes they cover: all of them, or none when they do not fit
+/// together.
 fn saved_segments(
     dir: &Path,
     (records, settings): (&[SourceRecord], &ScanSettings),
     spans: &[Span],
-) -> Vec<Part> {
+) -> (Vec<Part>, Vec<Span>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
     let mut parts: Vec<Part> = entries
         .flatten()
@@ -238,10 +237,10 @@ fn saved_segments(
     for p in &parts {
         match spans::union(&have, &p.index.covered) {
             Ok(joined) if spans::missing(&p.index.covered, spans).is_empty() => have = joined,
-            _ => return Vec::new(),
+            _ => return (Vec::new(), Vec::new()),
         }
     }
-    parts
+    (parts, have)
 }
 
 /// Scans the byte ranges `spans` of `sources` (all on all cores) and returns the index

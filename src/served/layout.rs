@@ -92,7 +92,7 @@ impl RowWriter<'_, '_> {
         let here =
             |p: &io::Result<Placed>| p.as_ref().is_ok_and(|p| (p.coll, p.list) == (coll, list));
         let (index, spill) = (self.index, self.spill);
-        let mut order = names::NameOrder::new(spill)?;
+        let mut order = names::NameOrder::new(spill);
         while let Some(p) = placed.next_if(here) {
             let Placed {
                 entry: d,
@@ -161,16 +161,13 @@ pub fn lay_out(
     let mut placed: Peekable<Sorted<Placed>> = placed.peekable();
     let mut served = Vec::with_capacity(collections.len());
     for (ns, c) in collections {
-        let coll = match placed.peek() {
-            Some(Ok(p)) => p.coll,
-            Some(Err(_)) => {
-                return Err(placed
-                    .next()
-                    .and_then(Result::err)
-                    .unwrap_or_else(|| io::Error::other("unreadable")));
-            }
-            None => break,
+        if matches!(placed.peek(), Some(Err(_))) {
+            placed.next().transpose()?;
+        }
+        let Some(Ok(first)) = placed.peek() else {
+            break;
         };
+        let coll = first.coll;
         let (live, _) = w.list(&mut placed, (coll, List::Live), true)?;
         let (deleted, _) = w.list(&mut placed, (coll, List::Deleted), false)?;
         let mut conflicts = Vec::new();

@@ -42,11 +42,11 @@ pub struct NameOrder {
 
 impl NameOrder {
     /// An order of no documents yet.
-    pub fn new(spill: &Spill) -> io::Result<NameOrder> {
-        Ok(NameOrder {
-            by_hash: spill.sorter()?,
+    pub fn new(spill: &Spill) -> NameOrder {
+        NameOrder {
+            by_hash: spill.sorter(),
             count: 0,
-        })
+        }
     }
 
     /// Adds the next document (in disk order) by its [`id_name`].
@@ -199,7 +199,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spill = Spill::new(dir.path(), 1);
         let mut order = Vec::new();
-        let mut names = NameOrder::new(&spill).unwrap();
+        let mut names = NameOrder::new(&spill);
         for b in bases {
             names.push(b.to_string()).unwrap();
         }
