@@ -229,7 +229,8 @@ pub fn save(
     spill: &Spill,
     path: &Path,
 ) -> io::Result<()> {
-    let mut names = spill.file()?;
+    // Buffered: a name entry is four bytes, and each was once a system call.
+    let mut names = io::BufWriter::new(spill.file()?);
     file::save_atomically(path, true, |w| {
         index.write_head_and_meta(w)?;
         w.section(Section::Docs, |out| docs.copy_to(out))?;
@@ -245,6 +246,7 @@ pub fn save(
             Ok(())
         })?;
         let laid = laid.ok_or_else(|| io::Error::other("rows not laid out"))?;
+        let mut names = names.into_inner().map_err(|e| e.into_error())?;
         names.rewind()?;
         w.section(Section::Names, |out| io::copy(&mut names, out).map(|_| ()))?;
         w.value(Section::Collections, &laid.classified)?;
