@@ -50,9 +50,9 @@ pub enum Command {
 #[derive(Args, Debug)]
 pub struct CommonArgs {
     /// Save the scan's progress every SIZE bytes (to INDEX.partial/), so that an
-    /// interrupted scan resumes there; the documents of one such segment are what the
-    /// scan holds in memory at once; suffixes K, M, G, T (powers of 1024)
-    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_size)]
+    /// interrupted scan resumes there; a segment also ends at about three million
+    /// documents, which the scan holds in memory; suffixes K, M, G, T (powers of 1024)
+    #[arg(long, value_name = "SIZE", default_value = "8G", value_parser = parse_size)]
     pub checkpoint_every: u64,
     /// Memory each sort of the documents may hold before spilling sorted runs beside
     /// the index (classification sorts a few at a time); suffixes K, M, G, T

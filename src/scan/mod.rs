@@ -124,11 +124,20 @@ impl Progress for Quiet {
     fn phase(&self, _: &str) {}
 }
 
-/// Bytes scanned between two checkpoints, unless told otherwise: a multiple of the
-/// chunk size, so that checkpoints do not move chunk boundaries. A segment's documents
-/// are what the scan holds in memory at once (a gigabyte of dense MongoDB data files
-/// holds about 3.7 million), so this bounds the scan's memory.
-pub const CHECKPOINT_EVERY: u64 = 512 * CHUNK;
+/// Bytes scanned between two checkpoints, unless told otherwise (or fewer, see
+/// [`SEGMENT_DOCS`]): a multiple of the chunk size, so that checkpoints do not move
+/// chunk boundaries. Each segment is saved, and the segments are joined at the end:
+/// few segments make that join cheap, and a fragmented recording is reassembled within
+/// one segment.
+pub const CHECKPOINT_EVERY: u64 = 4096 * CHUNK;
+
+/// Documents after which a segment ends early: it holds its documents until it is
+/// saved, so this bounds the scan's memory (3 million take about 400 MB; a gigabyte of
+/// dense MongoDB data files holds 3.7 million).
+pub const SEGMENT_DOCS: usize = 3 << 20;
+
+/// Chunks scanned between two looks at the documents a segment holds.
+const WAVE: usize = 128;
 
 /// Where a scan keeps what it finished (`checkpoint`, a directory of one index per
 /// segment), how often it saves (`every` bytes), and where runs are spilled.
@@ -171,35 +180,37 @@ pub fn scan_resumable(
         progress.advance(done);
     }
     let todo = spans::missing(spans, &have);
-    let segments: Vec<Span> = todo
-        .iter()
-        .flat_map(|s| {
-            (s.start..s.end)
-                .step_by(every as usize)
-                .map(move |start| Span {
-                    start,
-                    end: (start + every).min(s.end),
-                    ..*s
-                })
-        })
-        .collect();
-    if let ([], [segment]) = (&parts[..], &segments[..]) {
-        // One segment and nothing to join: saved where the index goes, once.
-        let mut whole = scan(sources, records, settings, &[*segment], progress);
-        whole.created = created.unwrap_or(whole.created);
-        whole.save_for_now(out)?;
-        whole.docs = Vec::new();
-        let _ = std::fs::remove_dir_all(at.checkpoint);
-        return Ok(whole);
-    }
-    std::fs::create_dir_all(at.checkpoint)?;
-    for segment in segments {
-        let part = scan(sources, records.clone(), settings, &[segment], progress);
-        let name = format!("{}-{:020}.idx", segment.source, segment.start);
-        let path = at.checkpoint.join(name);
-        part.save_for_now(&path)?;
-        drop(part);
-        parts.push(Part::open(&path).map_err(|e| io::Error::other(e.to_string()))?);
+    let mut made_dir = false;
+    for s in &todo {
+        let mut start = s.start;
+        while start < s.end {
+            let most = Span {
+                start,
+                end: (start + every).min(s.end),
+                ..*s
+            };
+            let mut part = scan(sources, records.clone(), settings, most, progress);
+            let end = part.covered.last().map_or(most.end, |c| c.end);
+            if parts.is_empty() && todo.len() == 1 && start == s.start && end == s.end {
+                // One segment and nothing to join: saved where the index goes, once.
+                part.created = created.unwrap_or(part.created);
+                part.save_for_now(out)?;
+                part.docs = Vec::new();
+                let _ = std::fs::remove_dir_all(at.checkpoint);
+                return Ok(part);
+            }
+            if !made_dir {
+                std::fs::create_dir_all(at.checkpoint)?;
+                made_dir = true;
+            }
+            let path = at
+                .checkpoint
+                .join(format!("{}-{:020}.idx", s.source, start));
+            part.save_for_now(&path)?;
+            drop(part);
+            parts.push(Part::open(&path).map_err(|e| io::Error::other(e.to_string()))?);
+            start = end;
+        }
     }
     if parts.is_empty() {
         // Nothing to scan: no source has a byte.
@@ -243,39 +254,53 @@ fn saved_segments(
     (parts, have)
 }
 
-/// Scans the byte ranges `spans` of `sources` (all on all cores) and returns the index
-/// of everything that starts in them: every stage's finder on each chunk, then every
-/// stage's `finish`.
+/// Scans `most` of `sources` from its start, on all cores, and returns the index of
+/// everything that starts in the bytes it scanned (which it covers): all of `most`, or
+/// less when [`SEGMENT_DOCS`] documents were found first (looked at every [`WAVE`]
+/// chunks), since a segment's documents are held until it is saved. Every stage's
+/// finder runs on each chunk, then every stage's `finish`.
 pub fn scan(
     sources: &[Source],
     records: Vec<SourceRecord>,
     settings: &ScanSettings,
-    spans: &[Span],
+    most: Span,
     progress: &dyn Progress,
 ) -> Index {
     let started = Instant::now();
     let bad = Mutex::new(Vec::new());
-    let per_chunk: Vec<ChunkFinds> = chunks(spans)
-        .par_iter()
-        .map(|&(src, start, len)| {
-            let found = read_chunk(&sources[src as usize], src, (start, len), &bad, |bytes| {
-                find_all(&Chunk {
-                    bytes,
-                    anchors: &Anchors::find(bytes),
-                    start,
-                    len,
-                    source: src,
-                    settings,
-                })
-            });
-            progress.advance(len as u64);
-            found
-        })
-        .collect();
+    let (mut per_chunk, mut held): (Vec<ChunkFinds>, usize) = (Vec::new(), 0);
+    let mut end = most.start;
+    for wave in chunks(most).chunks(WAVE) {
+        let found: Vec<ChunkFinds> = wave
+            .par_iter()
+            .map(|&(src, start, len)| {
+                let found = read_chunk(&sources[src as usize], src, (start, len), &bad, |bytes| {
+                    find_all(&Chunk {
+                        bytes,
+                        anchors: &Anchors::find(bytes),
+                        start,
+                        len,
+                        source: src,
+                        settings,
+                    })
+                });
+                progress.advance(len as u64);
+                found
+            })
+            .collect();
+        held += found.iter().map(documents_in).sum::<usize>();
+        per_chunk.extend(found);
+        end = wave
+            .last()
+            .map_or(end, |&(_, start, len)| start + len as u64);
+        if held >= SEGMENT_DOCS {
+            break;
+        }
+    }
+    let covered = Span { end, ..most };
     // One list for every document, sized once: the scan's largest allocation.
-    let total = per_chunk.iter().map(documents_in).sum();
-    let mut docs = Vec::with_capacity(total);
-    let mut index = Index::empty(records, settings, spans);
+    let mut docs = Vec::with_capacity(held);
+    let mut index = Index::empty(records, settings, &[covered]);
     let mut out = Finishing {
         sources,
         settings,
@@ -292,16 +317,12 @@ pub fn scan(
     index
 }
 
-/// The work items of the scan: `(source, chunk start, chunk length)`, chunks starting
-/// at each span's start.
-fn chunks(spans: &[Span]) -> Vec<(u32, u64, usize)> {
-    spans
-        .iter()
-        .flat_map(|s| {
-            (s.start..s.end)
-                .step_by(CHUNK as usize)
-                .map(move |at| (s.source, at, (s.end - at).min(CHUNK) as usize))
-        })
+/// The work items of a scan of `s`: `(source, chunk start, chunk length)`, chunks
+/// starting at its start.
+fn chunks(s: Span) -> Vec<(u32, u64, usize)> {
+    (s.start..s.end)
+        .step_by(CHUNK as usize)
+        .map(|at| (s.source, at, (s.end - at).min(CHUNK) as usize))
         .collect()
 }
 
