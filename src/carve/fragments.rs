@@ -103,14 +103,13 @@ pub fn find_orphans(buf: &[u8], base: u64, limit: usize) -> ChunkOrphans {
     let mut block = base / SECTOR * SECTOR;
     while block < end {
         if chains.is_empty() {
-            // Nothing to follow: the blocks before the next three zero bytes hold no
-            // start (a tag's stream id is three zeros), so they are passed over with
-            // one search, not one per block.
-            let from = (block.max(base) - base) as usize + 8;
-            let Some(z) = buf.get(from..).and_then(|rest| zeros.find(rest)) else {
+            // Nothing to follow: the blocks before the first possible start are passed
+            // over in one search, not one search per block.
+            let lo = (block.max(base) - base) as usize;
+            let Some(first) = next_start(buf, lo, &zeros) else {
                 break;
             };
-            block = block.max((base + (from + z) as u64 - 8) / SECTOR * SECTOR);
+            block = block.max((base + first as u64) / SECTOR * SECTOR);
             if block >= end {
                 break;
             }
@@ -136,6 +135,23 @@ pub fn find_orphans(buf: &[u8], base: u64, limit: usize) -> ChunkOrphans {
     }
     out.carried = chains;
     out
+}
+
+/// The first position at or after `lo` where [`first_run`] would try a tag: a byte 8
+/// or 9 (audio, video) whose stream id, 8 bytes on, lies in a run of zeros (a tag's
+/// stream id is three zero bytes). Runs without such a byte before them, the zeros of
+/// an empty stretch and of executables among them, are passed over whole.
+fn next_start(buf: &[u8], lo: usize, zeros: &Finder) -> Option<usize> {
+    let mut from = lo + 8;
+    loop {
+        let z = from + zeros.find(buf.get(from..)?)?;
+        let run_end = first_nonzero(&buf[z..]).map_or(buf.len(), |n| z + n);
+        let starts = (z - 8).max(lo)..z.min(run_end.saturating_sub(10));
+        if let Some(c) = starts.into_iter().find(|&c| matches!(buf[c], 8 | 9)) {
+            return Some(c);
+        }
+        from = run_end.max(z + 1);
+    }
 }
 
 /// Follows a chain of tags from `p` to the first tag header at or past `block_end`;
