@@ -9,6 +9,7 @@
 # command (scan, classification, index write).
 #
 #   bench/documents.sh [N]      (needs pymongo: python3 -m pip install pymongo)
+#   SALVAGEFS_BEFORE=path/to/salvagefs bench/documents.sh   (adds that build's rows, same run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-2000000}
@@ -20,8 +21,8 @@ mmap="$work/many-$n.img"
 [ -f "$mmap" ] || python3 bench/make-many-docs.py "$n" "$mmap"
 wt="$work/wt-1024.img"
 
-run() { # run IMAGE INDEX: "wall cpu rss_kb documents" of the best of 3 scans
-  local best=
+run() { # run IMAGE INDEX [BUILD]: "wall cpu rss_kb documents" of the best of 3 scans
+  local best= bin=${3:-$bin}
   for _ in 1 2 3; do
     cat "$1" >/dev/null
     /usr/bin/time -f "%e %U %S %M" -o "$work/time.out" \
@@ -47,8 +48,8 @@ cat_time() {
 
 echo "| image | documents | cat s | scan s | documents/s | CPU s | peak RSS |"
 echo "|---|---|---|---|---|---|---|"
-row() { # row LABEL IMAGE INDEX
-  local c r; c=$(cat_time "$2"); r=$(run "$2" "$3")
+row() { # row LABEL IMAGE INDEX [BUILD]
+  local c r; c=$(cat_time "$2"); r=$(run "$2" "$3" "${4:-}")
   python3 - "$1" "$c" $r <<'PY'
 import sys
 label, cat, wall, cpu, rss, docs = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
@@ -56,8 +57,14 @@ print(f"| {label} | {docs} | {cat:.2f} | {wall:.2f} | {docs / wall / 1e6:.2f} M 
 PY
 }
 row "MMAPv1 data files" "$mmap" "$work/many.idx"
+if [ -n "${SALVAGEFS_BEFORE:-}" ]; then
+  row "MMAPv1 data files, build before" "$mmap" "$work/many-before.idx" "$SALVAGEFS_BEFORE"
+fi
 if [ -f "$wt" ]; then
   row "WiredTiger files (snappy, zstd, zlib)" "$wt" "$work/wt.idx"
+  if [ -n "${SALVAGEFS_BEFORE:-}" ]; then
+    row "WiredTiger files, build before" "$wt" "$work/wt-before.idx" "$SALVAGEFS_BEFORE"
+  fi
 else
   echo "(no $wt: run bench/wiredtiger.sh once to build it)"
 fi

@@ -105,7 +105,7 @@ impl RowWriter<'_, '_> {
                 chosen = Some(rows.count);
             }
             if named && rows.count < u64::from(u32::MAX) {
-                order.push(names::id_name(&d.id, d.offset))?;
+                order.push(&d.id, d.offset)?;
             }
             rows.count += 1;
             rows.bson += u64::from(d.len);

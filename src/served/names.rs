@@ -10,6 +10,7 @@ use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 
 use xxhash_rust::xxh3::xxh3_64;
 
+use crate::carve::bson::DocId;
 use crate::spill::{Sorter, Spill};
 
 /// What follows a name that another document of the directory had first: `%` never
@@ -33,11 +34,13 @@ pub fn name_hash(name: &str) -> u64 {
 }
 
 /// The order of a directory's documents by the hash of their names, built from their
-/// [`id_name`]s in disk order, sorted through spilled runs: a collection may hold
-/// hundreds of millions of documents.
+/// `_id`s in disk order, sorted through spilled runs: a collection may hold hundreds of
+/// millions of documents. The sort holds each document's hash, position and `_id`
+/// (inline, not a name on the heap); names are made again only where hashes meet.
 pub struct NameOrder {
-    by_hash: Sorter<(u64, u32, String)>,
+    by_hash: Sorter<(u64, u32, DocId, u64)>,
     count: u32,
+    name: String,
 }
 
 impl NameOrder {
@@ -46,12 +49,22 @@ impl NameOrder {
         NameOrder {
             by_hash: spill.sorter(),
             count: 0,
+            name: String::new(),
         }
     }
 
-    /// Adds the next document (in disk order) by its [`id_name`].
-    pub fn push(&mut self, base: String) -> io::Result<()> {
-        self.by_hash.push((name_hash(&base), self.count, base))?;
+    /// Adds the next document (in disk order) by its `_id` as the index keeps it and
+    /// where it lies (see [`id_name`]).
+    pub fn push(&mut self, id: &[u8], offset: u64) -> io::Result<()> {
+        self.name.clear();
+        write_id_name(&mut self.name, id, offset);
+        let key = (
+            name_hash(&self.name),
+            self.count,
+            DocId::from_slice(id),
+            offset,
+        );
+        self.by_hash.push(key)?;
         self.count += 1;
         Ok(())
     }
@@ -69,37 +82,49 @@ impl NameOrder {
         // merged back in.
         let mut unmoved = BufWriter::new(spill.file()?);
         let (mut again, mut moved) = (Vec::new(), Vec::new());
-        let mut run: Vec<(u64, u32, String)> = Vec::new();
-        let mut flush = |run: &mut Vec<(u64, u32, String)>| -> io::Result<()> {
-            if run.len() > 1 {
-                run.sort_unstable_by(|a, b| (&a.2, a.1).cmp(&(&b.2, b.1)));
-                let mut first = Vec::new();
-                for same in run.chunk_by(|a, b| a.2 == b.2) {
-                    first.push((same[0].0, same[0].1));
-                    for (k, (_, i, base)) in same.iter().enumerate().skip(1) {
-                        let n = k as u32 + 1;
-                        again.push((*i, n));
-                        moved.push((name_hash(&format!("{base}{AGAIN}{n}")), *i));
+        let mut run: Vec<(u64, u32)> = Vec::new();
+        // The documents sharing one hash, by name: equal names, or (rarely) a collision.
+        let mut named: Vec<(String, u32, u64)> = Vec::new();
+        let mut flush =
+            |run: &mut Vec<(u64, u32)>, named: &mut Vec<(String, u32, u64)>| -> io::Result<()> {
+                if named.len() > 1 {
+                    named.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+                    for same in named.chunk_by(|a, b| a.0 == b.0) {
+                        run.push((same[0].2, same[0].1));
+                        for (k, (base, i, _)) in same.iter().enumerate().skip(1) {
+                            let n = k as u32 + 1;
+                            again.push((*i, n));
+                            moved.push((name_hash(&format!("{base}{AGAIN}{n}")), *i));
+                        }
                     }
+                    run.sort_unstable();
                 }
-                first.sort_unstable();
-                run.clear();
-                run.extend(first.into_iter().map(|(hash, i)| (hash, i, String::new())));
-            }
-            for (hash, i, _) in run.drain(..) {
-                unmoved.write_all(&hash.to_le_bytes())?;
-                unmoved.write_all(&i.to_le_bytes())?;
-            }
-            Ok(())
-        };
+                named.clear();
+                for (hash, i) in run.drain(..) {
+                    unmoved.write_all(&hash.to_le_bytes())?;
+                    unmoved.write_all(&i.to_le_bytes())?;
+                }
+                Ok(())
+            };
+        let mut last: Option<(u64, u32, DocId, u64)> = None;
         for key in self.by_hash.sorted()? {
             let key = key?;
-            if run.last().is_some_and(|r| r.0 != key.0) {
-                flush(&mut run)?;
+            match &last {
+                Some(l) if l.0 == key.0 => {
+                    if named.is_empty() {
+                        named.push((id_name(&l.2, l.3), l.1, l.0));
+                        run.clear();
+                    }
+                    named.push((id_name(&key.2, key.3), key.1, key.0));
+                }
+                _ => {
+                    flush(&mut run, &mut named)?;
+                    run.push((key.0, key.1));
+                }
             }
-            run.push(key);
+            last = Some(key);
         }
-        flush(&mut run)?;
+        flush(&mut run, &mut named)?;
         moved.sort_unstable();
         let mut unmoved = unmoved.into_inner().map_err(|e| e.into_error())?;
         unmoved.rewind()?;
@@ -156,36 +181,63 @@ pub fn safe_name(s: &str) -> String {
 /// otherwise the hex of the value.
 /// `id` is the document's `_id` as the index keeps it, `offset` where it lies.
 pub fn id_name(id: &[u8], offset: u64) -> String {
+    let mut name = String::new();
+    write_id_name(&mut name, id, offset);
+    name
+}
+
+/// Appends [`id_name`] to `out` (the layout hashes millions of names through one buffer).
+fn write_id_name(out: &mut String, id: &[u8], offset: u64) {
     let (t, v) = match id.split_first() {
         Some((t, v)) => (*t, v),
-        None => return format!("no_id-{offset:013}"),
+        None => {
+            let _ = write!(out, "no_id-{offset:013}");
+            return;
+        }
     };
     let le = |n: usize| {
         v.get(..n)
             .map(|b| b.iter().rev().fold(0u64, |a, &x| a << 8 | x as u64))
     };
-    match t {
-        0x07 => hex(v),
-        0x02 if v.len() > 5 => safe_name(&String::from_utf8_lossy(&v[4..v.len() - 1])),
-        0x10 => le(4)
-            .map(|n| (n as u32 as i32).to_string())
-            .unwrap_or_default(),
-        0x12 => le(8).map(|n| (n as i64).to_string()).unwrap_or_default(),
-        _ => {
-            format!("id{t:02x}-{}", hex(&v[..v.len().min(32)]))
+    let _ = match t {
+        0x07 => {
+            push_hex(out, v);
+            Ok(())
         }
-    }
+        0x02 if v.len() > 5 => {
+            out.push_str(&safe_name(&String::from_utf8_lossy(&v[4..v.len() - 1])));
+            Ok(())
+        }
+        0x10 => match le(4) {
+            Some(n) => write!(out, "{}", n as u32 as i32),
+            None => Ok(()),
+        },
+        0x12 => match le(8) {
+            Some(n) => write!(out, "{}", n as i64),
+            None => Ok(()),
+        },
+        _ => {
+            let _ = write!(out, "id{t:02x}-");
+            push_hex(out, &v[..v.len().min(32)]);
+            Ok(())
+        }
+    };
 }
 
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
+    push_hex(&mut out, bytes);
+    out
+}
+
+/// Appends the lower-case hex of `bytes` to `out`.
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for b in bytes {
         out.push(DIGITS[(b >> 4) as usize] as char);
         out.push(DIGITS[(b & 15) as usize] as char);
     }
-    out
 }
 
 #[cfg(test)]
@@ -195,13 +247,29 @@ mod tests {
     #[test]
     fn equal_names_get_numbers_in_disk_order_and_stay_findable() {
         // Int 5, long 5 and string "5" all read "5"; "5%~2" is a string id.
-        let bases = ["5", "a", "5", "5%25~2", "5", "b"];
+        let string = |s: &str| {
+            let mut id = vec![0x02];
+            id.extend_from_slice(&(s.len() as i32 + 1).to_le_bytes());
+            id.extend_from_slice(s.as_bytes());
+            id.push(0);
+            id
+        };
+        let ids = [
+            vec![0x10, 5, 0, 0, 0],
+            string("a"),
+            vec![0x12, 5, 0, 0, 0, 0, 0, 0, 0],
+            string("5%~2"),
+            string("5"),
+            string("b"),
+        ];
+        let bases: Vec<String> = ids.iter().map(|id| id_name(id, 0)).collect();
+        assert_eq!(bases, ["5", "a", "5", "5%25~2", "5", "b"]);
         let dir = tempfile::tempdir().unwrap();
         let spill = Spill::new(dir.path(), 1);
         let mut order = Vec::new();
         let mut names = NameOrder::new(&spill);
-        for b in bases {
-            names.push(b.to_string()).unwrap();
+        for id in &ids {
+            names.push(id, 0).unwrap();
         }
         let again = names
             .finish(&spill, |i| {
