@@ -23,7 +23,7 @@ print(json.dumps(d, sort_keys=True, indent=1))' > "$w/$v.json"
   "$bin" mount --index "$w/$v.idx" "$@" "$w/mnt-$v" 2>/dev/null
   (cd "$w/mnt-$v" && find . -type f ! -name README.txt -print0 | sort -z | xargs -0 sha256sum) > "$w/$v.sums"
   (cd "$w/mnt-$v" && find . -print0 | sort -z | xargs -0 stat -c '%i %s %n') > "$w/$v.stat"
-  sed -e 's/unix time [0-9]*, [0-9.]* s/TIME/' "$w/mnt-$v/README.txt" > "$w/$v.readme"
+  sed -e 's/unix time [0-9]*, [0-9.]* s/TIME/' -e 's/^Scanned [0-9TZ:-]* ([0-9.]* s)/Scanned TIME/' "$w/mnt-$v/README.txt" > "$w/$v.readme"
   umount "$w/mnt-$v"
 done
 status=0
