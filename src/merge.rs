@@ -6,7 +6,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::io::{self, BufWriter, Seek};
+use std::io::{self, BufWriter, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use crate::index::file::{self, Section};
@@ -111,12 +111,16 @@ pub fn join(
     let mut kept = BufWriter::new(spill.file()?);
     let mut count = 0usize;
     let mut keep = Keep::new(&whole);
+    let mut entry = Vec::new();
     while let Some(Reverse((Ordered(d), n))) = heads.pop() {
         if let Some(next) = readers[n].next() {
             heads.push(Reverse((next?, n)));
         }
         if let Some(d) = keep.doc(d) {
-            postcard::to_io(&d, &mut kept).map_err(io::Error::other)?;
+            // Encoded whole, then written: postcard's writer passes one byte at a time.
+            entry.clear();
+            entry = postcard::to_extend(&d, entry).map_err(io::Error::other)?;
+            kept.write_all(&entry)?;
             count += 1;
         }
     }

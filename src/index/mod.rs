@@ -451,7 +451,7 @@ impl Index {
     /// Writes the head, meta and documents sections.
     pub fn write_sections<W: Write + Seek>(&self, w: &mut IndexWriter<W>) -> io::Result<()> {
         self.write_head_and_meta(w)?;
-        w.value(Section::Docs, &self.docs)
+        w.section(Section::Docs, |out| stream::write_docs(&self.docs, out))
     }
 
     /// Writes the head and meta sections: all but the documents.

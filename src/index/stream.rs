@@ -3,11 +3,36 @@
 //! bounded memory, as many times as it needs to.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Take};
+use std::io::{self, Read, Seek, SeekFrom, Take, Write};
 use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
 
 use super::file::{self, Section};
 use super::{DocEntry, IndexError};
+
+/// Documents encoded per batch: a few megabytes, whatever their number.
+const WRITE_BATCH: usize = 1 << 16;
+
+/// Writes `docs` into `out` as the documents section holds them (postcard's encoding
+/// of the list: its length, then each entry), encoded in batches on all cores.
+/// postcard's own writer hands `out` one byte at a time: 2 million documents took
+/// half a second, on one core.
+pub fn write_docs(docs: &[DocEntry], out: &mut dyn Write) -> io::Result<()> {
+    out.write_all(&postcard::to_allocvec(&docs.len()).map_err(io::Error::other)?)?;
+    for batch in docs.chunks(WRITE_BATCH) {
+        let encoded: Vec<Vec<u8>> = batch
+            .par_chunks(WRITE_BATCH / 16)
+            .map(|part| {
+                part.iter()
+                    .try_fold(Vec::new(), |bytes, d| postcard::to_extend(d, bytes))
+            })
+            .collect::<Result<_, _>>()
+            .map_err(io::Error::other)?;
+        encoded.iter().try_for_each(|bytes| out.write_all(bytes))?;
+    }
+    Ok(())
+}
 
 /// Where an index file keeps its documents, to read them as often as needed.
 #[derive(Clone, Debug)]
