@@ -194,6 +194,7 @@ pub fn prepare(
             0 => scan::CHECKPOINT_EVERY,
             n => n,
         },
+        docs: scan::SEGMENT_DOCS,
         spill: &spill,
     };
     // The documents go straight into the index file, as found: classification then

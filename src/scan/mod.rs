@@ -146,6 +146,8 @@ pub struct Resumable<'a> {
     pub checkpoint: &'a Path,
     /// Bytes per segment.
     pub every: u64,
+    /// Documents after which a segment ends early ([`SEGMENT_DOCS`]).
+    pub docs: usize,
     /// Where the join keeps its temporary file.
     pub spill: &'a Spill,
 }
@@ -180,7 +182,6 @@ pub fn scan_resumable(
         progress.advance(done);
     }
     let todo = spans::missing(spans, &have);
-    let mut made_dir = false;
     for s in &todo {
         let mut start = s.start;
         while start < s.end {
@@ -189,7 +190,13 @@ pub fn scan_resumable(
                 end: (start + every).min(s.end),
                 ..*s
             };
-            let mut part = scan(sources, records.clone(), settings, most, progress);
+            let mut part = scan(
+                sources,
+                records.clone(),
+                settings,
+                (most, at.docs),
+                progress,
+            );
             let end = part.covered.last().map_or(most.end, |c| c.end);
             if parts.is_empty() && todo.len() == 1 && start == s.start && end == s.end {
                 // One segment and nothing to join: saved where the index goes, once.
@@ -199,16 +206,7 @@ pub fn scan_resumable(
                 let _ = std::fs::remove_dir_all(at.checkpoint);
                 return Ok(part);
             }
-            if !made_dir {
-                std::fs::create_dir_all(at.checkpoint)?;
-                made_dir = true;
-            }
-            let path = at
-                .checkpoint
-                .join(format!("{}-{:020}.idx", s.source, start));
-            part.save_for_now(&path)?;
-            drop(part);
-            parts.push(Part::open(&path).map_err(|e| io::Error::other(e.to_string()))?);
+            parts.push(save_segment(at.checkpoint, part)?);
             start = end;
         }
     }
@@ -224,6 +222,19 @@ pub fn scan_resumable(
     let (joined, _) = merge::join(parts, at.spill, (out, created, false))?;
     let _ = std::fs::remove_dir_all(at.checkpoint);
     Ok(joined)
+}
+
+/// Saves the index of one segment into the directory `dir` of saved segments, and
+/// drops it but for what the join needs.
+fn save_segment(dir: &Path, part: Index) -> io::Result<Part> {
+    let Some(first) = part.covered.first() else {
+        return Err(io::Error::other("a segment that covers nothing"));
+    };
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("{}-{:020}.idx", first.source, first.start));
+    part.save_for_now(&path)?;
+    drop(part);
+    Part::open(&path).map_err(|e| io::Error::other(e.to_string()))
 }
 
 /// The segments saved in `dir` by an earlier scan of these sources with these options
@@ -256,14 +267,14 @@ fn saved_segments(
 
 /// Scans `most` of `sources` from its start, on all cores, and returns the index of
 /// everything that starts in the bytes it scanned (which it covers): all of `most`, or
-/// less when [`SEGMENT_DOCS`] documents were found first (looked at every [`WAVE`]
-/// chunks), since a segment's documents are held until it is saved. Every stage's
-/// finder runs on each chunk, then every stage's `finish`.
+/// less when `max_docs` documents were found first (looked at every [`WAVE`] chunks),
+/// since a segment's documents are held until it is saved. Every stage's finder runs
+/// on each chunk, then every stage's `finish`.
 pub fn scan(
     sources: &[Source],
     records: Vec<SourceRecord>,
     settings: &ScanSettings,
-    most: Span,
+    (most, max_docs): (Span, usize),
     progress: &dyn Progress,
 ) -> Index {
     let started = Instant::now();
@@ -293,7 +304,7 @@ pub fn scan(
         end = wave
             .last()
             .map_or(end, |&(_, start, len)| start + len as u64);
-        if held >= SEGMENT_DOCS {
+        if held >= max_docs {
             break;
         }
     }
@@ -426,5 +437,100 @@ impl ByteSource for ReadAhead<'_> {
         let at = (offset - w.start) as usize;
         buf.copy_from_slice(&w.data[at..at + buf.len()]);
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extjson::JsonMode;
+    use crate::index::stream::DocsFile;
+
+    /// A sparse source: three stretches of 30 000 documents each, 300 MiB apart.
+    fn source(dir: &Path) -> std::path::PathBuf {
+        let path = dir.join("docs.img");
+        let file = std::fs::File::create(&path).unwrap();
+        for (k, at) in [0u64, 300 << 20, 590 << 20].into_iter().enumerate() {
+            let mut bytes = Vec::new();
+            for n in 0..30_000 {
+                let doc = bson::doc! {
+                    "_id": bson::oid::ObjectId::new(),
+                    "stretch": k as i32,
+                    "n": n,
+                    "text": "the documents of one segment are held until it is saved",
+                };
+                bytes.extend(doc.to_vec().unwrap());
+            }
+            std::os::unix::fs::FileExt::write_all_at(&file, &bytes, at).unwrap();
+        }
+        file.set_len(600 << 20).unwrap();
+        path
+    }
+
+    /// The documents of the index saved at `path`, in order.
+    fn saved_docs(path: &Path) -> Vec<crate::index::DocEntry> {
+        let file = DocsFile::open(path).unwrap();
+        file.reader().unwrap().map(Result::unwrap).collect()
+    }
+
+    /// Segments that end early at a number of documents join into what one segment
+    /// finds.
+    #[test]
+    fn segments_cut_by_documents_join_into_the_whole_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let sources = [Source::open(&source(dir.path())).unwrap()];
+        let records: Vec<SourceRecord> = sources.iter().map(SourceRecord::of).collect();
+        let settings = ScanSettings {
+            resync_window: 0,
+            bson_any: false,
+            json: JsonMode::Relaxed,
+        };
+        let whole_span = [Span {
+            source: 0,
+            start: 0,
+            end: sources[0].size,
+        }];
+        let spill = Spill::new(dir.path(), 1 << 20);
+        let scan_with = |docs: usize, name: &str| {
+            let out = dir.path().join(name);
+            let at = Resumable {
+                checkpoint: &dir.path().join(format!("{name}.partial")),
+                every: CHECKPOINT_EVERY,
+                docs,
+                spill: &spill,
+            };
+            let index = scan_resumable(
+                &sources,
+                (records.clone(), &settings),
+                &whole_span,
+                &at,
+                (&out, None),
+                &Quiet,
+            )
+            .unwrap();
+            assert_eq!(index.covered, whole_span);
+            saved_docs(&out)
+        };
+        // The first segment ends after the wave in which 10 000 documents were found.
+        let first = scan(
+            &sources,
+            records.clone(),
+            &settings,
+            (whole_span[0], 10_000),
+            &Quiet,
+        );
+        let wave = WAVE as u64 * CHUNK;
+        assert_eq!(
+            first.covered,
+            [Span {
+                end: wave,
+                ..whole_span[0]
+            }]
+        );
+        assert_eq!(first.docs.len(), 30_000);
+        let whole = scan_with(usize::MAX, "whole.idx");
+        let cut = scan_with(10_000, "cut.idx");
+        assert_eq!(whole.len(), 90_000);
+        assert_eq!(cut, whole);
     }
 }
