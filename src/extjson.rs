@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::carve::bson::{MAX_DEPTH, value_len};
 
+mod decimal;
+
 /// Which Extended JSON flavour to write.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum JsonMode {
@@ -362,8 +364,9 @@ impl<'o, S: Sink> Writer<'o, S> {
             }
             0x12 => self.integer("$numberLong", i64::from_le_bytes(le(v, 0)?)),
             0x13 => {
-                let d = bson::Decimal128::from_bytes(le(v, 0)?);
-                self.typed_number("$numberDecimal", d);
+                let mut text = [0u8; decimal::MAX_LEN];
+                let n = decimal::write(le(v, 0)?, &mut text);
+                self.wrapper(&[("$numberDecimal", &|w: &mut Self| w.string(&text[..n]))]);
             }
             0xFF => self.wrapper(&[("$minKey", &|w: &mut Self| w.raw("1"))]),
             0x7F => self.wrapper(&[("$maxKey", &|w: &mut Self| w.raw("1"))]),
