@@ -106,6 +106,44 @@ pub struct ScanSettings {
     pub json: JsonMode,
 }
 
+/// A [`DocId`] written and read as bytes. postcard writes a list of bytes and a byte
+/// string alike (a length, then the bytes), so the index's format is the same; read
+/// as a list, each byte was a call, and classification reads every `_id` four times.
+mod id_bytes {
+    use super::DocId;
+    use serde::{Deserializer, Serializer, de};
+
+    pub fn serialize<S: Serializer>(id: &DocId, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(id)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DocId, D::Error> {
+        d.deserialize_bytes(Bytes)
+    }
+
+    struct Bytes;
+
+    impl<'de> de::Visitor<'de> for Bytes {
+        type Value = DocId;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("the bytes of an _id")
+        }
+
+        fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<DocId, E> {
+            Ok(DocId::from_slice(v))
+        }
+
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<DocId, A::Error> {
+            let mut id = DocId::new();
+            while let Some(b) = seq.next_element()? {
+                id.push(b);
+            }
+            Ok(id)
+        }
+    }
+}
+
 /// A BSON document found by the scan. Its bytes stay on the source; the index keeps
 /// what classification and `stat` need, so a mount renders nothing until a read.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,6 +162,7 @@ pub struct DocEntry {
     /// a chance collision among a million documents is about 1 in 10^7).
     pub hash: u64,
     /// The `_id` element's type byte and value (long values: type byte and md5).
+    #[serde(with = "id_bytes")]
     pub id: DocId,
     /// Its top-level field names, as a position in [`Index::shapes`].
     pub shape: u32,
