@@ -102,17 +102,23 @@ pub fn find_orphans(buf: &[u8], base: u64, limit: usize) -> ChunkOrphans {
     let mut chains: Vec<u64> = Vec::new();
     let mut block = base / SECTOR * SECTOR;
     while block < end {
-        if chains.is_empty() {
-            // Nothing to follow: the blocks before the first possible start are passed
-            // over in one search, not one search per block.
-            let lo = (block.max(base) - base) as usize;
-            let Some(first) = next_start(buf, lo, &zeros) else {
-                break;
-            };
-            block = block.max((base + first as u64) / SECTOR * SECTOR);
-            if block >= end {
-                break;
-            }
+        // The blocks before the next one a chain reaches a tag in, and before the first
+        // possible start, hold neither: passed over in one search, not one per block
+        // (the long tags of a recording, most of a disk when no chain is followed).
+        let lo = (block.max(base) - base) as usize;
+        let chain_block = chains.iter().min().map(|&p| p / SECTOR * SECTOR);
+        // A start before the chain's block has its stream id within 11 bytes past it.
+        let reach = chain_block.map_or(buf.len(), |b| {
+            ((b - base) as usize).saturating_add(11).min(buf.len())
+        });
+        let start_block = next_start(&buf[..reach], lo, &zeros)
+            .map(|first| (base + first as u64) / SECTOR * SECTOR);
+        match start_block.into_iter().chain(chain_block).min() {
+            Some(next) => block = block.max(next),
+            None => break,
+        }
+        if block >= end {
+            break;
         }
         let block_end = block + SECTOR;
         let mut has_header = false;
