@@ -95,52 +95,82 @@ const MAX_CHAINS: usize = 4;
 /// fragment can start in any block whose bytes are not provably another tag's
 /// header, also inside a long tag's data and in a chunk's first block.
 pub fn find_orphans(buf: &[u8], base: u64, limit: usize) -> ChunkOrphans {
-    let mut out = ChunkOrphans::default();
     let end = base + limit as u64;
-    let buf_end = base + buf.len() as u64;
-    let zeros = Finder::new(b"\0\0\0");
-    let mut chains: Vec<u64> = Vec::new();
+    let mut search = Search::new(buf, base);
     let mut block = base / SECTOR * SECTOR;
-    while block < end {
-        // The blocks before the next one a chain reaches a tag in, and before the first
-        // possible start, hold neither: passed over in one search, not one per block
-        // (the long tags of a recording, most of a disk when no chain is followed).
+    while let Some(next) = search.next_block(block).filter(|&b| b < end) {
+        search.block(next);
+        block = next + SECTOR;
+    }
+    search.finish()
+}
+
+/// The search of one buffer for orphan runs, block by block: the chains followed so
+/// far and what was found.
+struct Search<'a> {
+    buf: &'a [u8],
+    base: u64,
+    zeros: Finder<'static>,
+    chains: Vec<u64>,
+    out: ChunkOrphans,
+}
+
+impl<'a> Search<'a> {
+    fn new(buf: &'a [u8], base: u64) -> Search<'a> {
+        Search {
+            buf,
+            base,
+            zeros: Finder::new(b"\0\0\0"),
+            chains: Vec::new(),
+            out: ChunkOrphans::default(),
+        }
+    }
+
+    /// The first block at or after `block` that can hold a header a chain reaches or a
+    /// fragment start; `None` if none can. The blocks before it are passed over in one
+    /// search, not one per block (the long tags of a recording, most of a disk when no
+    /// chain is followed).
+    fn next_block(&self, block: u64) -> Option<u64> {
+        let (buf, base) = (self.buf, self.base);
         let lo = (block.max(base) - base) as usize;
-        let chain_block = chains.iter().min().map(|&p| p / SECTOR * SECTOR);
+        let chain_block = self.chains.iter().min().map(|&p| p / SECTOR * SECTOR);
         // A start before the chain's block has its stream id within 11 bytes past it.
         let reach = chain_block.map_or(buf.len(), |b| {
             ((b - base) as usize).saturating_add(11).min(buf.len())
         });
-        let start_block = next_start(&buf[..reach], lo, &zeros)
+        let start_block = next_start(&buf[..reach], lo, &self.zeros)
             .map(|first| (base + first as u64) / SECTOR * SECTOR);
-        match start_block.into_iter().chain(chain_block).min() {
-            Some(next) => block = block.max(next),
-            None => break,
-        }
-        if block >= end {
-            break;
-        }
+        let next = start_block.into_iter().chain(chain_block).min()?;
+        Some(block.max(next))
+    }
+
+    /// Follows the chains through `block` and, unless one of them has a tag header in
+    /// it, searches it for a fragment start (then followed as a chain too).
+    fn block(&mut self, block: u64) {
+        let (buf, base) = (self.buf, self.base);
         let block_end = block + SECTOR;
         let mut has_header = false;
-        chains.retain_mut(|p| {
+        self.chains.retain_mut(|p| {
             let (next, headers) = follow(buf, base, *p, block_end);
             has_header |= headers;
             next.map(|n| *p = n).is_some()
         });
-        if !has_header {
-            let to = block_end.min(buf_end);
-            if let Some(orphan) = first_run(buf, base, block.max(base), to, &zeros) {
-                out.orphans.push(orphan);
-                if let (Some(next), _) = follow(buf, base, orphan.at, block_end) {
-                    chains.truncate(MAX_CHAINS - 1);
-                    chains.insert(0, next);
-                }
+        let to = block_end.min(base + buf.len() as u64);
+        if !has_header && let Some(orphan) = first_run(buf, base, block.max(base), to, &self.zeros)
+        {
+            self.out.orphans.push(orphan);
+            if let (Some(next), _) = follow(buf, base, orphan.at, block_end) {
+                self.chains.truncate(MAX_CHAINS - 1);
+                self.chains.insert(0, next);
             }
         }
-        block = block_end;
     }
-    out.carried = chains;
-    out
+
+    /// What was found, and where the chains go on.
+    fn finish(mut self) -> ChunkOrphans {
+        self.out.carried = self.chains;
+        self.out
+    }
 }
 
 /// The first position at or after `lo` where [`first_run`] would try a tag: a byte 8
@@ -629,36 +659,12 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// `find_orphans` as it was before it passed over blocks without three zeros: a
-    /// search in every block.
+    /// `find_orphans` as it was before it passed over blocks: every block searched.
     fn every_block(buf: &[u8], base: u64, limit: usize) -> ChunkOrphans {
-        let mut out = ChunkOrphans::default();
-        let (end, buf_end) = (base + limit as u64, base + buf.len() as u64);
-        let zeros = Finder::new(b"\0\0\0");
-        let mut chains: Vec<u64> = Vec::new();
-        let mut block = base / SECTOR * SECTOR;
-        while block < end {
-            let block_end = block + SECTOR;
-            let mut has_header = false;
-            chains.retain_mut(|p| {
-                let (next, headers) = follow(buf, base, *p, block_end);
-                has_header |= headers;
-                next.map(|n| *p = n).is_some()
-            });
-            if !has_header
-                && let Some(orphan) =
-                    first_run(buf, base, block.max(base), block_end.min(buf_end), &zeros)
-            {
-                out.orphans.push(orphan);
-                if let (Some(next), _) = follow(buf, base, orphan.at, block_end) {
-                    chains.truncate(MAX_CHAINS - 1);
-                    chains.insert(0, next);
-                }
-            }
-            block = block_end;
-        }
-        out.carried = chains;
-        out
+        let mut search = Search::new(buf, base);
+        let blocks = (base / SECTOR * SECTOR..base + limit as u64).step_by(SECTOR as usize);
+        blocks.for_each(|block| search.block(block));
+        search.finish()
     }
 
     /// Noise with zero stretches and runs of audio/video tags written into it.
