@@ -133,14 +133,6 @@ mod id_bytes {
         fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<DocId, E> {
             Ok(DocId::from_slice(v))
         }
-
-        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<DocId, A::Error> {
-            let mut id = DocId::new();
-            while let Some(b) = seq.next_element()? {
-                id.push(b);
-            }
-            Ok(id)
-        }
     }
 }
 

@@ -224,13 +224,6 @@ fn write_id_name(out: &mut String, id: &[u8], offset: u64) {
     };
 }
 
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    push_hex(&mut out, bytes);
-    out
-}
-
 /// Appends the lower-case hex of `bytes` to `out`.
 fn push_hex(out: &mut String, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
