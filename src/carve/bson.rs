@@ -18,14 +18,15 @@
 //! allocates more than the document it looks at.
 
 use super::search;
-use bson::RawDocument;
-use bson::raw::RawBsonRef;
 use memchr::memmem;
 
 /// A document's `_id` as the index keeps it: held inline up to 16 bytes (an ObjectId
 /// with its type byte is 13), so millions of documents do not cost an allocation each.
 /// Stored as the byte list a `Vec<u8>` would be.
 pub type DocId = smallvec::SmallVec<[u8; 16]>;
+
+/// A document's top-level field names, inline for the usual few.
+pub type Fields<'a> = smallvec::SmallVec<[&'a str; 16]>;
 
 /// MongoDB's limit on a stored document (16 MiB).
 pub const MAX_DOC_LEN: usize = 16 << 20;
@@ -52,7 +53,7 @@ pub struct Candidate {
 pub enum Invalid {
     /// Lengths, types, terminators or UTF-8 do not hold (what the parser said).
     #[error("malformed: {0}")]
-    Malformed(String),
+    Malformed(&'static str),
     /// Deeper than mongod nests documents.
     #[error("nested deeper than {MAX_DEPTH} levels")]
     TooDeep,
@@ -128,7 +129,7 @@ pub struct Summary<'a> {
     /// The `_id` value: its type byte followed by its value bytes (empty without `_id`).
     pub id: DocId,
     /// Top-level field names, in document order.
-    pub fields: Vec<&'a str>,
+    pub fields: Fields<'a>,
     /// What plausibility rules dislike about it.
     pub doubts: Doubts,
 }
@@ -319,35 +320,72 @@ pub fn deleted_len(bytes: &[u8], bound: usize) -> Option<usize> {
 
 /// Checks that `bytes` is exactly one structurally valid BSON document and summarizes
 /// it, with what the plausibility rules doubt about it.
+///
+/// Accepts exactly what the `bson` crate's raw parser accepts when every element of
+/// every nested document is read (a property test holds the two together on real and
+/// damaged documents), in one walk over the bytes: the scan validates every candidate,
+/// and the parser's per-element results and error strings cost more than the checks.
 pub fn validate(bytes: &[u8]) -> Result<Summary<'_>, Invalid> {
     if bytes.len() > MAX_DOC_LEN {
-        return Err(Invalid::Malformed("longer than 16 MiB".into()));
+        return Err(Invalid::Malformed("longer than 16 MiB"));
     }
-    let doc = RawDocument::from_bytes(bytes).map_err(|e| Invalid::Malformed(e.to_string()))?;
-    let mut fields = Vec::new();
-    let mut doubts = Doubts::default();
-    walk(doc, 0, Kind::Top(&mut fields), &mut doubts)?;
-    // `_id` first: its value starts right after the 4-byte length, the type byte and
-    // "_id\0", and spans the element's size (nested documents and arrays included).
-    let id = match doc.iter_elements().next() {
-        Some(Ok(first)) if first.key().as_str() == "_id" => {
-            let mut id = DocId::from_slice(&[first.element_type() as u8]);
-            id.extend_from_slice(bytes.get(9..9 + first.size()).unwrap_or_default());
-            id
-        }
-        _ => DocId::new(),
+    framed(bytes)?;
+    let mut summary = Summary {
+        id: DocId::new(),
+        fields: Fields::new(),
+        doubts: Doubts::default(),
     };
-    Ok(Summary { id, fields, doubts })
+    let top = Kind::Top {
+        fields: &mut summary.fields,
+        id: &mut summary.id,
+    };
+    walk(bytes, 0, top, &mut summary.doubts)?;
+    Ok(summary)
 }
 
-enum Kind<'f, 'a> {
-    Top(&'f mut Vec<&'a str>),
+/// Which document [`walk`] is in: the top level (whose keys and `_id` the summary
+/// keeps), a nested document or an array.
+enum Kind<'s, 'a> {
+    Top {
+        fields: &'s mut Fields<'a>,
+        id: &'s mut DocId,
+    },
     Nested,
     Array,
 }
 
+/// Shorthand for the one error a broken structure gives.
+fn broken<T>(why: &'static str) -> Result<T, Invalid> {
+    Err(Invalid::Malformed(why))
+}
+
+/// `doc` is as long as its length says, at least 5 bytes, and ends with a zero.
+fn framed(doc: &[u8]) -> Result<(), Invalid> {
+    if doc.len() < MIN_DOC_LEN || le_i32(doc, 0) != i32::try_from(doc.len()).ok() {
+        return broken("length differs from the bytes");
+    }
+    match doc.last() {
+        Some(0) => Ok(()),
+        _ => broken("no terminating zero"),
+    }
+}
+
+/// The UTF-8 cstring starting at `at`, and where the bytes after its zero start.
+fn cstring(b: &[u8], at: usize) -> Result<(&str, usize), Invalid> {
+    let rest = b.get(at..).unwrap_or_default();
+    let Some(nul) = memchr::memchr(0, rest) else {
+        return broken("cstring without its zero");
+    };
+    match simdutf8::basic::from_utf8(&rest[..nul]) {
+        Ok(s) => Ok((s, at + nul + 1)),
+        Err(_) => broken("cstring not UTF-8"),
+    }
+}
+
+/// Walks the elements of `doc` (already [`framed`]), nested documents included, noting
+/// what the plausibility rules doubt.
 fn walk<'a>(
-    doc: &'a RawDocument,
+    doc: &'a [u8],
     depth: usize,
     mut kind: Kind<'_, 'a>,
     doubts: &mut Doubts,
@@ -355,66 +393,159 @@ fn walk<'a>(
     if depth > MAX_DEPTH {
         return Err(Invalid::TooDeep);
     }
-    let mut keys: Vec<&str> = Vec::new();
+    let mut nested_keys = Fields::new();
     // A linear search for the few keys of a usual document; a set beyond that, so a
     // hostile document with a million keys costs linear, not quadratic, time.
     let mut seen: Option<std::collections::HashSet<&str>> = None;
-    for (i, element) in doc.iter_elements().enumerate() {
-        let element = element.map_err(|e| Invalid::Malformed(e.to_string()))?;
-        let key = element.key().as_str();
-        match &mut kind {
+    let last = doc.len() - 1;
+    let mut at = 4;
+    for i in 0.. {
+        if at == last {
+            break;
+        }
+        if at > last {
+            return broken("elements run past the end");
+        }
+        let (key, v) = cstring(doc, at + 1)?;
+        let t = doc[at];
+        let keys = match &mut kind {
             Kind::Array => {
                 if key.parse::<usize>().ok() != Some(i) || (key.len() > 1 && key.starts_with('0')) {
                     doubts.add(Doubt::ArrayKeys);
                 }
+                None
             }
-            Kind::Top(_) | Kind::Nested => {
-                let duplicate = match &mut seen {
-                    Some(set) => !set.insert(key),
-                    None => keys.contains(&key),
-                };
-                if duplicate {
-                    doubts.add(Doubt::DuplicateKey);
-                }
-                keys.push(key);
-                if seen.is_none() && keys.len() >= 16 {
-                    seen = Some(keys.iter().copied().collect());
-                }
+            Kind::Top { fields, .. } => Some(&mut **fields),
+            Kind::Nested => Some(&mut nested_keys),
+        };
+        if let Some(keys) = keys {
+            let duplicate = match &mut seen {
+                Some(set) => !set.insert(key),
+                None => keys.contains(&key),
+            };
+            if duplicate {
+                doubts.add(Doubt::DuplicateKey);
+            }
+            keys.push(key);
+            if seen.is_none() && keys.len() >= 16 {
+                seen = Some(keys.iter().copied().collect());
             }
         }
-        match element
-            .value()
-            .map_err(|e| Invalid::Malformed(e.to_string()))?
+        let size = value(doc, t, v, depth, doubts)?;
+        if let Kind::Top { id, .. } = &mut kind
+            && i == 0
+            && key == "_id"
         {
-            RawBsonRef::Document(d) => walk(d, depth + 1, Kind::Nested, doubts)?,
-            RawBsonRef::Array(a) => {
-                let d = RawDocument::from_bytes(a.as_bytes())
-                    .map_err(|e| Invalid::Malformed(e.to_string()))?;
-                walk(d, depth + 1, Kind::Array, doubts)?
-            }
-            RawBsonRef::JavaScriptCodeWithScope(c) => {
-                walk(c.scope, depth + 1, Kind::Nested, doubts)?
-            }
-            RawBsonRef::ObjectId(oid) => {
-                let [a, b, c, d, ..] = oid.bytes();
-                if !OID_TIME_RANGE.contains(&u32::from_be_bytes([a, b, c, d])) {
-                    doubts.add(Doubt::ObjectIdTime);
-                }
-            }
-            // The BSON spec allows only these flags (stored sorted; drivers write no
-            // other): anything else is likely garbage that happens to be well framed.
-            RawBsonRef::RegularExpression(re)
-                if !re.options.as_str().bytes().all(|f| b"ilmsux".contains(&f)) =>
-            {
-                doubts.add(Doubt::RegexFlags);
-            }
-            _ => {}
+            id.push(t);
+            id.extend_from_slice(&doc[v..v + size]);
         }
-    }
-    if let Kind::Top(fields) = kind {
-        *fields = keys;
+        at = v + size;
     }
     Ok(())
+}
+
+/// The size of the value of type `t` at `v` in `doc`, once it is checked: inside the
+/// document, strings and cstrings UTF-8 and terminated, booleans 0 or 1, nested
+/// documents walked.
+fn value(doc: &[u8], t: u8, v: usize, depth: usize, doubts: &mut Doubts) -> Result<usize, Invalid> {
+    let rest = doc.get(v..).unwrap_or_default();
+    let size = match t {
+        0x01 | 0x09 | 0x11 | 0x12 => 8,
+        0x10 => 4,
+        0x13 => 16,
+        0x06 | 0x0A | 0x7F | 0xFF => 0,
+        0x08 => 1,
+        0x07 => 12,
+        0x02 | 0x0D | 0x0E => string(rest)?,
+        0x0C => string(rest)? + 12,
+        0x03 | 0x04 => sized(rest, MIN_DOC_LEN)?,
+        0x05 => sized(rest, 0)?
+            .checked_add(5)
+            .ok_or(Invalid::Malformed("binary too long"))?,
+        0x0F => sized(rest, 0)?,
+        0x0B => {
+            let (_, options) = cstring(rest, 0)?;
+            let (flags, end) = cstring(rest, options)?;
+            // The BSON spec allows only these flags (stored sorted; drivers write no
+            // other): anything else is likely garbage that happens to be well framed.
+            if !flags.bytes().all(|f| b"ilmsux".contains(&f)) {
+                doubts.add(Doubt::RegexFlags);
+            }
+            end
+        }
+        _ => return broken("unknown element type"),
+    };
+    let Some(bytes) = rest.get(..size) else {
+        return broken("value runs past the end");
+    };
+    match t {
+        0x08 if bytes[0] > 1 => return broken("boolean neither 0 nor 1"),
+        0x07 if !OID_TIME_RANGE.contains(&u32::from_be_bytes([
+            bytes[0], bytes[1], bytes[2], bytes[3],
+        ])) =>
+        {
+            doubts.add(Doubt::ObjectIdTime)
+        }
+        0x03 => walk(bytes, depth + 1, Kind::Nested, doubts)?,
+        0x04 => walk(bytes, depth + 1, Kind::Array, doubts)?,
+        0x05 => binary(bytes)?,
+        0x0F => {
+            let scope = code_with_scope(bytes)?;
+            walk(scope, depth + 1, Kind::Nested, doubts)?
+        }
+        _ => {}
+    }
+    Ok(size)
+}
+
+/// The size of the length-prefixed UTF-8 string (with its zero) at the start of `b`.
+fn string(b: &[u8]) -> Result<usize, Invalid> {
+    let end = le_i32(b, 0)
+        .and_then(|n| usize::try_from(n).ok())
+        .map(|n| n + 4)
+        .filter(|&end| (5..=b.len()).contains(&end));
+    let Some(end) = end else {
+        return broken("string length out of bounds");
+    };
+    if b[end - 1] != 0 {
+        return broken("string without its zero");
+    }
+    match simdutf8::basic::from_utf8(&b[4..end - 1]) {
+        Ok(_) => Ok(end),
+        Err(_) => broken("string not UTF-8"),
+    }
+}
+
+/// The non-negative length at the start of `b`, at least `min`; for a document (`min`
+/// 5) its last byte must be zero.
+fn sized(b: &[u8], min: usize) -> Result<usize, Invalid> {
+    match le_i32(b, 0).and_then(|n| usize::try_from(n).ok()) {
+        Some(n) if n >= min && (min == 0 || b.get(n - 1) == Some(&0)) => Ok(n),
+        _ => broken("length out of bounds"),
+    }
+}
+
+/// The old binary subtype 2 repeats the data's length inside it.
+fn binary(bytes: &[u8]) -> Result<(), Invalid> {
+    let data = bytes.len() - 5;
+    if bytes[4] != 0x02 {
+        return Ok(());
+    }
+    match le_i32(bytes, 5) {
+        Some(inner) if data >= 4 && i64::from(inner) + 4 == data as i64 => Ok(()),
+        _ => broken("old binary's inner length differs"),
+    }
+}
+
+/// The scope document of a code-with-scope value `bytes` (its code checked).
+fn code_with_scope(bytes: &[u8]) -> Result<&[u8], Invalid> {
+    if bytes.len() < 4 + 5 + MIN_DOC_LEN {
+        return broken("code with scope too short");
+    }
+    let code = string(&bytes[4..])?;
+    let scope = &bytes[4 + code..];
+    framed(scope)?;
+    Ok(scope)
 }
 
 #[cfg(test)]
@@ -519,7 +650,7 @@ mod tests {
     fn validates_and_summarizes() {
         let d = sample();
         let s = validate(&d).unwrap();
-        assert_eq!(s.fields, ["_id", "name", "n", "tags", "sub"]);
+        assert_eq!(s.fields[..], ["_id", "name", "n", "tags", "sub"]);
         assert_eq!(s.id[0], 0x07);
         assert_eq!(&s.id[1..], &d[9..21]);
     }
@@ -585,6 +716,204 @@ mod tests {
         let mut found = Vec::new();
         find_candidates(&marked, marked.len(), false, &mut found);
         assert!(found[0].deleted);
+    }
+
+    /// What the `bson` crate's raw parser says of `bytes`, read element by element the
+    /// way [`validate`] read them before it walked the bytes itself: its reference.
+    fn parser_says(bytes: &[u8]) -> Result<Summary<'_>, Invalid> {
+        use bson::RawDocument;
+        use bson::raw::RawBsonRef;
+        fn walk<'a>(
+            doc: &'a RawDocument,
+            depth: usize,
+            top: Option<&mut Fields<'a>>,
+            array: bool,
+            doubts: &mut Doubts,
+        ) -> Result<(), Invalid> {
+            if depth > MAX_DEPTH {
+                return Err(Invalid::TooDeep);
+            }
+            let bad = |_| Invalid::Malformed("parser");
+            let mut keys = Vec::new();
+            for (i, element) in doc.iter_elements().enumerate() {
+                let element = element.map_err(bad)?;
+                let key = element.key().as_str();
+                if array {
+                    if key.parse::<usize>().ok() != Some(i)
+                        || (key.len() > 1 && key.starts_with('0'))
+                    {
+                        doubts.add(Doubt::ArrayKeys);
+                    }
+                } else {
+                    if keys.contains(&key) {
+                        doubts.add(Doubt::DuplicateKey);
+                    }
+                    keys.push(key);
+                }
+                match element.value().map_err(bad)? {
+                    RawBsonRef::Document(d) => walk(d, depth + 1, None, false, doubts)?,
+                    RawBsonRef::Array(a) => {
+                        let d = RawDocument::from_bytes(a.as_bytes()).map_err(bad)?;
+                        walk(d, depth + 1, None, true, doubts)?
+                    }
+                    RawBsonRef::JavaScriptCodeWithScope(c) => {
+                        walk(c.scope, depth + 1, None, false, doubts)?
+                    }
+                    RawBsonRef::ObjectId(oid) => {
+                        let [a, b, c, d, ..] = oid.bytes();
+                        if !OID_TIME_RANGE.contains(&u32::from_be_bytes([a, b, c, d])) {
+                            doubts.add(Doubt::ObjectIdTime);
+                        }
+                    }
+                    RawBsonRef::RegularExpression(re)
+                        if !re.options.as_str().bytes().all(|f| b"ilmsux".contains(&f)) =>
+                    {
+                        doubts.add(Doubt::RegexFlags);
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(fields) = top {
+                fields.extend(keys);
+            }
+            Ok(())
+        }
+        if bytes.len() > MAX_DOC_LEN {
+            return Err(Invalid::Malformed("parser"));
+        }
+        let doc = RawDocument::from_bytes(bytes).map_err(|_| Invalid::Malformed("parser"))?;
+        let mut fields = Fields::new();
+        let mut doubts = Doubts::default();
+        walk(doc, 0, Some(&mut fields), false, &mut doubts)?;
+        let id = match doc.iter_elements().next() {
+            Some(Ok(first)) if first.key().as_str() == "_id" => {
+                let mut id = DocId::from_slice(&[first.element_type() as u8]);
+                id.extend_from_slice(&bytes[9..9 + first.size()]);
+                id
+            }
+            _ => DocId::new(),
+        };
+        Ok(Summary { id, fields, doubts })
+    }
+
+    /// Documents to damage: real ones (pymongo's, from the fixtures) and, by hand, one
+    /// of each type no driver writes any more (symbol, undefined, DBPointer, old binary,
+    /// min and max keys), with booleans and nested arrays.
+    fn seeds() -> [Vec<Vec<u8>>; 2] {
+        [real_documents(), by_hand()]
+    }
+
+    fn real_documents() -> Vec<Vec<u8>> {
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/bson/");
+        let mut real = Vec::new();
+        for file in ["loose.bin", "hostile.bin"] {
+            let bytes = std::fs::read(format!("{fixtures}{file}")).unwrap();
+            let mut found = Vec::new();
+            find_candidates(&bytes, bytes.len(), false, &mut found);
+            for c in found.iter().filter(|c| !c.deleted) {
+                let len = declared_len(&bytes[c.offset..]).unwrap();
+                let doc = &bytes[c.offset..(c.offset + len).min(bytes.len())];
+                if parser_says(doc).is_ok() && real.len() < 600 {
+                    real.push(doc.to_vec());
+                }
+            }
+        }
+        real
+    }
+
+    fn by_hand() -> Vec<Vec<u8>> {
+        let element = |t: u8, value: &[u8]| {
+            let mut d = vec![
+                0, 0, 0, 0, 0x10, b'_', b'i', b'd', 0, 1, 0, 0, 0, t, b'v', 0,
+            ];
+            d.extend_from_slice(value);
+            d.push(0);
+            let n = d.len() as i32;
+            d[..4].copy_from_slice(&n.to_le_bytes());
+            d
+        };
+        vec![
+            element(0x0E, b"\x04\0\0\0sym\0"),
+            element(0x06, b""),
+            element(0x7F, b""),
+            element(0xFF, b""),
+            element(
+                0x0C,
+                b"\x03\0\0\0ns\0\x65\x11\x22\x33\x44\x55\x66\x77\x88\x99\xAA\xBB",
+            ),
+            element(0x05, b"\x07\0\0\0\x02\x03\0\0\0abc"),
+            element(0x08, b"\x01"),
+            encode(
+                &doc! { "_id": 1, "a": [[1, {"b": [true, false]}], "x"], "t": bson::Timestamp { time: 5, increment: 1 } },
+            ),
+            encode(
+                &doc! { "_id": 1, "r": bson::Regex { pattern: "a".try_into().unwrap(), options: "i".try_into().unwrap() }, "s": "" },
+            ),
+            encode(
+                &doc! { "_id": 1, "c": bson::Bson::JavaScriptCodeWithScope(bson::JavaScriptCodeWithScope { code: "".into(), scope: doc! {} }) },
+            ),
+        ]
+    }
+
+    #[test]
+    fn any_one_byte_of_hand_made_documents_changed_the_parser_agrees() {
+        for seed in by_hand() {
+            for at in 0..seed.len() {
+                for byte in 0..=255 {
+                    let mut d = seed.clone();
+                    d[at] = byte;
+                    let agree = match (validate(&d), parser_says(&d)) {
+                        (Ok(ours), Ok(theirs)) => ours == theirs,
+                        (Err(ours), Err(theirs)) => {
+                            ours == theirs
+                                || matches!(
+                                    (ours, theirs),
+                                    (Invalid::Malformed(_), Invalid::Malformed(_))
+                                )
+                        }
+                        _ => false,
+                    };
+                    assert!(agree, "{d:?}");
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+
+        /// The walk accepts what the parser accepts, with the same summary, however the
+        /// bytes are damaged: bytes set or nudged by one, cut, the length made to fit.
+        #[test]
+        fn accepts_what_the_bson_parser_accepts(
+            (kind, seed) in (0usize..2, proptest::prelude::any::<proptest::sample::Index>()),
+            flips in proptest::collection::vec(
+                (proptest::prelude::any::<proptest::sample::Index>(), 0u8..=255, proptest::prelude::any::<bool>()),
+                0..4,
+            ),
+            cut in proptest::option::of(proptest::prelude::any::<proptest::sample::Index>()),
+            fix_len in proptest::prelude::any::<bool>(),
+        ) {
+            thread_local!(static SEEDS: [Vec<Vec<u8>>; 2] = seeds());
+            let mut d = SEEDS.with(|s| seed.get(&s[kind]).clone());
+            for (at, byte, set) in flips {
+                let b = at.get_mut(&mut d);
+                *b = if set { byte } else { b.wrapping_add(byte % 3).wrapping_sub(1) };
+            }
+            if let Some(cut) = cut {
+                d.truncate(cut.index(d.len()).max(1));
+            }
+            if fix_len && d.len() >= 4 {
+                let n = d.len() as i32;
+                d[..4].copy_from_slice(&n.to_le_bytes());
+            }
+            match (validate(&d), parser_says(&d)) {
+                (Ok(ours), Ok(theirs)) => proptest::prop_assert_eq!(ours, theirs),
+                (Err(Invalid::TooDeep), Err(Invalid::TooDeep)) => {}
+                (Err(Invalid::Malformed(_)), Err(Invalid::Malformed(_))) => {}
+                (ours, theirs) => proptest::prop_assert!(false, "{d:?}: we say {ours:?}, the parser {theirs:?}"),
+            }
+        }
     }
 
     #[test]
