@@ -11,7 +11,7 @@ use crate::extent::SourceReader;
 use crate::guard;
 use crate::index::stream::DocsFile;
 use crate::index::{
-    self, Index, IndexError, IndexHead, IndexLock, ScanSettings, SourceRecord, Span,
+    self, DocEntry, Index, IndexError, IndexHead, IndexLock, ScanSettings, SourceRecord, Span,
 };
 use crate::known::{self, KnownSet};
 use crate::merge;
@@ -201,9 +201,10 @@ pub fn prepare(
     // reads them from there.
     let scanned = (records, settings);
     let out = (index_path.as_path(), first_scanned);
-    let index = scan::scan_resumable(&sources, scanned, &wanted, &at, out, progress)
+    let mut index = scan::scan_resumable(&sources, scanned, &wanted, &at, out, progress)
         .context("cannot join the scan's segments; run again with --rescan")?;
-    let served = classify_and_save(&index, schema, &index_path, &spill, progress)?;
+    let held = std::mem::take(&mut index.docs);
+    let served = classify_and_save((&index, held), schema, &index_path, &spill, progress)?;
     let origin = stale.map_or(IndexOrigin::Scanned, IndexOrigin::Rescanned);
     Ok(Prepared {
         sources,
@@ -227,7 +228,7 @@ fn reuse(
         None => {
             let index = Index::from_file(&index::file::map(path)?, false)?;
             let spill = spill_beside(path, memory);
-            classify_and_save(&index, schema, path, &spill, progress)?
+            classify_and_save((&index, Vec::new()), schema, path, &spill, progress)?
         }
     };
     log::info!("index opened in {:.3} s", started.elapsed().as_secs_f64());
@@ -235,10 +236,11 @@ fn reuse(
 }
 
 /// Sorts the documents saved with `index` at `path` into collections by `schema`,
-/// saves the index with them and maps it for serving. The documents are read from the
-/// file, and whatever groups them is sorted through runs spilled beside it.
+/// saves the index with them and maps it for serving. The documents are read from
+/// `held` when it holds them all (a scan in one segment), else from the file; whatever
+/// groups them is sorted through runs spilled beside it.
 fn classify_and_save(
-    index: &Index,
+    (index, held): (&Index, Vec<DocEntry>),
     schema: Option<&Schema>,
     path: &Path,
     spill: &Spill,
@@ -247,8 +249,14 @@ fn classify_and_save(
     progress.phase("classifying documents");
     let started = std::time::Instant::now();
     let docs = DocsFile::open(path)?;
+    let from: &dyn classify::Docs = if !held.is_empty() && held.len() == docs.len() {
+        &held
+    } else {
+        &docs
+    };
     let classification =
-        classify::classify(index, &docs, schema, spill).with_context(|| cannot_write(path))?;
+        classify::classify(index, from, schema, spill).with_context(|| cannot_write(path))?;
+    drop(held);
     log::info!(
         "documents classified in {:.3} s",
         started.elapsed().as_secs_f64()

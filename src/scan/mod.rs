@@ -156,9 +156,10 @@ pub struct Resumable<'a> {
 /// of `every` bytes to the `checkpoint` directory as it is done; segments left there
 /// by an interrupted scan of the same sources with the same options are picked up, so
 /// only the rest is scanned. The segments are then joined by [`merge::join`] into the
-/// index saved at `out` (unclassified), the same as a scan in one go; it is returned
-/// without its documents. Failing to join them is an error, never an index that
-/// silently lost what was found.
+/// index saved at `out` (unclassified), the same as a scan in one go. It is returned
+/// with its documents when it was scanned as one segment (they were held anyway, and
+/// classification need not decode them again), else without. Failing to join them is
+/// an error, never an index that silently lost what was found.
 pub fn scan_resumable(
     sources: &[Source],
     (records, settings): (Vec<SourceRecord>, &ScanSettings),
@@ -202,7 +203,6 @@ pub fn scan_resumable(
                 // One segment and nothing to join: saved where the index goes, once.
                 part.created = created.unwrap_or(part.created);
                 part.save_for_now(out)?;
-                part.docs = Vec::new();
                 let _ = std::fs::remove_dir_all(at.checkpoint);
                 return Ok(part);
             }
