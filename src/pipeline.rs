@@ -11,7 +11,7 @@ use crate::extent::SourceReader;
 use crate::guard;
 use crate::index::stream::DocsFile;
 use crate::index::{
-    self, DocEntry, Index, IndexError, IndexHead, IndexLock, ScanSettings, SourceRecord, Span,
+    self, Index, IndexError, IndexHead, IndexLock, ScanSettings, SourceRecord, Span,
 };
 use crate::known::{self, KnownSet};
 use crate::merge;
@@ -201,10 +201,10 @@ pub fn prepare(
     // reads them from there.
     let scanned = (records, settings);
     let out = (index_path.as_path(), first_scanned);
-    let mut index = scan::scan_resumable(&sources, scanned, &wanted, &at, out, progress)
+    let scanned = scan::scan_resumable(&sources, scanned, &wanted, &at, out, progress)
         .context("cannot join the scan's segments; run again with --rescan")?;
-    let held = std::mem::take(&mut index.docs);
-    let served = classify_and_save((&index, held), schema, &index_path, &spill, progress)?;
+    let (mut index, unsaved) = (scanned.index, scanned.unsaved);
+    let served = classify_and_save((&mut index, unsaved), schema, &index_path, &spill, progress)?;
     let origin = stale.map_or(IndexOrigin::Scanned, IndexOrigin::Rescanned);
     Ok(Prepared {
         sources,
@@ -226,21 +226,22 @@ fn reuse(
     let served = match Served::open(path, served::fingerprint(schema))? {
         Some(served) => served,
         None => {
-            let index = Index::from_file(&index::file::map(path)?, false)?;
+            let mut index = Index::from_file(&index::file::map(path)?, false)?;
             let spill = spill_beside(path, memory);
-            classify_and_save((&index, Vec::new()), schema, path, &spill, progress)?
+            classify_and_save((&mut index, false), schema, path, &spill, progress)?
         }
     };
     log::info!("index opened in {:.3} s", started.elapsed().as_secs_f64());
     Ok(served)
 }
 
-/// Sorts the documents saved with `index` at `path` into collections by `schema`,
-/// saves the index with them and maps it for serving. The documents are read from
-/// `held` when it holds them all (a scan in one segment), else from the file; whatever
-/// groups them is sorted through runs spilled beside it.
+/// Sorts the documents of `index` into collections by `schema`, saves the index with
+/// them at `path` and maps it for serving. An `unsaved` index holds its documents: it
+/// is saved at `path` on another thread while they are classified. Otherwise they are
+/// read from the index saved at `path`. Whatever groups them is sorted through runs
+/// spilled beside it.
 fn classify_and_save(
-    (index, held): (&Index, Vec<DocEntry>),
+    (index, unsaved): (&mut Index, bool),
     schema: Option<&Schema>,
     path: &Path,
     spill: &Spill,
@@ -248,15 +249,27 @@ fn classify_and_save(
 ) -> Result<Served> {
     progress.phase("classifying documents");
     let started = std::time::Instant::now();
-    let docs = DocsFile::open(path)?;
-    let from: &dyn classify::Docs = if !held.is_empty() && held.len() == docs.len() {
-        &held
-    } else {
-        &docs
+    let on_disk = match unsaved {
+        true => None,
+        false => Some(DocsFile::open(path)?),
     };
-    let classification =
-        classify::classify(index, from, schema, spill).with_context(|| cannot_write(path))?;
-    drop(held);
+    let shared = &*index;
+    let classification = std::thread::scope(|s| {
+        let saving = unsaved.then(|| s.spawn(|| shared.save_for_now(path)));
+        let docs: &dyn classify::Docs = match &on_disk {
+            Some(file) => file,
+            None => &shared.docs,
+        };
+        let classified = classify::classify(shared, docs, schema, spill);
+        let saved = saving.map_or(Ok(()), |saving| {
+            let failed = || std::io::Error::other("the thread saving the index failed");
+            saving.join().unwrap_or_else(|_| Err(failed()))
+        });
+        saved.and(classified)
+    })
+    .with_context(|| cannot_write(path))?;
+    index.docs = Vec::new();
+    let docs = DocsFile::open(path)?;
     log::info!(
         "documents classified in {:.3} s",
         started.elapsed().as_secs_f64()

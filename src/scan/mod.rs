@@ -156,9 +156,10 @@ pub struct Resumable<'a> {
 /// of `every` bytes to the `checkpoint` directory as it is done; segments left there
 /// by an interrupted scan of the same sources with the same options are picked up, so
 /// only the rest is scanned. The segments are then joined by [`merge::join`] into the
-/// index saved at `out` (unclassified), the same as a scan in one go. It is returned
-/// with its documents when it was scanned as one segment (they were held anyway, and
-/// classification need not decode them again), else without. Failing to join them is
+/// index saved at `out` (unclassified), the same as a scan in one go, and returned
+/// without its documents. A scan in one segment is returned unsaved instead, with its
+/// documents ([`Scanned::unsaved`]): the caller saves it at `out` while it classifies
+/// them, so they are neither decoded again nor waited for. Failing to join segments is
 /// an error, never an index that silently lost what was found.
 pub fn scan_resumable(
     sources: &[Source],
@@ -167,7 +168,7 @@ pub fn scan_resumable(
     at: &Resumable,
     (out, created): (&Path, Option<u64>),
     progress: &dyn Progress,
-) -> Result<Index, merge::MergeError> {
+) -> Result<Scanned, merge::MergeError> {
     let every = at.every.max(CHUNK).next_multiple_of(CHUNK);
     let (mut parts, have) = saved_segments(at.checkpoint, (&records, settings), spans);
     let total: u64 = spans.iter().map(Span::len).sum();
@@ -200,11 +201,14 @@ pub fn scan_resumable(
             );
             let end = part.covered.last().map_or(most.end, |c| c.end);
             if parts.is_empty() && todo.len() == 1 && start == s.start && end == s.end {
-                // One segment and nothing to join: saved where the index goes, once.
+                // One segment and nothing to join: the caller saves it where the
+                // index goes, once.
                 part.created = created.unwrap_or(part.created);
-                part.save_for_now(out)?;
                 let _ = std::fs::remove_dir_all(at.checkpoint);
-                return Ok(part);
+                return Ok(Scanned {
+                    index: part,
+                    unsaved: true,
+                });
             }
             parts.push(save_segment(at.checkpoint, part)?);
             start = end;
@@ -216,12 +220,26 @@ pub fn scan_resumable(
         nothing.created = created.unwrap_or(nothing.created);
         nothing.save(out)?;
         let _ = std::fs::remove_dir_all(at.checkpoint);
-        return Ok(nothing);
+        return Ok(Scanned {
+            index: nothing,
+            unsaved: false,
+        });
     }
     progress.phase(&format!("joining {} segments", parts.len()));
     let (joined, _) = merge::join(parts, at.spill, (out, created, false))?;
     let _ = std::fs::remove_dir_all(at.checkpoint);
-    Ok(joined)
+    Ok(Scanned {
+        index: joined,
+        unsaved: false,
+    })
+}
+
+/// What [`scan_resumable`] found.
+pub struct Scanned {
+    /// The index: saved without its documents, or unsaved with them.
+    pub index: Index,
+    /// The scan was one segment, held whole and not saved yet.
+    pub unsaved: bool,
 }
 
 /// Saves the index of one segment into the directory `dir` of saved segments, and
@@ -499,7 +517,7 @@ mod tests {
                 docs,
                 spill: &spill,
             };
-            let index = scan_resumable(
+            let scanned = scan_resumable(
                 &sources,
                 (records.clone(), &settings),
                 &whole_span,
@@ -508,7 +526,10 @@ mod tests {
                 &Quiet,
             )
             .unwrap();
-            assert_eq!(index.covered, whole_span);
+            if scanned.unsaved {
+                scanned.index.save_for_now(&out).unwrap();
+            }
+            assert_eq!(scanned.index.covered, whole_span);
             saved_docs(&out)
         };
         // The first segment ends after the wave in which 10 000 documents were found.
