@@ -59,9 +59,10 @@ impl Spill {
     }
 }
 
-/// A record that can be sorted through runs on disk: ordered, and encodable (postcard).
-pub trait Record: Ord + Serialize + DeserializeOwned + Send {}
-impl<T: Ord + Serialize + DeserializeOwned + Send> Record for T {}
+/// A record that can be sorted through runs on disk: ordered, encodable (postcard),
+/// and owned, for the thread that merges the runs.
+pub trait Record: Ord + Serialize + DeserializeOwned + Send + 'static {}
+impl<T: Ord + Serialize + DeserializeOwned + Send + 'static> Record for T {}
 
 /// Records pushed in any order, read back sorted.
 pub struct Sorter<T: Record> {
@@ -99,7 +100,8 @@ impl<T: Record> Sorter<T> {
         Ok(())
     }
 
-    /// The records, in order.
+    /// The records, in order. Runs are merged on another thread, a batch ahead of the
+    /// reader, so that decoding and merging them overlaps the reader's own work.
     pub fn sorted(mut self) -> io::Result<Sorted<T>> {
         if self.runs.is_empty() {
             self.buffer.par_sort_unstable();
@@ -115,9 +117,22 @@ impl<T: Record> Sorter<T> {
                 heads.push(Reverse((record, n)));
             }
         }
-        Ok(Sorted(Merged::Runs { runs, heads }))
+        let mut merge = Merge { runs, heads };
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<io::Result<T>>>(4);
+        std::thread::spawn(move || {
+            loop {
+                let batch: Vec<io::Result<T>> = merge.by_ref().take(BATCH).collect();
+                if batch.is_empty() || tx.send(batch).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Sorted(Merged::Runs(rx.into_iter().flatten())))
     }
 }
+
+/// Records merged ahead at a time.
+const BATCH: usize = 4096;
 
 /// Longest encoded record.
 const MAX_RECORD: usize = 1024;
@@ -160,11 +175,8 @@ pub struct Sorted<T: Record>(Merged<T>);
 enum Merged<T: Record> {
     /// All fitted in memory.
     Memory(std::vec::IntoIter<T>),
-    /// Merged from runs: the smallest unread record of each.
-    Runs {
-        runs: Vec<Run>,
-        heads: BinaryHeap<Reverse<(T, usize)>>,
-    },
+    /// Merged from runs by another thread, in batches.
+    Runs(std::iter::Flatten<std::sync::mpsc::IntoIter<Vec<io::Result<T>>>>),
 }
 
 impl<T: Record> Iterator for Sorted<T> {
@@ -173,19 +185,31 @@ impl<T: Record> Iterator for Sorted<T> {
     fn next(&mut self) -> Option<io::Result<T>> {
         match &mut self.0 {
             Merged::Memory(records) => records.next().map(Ok),
-            Merged::Runs { runs, heads } => {
-                let Reverse((record, n)) = heads.pop()?;
-                match runs[n].next() {
-                    Ok(Some(next)) => heads.push(Reverse((next, n))),
-                    Ok(None) => {}
-                    Err(e) => {
-                        heads.clear();
-                        return Some(Err(e));
-                    }
-                }
-                Some(Ok(record))
+            Merged::Runs(merged) => merged.next(),
+        }
+    }
+}
+
+/// The merge of sorted runs: the smallest unread record of each.
+struct Merge<T: Record> {
+    runs: Vec<Run>,
+    heads: BinaryHeap<Reverse<(T, usize)>>,
+}
+
+impl<T: Record> Iterator for Merge<T> {
+    type Item = io::Result<T>;
+
+    fn next(&mut self) -> Option<io::Result<T>> {
+        let Reverse((record, n)) = self.heads.pop()?;
+        match self.runs[n].next() {
+            Ok(Some(next)) => self.heads.push(Reverse((next, n))),
+            Ok(None) => {}
+            Err(e) => {
+                self.heads.clear();
+                return Some(Err(e));
             }
         }
+        Some(Ok(record))
     }
 }
 
