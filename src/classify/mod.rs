@@ -26,6 +26,7 @@ mod liveness;
 mod place;
 mod schema;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io;
 
@@ -164,21 +165,24 @@ impl Collection {
 pub type Collections = BTreeMap<String, Collection>;
 
 /// The documents classification reads: front to back, as many times as it needs,
-/// from memory or from the index file (never all held at once).
+/// from memory (lent, not copied) or from the index file (never all held at once).
 pub trait Docs {
     /// How many there are.
     fn count(&self) -> usize;
     /// All of them, in index order.
-    fn read(&self) -> io::Result<Box<dyn Iterator<Item = io::Result<DocEntry>> + '_>>;
+    fn read(&self) -> io::Result<DocIter<'_>>;
 }
+
+/// The documents of a [`Docs`], in order.
+pub type DocIter<'a> = Box<dyn Iterator<Item = io::Result<Cow<'a, DocEntry>>> + 'a>;
 
 impl Docs for Vec<DocEntry> {
     fn count(&self) -> usize {
         self.len()
     }
 
-    fn read(&self) -> io::Result<Box<dyn Iterator<Item = io::Result<DocEntry>> + '_>> {
-        Ok(Box::new(self.iter().cloned().map(Ok)))
+    fn read(&self) -> io::Result<DocIter<'_>> {
+        Ok(Box::new(self.iter().map(|d| Ok(Cow::Borrowed(d)))))
     }
 }
 
@@ -187,8 +191,8 @@ impl Docs for DocsFile {
         self.len()
     }
 
-    fn read(&self) -> io::Result<Box<dyn Iterator<Item = io::Result<DocEntry>> + '_>> {
-        Ok(Box::new(self.read_ahead()?))
+    fn read(&self) -> io::Result<DocIter<'_>> {
+        Ok(Box::new(self.read_ahead()?.map(|d| d.map(Cow::Owned))))
     }
 }
 
@@ -516,7 +520,7 @@ fn place_all(
             list,
             doc: i as u64,
             chosen: false,
-            entry: d.clone(),
+            entry: DocEntry::clone(&d),
         };
         if deleted {
             placed.push(at(List::Deleted))?;
@@ -531,7 +535,7 @@ fn place_all(
                 rank,
                 deleted,
                 named_by: by,
-                entry: d,
+                entry: d.into_owned(),
             })?;
         } else if !deleted {
             // Without `_id`, or its collection's only version of it.
