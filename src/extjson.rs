@@ -15,7 +15,7 @@ use std::io::Write as _;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use crate::carve::bson::{MAX_DEPTH, value_len};
+use crate::carve::bson::{MAX_DEPTH, cstring_len, value_len};
 
 mod decimal;
 
@@ -276,7 +276,7 @@ impl<'o, S: Sink> Writer<'o, S> {
         let (mut at, mut count) = (4, 0);
         while at < b.len() - 1 {
             let t = b[at];
-            let key_len = memchr::memchr(0, &b[at + 1..]).ok_or(Malformed(at))?;
+            let key_len = cstring_len(&b[at + 1..]).ok_or(Malformed(at))?;
             let key = &b[at + 1..at + 1 + key_len];
             let value_at = at + 2 + key_len;
             let n = value_len(b, t, value_at)

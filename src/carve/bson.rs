@@ -218,10 +218,10 @@ pub fn elements_fit(b: &[u8], declared: usize) -> bool {
         if !is_value_type(t) {
             return false;
         }
-        let Some(nul) = memchr::memchr(0, &b[at + 1..end]) else {
+        let Some(nul) = cstring_len(&b[at + 1..end]) else {
             return cut;
         };
-        if std::str::from_utf8(&b[at + 1..at + 1 + nul]).is_err() {
+        if utf8(&b[at + 1..at + 1 + nul]).is_none() {
             return false;
         }
         let value = at + 2 + nul;
@@ -270,6 +270,30 @@ fn document_starts(buf: &[u8], at: usize) -> bool {
     })
 }
 
+/// Where the zero that ends the cstring at the start of `bytes` is. Keys are short: a
+/// plain loop finds most zeros before `memchr` would have set up its search.
+#[inline]
+pub(crate) fn cstring_len(bytes: &[u8]) -> Option<usize> {
+    const SHORT: usize = 24;
+    match bytes.iter().take(SHORT).position(|&b| b == 0) {
+        Some(n) => Some(n),
+        None if bytes.len() <= SHORT => None,
+        None => memchr::memchr(0, &bytes[SHORT..]).map(|n| n + SHORT),
+    }
+}
+
+/// `bytes` as text when they are UTF-8. ASCII, what keys nearly always are, is told
+/// inline; anything else goes to the validator.
+#[inline]
+pub(crate) fn utf8(bytes: &[u8]) -> Option<&str> {
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+    } else {
+        simdutf8::basic::from_utf8(bytes).ok()
+    }
+}
+
 /// The declared length of a live candidate at the start of `bytes`.
 pub fn declared_len(bytes: &[u8]) -> Option<usize> {
     plausible_len(bytes, 0)
@@ -312,7 +336,7 @@ pub fn deleted_len(bytes: &[u8], bound: usize) -> Option<usize> {
         if t == 0 {
             return Some(at + 1);
         }
-        let key_end = at + 1 + memchr::memchr(0, b.get(at + 1..)?)?;
+        let key_end = at + 1 + cstring_len(b.get(at + 1..)?)?;
         let value = value_len(b, t, key_end + 1)?;
         at = key_end.checked_add(1 + value).filter(|&e| e <= b.len())?;
     }
@@ -373,12 +397,12 @@ fn framed(doc: &[u8]) -> Result<(), Invalid> {
 /// The UTF-8 cstring starting at `at`, and where the bytes after its zero start.
 fn cstring(b: &[u8], at: usize) -> Result<(&str, usize), Invalid> {
     let rest = b.get(at..).unwrap_or_default();
-    let Some(nul) = memchr::memchr(0, rest) else {
+    let Some(nul) = cstring_len(rest) else {
         return broken("cstring without its zero");
     };
-    match simdutf8::basic::from_utf8(&rest[..nul]) {
-        Ok(s) => Ok((s, at + nul + 1)),
-        Err(_) => broken("cstring not UTF-8"),
+    match utf8(&rest[..nul]) {
+        Some(s) => Ok((s, at + nul + 1)),
+        None => broken("cstring not UTF-8"),
     }
 }
 
@@ -510,9 +534,9 @@ fn string(b: &[u8]) -> Result<usize, Invalid> {
     if b[end - 1] != 0 {
         return broken("string without its zero");
     }
-    match simdutf8::basic::from_utf8(&b[4..end - 1]) {
-        Ok(_) => Ok(end),
-        Err(_) => broken("string not UTF-8"),
+    match utf8(&b[4..end - 1]) {
+        Some(_) => Ok(end),
+        None => broken("string not UTF-8"),
     }
 }
 
@@ -913,6 +937,29 @@ mod tests {
                 (Err(Invalid::Malformed(_)), Err(Invalid::Malformed(_))) => {}
                 (ours, theirs) => proptest::prop_assert!(false, "{d:?}: we say {ours:?}, the parser {theirs:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn cstrings_end_where_memchr_says_and_text_is_utf8_as_std_says() {
+        for len in 0..80 {
+            for zero in (0..len).map(Some).chain([None]) {
+                let mut b = vec![b'k'; len];
+                if let Some(z) = zero {
+                    b[z] = 0;
+                }
+                assert_eq!(cstring_len(&b), memchr::memchr(0, &b), "{len} {zero:?}");
+            }
+        }
+        for text in [
+            &b"_id"[..],
+            b"",
+            "Zo\u{eb}".as_bytes(),
+            b"\xFF",
+            b"a\xC3",
+            b"\xED\xA0\x80",
+        ] {
+            assert_eq!(utf8(text), std::str::from_utf8(text).ok());
         }
     }
 
