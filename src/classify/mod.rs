@@ -222,8 +222,47 @@ pub struct Placed {
     pub doc: u64,
     /// In a conflict: whether this is the version the live collection holds.
     pub chosen: bool,
-    /// The document.
-    pub entry: DocEntry,
+    /// What its row needs of the document.
+    pub entry: RowSource,
+}
+
+/// What laying out a placed document's row needs of its index entry: where its bytes
+/// lie, its lengths and its `_id`. Every placed document travels through a sort on disk
+/// with it, so the rest of the entry (hashes, links, doubts) stays behind.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowSource {
+    /// See [`DocEntry::source`].
+    pub source: u32,
+    /// See [`DocEntry::offset`].
+    pub offset: u64,
+    /// See [`DocEntry::len`].
+    pub len: u32,
+    /// See [`DocEntry::json_len`].
+    pub json_len: u32,
+    /// See [`DocEntry::pretty_len`].
+    pub pretty_len: u32,
+    /// The WiredTiger page holding it (see [`DocEntry::wt`]).
+    pub page: Option<u32>,
+    /// See [`DocEntry::deleted`].
+    pub deleted: bool,
+    /// See [`DocEntry::id`].
+    #[serde(with = "crate::index::id_bytes")]
+    pub id: DocId,
+}
+
+impl From<&DocEntry> for RowSource {
+    fn from(d: &DocEntry) -> RowSource {
+        RowSource {
+            source: d.source,
+            offset: d.offset,
+            len: d.len,
+            json_len: d.json_len,
+            pretty_len: d.pretty_len,
+            page: d.wt.map(|w| w.page),
+            deleted: d.deleted,
+            id: d.id.clone(),
+        }
+    }
 }
 
 impl Ord for Placed {
@@ -266,7 +305,7 @@ impl Classification {
                     list: List::Live,
                     doc: i as u64,
                     chosen: false,
-                    entry: d.clone(),
+                    entry: d.into(),
                 };
                 placed.push(at).unwrap();
             }
@@ -520,7 +559,7 @@ fn place_all(
             list,
             doc: i as u64,
             chosen: false,
-            entry: DocEntry::clone(&d),
+            entry: RowSource::from(&*d),
         };
         if deleted {
             placed.push(at(List::Deleted))?;
@@ -589,11 +628,11 @@ fn choose_versions(
             };
             match conflict {
                 Some(k) if is_chosen => {
-                    placed.push(at(List::Live, v.entry.clone()))?;
-                    placed.push(at(List::Conflict(k), v.entry))?;
+                    placed.push(at(List::Live, (&v.entry).into()))?;
+                    placed.push(at(List::Conflict(k), (&v.entry).into()))?;
                 }
-                Some(k) => placed.push(at(List::Conflict(k), v.entry))?,
-                None if is_chosen => placed.push(at(List::Live, v.entry))?,
+                Some(k) => placed.push(at(List::Conflict(k), (&v.entry).into()))?,
+                None if is_chosen => placed.push(at(List::Live, (&v.entry).into()))?,
                 None => {}
             }
         }

@@ -109,7 +109,7 @@ pub struct ScanSettings {
 /// A [`DocId`] written and read as bytes. postcard writes a list of bytes and a byte
 /// string alike (a length, then the bytes), so the index's format is the same; read
 /// as a list, each byte was a call, and classification reads every `_id` four times.
-mod id_bytes {
+pub(crate) mod id_bytes {
     use super::DocId;
     use serde::{Deserializer, Serializer, de};
 

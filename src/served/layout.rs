@@ -111,8 +111,7 @@ impl RowWriter<'_, '_> {
             rows.bson += u64::from(d.len);
             rows.json += u64::from(d.json_len);
             rows.pretty += u64::from(d.pretty_len);
-            let page = d.wt.map(|w| w.page);
-            let (start, end) = read_range(&index.wt_pages, page, d.offset, d.len);
+            let (start, end) = read_range(&index.wt_pages, d.page, d.offset, d.len);
             rows.unreadable += unreadable_bytes(&index.bad_ranges, d.source, start, end);
         }
         let names = &mut self.names;

@@ -25,10 +25,10 @@ pub use table::DocTable;
 
 #[cfg(test)]
 use crate::classify::Classification;
-use crate::classify::{Decided, NamedBy, Schema};
+use crate::classify::{Decided, NamedBy, RowSource, Schema};
 use crate::extent::{Extent, LazyExtents};
 use crate::index::file::{self, IndexFile, Section};
-use crate::index::{DocEntry, DocId, DoubtCounts, Index, IndexError, Span, WtPage};
+use crate::index::{DocId, DoubtCounts, Index, IndexError, Span, WtPage};
 
 /// Bytes of one row.
 pub const ROW_LEN: usize = 64;
@@ -63,14 +63,14 @@ pub struct Row {
 }
 
 impl Row {
-    fn of(d: &DocEntry, bson_at: u64, json_at: u64) -> Row {
+    fn of(d: &RowSource, bson_at: u64, json_at: u64) -> Row {
         Row {
             source: d.source,
             offset: d.offset,
             len: d.len,
             json_len: d.json_len,
             pretty_len: d.pretty_len,
-            page: d.wt.map(|w| w.page),
+            page: d.page,
             deleted: d.deleted,
             bson_at,
             json_at,
@@ -420,6 +420,7 @@ mod tests {
     use crate::content::Content;
     use crate::extent::ExtentList;
     use crate::extjson::JsonMode;
+    use crate::index::DocEntry;
     use crate::index::stream::DocsFile;
     use crate::source::{Source, Sources};
     use crate::spill::Spill;
@@ -472,9 +473,9 @@ mod tests {
         let mut d = doc(1 << 40, 300, true);
         d.id = DocId::from_slice(&[0x02; 17]);
         d.wt = Some(crate::index::WtRef { page: 7, record: 9 });
-        let row = Row::of(&d, 11, 12);
+        let row = Row::of(&(&d).into(), 11, 12);
         assert_eq!(Row::decode(&row.encode()), row);
-        let plain = Row::of(&doc(5, 6, false), 0, 0);
+        let plain = Row::of(&(&doc(5, 6, false)).into(), 0, 0);
         assert_eq!(Row::decode(&plain.encode()), plain);
         assert_eq!(plain.page, None);
         // Any bytes decode to some row.
