@@ -139,7 +139,8 @@ impl Learned {
         docs: &dyn Docs,
         (files, chains): (&WtFiles, &Chains),
     ) -> io::Result<Learned> {
-        let mut counts: HashMap<(u32, &str), usize> = HashMap::new();
+        let mut counts: HashMap<(u32, &str), usize, foldhash::fast::RandomState> =
+            HashMap::default();
         for d in docs.read()? {
             let d = d?;
             if let Some((ns, _)) = Placer::named_on_disk(index, files, chains, &d) {
