@@ -23,6 +23,8 @@ pub struct Placer<'a> {
     files: WtFiles<'a>,
     chains: Chains<'a>,
     learned: Learned,
+    /// See [`ns_on_disk`].
+    extents_before: usize,
 }
 
 impl<'a> Placer<'a> {
@@ -44,6 +46,7 @@ impl<'a> Placer<'a> {
             learned: Learned::new(index, docs, (&files, &chains))?,
             files,
             chains,
+            extents_before: 0,
         })
     }
 
@@ -52,11 +55,11 @@ impl<'a> Placer<'a> {
     /// WiredTiger file.
     fn named_on_disk(
         index: &'a Index,
-        files: &WtFiles<'a>,
-        chains: &Chains<'a>,
+        (files, chains): (&WtFiles<'a>, &Chains<'a>),
         d: &DocEntry,
+        extents_before: &mut usize,
     ) -> Option<(&'a str, NamedBy)> {
-        if let Some(ns) = ns_on_disk(index, d) {
+        if let Some(ns) = ns_on_disk(index, d, extents_before) {
             return Some((ns, NamedBy::Disk));
         }
         if let Some(ns) = chains.namespace(index, d).filter(|ns| !ns.contains('$')) {
@@ -69,7 +72,8 @@ impl<'a> Placer<'a> {
     /// The collection (numbered: see [`Placer::into_names`]) and how it was named.
     pub fn place(&mut self, d: &DocEntry) -> (u32, NamedBy) {
         let index = self.index;
-        if let Some((ns, by)) = Self::named_on_disk(index, &self.files, &self.chains, d) {
+        let on_disk = (&self.files, &self.chains);
+        if let Some((ns, by)) = Self::named_on_disk(index, on_disk, d, &mut self.extents_before) {
             return (self.names.number(ns), by);
         }
         match self.files.of(index, d) {
@@ -141,9 +145,11 @@ impl Learned {
     ) -> io::Result<Learned> {
         let mut counts: HashMap<(u32, &str), usize, foldhash::fast::RandomState> =
             HashMap::default();
+        let mut extents_before = 0;
         for d in docs.read()? {
             let d = d?;
-            if let Some((ns, _)) = Placer::named_on_disk(index, files, chains, &d) {
+            let named = Placer::named_on_disk(index, (files, chains), &d, &mut extents_before);
+            if let Some((ns, _)) = named {
                 *counts.entry((d.shape, ns)).or_default() += 1;
             }
         }
@@ -284,11 +290,19 @@ impl<'a> WtFiles<'a> {
 }
 
 /// The namespace of the extent holding `doc`, if its record header points to it.
-fn ns_on_disk<'a>(index: &'a Index, doc: &DocEntry) -> Option<&'a str> {
+/// `extents_before` is how many extents start at or before the document looked at
+/// last: documents come in disk order, so most lie in the same extent as the one
+/// before and are placed without a search.
+fn ns_on_disk<'a>(index: &'a Index, doc: &DocEntry, extents_before: &mut usize) -> Option<&'a str> {
     let ns_header_ofs = doc.ns_header_ofs?;
     let extents = &index.ns_headers;
-    let after = extents.partition_point(|e| (e.source, e.offset) <= (doc.source, doc.offset));
-    let e = extents[..after].last()?;
+    let at = (doc.source, doc.offset);
+    let starts_before = |i: usize| extents.get(i).is_some_and(|e| (e.source, e.offset) <= at);
+    let n = *extents_before;
+    if !(n > 0 && starts_before(n - 1) && !starts_before(n)) {
+        *extents_before = extents.partition_point(|e| (e.source, e.offset) <= at);
+    }
+    let e = extents[..*extents_before].last()?;
     (e.source == doc.source
         && doc.offset < e.offset + e.len
         && e.file_ofs == ns_header_ofs
