@@ -197,8 +197,8 @@ pub fn prepare(
         docs: scan::SEGMENT_DOCS,
         spill: &spill,
     };
-    // The documents go straight into the index file, as found: classification then
-    // reads them from there.
+    // The documents of each segment go into a file as found; a scan of one segment
+    // keeps them for classification, which otherwise reads them from the index file.
     let scanned = (records, settings);
     let out = (index_path.as_path(), first_scanned);
     let scanned = scan::scan_resumable(&sources, scanned, &wanted, &at, out, progress)
