@@ -3,6 +3,7 @@
 //!
 //! Layers, leaf first (a module uses only modules above it in this list):
 //!
+//! - [`ahead`]: items made on another thread, a batch ahead of their user.
 //! - [`extent`]: a virtual file is a list of extents (source ranges, bytes, documents).
 //! - [`source`]: read-only access to images and block devices that survives bad
 //!   sectors; [`mountinfo`]: the one reader of the kernel's mount table; [`guard`]:
@@ -26,6 +27,7 @@
 //! - [`pipeline`]: what the commands do, for the binary (`main.rs`, `cli.rs`,
 //!   `steps.rs`, `mount.rs`).
 
+pub mod ahead;
 pub mod cached;
 pub mod carve;
 pub mod classify;

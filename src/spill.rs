@@ -16,6 +16,8 @@ use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use rayon::slice::ParallelSliceMut;
+
+use crate::ahead::Ahead;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -117,22 +119,9 @@ impl<T: Record> Sorter<T> {
                 heads.push(Reverse((record, n)));
             }
         }
-        let mut merge = Merge { runs, heads };
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<io::Result<T>>>(4);
-        std::thread::spawn(move || {
-            loop {
-                let batch: Vec<io::Result<T>> = merge.by_ref().take(BATCH).collect();
-                if batch.is_empty() || tx.send(batch).is_err() {
-                    return;
-                }
-            }
-        });
-        Ok(Sorted(Merged::Runs(rx.into_iter().flatten())))
+        Ok(Sorted(Merged::Runs(Ahead::new(Merge { runs, heads }))))
     }
 }
-
-/// Records merged ahead at a time.
-const BATCH: usize = 4096;
 
 /// Longest encoded record.
 const MAX_RECORD: usize = 1024;
@@ -175,8 +164,8 @@ pub struct Sorted<T: Record>(Merged<T>);
 enum Merged<T: Record> {
     /// All fitted in memory.
     Memory(std::vec::IntoIter<T>),
-    /// Merged from runs by another thread, in batches.
-    Runs(std::iter::Flatten<std::sync::mpsc::IntoIter<Vec<io::Result<T>>>>),
+    /// Merged from runs by another thread, a batch ahead.
+    Runs(Ahead<io::Result<T>>),
 }
 
 impl<T: Record> Iterator for Sorted<T> {

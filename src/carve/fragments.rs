@@ -207,6 +207,17 @@ fn next_candidate(buf: &[u8], from: usize, to: usize) -> Option<usize> {
     (c..to).find(|&k| buf[k] & 0xFE == 8 && buf[k + 8] | buf[k + 9] | buf[k + 10] == 0)
 }
 
+/// Every position in `[from, to)` where a tag could start (see [`next_candidate`]),
+/// ascending.
+fn candidates(buf: &[u8], from: usize, to: usize) -> impl Iterator<Item = usize> + '_ {
+    let mut at = from;
+    std::iter::from_fn(move || {
+        let c = next_candidate(buf, at, to)?;
+        at = c + 1;
+        Some(c)
+    })
+}
+
 /// Follows a chain of tags from `p` to the first tag header at or past `block_end`;
 /// `None` if it breaks before. Also says whether a whole tag was read on the way (a
 /// header proven by its PreviousTagSize). A tag whose end lies past `buf` is taken on
@@ -243,14 +254,7 @@ fn first_run(buf: &[u8], base: u64, from: u64, to: u64) -> Option<Orphan> {
     }
     let (lo, hi) = ((from - base) as usize, (to - base) as usize);
     let block_end = from / SECTOR * SECTOR + SECTOR;
-    let mut at = lo;
-    while let Some(c) = next_candidate(buf, at, hi) {
-        if let Some(orphan) = run_at(buf, base, c as u64, block_end) {
-            return Some(orphan);
-        }
-        at = c + 1;
-    }
-    None
+    candidates(buf, lo, hi).find_map(|c| run_at(buf, base, c as u64, block_end))
 }
 
 /// A fragment start at `at` (relative to `buf`), as an orphan: two chained
@@ -619,17 +623,10 @@ fn split_in_header<S: ByteSource + ?Sized>(
 /// Two chained audio/video tags start in `block`, which lies at `at` on `src` (read
 /// past it for the tags' ends).
 fn holds_chained_tags<S: ByteSource + ?Sized>(src: &S, at: u64, block: &[u8]) -> bool {
-    let mut from = 0;
-    while let Some(c) = next_candidate(block, from, block.len()) {
-        let c_at = at + c as u64;
-        if flv_tag::tag_at(src, c_at)
-            .is_some_and(|t| flv_tag::tag_at(src, c_at + t.total_len()).is_some())
-        {
-            return true;
-        }
-        from = c + 1;
-    }
-    false
+    candidates(block, 0, block.len()).any(|c| {
+        let c = at + c as u64;
+        flv_tag::tag_at(src, c).is_some_and(|t| flv_tag::tag_at(src, c + t.total_len()).is_some())
+    })
 }
 
 /// Compressed audio and video never hold a run of zeros at the end of a block, nor

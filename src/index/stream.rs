@@ -10,6 +10,7 @@ use rayon::prelude::*;
 
 use super::file::{self, Section};
 use super::{DocEntry, IndexError};
+use crate::ahead::Ahead;
 
 /// Documents encoded per batch: a few megabytes, whatever their number.
 const WRITE_BATCH: usize = 1 << 16;
@@ -112,25 +113,12 @@ impl DocsFile {
 }
 
 impl DocsFile {
-    /// As [`DocsFile::reader`], decoded on another thread in batches, so the caller's
-    /// work on one batch overlaps decoding the next.
-    pub fn read_ahead(&self) -> io::Result<impl Iterator<Item = io::Result<DocEntry>> + use<>> {
-        let mut reader = self.reader()?;
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<io::Result<DocEntry>>>(4);
-        std::thread::spawn(move || {
-            loop {
-                let batch: Vec<io::Result<DocEntry>> = reader.by_ref().take(BATCH).collect();
-                if batch.is_empty() || tx.send(batch).is_err() {
-                    return;
-                }
-            }
-        });
-        Ok(rx.into_iter().flatten())
+    /// As [`DocsFile::reader`], decoded on another thread a batch ahead.
+    pub fn read_ahead(&self) -> io::Result<Ahead<io::Result<DocEntry>>> {
+        Ok(Ahead::new(self.reader()?))
     }
 }
 
-/// Documents decoded ahead at a time by [`DocsFile::read_ahead`].
-const BATCH: usize = 4096;
 /// Bytes read from the file at a time.
 const BUF: usize = 1 << 20;
 /// More than any one document's entry takes (its `_id` is at most 65 bytes).
