@@ -126,7 +126,8 @@ fn carvers(c: &mut Criterion) {
     });
     group.bench_function("flv_find_orphans", |b| {
         b.iter(|| {
-            fragments::find_orphans(black_box(&data), 0, data.len())
+            let starts = fragments::tag_starts(black_box(&data));
+            fragments::find_orphans(&data, 0, data.len(), &starts)
                 .orphans
                 .len()
         })

@@ -28,7 +28,7 @@ pub fn flv_walk(data: &[u8]) {
     let headers = flv::find_headers(data, data.len());
     let starts: Vec<u64> = headers.iter().map(|&h| h as u64).collect();
     let mut fragments = Continuations::new(
-        &fragments::find_orphans(data, 0, data.len()).orphans,
+        &fragments::find_orphans(data, 0, data.len(), &fragments::tag_starts(data)).orphans,
         &starts,
         Unit::default(),
     );

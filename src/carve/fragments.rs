@@ -88,14 +88,16 @@ pub struct ChunkOrphans {
 const MAX_CHAINS: usize = 4;
 
 /// Orphan runs in `buf` (which holds the source from `base`), one per stretch of chained
-/// tags, starting in blocks that begin before `limit`.
+/// tags, starting in blocks that begin before `limit`. `starts` is every position of
+/// `buf` where a tag could start, ascending ([`tag_starts`], or the scan's one pass
+/// over the chunk that finds them with every magic number).
 ///
 /// Every block in which no chain followed so far has a tag header is searched: a
 /// fragment can start in any block whose bytes are not provably another tag's
 /// header, also inside a long tag's data and in a chunk's first block.
-pub fn find_orphans(buf: &[u8], base: u64, limit: usize) -> ChunkOrphans {
+pub fn find_orphans(buf: &[u8], base: u64, limit: usize, starts: &[usize]) -> ChunkOrphans {
     let end = base + limit as u64;
-    let mut search = Search::new(buf, base);
+    let mut search = Search::new(buf, base, starts);
     let mut block = base / SECTOR * SECTOR;
     while let Some(next) = search.next_block(block).filter(|&b| b < end) {
         search.block(next);
@@ -109,15 +111,18 @@ pub fn find_orphans(buf: &[u8], base: u64, limit: usize) -> ChunkOrphans {
 struct Search<'a> {
     buf: &'a [u8],
     base: u64,
+    /// Where a tag could start in `buf`, ascending.
+    starts: &'a [usize],
     chains: Vec<u64>,
     out: ChunkOrphans,
 }
 
 impl<'a> Search<'a> {
-    fn new(buf: &'a [u8], base: u64) -> Search<'a> {
+    fn new(buf: &'a [u8], base: u64, starts: &'a [usize]) -> Search<'a> {
         Search {
             buf,
             base,
+            starts,
             chains: Vec::new(),
             out: ChunkOrphans::default(),
         }
@@ -135,7 +140,10 @@ impl<'a> Search<'a> {
         let reach = chain_block.map_or(buf.len(), |b| {
             ((b - base) as usize).saturating_add(11).min(buf.len())
         });
-        let start_block = next_candidate(&buf[..reach], lo, reach)
+        let start_block = self
+            .starts_in(lo, reach)
+            .next()
+            .filter(|&first| first + 10 < reach)
             .map(|first| (base + first as u64) / SECTOR * SECTOR);
         let next = start_block.into_iter().chain(chain_block).min()?;
         Some(block.max(next))
@@ -153,13 +161,39 @@ impl<'a> Search<'a> {
             next.map(|n| *p = n).is_some()
         });
         let to = block_end.min(base + buf.len() as u64);
-        if !has_header && let Some(orphan) = first_run(buf, base, block.max(base), to) {
+        if !has_header && let Some(orphan) = self.first_run(block.max(base), to) {
             self.out.orphans.push(orphan);
             if let (Some(next), _) = follow(buf, base, orphan.at, block_end) {
                 self.chains.truncate(MAX_CHAINS - 1);
                 self.chains.insert(0, next);
             }
         }
+    }
+
+    /// The positions in `[from, to)` where a tag could start, ascending.
+    fn starts_in(&self, from: usize, to: usize) -> impl Iterator<Item = usize> + '_ {
+        let first = self.starts.partition_point(|&s| s < from);
+        self.starts[first..]
+            .iter()
+            .copied()
+            .take_while(move |&s| s < to)
+    }
+
+    /// The first position in `[from, to)` (absolute) where a fragment of audio/video
+    /// tags can start.
+    ///
+    /// Anchored on the stream id, three zero bytes 8 bytes into every tag header: rare
+    /// in random and compressed data, absent from text, and a zero-filled stretch is
+    /// skipped whole; so most of a disk is passed over at memory speed.
+    fn first_run(&self, from: u64, to: u64) -> Option<Orphan> {
+        if from >= to {
+            return None;
+        }
+        let (buf, base) = (self.buf, self.base);
+        let (lo, hi) = ((from - base) as usize, (to - base) as usize);
+        let block_end = from / SECTOR * SECTOR + SECTOR;
+        self.starts_in(lo, hi)
+            .find_map(|c| run_at(buf, base, c as u64, block_end))
     }
 
     /// What was found, and where the chains go on.
@@ -169,9 +203,20 @@ impl<'a> Search<'a> {
     }
 }
 
-/// The first position in `[from, to)` where [`first_run`] would try a tag: a byte 8
-/// or 9 (audio, video) with three zero bytes 8 bytes on (a tag's stream id), all
-/// inside `buf`. Positions are tested 64 at a time by a loop the compiler turns into
+/// Every position of `buf` where a tag could start ([`could_start_tag`]), ascending.
+pub fn tag_starts(buf: &[u8]) -> Vec<usize> {
+    candidates(buf, 0, buf.len()).collect()
+}
+
+/// A tag could start at `at`: a byte 8 or 9 (audio, video) with three zero bytes 8
+/// bytes on (a tag's stream id), all inside `buf`. Where `Search::first_run` tries
+/// a tag.
+pub fn could_start_tag(buf: &[u8], at: usize) -> bool {
+    buf.get(at..at + 11)
+        .is_some_and(|h| h[0] & 0xFE == 8 && h[8] | h[9] | h[10] == 0)
+}
+
+/// The first position in `[from, to)` where a tag could start ([`could_start_tag`]). Positions are tested 64 at a time by a loop the compiler turns into
 /// vector compares, so everything without one, random or compressed data, zeros,
 /// executables, the middle of long tags, passes at memory speed.
 fn next_candidate(buf: &[u8], from: usize, to: usize) -> Option<usize> {
@@ -241,20 +286,6 @@ fn follow(buf: &[u8], base: u64, mut p: u64, block_end: u64) -> (Option<u64>, bo
         }
     }
     (Some(p), headers)
-}
-
-/// The first position in `[from, to)` where a fragment of audio/video tags can start.
-///
-/// Anchored on the stream id, three zero bytes 8 bytes into every tag header: rare in
-/// random and compressed data, absent from text, and a zero-filled stretch is skipped
-/// whole; so most of a disk is passed over at memory speed.
-fn first_run(buf: &[u8], base: u64, from: u64, to: u64) -> Option<Orphan> {
-    if from >= to {
-        return None;
-    }
-    let (lo, hi) = ((from - base) as usize, (to - base) as usize);
-    let block_end = from / SECTOR * SECTOR + SECTOR;
-    candidates(buf, lo, hi).find_map(|c| run_at(buf, base, c as u64, block_end))
 }
 
 /// A fragment start at `at` (relative to `buf`), as an orphan: two chained
@@ -650,9 +681,13 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// `find_orphans` as it was before it passed over blocks: every block searched.
+    /// `find_orphans` as it was before it passed over blocks: every block searched,
+    /// tag starts by their plain definition.
     fn every_block(buf: &[u8], base: u64, limit: usize) -> ChunkOrphans {
-        let mut search = Search::new(buf, base);
+        let starts: Vec<usize> = (0..buf.len())
+            .filter(|&k| could_start_tag(buf, k))
+            .collect();
+        let mut search = Search::new(buf, base, &starts);
         let blocks = (base / SECTOR * SECTOR..base + limit as u64).step_by(SECTOR as usize);
         blocks.for_each(|block| search.block(block));
         search.finish()
@@ -709,7 +744,7 @@ mod tests {
         ) {
             let buf = layout(seed, len, &runs);
             let limit = len - cut;
-            let fast = find_orphans(&buf, base, limit);
+            let fast = find_orphans(&buf, base, limit, &tag_starts(&buf));
             let slow = every_block(&buf, base, limit);
             prop_assert_eq!(&fast.orphans, &slow.orphans);
             prop_assert_eq!(&fast.carried, &slow.carried);

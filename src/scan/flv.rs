@@ -45,7 +45,7 @@ impl Stage for Flv {
                 .into_iter()
                 .map(|p| c.start + p as u64)
                 .collect(),
-            orphans: fragments::find_orphans(c.bytes, c.start, c.len),
+            orphans: fragments::find_orphans(c.bytes, c.start, c.len, c.anchors.tag_starts()),
             maps: FoundMaps {
                 ext4: ext4::find_extent_maps(c.bytes, c.start, c.len),
                 xfs: xfs::inode_maps(c.bytes, c.start, c.len),
