@@ -409,7 +409,7 @@ struct Window {
 }
 
 impl<'a> ReadAhead<'a> {
-    const MIN_WINDOW: usize = 16 << 10;
+    const MIN_WINDOW: usize = 4 << 10;
     const MAX_WINDOW: usize = 1 << 20;
 
     /// A reader with an empty window.
