@@ -133,10 +133,18 @@ fn carvers(c: &mut Criterion) {
         })
     });
     group.bench_function("ext4_extent_maps", |b| {
-        b.iter(|| ext4::find_extent_maps(black_box(&data), 0, data.len()).len())
+        b.iter(|| {
+            let headers: Vec<usize> =
+                memchr::memmem::find_iter(black_box(&data), ext4::HEADER_MAGIC).collect();
+            ext4::find_extent_maps(&data, 0, data.len(), &headers).len()
+        })
     });
     group.bench_function("xfs_inode_maps", |b| {
-        b.iter(|| xfs::inode_maps(black_box(&data), 0, data.len()).len())
+        b.iter(|| {
+            let inodes: Vec<usize> =
+                memchr::memmem::find_iter(black_box(&data), xfs::INODE_MAGIC).collect();
+            xfs::inode_maps(&data, 0, data.len(), &inodes).len()
+        })
     });
     group.bench_function("btrfs_leaf_runs", |b| {
         b.iter(|| btrfs::leaf_runs(black_box(&data), 0, data.len()).len())

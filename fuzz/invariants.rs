@@ -295,8 +295,15 @@ fn wt_block(kind: u8, mem: usize, compressed: bool, body: &[u8]) -> Vec<u8> {
 pub fn fs_maps(data: &[u8]) {
     use salvagefs::carve::filemap::FileMap;
     use salvagefs::carve::{btrfs, ext4, xfs};
-    let mut maps = ext4::find_extent_maps(data, 0, data.len());
-    maps.extend(xfs::inode_maps(data, 0, data.len()));
+    use salvagefs::scan::anchors::{Anchors, Magic};
+    let anchors = Anchors::find(data);
+    let mut maps = ext4::find_extent_maps(data, 0, data.len(), anchors.of(Magic::Ext4Extents));
+    maps.extend(xfs::inode_maps(
+        data,
+        0,
+        data.len(),
+        anchors.of(Magic::XfsInode),
+    ));
     maps.extend(xfs::log_maps(data, 0));
     maps.extend(btrfs::files(&btrfs::leaf_runs(data, 0, data.len())));
     let _ = btrfs::Chunks::read(data);

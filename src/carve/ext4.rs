@@ -22,6 +22,8 @@ use super::ByteSource;
 
 /// The extent header's magic number.
 const EXTENT_MAGIC: u16 = 0xF30A;
+/// [`EXTENT_MAGIC`] as it lies on disk: where the scan looks for extent lists.
+pub const HEADER_MAGIC: &[u8] = &EXTENT_MAGIC.to_le_bytes();
 /// Where the extent header lies inside an inode (`i_block`).
 const INODE_EXTENTS: usize = 0x28;
 /// Inode sizes are multiples of this, and inode tables are block-aligned.
@@ -182,26 +184,45 @@ pub enum MapKind {
 /// Extent lists that describe a fragmented file from its start, in the
 /// [`SCAN_BLOCK`]-aligned blocks of `buf` (which holds the source from `base`) that
 /// begin before `limit`: leaf blocks, and inodes in inode tables and journal copies.
-pub fn find_extent_maps(buf: &[u8], base: u64, limit: usize) -> Vec<ExtentMap> {
+/// `headers` is every position of [`HEADER_MAGIC`] in `buf`, ascending (the scan finds
+/// them in its one pass over the chunk): only those can begin a list, so the blocks
+/// are not read a second time.
+pub fn find_extent_maps(buf: &[u8], base: u64, limit: usize, headers: &[usize]) -> Vec<ExtentMap> {
     let mut out = Vec::new();
-    for (found_at, block) in super::aligned_blocks(buf, base, limit, SCAN_BLOCK) {
-        if let Some(extents) = extent_list(block, 0, (SCAN_BLOCK - 12) / 12) {
-            out.push(ExtentMap {
-                found_at,
-                kind: MapKind::Leaf,
-                extents,
-            });
+    // A block holding a leaf is no inode table: its other headers are not looked at.
+    let mut leaf_block = None;
+    for &at in headers {
+        let Some(start) = at.checked_sub((base + at as u64) as usize % SCAN_BLOCK) else {
+            continue;
+        };
+        let Some(block) = buf.get(start..start + SCAN_BLOCK) else {
+            break;
+        };
+        if start >= limit || leaf_block == Some(start) {
             continue;
         }
-        for at in (INODE_EXTENTS..SCAN_BLOCK).step_by(INODE_STRIDE) {
-            if let Some(extents) = extent_list(block, at, 4) {
-                let found_at = found_at + at as u64;
-                out.push(ExtentMap {
-                    found_at,
-                    kind: MapKind::Inode,
-                    extents,
-                });
+        let (found_at, off) = (base + start as u64, at - start);
+        let kind = match off {
+            0 => MapKind::Leaf,
+            _ if off >= INODE_EXTENTS && (off - INODE_EXTENTS) % INODE_STRIDE == 0 => {
+                MapKind::Inode
             }
+            _ => continue,
+        };
+        let max = if kind == MapKind::Leaf {
+            (SCAN_BLOCK - 12) / 12
+        } else {
+            4
+        };
+        if let Some(extents) = extent_list(block, off, max) {
+            if kind == MapKind::Leaf {
+                leaf_block = Some(start);
+            }
+            out.push(ExtentMap {
+                found_at: found_at + off as u64,
+                kind,
+                extents,
+            });
         }
     }
     out
@@ -241,6 +262,79 @@ fn extent_list(b: &[u8], at: usize, max: usize) -> Option<Vec<MapExtent>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// `find_extent_maps` as it was before the scan found the headers: every
+    /// block read.
+    fn every_block(buf: &[u8], base: u64, limit: usize) -> Vec<ExtentMap> {
+        let mut out = Vec::new();
+        for (found_at, block) in crate::carve::aligned_blocks(buf, base, limit, SCAN_BLOCK) {
+            if let Some(extents) = extent_list(block, 0, (SCAN_BLOCK - 12) / 12) {
+                out.push(ExtentMap {
+                    found_at,
+                    kind: MapKind::Leaf,
+                    extents,
+                });
+                continue;
+            }
+            for at in (INODE_EXTENTS..SCAN_BLOCK).step_by(INODE_STRIDE) {
+                if let Some(extents) = extent_list(block, at, 4) {
+                    let found_at = found_at + at as u64;
+                    out.push(ExtentMap {
+                        found_at,
+                        kind: MapKind::Inode,
+                        extents,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// What `find_extent_maps` finds given the headers' positions in `buf`.
+    fn maps(buf: &[u8], base: u64, limit: usize) -> Vec<ExtentMap> {
+        let headers: Vec<usize> = memchr::memmem::find_iter(buf, HEADER_MAGIC).collect();
+        find_extent_maps(buf, base, limit, &headers)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Looking only where a header's magic lies finds what reading every block
+        /// finds: leaves, inodes, neither, at any base and limit.
+        #[test]
+        fn headers_found_once_give_what_every_block_gives(
+            seed: u64,
+            blocks in 1usize..6,
+            base in 0u64..9000,
+            cut in 0usize..5000,
+            lists in prop::collection::vec((0usize..6, 0usize..33, 0u16..5, any::<bool>()), 0..12),
+        ) {
+            let mut x = seed | 1;
+            let mut buf: Vec<u8> = (0..blocks * SCAN_BLOCK + 100)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    (x & 0x0F) as u8
+                })
+                .collect();
+            let skew = (SCAN_BLOCK as u64 - base % SCAN_BLOCK as u64) as usize % SCAN_BLOCK;
+            for (block, slot, entries, leaf) in lists {
+                let max = if leaf { 340 } else { 4 };
+                let at = skew + block * SCAN_BLOCK + if leaf { 0 } else { INODE_EXTENTS + slot * INODE_STRIDE };
+                let mut list = header(entries, max);
+                for e in 0..entries as u32 {
+                    list.extend(extent(e * 4, 4, 100 + u64::from(e) * 10));
+                }
+                if let Some(dst) = buf.get_mut(at..at + list.len()) {
+                    dst.copy_from_slice(&list);
+                }
+            }
+            let limit = buf.len().saturating_sub(cut);
+            prop_assert_eq!(maps(&buf, base, limit), every_block(&buf, base, limit));
+        }
+    }
 
     fn header(entries: u16, max: u16) -> Vec<u8> {
         let mut h = Vec::new();
@@ -277,7 +371,7 @@ mod tests {
         holed.extend(extent(5, 2, 9));
         let at2 = 2 * SCAN_BLOCK + 512 + INODE_EXTENTS;
         disk[at2..at2 + holed.len()].copy_from_slice(&holed);
-        let maps = find_extent_maps(&disk, 0, disk.len());
+        let maps = maps(&disk, 0, disk.len());
         assert_eq!(maps.len(), 2, "{maps:?}");
         assert_eq!(maps[0].kind, MapKind::Leaf);
         assert_eq!(maps[0].found_at, SCAN_BLOCK as u64);
@@ -293,6 +387,6 @@ mod tests {
             .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
             .collect();
         assert_eq!(Volume::detect(&noise[..], 0), None);
-        assert!(find_extent_maps(&noise, 0, noise.len()).is_empty());
+        assert!(maps(&noise, 0, noise.len()).is_empty());
     }
 }

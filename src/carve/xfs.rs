@@ -12,6 +12,8 @@ use super::ext4::{ExtentMap, MapExtent, MapKind};
 
 /// Inodes lie on multiples of this (the smallest inode size).
 const INODE_ALIGN: usize = 256;
+/// An inode's first bytes: where the scan looks for inodes.
+pub const INODE_MAGIC: &[u8] = b"IN";
 
 /// The parts of an XFS superblock that place blocks and the log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,25 +114,39 @@ fn run(bytes: &[u8], max: usize) -> Option<Vec<MapExtent>> {
 
 /// Extent lists in the data forks of the XFS inodes in `buf` (which holds the source
 /// from `base`) that begin before `limit`: files in several extents, from their start.
-pub fn inode_maps(buf: &[u8], base: u64, limit: usize) -> Vec<ExtentMap> {
+/// `magics` is every position of [`INODE_MAGIC`] in `buf`, ascending (the scan finds
+/// them in its one pass over the chunk): only those can begin an inode.
+pub fn inode_maps(buf: &[u8], base: u64, limit: usize, magics: &[usize]) -> Vec<ExtentMap> {
     let mut out = Vec::new();
-    for (found_at, inode) in super::aligned_blocks(buf, base, limit, INODE_ALIGN) {
-        // Magic, a version with a known layout, the extents format.
-        if &inode[..2] != b"IN" || !matches!(inode[4], 2 | 3) || inode[5] != 2 {
+    for &at in magics {
+        if at >= limit || !(base + at as u64).is_multiple_of(INODE_ALIGN as u64) {
             continue;
         }
-        let fork = if inode[4] == 3 { 176 } else { 100 };
-        let count = be32(inode, 76) as usize;
-        let room = (INODE_ALIGN - fork) / 16;
-        if let Some(extents) = run(&inode[fork..], count.min(room)) {
+        let Some(inode) = buf.get(at..at + INODE_ALIGN) else {
+            break;
+        };
+        if let Some(extents) = fork_extents(inode) {
             out.push(ExtentMap {
-                found_at,
+                found_at: base + at as u64,
                 kind: MapKind::Inode,
                 extents,
             });
         }
     }
     out
+}
+
+/// The extents in `inode`'s data fork, if it is an inode in the extents format whose
+/// records describe a file in several extents from its start.
+fn fork_extents(inode: &[u8]) -> Option<Vec<MapExtent>> {
+    // Magic, a version with a known layout, the extents format.
+    if !inode.starts_with(INODE_MAGIC) || !matches!(inode[4], 2 | 3) || inode[5] != 2 {
+        return None;
+    }
+    let fork = if inode[4] == 3 { 176 } else { 100 };
+    let count = be32(inode, 76) as usize;
+    let room = (INODE_ALIGN - fork) / 16;
+    run(&inode[fork..], count.min(room))
 }
 
 /// Extent lists in a copy of the log (`log`, which lies at `base` on the source):
@@ -163,6 +179,67 @@ pub fn log_maps(log: &[u8], base: u64) -> Vec<ExtentMap> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// `inode_maps` as it was before the scan found the magic numbers: every
+    /// inode slot read.
+    fn every_slot(buf: &[u8], base: u64, limit: usize) -> Vec<ExtentMap> {
+        let mut out = Vec::new();
+        for (found_at, inode) in crate::carve::aligned_blocks(buf, base, limit, INODE_ALIGN) {
+            // Magic, a version with a known layout, the extents format.
+            if &inode[..2] != b"IN" || !matches!(inode[4], 2 | 3) || inode[5] != 2 {
+                continue;
+            }
+            let fork = if inode[4] == 3 { 176 } else { 100 };
+            let count = be32(inode, 76) as usize;
+            let room = (INODE_ALIGN - fork) / 16;
+            if let Some(extents) = run(&inode[fork..], count.min(room)) {
+                out.push(ExtentMap {
+                    found_at,
+                    kind: MapKind::Inode,
+                    extents,
+                });
+            }
+        }
+        out
+    }
+
+    /// What `inode_maps` finds given the magic numbers' positions in `buf`.
+    fn maps(buf: &[u8], base: u64, limit: usize) -> Vec<ExtentMap> {
+        let magics: Vec<usize> = memchr::memmem::find_iter(buf, INODE_MAGIC).collect();
+        inode_maps(buf, base, limit, &magics)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Looking only where an inode's magic lies finds what reading every slot
+        /// finds, at any base and limit.
+        #[test]
+        fn magics_found_once_give_what_every_slot_gives(
+            base in 0u64..1024,
+            cut in 0usize..2000,
+            inodes in prop::collection::vec((0usize..24, 2u8..4, 0u32..4, any::<bool>()), 0..10),
+        ) {
+            let mut buf = vec![b'N'; 24 * INODE_ALIGN + 300];
+            let skew = (INODE_ALIGN as u64 - base % INODE_ALIGN as u64) as usize % INODE_ALIGN;
+            for (slot, version, count, aligned) in inodes {
+                let at = skew + slot * INODE_ALIGN + if aligned { 0 } else { 2 };
+                let inode = &mut buf[at..at + INODE_ALIGN];
+                inode[..2].copy_from_slice(INODE_MAGIC);
+                inode[4] = version;
+                inode[5] = 2;
+                inode[76..80].copy_from_slice(&count.to_be_bytes());
+                let fork = if version == 3 { 176 } else { 100 };
+                for k in 0..count {
+                    let r = rec(u64::from(k) * 8, 5000 + u64::from(k) * 100, 8);
+                    inode[fork + 16 * k as usize..fork + 16 * k as usize + 16].copy_from_slice(&r);
+                }
+            }
+            let limit = buf.len() - cut;
+            prop_assert_eq!(maps(&buf, base, limit), every_slot(&buf, base, limit));
+        }
+    }
 
     fn rec(logical: u64, physical: u64, len: u64) -> [u8; 16] {
         let hi = (logical << 9) | (physical >> 43);
@@ -201,7 +278,7 @@ mod tests {
         inode[76..80].copy_from_slice(&2u32.to_be_bytes());
         inode[176..192].copy_from_slice(&rec(0, 5000, 8));
         inode[192..208].copy_from_slice(&rec(8, 100, 8));
-        let maps = inode_maps(&buf, 0, buf.len());
+        let maps = maps(&buf, 0, buf.len());
         assert_eq!(maps.len(), 1);
         assert_eq!(maps[0].extents[1].physical, 100);
     }

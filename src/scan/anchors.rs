@@ -1,12 +1,13 @@
 //! Every position a chunk finder starts from, found in one pass over the chunk: the
 //! magic numbers (BSON's `_id` key, MMAPv1's extent header, the namespace file's name,
-//! FLV's header, WiredTiger's descriptor block) and the places an FLV tag could start
-//! (a fragment of a recording, see [`fragments::could_start_tag`]).
+//! FLV's header, WiredTiger's descriptor block, ext4's extent header, XFS's inode) and
+//! the places an FLV tag could start (a fragment of a recording, see
+//! [`fragments::could_start_tag`]).
 //!
 //! A search per pattern cost a pass over the chunk each. `aho-corasick`'s packed
-//! (Teddy) searcher finds the five magic numbers in one pass, but no multi-pattern
+//! (Teddy) searcher finds the magic numbers in one pass, but no multi-pattern
 //! searcher expresses a tag start (a byte class with three zero bytes 8 bytes on),
-//! which took a second pass. On CPUs with AVX-512 VBMI one loop finds all six, 64
+//! which took a second pass. On CPUs with AVX-512 VBMI one loop finds them all, 64
 //! positions at a time: two 128-entry table lookups classify each position's first
 //! and second byte (which magic numbers they could begin, whether it is a tag's type
 //! byte), one test finds the zero stream ids, and the few positions that pass are
@@ -16,7 +17,7 @@ use aho_corasick::Span;
 use aho_corasick::packed::{Config, Searcher};
 use std::sync::LazyLock;
 
-use crate::carve::{bson, flv, fragments, mmapv1, nsfile, wiredtiger};
+use crate::carve::{bson, ext4, flv, fragments, mmapv1, nsfile, wiredtiger, xfs};
 
 /// A magic number the scan looks for, in [`NEEDLES`] order.
 #[derive(Clone, Copy)]
@@ -31,17 +32,23 @@ pub enum Magic {
     Flv,
     /// A WiredTiger file's descriptor block ([`wiredtiger::FILE_MAGIC`]).
     WiredTiger,
+    /// An ext4 extent header ([`ext4::HEADER_MAGIC`]).
+    Ext4Extents,
+    /// An XFS inode ([`xfs::INODE_MAGIC`]).
+    XfsInode,
 }
 
-/// The magic numbers, by [`Magic`]. They start with five different bytes, so no two
+/// The magic numbers, by [`Magic`]. They start with seven different bytes, so no two
 /// can start at one offset, and searching on from each hit's next byte finds every
 /// occurrence of each.
-const NEEDLES: [&[u8]; 5] = [
+const NEEDLES: [&[u8]; 7] = [
     bson::ID_KEY,
     mmapv1::EXTENT_MAGIC,
     nsfile::ANCHOR,
     flv::MAGIC,
     &wiredtiger::FILE_MAGIC,
+    ext4::HEADER_MAGIC,
+    xfs::INODE_MAGIC,
 ];
 
 /// The packed searcher for the magic numbers, on CPUs without the one-pass search;
@@ -53,7 +60,7 @@ static SEARCHER: LazyLock<Option<Searcher>> =
 /// ascending.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Anchors {
-    at: [Vec<usize>; 5],
+    at: [Vec<usize>; NEEDLES.len()],
     tag_starts: Vec<usize>,
 }
 
@@ -71,7 +78,7 @@ impl Anchors {
     /// The same in two passes: the magic numbers with the packed searcher, then the
     /// tag starts.
     fn two_passes(buf: &[u8]) -> Anchors {
-        let mut at: [Vec<usize>; 5] = Default::default();
+        let mut at: [Vec<usize>; NEEDLES.len()] = Default::default();
         if let Some(searcher) = SEARCHER.as_ref() {
             let mut from = 0;
             while let Some(m) = searcher.find_in(buf, Span::from(from..buf.len())) {
@@ -90,8 +97,8 @@ impl Anchors {
     }
 
     /// Where `magic` occurs, ascending.
-    pub fn of(&self, magic: Magic) -> impl Iterator<Item = usize> + '_ {
-        self.at[magic as usize].iter().copied()
+    pub fn of(&self, magic: Magic) -> &[usize] {
+        &self.at[magic as usize]
     }
 
     /// Where a tag could start, ascending.
@@ -122,7 +129,7 @@ mod one_pass {
     /// Bytes a step reads past its 64 positions (a tag's stream id ends 10 on).
     const AHEAD: usize = 10;
     /// In the first byte's class: it is a tag's type byte (8, audio; 9, video).
-    const TAG_TYPE: u8 = 1 << 5;
+    const TAG_TYPE: u8 = 1 << 7;
 
     /// Whether this CPU can run [`find`] (the answer is cached by `std`).
     pub fn supported() -> bool {
@@ -210,11 +217,13 @@ mod tests {
             Magic::Namespaces,
             Magic::Flv,
             Magic::WiredTiger,
+            Magic::Ext4Extents,
+            Magic::XfsInode,
         ];
         for (magic, needle) in magics.into_iter().zip(NEEDLES) {
             let each: Vec<usize> = memchr::memmem::find_iter(&buf, needle).collect();
             assert!(each.len() >= 3, "{needle:?}");
-            assert_eq!(anchors.of(magic).collect::<Vec<_>>(), each, "{needle:?}");
+            assert_eq!(anchors.of(magic), each, "{needle:?}");
         }
     }
 

@@ -122,7 +122,12 @@ fn scan_anchored(
     let mut candidates = Vec::new();
     match any {
         true => bson::find_candidates(buf, limit, true, &mut candidates),
-        false => bson::find_candidates_at(buf, limit, anchors.of(Magic::BsonId), &mut candidates),
+        false => bson::find_candidates_at(
+            buf,
+            limit,
+            anchors.of(Magic::BsonId).iter().copied(),
+            &mut candidates,
+        ),
     }
     let mut finds = BufferFinds::default();
     for c in candidates {
@@ -135,19 +140,20 @@ fn scan_anchored(
             Outcome::Rejected => {}
         }
     }
-    finds.ns_headers = mmapv1::find_extent_headers_at(buf, limit, anchors.of(Magic::Extent))
-        .into_iter()
-        .map(|(at, h)| NsHeader {
-            source,
-            offset: base + at as u64,
-            len: h.len as u64,
-            file_ofs: h.file_ofs,
-            ns: h.ns.to_string(),
-            records: h.records,
-            file_no: h.file_no,
-            chain: h.chain,
-        })
-        .collect();
+    finds.ns_headers =
+        mmapv1::find_extent_headers_at(buf, limit, anchors.of(Magic::Extent).iter().copied())
+            .into_iter()
+            .map(|(at, h)| NsHeader {
+                source,
+                offset: base + at as u64,
+                len: h.len as u64,
+                file_ofs: h.file_ofs,
+                ns: h.ns.to_string(),
+                records: h.records,
+                file_no: h.file_no,
+                chain: h.chain,
+            })
+            .collect();
     finds
 }
 

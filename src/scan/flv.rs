@@ -41,14 +41,19 @@ impl Stage for Flv {
         FlvFinds {
             source: c.source,
             start: c.start,
-            headers: flv::find_headers_at(c.bytes, c.len, c.anchors.of(Magic::Flv))
+            headers: flv::find_headers_at(c.bytes, c.len, c.anchors.of(Magic::Flv).iter().copied())
                 .into_iter()
                 .map(|p| c.start + p as u64)
                 .collect(),
             orphans: fragments::find_orphans(c.bytes, c.start, c.len, c.anchors.tag_starts()),
             maps: FoundMaps {
-                ext4: ext4::find_extent_maps(c.bytes, c.start, c.len),
-                xfs: xfs::inode_maps(c.bytes, c.start, c.len),
+                ext4: ext4::find_extent_maps(
+                    c.bytes,
+                    c.start,
+                    c.len,
+                    c.anchors.of(Magic::Ext4Extents),
+                ),
+                xfs: xfs::inode_maps(c.bytes, c.start, c.len, c.anchors.of(Magic::XfsInode)),
                 btrfs: btrfs::leaf_runs(c.bytes, c.start, c.len),
             },
         }

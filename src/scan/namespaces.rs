@@ -26,10 +26,14 @@ impl Stage for Namespaces {
     type Finds = Vec<(u32, u64)>;
 
     fn find(c: &Chunk) -> Self::Finds {
-        nsfile::find_anchors_at(c.bytes, c.len, c.anchors.of(Magic::Namespaces))
-            .into_iter()
-            .map(|at| (c.source, c.start + at as u64))
-            .collect()
+        nsfile::find_anchors_at(
+            c.bytes,
+            c.len,
+            c.anchors.of(Magic::Namespaces).iter().copied(),
+        )
+        .into_iter()
+        .map(|at| (c.source, c.start + at as u64))
+        .collect()
     }
 
     fn finish(finds: Vec<Self::Finds>, out: &mut Finishing) {

@@ -221,7 +221,7 @@ fn scan_anchored(
             None => finds.deferred.push((source, base + at as u64)),
         }
     }
-    finds.unaligned = wt::file_starts_at(buf, limit, anchors.of(Magic::WiredTiger))
+    finds.unaligned = wt::file_starts_at(buf, limit, anchors.of(Magic::WiredTiger).iter().copied())
         .into_iter()
         .map(|at| (source, base + at as u64))
         .filter(|&(_, start)| start % wt::SECTOR != 0)
