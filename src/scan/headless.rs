@@ -8,7 +8,7 @@
 use rayon::prelude::*;
 
 use super::ReadAhead;
-use crate::carve::flv::{self, Headless, WalkLimits};
+use crate::carve::flv::{self, Carved, Headless, WalkLimits};
 use crate::carve::flv_tag;
 use crate::carve::fragments::{Continuations, Orphan};
 use crate::index::FlvEntry;
@@ -16,6 +16,10 @@ use crate::source::Source;
 
 /// Fewer chained tags than this are not worth a file (about two seconds of a stream).
 const MIN_TAGS: u64 = 100;
+
+/// Walks run at once: enough to keep every core busy, few enough that walks from
+/// starts that a run found earlier in the same wave turns out to hold waste little.
+const WAVE: usize = 1024;
 
 /// Adds to `flv` the headless recordings of every source.
 pub fn add(
@@ -57,26 +61,36 @@ fn of_source(
     held.sort_unstable();
     let mut starts: Vec<u64> = orphans.iter().map(|o| o.at).collect();
     starts.sort_unstable();
+    starts.retain(|&at| !inside(&held, at) && !continues_a_chain(source, at));
     let mut out: Vec<FlvEntry> = Vec::new();
-    for at in starts {
-        if inside(&held, at) || continues_a_chain(source, at) {
-            continue;
+    // Walks do not depend on each other: a wave of them runs in parallel, and the
+    // runs are then taken in disk order exactly as one walk after another would.
+    for wave in starts.chunks(WAVE) {
+        let runs: Vec<Option<Carved>> = wave
+            .par_iter()
+            .with_min_len(16)
+            .map_init(
+                || ReadAhead::new(source),
+                |reader, &at| flv::walk_headless(reader, at, MIN_TAGS, (limits, fragments)),
+            )
+            .collect();
+        for (&at, run) in wave.iter().zip(runs) {
+            let Some(mut run) = run.filter(|_| !inside(&held, at)) else {
+                continue;
+            };
+            if run.extents.iter().any(|&(o, l)| overlaps(&held, o, o + l)) {
+                continue;
+            }
+            run.headless = Some(borrow(&reader, at, carved));
+            for &(o, l) in &run.extents {
+                let i = held.partition_point(|h| h.0 < o);
+                held.insert(i, (o, o + l));
+            }
+            out.push(FlvEntry {
+                source: src,
+                carved: run,
+            });
         }
-        let Some(mut run) = flv::walk_headless(&reader, at, MIN_TAGS, (limits, fragments)) else {
-            continue;
-        };
-        if run.extents.iter().any(|&(o, l)| overlaps(&held, o, o + l)) {
-            continue;
-        }
-        run.headless = Some(borrow(&reader, at, carved));
-        for &(o, l) in &run.extents {
-            let i = held.partition_point(|h| h.0 < o);
-            held.insert(i, (o, o + l));
-        }
-        out.push(FlvEntry {
-            source: src,
-            carved: run,
-        });
     }
     out
 }
