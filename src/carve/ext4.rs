@@ -204,7 +204,7 @@ pub fn find_extent_maps(buf: &[u8], base: u64, limit: usize, headers: &[usize]) 
         let (found_at, off) = (base + start as u64, at - start);
         let kind = match off {
             0 => MapKind::Leaf,
-            _ if off >= INODE_EXTENTS && (off - INODE_EXTENTS) % INODE_STRIDE == 0 => {
+            _ if off >= INODE_EXTENTS && (off - INODE_EXTENTS).is_multiple_of(INODE_STRIDE) => {
                 MapKind::Inode
             }
             _ => continue,
