@@ -186,14 +186,7 @@ mod tests {
     fn every_slot(buf: &[u8], base: u64, limit: usize) -> Vec<ExtentMap> {
         let mut out = Vec::new();
         for (found_at, inode) in crate::carve::aligned_blocks(buf, base, limit, INODE_ALIGN) {
-            // Magic, a version with a known layout, the extents format.
-            if &inode[..2] != b"IN" || !matches!(inode[4], 2 | 3) || inode[5] != 2 {
-                continue;
-            }
-            let fork = if inode[4] == 3 { 176 } else { 100 };
-            let count = be32(inode, 76) as usize;
-            let room = (INODE_ALIGN - fork) / 16;
-            if let Some(extents) = run(&inode[fork..], count.min(room)) {
+            if let Some(extents) = fork_extents(inode) {
                 out.push(ExtentMap {
                     found_at,
                     kind: MapKind::Inode,
