@@ -43,8 +43,8 @@ impl Spill {
 
     /// A sort of `T`s by their order.
     pub fn sorter<T: Record>(&self) -> Sorter<T> {
-        // Records in memory take their size plus the vector's slack.
-        let each = (size_of::<T>() as u64).max(1) * 2;
+        // The buffer grows to exactly a run (see `Sorter::push`): no slack to allow for.
+        let each = (size_of::<T>() as u64).max(1);
         let run = usize::try_from((self.budget / each).max(1024)).unwrap_or(usize::MAX);
         Sorter {
             spill: self.clone(),
@@ -78,6 +78,12 @@ pub struct Sorter<T: Record> {
 impl<T: Record> Sorter<T> {
     /// Adds a record.
     pub fn push(&mut self, record: T) -> io::Result<()> {
+        let (len, capacity) = (self.buffer.len(), self.buffer.capacity());
+        if len == capacity {
+            // Doubling, but never past a run: the budget holds records, not slack.
+            self.buffer
+                .reserve_exact(capacity.max(1024).min(self.run.saturating_sub(len)).max(1));
+        }
         self.buffer.push(record);
         if self.buffer.len() >= self.run {
             self.spill_run()?;
@@ -103,16 +109,17 @@ impl<T: Record> Sorter<T> {
     }
 
     /// The records, in order. Runs are merged on another thread, a batch ahead of the
-    /// reader, so that decoding and merging them overlaps the reader's own work.
+    /// reader, so that decoding and merging them overlaps the reader's own work. The
+    /// last run stays in memory, where it already is, instead of being written out and
+    /// decoded again.
     pub fn sorted(mut self) -> io::Result<Sorted<T>> {
+        self.buffer.par_sort_unstable();
+        let held = self.buffer.into_iter();
         if self.runs.is_empty() {
-            self.buffer.par_sort_unstable();
-            return Ok(Sorted(Merged::Memory(self.buffer.into_iter())));
+            return Ok(Sorted(Merged::Memory(held)));
         }
-        if !self.buffer.is_empty() {
-            self.spill_run()?;
-        }
-        let mut runs: Vec<Run> = self.runs.into_iter().map(Run::new).collect();
+        let spilled = self.runs.into_iter().map(Run::spilled);
+        let mut runs: Vec<Run<T>> = spilled.chain([Run::Held(held)]).collect();
         let mut heads = BinaryHeap::with_capacity(runs.len());
         for (n, run) in runs.iter_mut().enumerate() {
             if let Some(record) = run.next()? {
@@ -126,22 +133,25 @@ impl<T: Record> Sorter<T> {
 /// Longest encoded record.
 const MAX_RECORD: usize = 1024;
 
-/// A run being read back.
-struct Run {
-    input: BufReader<File>,
+/// A run being read back: spilled, or the last one, held in memory.
+enum Run<T> {
+    Spilled(BufReader<File>),
+    Held(std::vec::IntoIter<T>),
 }
 
-impl Run {
-    fn new(file: File) -> Run {
-        Run {
-            input: BufReader::with_capacity(256 << 10, file),
-        }
+impl<T: Record> Run<T> {
+    fn spilled(file: File) -> Run<T> {
+        Run::Spilled(BufReader::with_capacity(256 << 10, file))
     }
 
     /// The next record, `None` at the end of the run.
-    fn next<T: Record>(&mut self) -> io::Result<Option<T>> {
+    fn next(&mut self) -> io::Result<Option<T>> {
+        let input = match self {
+            Run::Held(records) => return Ok(records.next()),
+            Run::Spilled(input) => input,
+        };
         let mut len = [0u8; 2];
-        match self.input.read_exact(&mut len) {
+        match input.read_exact(&mut len) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
             Err(e) => return Err(e),
@@ -150,7 +160,7 @@ impl Run {
         let bytes = buf
             .get_mut(..usize::from(u16::from_le_bytes(len)))
             .ok_or_else(|| io::Error::other("a spilled record is too long"))?;
-        self.input.read_exact(bytes)?;
+        input.read_exact(bytes)?;
         postcard::from_bytes(bytes)
             .map(Some)
             .map_err(io::Error::other)
@@ -181,7 +191,7 @@ impl<T: Record> Iterator for Sorted<T> {
 
 /// The merge of sorted runs: the smallest unread record of each.
 struct Merge<T: Record> {
-    runs: Vec<Run>,
+    runs: Vec<Run<T>>,
     heads: BinaryHeap<Reverse<(T, usize)>>,
 }
 
@@ -237,6 +247,7 @@ mod tests {
             }
             let spilled = sorter.runs.len();
             assert_eq!(spilled, n / 1024, "{n} records");
+            assert!(sorter.buffer.capacity() <= sorter.run, "{n} records");
             let sorted = sorter.sorted().unwrap();
             assert!(sorted.map(Result::unwrap).eq(0..n as u64), "{n} records");
         }
