@@ -6,11 +6,12 @@
 
 use std::fmt::Write as _;
 
+use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
+use std::os::unix::fs::FileExt;
 
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::carve::bson::DocId;
 use crate::spill::{Sorter, Spill};
 
 /// What follows a name that another document of the directory had first: `%` never
@@ -35,22 +36,28 @@ pub fn name_hash(name: &str) -> u64 {
 
 /// The order of a directory's documents by the hash of their names, built from their
 /// `_id`s in disk order, sorted through spilled runs: a collection may hold hundreds of
-/// millions of documents. The sort holds each document's hash, position and `_id`
-/// (inline, not a name on the heap); names are made again only where hashes meet.
+/// millions of documents. The sort holds each document's hash, position and where its
+/// name lies in a file of names, read back only where hashes meet: 24 bytes a
+/// document, half of what it took to sort their `_id`s and offsets instead.
 pub struct NameOrder {
-    by_hash: Sorter<(u64, u32, DocId, u64)>,
+    by_hash: Sorter<(u64, u32, u64)>,
+    /// Every name in push order, each as a `u16` length and its bytes.
+    names: BufWriter<File>,
+    names_len: u64,
     count: u32,
     name: String,
 }
 
 impl NameOrder {
     /// An order of no documents yet.
-    pub fn new(spill: &Spill) -> NameOrder {
-        NameOrder {
+    pub fn new(spill: &Spill) -> io::Result<NameOrder> {
+        Ok(NameOrder {
             by_hash: spill.sorter(),
+            names: BufWriter::with_capacity(1 << 20, spill.file()?),
+            names_len: 0,
             count: 0,
             name: String::new(),
-        }
+        })
     }
 
     /// Adds the next document (in disk order) by its `_id` as the index keeps it and
@@ -58,13 +65,12 @@ impl NameOrder {
     pub fn push(&mut self, id: &[u8], offset: u64) -> io::Result<()> {
         self.name.clear();
         write_id_name(&mut self.name, id, offset);
-        let key = (
-            name_hash(&self.name),
-            self.count,
-            DocId::from_slice(id),
-            offset,
-        );
+        let key = (name_hash(&self.name), self.count, self.names_len);
         self.by_hash.push(key)?;
+        self.names
+            .write_all(&(self.name.len() as u16).to_le_bytes())?;
+        self.names.write_all(self.name.as_bytes())?;
+        self.names_len += 2 + self.name.len() as u64;
         self.count += 1;
         Ok(())
     }
@@ -80,6 +86,14 @@ impl NameOrder {
         // In hash order, less the documents renamed (equal names share a hash; the
         // later ones get numbers, and so another hash): those are few, kept aside and
         // merged back in.
+        let names = self.names.into_inner().map_err(|e| e.into_error())?;
+        let name_at = |at: u64| -> io::Result<String> {
+            let mut len = [0u8; 2];
+            names.read_exact_at(&mut len, at)?;
+            let mut name = vec![0; usize::from(u16::from_le_bytes(len))];
+            names.read_exact_at(&mut name, at + 2)?;
+            String::from_utf8(name).map_err(io::Error::other)
+        };
         let mut unmoved = BufWriter::new(spill.file()?);
         let (mut again, mut moved) = (Vec::new(), Vec::new());
         let mut run: Vec<(u64, u32)> = Vec::new();
@@ -106,16 +120,16 @@ impl NameOrder {
                 }
                 Ok(())
             };
-        let mut last: Option<(u64, u32, DocId, u64)> = None;
+        let mut last: Option<(u64, u32, u64)> = None;
         for key in self.by_hash.sorted()? {
             let key = key?;
             match &last {
                 Some(l) if l.0 == key.0 => {
                     if named.is_empty() {
-                        named.push((id_name(&l.2, l.3), l.1, l.0));
+                        named.push((name_at(l.2)?, l.1, l.0));
                         run.clear();
                     }
-                    named.push((id_name(&key.2, key.3), key.1, key.0));
+                    named.push((name_at(key.2)?, key.1, key.0));
                 }
                 _ => {
                     flush(&mut run, &mut named)?;
@@ -260,7 +274,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spill = Spill::new(dir.path(), 1);
         let mut order = Vec::new();
-        let mut names = NameOrder::new(&spill);
+        let mut names = NameOrder::new(&spill).unwrap();
         for id in &ids {
             names.push(id, 0).unwrap();
         }
