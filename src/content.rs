@@ -201,6 +201,10 @@ impl Content {
 }
 
 impl SourceReader for Content {
+    fn mapped(&self, source: u32, offset: u64, len: usize) -> Option<&[u8]> {
+        self.sources.mapped(source, offset, len)
+    }
+
     fn read_source(&self, source: u32, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         self.sources.read_source(source, offset, buf)
     }

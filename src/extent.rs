@@ -78,6 +78,13 @@ impl Extent {
 /// Reads source bytes for an extent list: `(source, offset, buf)`, filling `buf` or
 /// failing (EIO for an unreadable sector).
 pub trait SourceReader {
+    /// `len` bytes of `source` at `offset` for the kernel to copy from, never to be
+    /// read here (see [`crate::mapped`]); `None` when they must be read into a buffer.
+    fn mapped(&self, source: u32, offset: u64, len: usize) -> Option<&[u8]> {
+        let _ = (source, offset, len);
+        None
+    }
+
     /// Fills `buf` from `source` at `offset`.
     fn read_source(&self, source: u32, offset: u64, buf: &mut [u8]) -> io::Result<()>;
 
@@ -226,6 +233,35 @@ impl ExtentList {
         let out = buf.get(self.readable(offset, size));
         self.fill(offset, out, reader)?;
         Ok(out)
+    }
+
+    /// A read of `size` bytes at `offset` as source bytes for the kernel to copy from
+    /// (see [`SourceReader::mapped`]), when one extent of the source holds all of it:
+    /// a carved recording, read anywhere but across a skipped range.
+    pub fn mapped<'r>(
+        &self,
+        offset: u64,
+        size: usize,
+        reader: &'r dyn SourceReader,
+    ) -> Option<&'r [u8]> {
+        let ExtentList::Held {
+            extents, starts, ..
+        } = self
+        else {
+            return None;
+        };
+        let len = self.readable(offset, size);
+        let i = starts.partition_point(|&s| s <= offset).checked_sub(1)?;
+        match &extents[i] {
+            Extent::Source {
+                source,
+                offset: at,
+                len: n,
+            } if offset + len as u64 <= starts[i] + n => {
+                reader.mapped(*source, at + (offset - starts[i]), len)
+            }
+            _ => None,
+        }
     }
 
     /// Bytes a read of `size` at `offset` gets (fewer at the end of the file).
@@ -378,6 +414,49 @@ mod tests {
         }
         assert!(list.read(12, 10, &Pattern).unwrap().is_empty());
         assert!(list.read(u64::MAX, 10, &Pattern).unwrap().is_empty());
+    }
+
+    /// [`Pattern`]'s bytes, also as mapped slices.
+    struct Mapped([Vec<u8>; 2]);
+    impl SourceReader for Mapped {
+        fn read_source(&self, source: u32, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+            Pattern.read_source(source, offset, buf)
+        }
+        fn mapped(&self, source: u32, offset: u64, len: usize) -> Option<&[u8]> {
+            self.0[source as usize].get(offset as usize..)?.get(..len)
+        }
+    }
+
+    #[test]
+    fn mapped_only_within_one_source_extent() {
+        let pattern = |s: u64| (0..256).map(|i| (s * 100 + i) as u8).collect();
+        let reader = Mapped([pattern(0), pattern(1)]);
+        let list = ExtentList::new([
+            Extent::Source {
+                source: 0,
+                offset: 10,
+                len: 5,
+            },
+            Extent::Bytes(Arc::from(&b"abc"[..])),
+            Extent::Source {
+                source: 1,
+                offset: 50,
+                len: 4,
+            },
+        ]);
+        for a in 0..14u64 {
+            for n in 0..14usize {
+                let end = (a + n as u64).min(12);
+                let within = (a < 5 && end <= 5) || (8..=12).contains(&a);
+                let got = list.mapped(a, n, &reader);
+                assert_eq!(got.is_some(), within, "mapped({a}, {n})");
+                if let Some(bytes) = got {
+                    assert_eq!(bytes, list.read(a, n, &Pattern).unwrap(), "mapped({a}, {n})");
+                }
+            }
+        }
+        assert!(ExtentList::from_bytes(&b"xyz"[..]).mapped(0, 3, &reader).is_none());
+        assert!(ExtentList::default().mapped(0, 3, &reader).is_none());
     }
 
     /// Documents rendered as `doc<N>\n` (`len` 5): whole reads use the uncached path,

@@ -9,7 +9,9 @@
 //! for a long time; readdirplus hands `ls -l` every attribute with the listing.
 //! Files are read with direct I/O where the kernel still allows `mmap` of them: the
 //! source's own page cache already holds the bytes, and a second copy in the mount's
-//! page cache costs a copy and a page allocation per page (bench/serving.sh).
+//! page cache costs a copy and a page allocation per page (bench/serving.sh). A read
+//! that one piece of a source holds is answered from a map of it, which the kernel
+//! copies from directly (see [`crate::mapped`]); others are read into a buffer.
 
 use std::borrow::Cow;
 use std::ffi::OsStr;
@@ -184,6 +186,9 @@ impl Filesystem for SalvageFs {
         let Some(file) = self.tree.file(ino.0) else {
             return reply.error(Errno::ENOENT);
         };
+        if let Some(bytes) = file.mapped(offset, size as usize, self.content.as_ref()) {
+            return reply.data(bytes);
+        }
         SERVED.with_borrow_mut(|buf| {
             match file.read_into(offset, size as usize, self.content.as_ref(), buf) {
                 Ok(bytes) => reply.data(bytes),

@@ -39,6 +39,7 @@ pub mod fs;
 pub mod guard;
 pub mod index;
 pub mod known;
+pub mod mapped;
 pub mod merge;
 pub mod mountinfo;
 pub mod pipeline;

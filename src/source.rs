@@ -2,16 +2,20 @@
 //!
 //! Every read goes through `pread(2)`, never through a memory map: a bad sector read
 //! through a map kills the process with SIGBUS, while `pread` returns `EIO`, which the
-//! callers turn into a skipped, reported range.
+//! callers turn into a skipped, reported range. The one exception is the mount's
+//! replies, which the kernel copies straight from a map that this process never reads
+//! (see [`crate::mapped`]).
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use md5::{Digest, Md5};
 
 use crate::extent::SourceReader;
+use crate::mapped::SourceMap;
 use serde::{Deserialize, Serialize};
 
 /// Errors met while opening a source; each says what the user can do about it.
@@ -60,6 +64,8 @@ pub struct Source {
     /// `st_mtime` of the source, used as a cheap change detector for images.
     pub mtime: i64,
     file: File,
+    /// Made on the mount's first read that can use it.
+    map: OnceLock<Option<SourceMap>>,
 }
 
 impl Source {
@@ -106,6 +112,7 @@ impl Source {
             kind,
             mtime: meta.mtime(),
             file,
+            map: OnceLock::new(),
         })
     }
 
@@ -113,6 +120,15 @@ impl Source {
     /// `UnexpectedEof` past the end).
     pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         self.file.read_exact_at(buf, offset)
+    }
+
+    /// `len` bytes at `offset` for the kernel to copy from without copying them first
+    /// (see [`SourceMap`]); `None` when not all readable: read them with `pread` then.
+    pub fn mapped(&self, offset: u64, len: usize) -> Option<&[u8]> {
+        let map = self
+            .map
+            .get_or_init(|| SourceMap::new(&self.file, self.size));
+        map.as_ref()?.bytes(offset, len)
     }
 
     /// Reads what is readable of `[offset, offset + buf.len())`, filling unreadable
@@ -195,6 +211,10 @@ impl Sources {
 }
 
 impl SourceReader for Sources {
+    fn mapped(&self, source: u32, offset: u64, len: usize) -> Option<&[u8]> {
+        self.list.get(source as usize)?.mapped(offset, len)
+    }
+
     fn read_source(&self, source: u32, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         let src = self
             .list

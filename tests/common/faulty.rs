@@ -3,7 +3,9 @@
 //! that touch a slow range first sleep (a drive retrying a sector), everything else is
 //! served from memory. Files are opened in direct-I/O mode, so every read the program
 //! under test makes reaches this code with its own offset and size: what salvagefs
-//! sees is exactly what it would see from a dying drive through `pread`.
+//! sees is exactly what it would see from a dying drive through `pread`. The disk can
+//! be mapped too, as a real one (salvagefs's mount replies from a map of its source):
+//! the pages of a map are read through the same `read`, a bad one fails its fault.
 
 use std::ffi::OsStr;
 use std::ops::Range;
@@ -13,8 +15,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use fuser::{
     Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
-    LockOwner, MountOption, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry, ReplyOpen,
-    Request,
+    InitFlags, KernelConfig, LockOwner, MountOption, OpenFlags, ReplyAttr, ReplyData,
+    ReplyDirectory, ReplyEntry, ReplyOpen, Request,
 };
 
 const ROOT: u64 = 1;
@@ -73,6 +75,12 @@ fn overlaps(ranges: &[Range<u64>], r: &Range<u64>) -> bool {
 }
 
 impl Filesystem for FaultyFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        config
+            .add_capabilities(InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP)
+            .map_err(|_| std::io::Error::other("this kernel cannot map direct-I/O files"))
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         if parent.0 == ROOT && name == NAME {
             reply.entry(&Duration::ZERO, &self.attr(IMAGE), Generation(0));
