@@ -451,11 +451,19 @@ mod tests {
                 let got = list.mapped(a, n, &reader);
                 assert_eq!(got.is_some(), within, "mapped({a}, {n})");
                 if let Some(bytes) = got {
-                    assert_eq!(bytes, list.read(a, n, &Pattern).unwrap(), "mapped({a}, {n})");
+                    assert_eq!(
+                        bytes,
+                        list.read(a, n, &Pattern).unwrap(),
+                        "mapped({a}, {n})"
+                    );
                 }
             }
         }
-        assert!(ExtentList::from_bytes(&b"xyz"[..]).mapped(0, 3, &reader).is_none());
+        assert!(
+            ExtentList::from_bytes(&b"xyz"[..])
+                .mapped(0, 3, &reader)
+                .is_none()
+        );
         assert!(ExtentList::default().mapped(0, 3, &reader).is_none());
     }
 

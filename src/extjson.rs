@@ -10,14 +10,13 @@
 //! Total over any input: malformed bytes give an error, never a panic; nesting is bounded
 //! by [`crate::carve::bson::MAX_DEPTH`].
 
-use std::io::Write as _;
-
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use crate::carve::bson::{MAX_DEPTH, cstring_len, value_len};
 
 mod decimal;
+mod double;
 
 /// Which Extended JSON flavour to write.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,8 +65,6 @@ pub fn measure(doc: &[u8], mode: JsonMode) -> Result<(usize, usize), Malformed> 
 trait Sink: Default {
     /// Appends `b`.
     fn put(&mut self, b: &[u8]);
-    /// Appends `v` as `Display` writes it.
-    fn display(&mut self, v: impl std::fmt::Display);
     /// Appends `data` in base64.
     fn base64(&mut self, data: &[u8]);
     /// Appends what another sink of the same kind received.
@@ -77,9 +74,6 @@ trait Sink: Default {
 impl Sink for Vec<u8> {
     fn put(&mut self, b: &[u8]) {
         self.extend_from_slice(b);
-    }
-    fn display(&mut self, v: impl std::fmt::Display) {
-        let _ = write!(self, "{v}");
     }
     fn base64(&mut self, data: &[u8]) {
         let at = self.len();
@@ -98,19 +92,9 @@ impl Sink for Vec<u8> {
 #[derive(Default)]
 struct Count(usize);
 
-impl std::fmt::Write for Count {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0 += s.len();
-        Ok(())
-    }
-}
-
 impl Sink for Count {
     fn put(&mut self, b: &[u8]) {
         self.0 += b.len();
-    }
-    fn display(&mut self, v: impl std::fmt::Display) {
-        let _ = std::fmt::Write::write_fmt(self, format_args!("{v}"));
     }
     fn base64(&mut self, data: &[u8]) {
         self.0 += base64::encoded_len(data.len(), true).unwrap_or(0);
@@ -241,18 +225,13 @@ impl<'o, S: Sink> Writer<'o, S> {
         self.out.put(s.as_bytes());
     }
 
-    fn quoted_display(&mut self, v: impl std::fmt::Display) {
-        self.out.put(b"\"");
-        self.out.display(v);
-        self.out.put(b"\"");
-    }
-
-    fn number(&mut self, n: impl std::fmt::Display) {
-        self.out.display(n);
+    /// An integer's digits (itoa's, not `core::fmt`'s: the scan measures every one).
+    fn number(&mut self, n: impl itoa::Integer) {
+        self.out.put(itoa::Buffer::new().format(n).as_bytes());
     }
 
     /// A plain number in relaxed mode, `{"$numberInt": "n"}` (or Long) in canonical.
-    fn integer(&mut self, tag: &str, n: impl std::fmt::Display) {
+    fn integer(&mut self, tag: &str, n: impl itoa::Integer) {
         if self.canonical {
             self.typed_number(tag, n);
         } else {
@@ -260,8 +239,10 @@ impl<'o, S: Sink> Writer<'o, S> {
         }
     }
 
-    fn typed_number(&mut self, tag: &str, v: impl std::fmt::Display) {
-        self.wrapper(&[(tag, &|w: &mut Self| w.quoted_display(&v))]);
+    fn typed_number(&mut self, tag: &str, n: impl itoa::Integer) {
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(n).as_bytes();
+        self.wrapper(&[(tag, &|w: &mut Self| w.string(digits))]);
     }
 
     fn document(&mut self, b: &[u8], depth: usize, array: bool) -> Result<(), Malformed> {
@@ -468,13 +449,18 @@ impl<'o, S: Sink> Writer<'o, S> {
             "Infinity"
         } else if f == f64::NEG_INFINITY {
             "-Infinity"
-        } else if self.canonical {
-            // Debug prints the shortest round-trip form, with an exponent when long.
-            return self.typed_number("$numberDouble", format_args!("{f:?}"));
         } else {
-            return self.number(format_args!("{f:?}"));
+            let mut text = [0u8; double::MAX_LEN];
+            let n = double::write(f, &mut text);
+            let text = &text[..n];
+            return match self.canonical {
+                true => self.wrapper(&[("$numberDouble", &|w: &mut Self| w.string(text))]),
+                false => self.out.put(text),
+            };
         };
-        self.typed_number("$numberDouble", special);
+        self.wrapper(&[("$numberDouble", &|w: &mut Self| {
+            w.string(special.as_bytes())
+        })]);
     }
 
     fn date(&mut self, ms: i64) {
