@@ -173,6 +173,10 @@ impl<'o, S: Sink> Writer<'o, S> {
 
     fn key(&mut self, key: &[u8]) {
         self.string(key);
+        self.colon();
+    }
+
+    fn colon(&mut self) {
         if self.pretty {
             self.out.put(b": ");
         } else {
@@ -186,10 +190,20 @@ impl<'o, S: Sink> Writer<'o, S> {
         self.begin(b'{');
         for (i, (k, v)) in fields.iter().enumerate() {
             self.item(i);
-            self.key(k.as_bytes());
+            self.quoted(k.as_bytes());
+            self.colon();
             v(self);
         }
         self.end(b'}', fields.len());
+    }
+
+    /// Text that never needs escaping (a wrapper's key, digits, hex, an ISO date),
+    /// quoted as it is: only strings from the document are scanned for escapes.
+    fn quoted(&mut self, text: &[u8]) {
+        debug_assert!(first_escape(text).is_none() && text.is_ascii());
+        self.out.put(b"\"");
+        self.out.put(text);
+        self.out.put(b"\"");
     }
 
     fn string(&mut self, s: &[u8]) {
@@ -242,7 +256,7 @@ impl<'o, S: Sink> Writer<'o, S> {
     fn typed_number(&mut self, tag: &str, n: impl itoa::Integer) {
         let mut digits = itoa::Buffer::new();
         let digits = digits.format(n).as_bytes();
-        self.wrapper(&[(tag, &|w: &mut Self| w.string(digits))]);
+        self.wrapper(&[(tag, &|w: &mut Self| w.quoted(digits))]);
     }
 
     fn document(&mut self, b: &[u8], depth: usize, array: bool) -> Result<(), Malformed> {
@@ -347,7 +361,7 @@ impl<'o, S: Sink> Writer<'o, S> {
             0x13 => {
                 let mut text = [0u8; decimal::MAX_LEN];
                 let n = decimal::write(le(v, 0)?, &mut text);
-                self.wrapper(&[("$numberDecimal", &|w: &mut Self| w.string(&text[..n]))]);
+                self.wrapper(&[("$numberDecimal", &|w: &mut Self| w.quoted(&text[..n]))]);
             }
             0xFF => self.wrapper(&[("$minKey", &|w: &mut Self| w.raw("1"))]),
             0x7F => self.wrapper(&[("$maxKey", &|w: &mut Self| w.raw("1"))]),
@@ -378,7 +392,7 @@ impl<'o, S: Sink> Writer<'o, S> {
         self.wrapper(&[("$binary", &|w: &mut Self| {
             w.wrapper(&[
                 ("base64", &b64),
-                ("subType", &|w: &mut Self| w.string(&sub)),
+                ("subType", &|w: &mut Self| w.quoted(&sub)),
             ])
         })]);
         Ok(())
@@ -439,7 +453,7 @@ impl<'o, S: Sink> Writer<'o, S> {
         for (pair, b) in hex.chunks_exact_mut(2).zip(bytes) {
             pair.copy_from_slice(&[HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
         }
-        self.wrapper(&[("$oid", &|w: &mut Self| w.string(&hex))]);
+        self.wrapper(&[("$oid", &|w: &mut Self| w.quoted(&hex))]);
     }
 
     fn double(&mut self, f: f64) {
@@ -454,12 +468,12 @@ impl<'o, S: Sink> Writer<'o, S> {
             let n = double::write(f, &mut text);
             let text = &text[..n];
             return match self.canonical {
-                true => self.wrapper(&[("$numberDouble", &|w: &mut Self| w.string(text))]),
+                true => self.wrapper(&[("$numberDouble", &|w: &mut Self| w.quoted(text))]),
                 false => self.out.put(text),
             };
         };
         self.wrapper(&[("$numberDouble", &|w: &mut Self| {
-            w.string(special.as_bytes())
+            w.quoted(special.as_bytes())
         })]);
     }
 
@@ -469,7 +483,7 @@ impl<'o, S: Sink> Writer<'o, S> {
             return self.wrapper(&[("$date", &long)]);
         }
         let (iso, len) = iso8601(ms);
-        self.wrapper(&[("$date", &|w: &mut Self| w.string(&iso[..len]))]);
+        self.wrapper(&[("$date", &|w: &mut Self| w.quoted(&iso[..len]))]);
     }
 }
 
@@ -509,9 +523,10 @@ fn iso8601(ms: i64) -> ([u8; 24], usize) {
     let year = yoe + era * 400 + (month <= 2) as i64;
     let (s, milli) = (ms_of_day / 1000, ms_of_day % 1000);
     let mut out = *b"0000-00-00T00:00:00.000Z";
-    let mut digits = |at: usize, n: usize, v: i64| {
-        for (k, d) in out[at..at + n].iter_mut().rev().enumerate() {
-            *d = b'0' + (v / 10_i64.pow(k as u32) % 10) as u8;
+    let mut digits = |at: usize, n: usize, mut v: i64| {
+        for d in out[at..at + n].iter_mut().rev() {
+            *d = b'0' + (v % 10) as u8;
+            v /= 10;
         }
     };
     digits(0, 4, year);
