@@ -15,6 +15,7 @@
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::{FORMAT_VERSION, IndexError};
 
@@ -354,31 +355,81 @@ pub fn frame(sections: [&[u8]; Section::ALL.len()]) -> io::Result<Vec<u8>> {
 pub fn save_atomically(
     path: &Path,
     sync: bool,
-    write: impl FnOnce(&mut IndexWriter<&mut File>) -> io::Result<()>,
+    write: impl FnOnce(&mut IndexWriter<File>) -> io::Result<()>,
 ) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("index");
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let result = (|| {
-        let mut f = File::create(&tmp)?;
-        let mut writer = IndexWriter::new(&mut f)?;
-        write(&mut writer)?;
-        writer.finish()?;
+    let mut pending = Pending::create(path)?;
+    write(pending.writer())?;
+    pending.commit(sync)
+}
+
+/// An index file being written: a temporary file in the directory of `path`, renamed
+/// over it by [`Pending::commit`], removed if dropped before. Begun on one thread and
+/// finished on another, its first sections are written while the rest is worked out.
+pub struct Pending {
+    path: PathBuf,
+    tmp: Temporary,
+    writer: IndexWriter<File>,
+}
+
+/// A file removed when dropped, unless kept.
+struct Temporary(Option<PathBuf>);
+
+impl Drop for Temporary {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+impl Pending {
+    /// Starts the index that will be at `path`.
+    pub fn create(path: &Path) -> io::Result<Pending> {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let dir = directory_of(path);
+        fs::create_dir_all(dir)?;
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("index");
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!(".{name}.tmp.{}.{n}", std::process::id()));
+        let file = File::create(&tmp);
+        let tmp = Temporary(Some(tmp));
+        Ok(Pending {
+            path: path.to_path_buf(),
+            writer: IndexWriter::new(file?)?,
+            tmp,
+        })
+    }
+
+    /// Where the sections go.
+    pub fn writer(&mut self) -> &mut IndexWriter<File> {
+        &mut self.writer
+    }
+
+    /// Writes the header, fsyncs (with `sync`) and renames the file into place.
+    pub fn commit(self, sync: bool) -> io::Result<()> {
+        let Pending {
+            path,
+            mut tmp,
+            writer,
+        } = self;
+        let f = writer.finish()?;
         if sync {
             f.sync_all()?;
         }
-        fs::rename(&tmp, path)?;
+        if let Some(from) = &tmp.0 {
+            fs::rename(from, &path)?;
+            tmp.0 = None;
+        }
         match sync {
-            true => File::open(dir)?.sync_all(),
+            true => File::open(directory_of(&path))?.sync_all(),
             false => Ok(()),
         }
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
     }
-    result
+}
+
+/// The directory a file at `path` is in (`.` for a bare name).
+fn directory_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
 }

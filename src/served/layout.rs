@@ -15,7 +15,7 @@ use super::{
 use crate::carve::bson::DocId;
 use crate::classify::{Classification, List, Placed, RowSource};
 use crate::index::Index;
-use crate::index::file::{self, Section};
+use crate::index::file::{Pending, Section};
 use crate::index::stream::DocsFile;
 use crate::spill::{Sorted, Spill};
 
@@ -274,42 +274,69 @@ pub fn lay_out(
     })
 }
 
-/// Saves `index` atomically at `path`, its documents copied from `docs` and laid out
-/// as `classification` placed them (by the schema of fingerprint `schema`): what a
-/// mount serves without classifying. The name orders wait in a file of `spill`'s.
+/// Where the documents of a classified index come from.
+pub enum DocsFrom<'a> {
+    /// The documents section of the unclassified index saved before classifying.
+    File(&'a DocsFile),
+    /// The index itself, begun while the documents were classified: its head, meta and
+    /// documents sections are written (see [`begin`]).
+    Begun(Box<Pending>),
+}
+
+/// Begins the index of `index` at `path` with its head, meta and documents sections,
+/// for [`save`] to finish once they are classified: a short scan's documents are
+/// written once, while they are classified, not saved unclassified first and copied.
+pub fn begin(index: &Index, path: &Path) -> io::Result<Pending> {
+    let mut pending = Pending::create(path)?;
+    index.write_sections(pending.writer())?;
+    Ok(pending)
+}
+
+/// Saves `index` atomically at `path`, with the documents of `docs`, laid out as
+/// `classification` placed them (by the schema of fingerprint `schema`): what a mount
+/// serves without classifying. The name orders wait in a file of `spill`'s.
 pub fn save(
     index: &Index,
-    docs: &DocsFile,
+    docs: DocsFrom,
     (classification, schema): (Classification, Option<[u8; 16]>),
     spill: &Spill,
     path: &Path,
 ) -> io::Result<()> {
+    let mut pending = match docs {
+        DocsFrom::Begun(pending) => *pending,
+        DocsFrom::File(file) => {
+            let mut pending = Pending::create(path)?;
+            index.write_head_and_meta(pending.writer())?;
+            pending
+                .writer()
+                .section(Section::Docs, |out| file.copy_to(out))?;
+            pending
+        }
+    };
+    let w = pending.writer();
     // Buffered: a name entry is four bytes, and each was once a system call.
     let mut names = io::BufWriter::new(spill.file()?);
-    file::save_atomically(path, true, |w| {
-        index.write_head_and_meta(w)?;
-        w.section(Section::Docs, |out| docs.copy_to(out))?;
-        let mut laid = None;
-        w.section(Section::Rows, |out| {
-            laid = Some(lay_out(
-                index,
-                classification,
-                schema,
-                spill,
-                (out, &mut names),
-            )?);
-            Ok(())
-        })?;
-        let laid = laid.ok_or_else(|| io::Error::other("rows not laid out"))?;
-        let mut names = names.into_inner().map_err(|e| e.into_error())?;
-        names.rewind()?;
-        w.section(Section::Names, |out| io::copy(&mut names, out).map(|_| ()))?;
-        w.value(Section::Collections, &laid.classified)?;
-        w.value(Section::Renamed, &laid.renamed)?;
-        w.section(Section::RowChecksums, |out| {
-            let sums = laid.sums.iter();
-            sums.into_iter()
-                .try_for_each(|s| out.write_all(&s.to_le_bytes()))
-        })
-    })
+    let mut laid = None;
+    w.section(Section::Rows, |out| {
+        laid = Some(lay_out(
+            index,
+            classification,
+            schema,
+            spill,
+            (out, &mut names),
+        )?);
+        Ok(())
+    })?;
+    let laid = laid.ok_or_else(|| io::Error::other("rows not laid out"))?;
+    let mut names = names.into_inner().map_err(|e| e.into_error())?;
+    names.rewind()?;
+    w.section(Section::Names, |out| io::copy(&mut names, out).map(|_| ()))?;
+    w.value(Section::Collections, &laid.classified)?;
+    w.value(Section::Renamed, &laid.renamed)?;
+    w.section(Section::RowChecksums, |out| {
+        let sums = laid.sums.iter();
+        sums.into_iter()
+            .try_for_each(|s| out.write_all(&s.to_le_bytes()))
+    })?;
+    pending.commit(true)
 }

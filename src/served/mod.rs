@@ -20,7 +20,7 @@ use std::sync::Arc;
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
-pub use layout::{Laid, lay_out, save};
+pub use layout::{DocsFrom, Laid, begin, lay_out, save};
 pub use table::DocTable;
 
 #[cfg(test)]
@@ -583,7 +583,7 @@ mod tests {
         let docs = DocsFile::open(&path).unwrap();
         let spill = Spill::new(dir.path(), 1 << 20);
         let placed = (all_live(&index), fingerprint(None));
-        save(&index, &docs, placed, &spill, &path).unwrap();
+        save(&index, DocsFrom::File(&docs), placed, &spill, &path).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         let digest: String = Md5::digest(&bytes)
             .iter()
@@ -594,6 +594,13 @@ mod tests {
             (14, 968, "3e90017d4e6f5bf62b1c94a1e04f4af3"),
             "the index layout changed: bump FORMAT_VERSION, then update this test"
         );
+        // Saved from the documents still held, with no index saved before classifying:
+        // the same bytes.
+        let held = dir.path().join("held.idx");
+        let placed = (all_live(&index), fingerprint(None));
+        let begun = DocsFrom::Begun(Box::new(begin(&index, &held).unwrap()));
+        save(&index, begun, placed, &spill, &held).unwrap();
+        assert!(std::fs::read(&held).unwrap() == bytes);
         let served = Served::open(&path, None).unwrap().unwrap();
         assert_eq!(served.table.len(), 5);
         assert!(Served::open(&path, Some([1; 16])).unwrap().is_none());
