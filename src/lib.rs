@@ -4,7 +4,8 @@
 //! Layers, leaf first (a module uses only modules above it in this list):
 //!
 //! - [`ahead`]: items made on another thread, a batch ahead of their user.
-//! - [`extent`]: a virtual file is a list of extents (source ranges, bytes, documents).
+//! - [`extent`]: a virtual file is a list of extents (source ranges, bytes, documents);
+//!   [`mapped`]: a source's bytes for the kernel to copy a reply from.
 //! - [`source`]: read-only access to images and block devices that survives bad
 //!   sectors; [`mountinfo`]: the one reader of the kernel's mount table; [`guard`]:
 //!   never write the index onto a source, warn when a source is mounted read-write.
