@@ -21,6 +21,9 @@ pub struct Placer<'a> {
     by_shape: Vec<Option<(u32, NamedBy)>>,
     auto: Vec<String>,
     files: WtFiles<'a>,
+    /// Where the documents of a WiredTiger file that no catalog names go, by file:
+    /// its name is made once, not per document.
+    by_file: HashMap<FileKey, u32, foldhash::fast::RandomState>,
     chains: Chains<'a>,
     learned: Learned,
     /// See [`ns_on_disk`].
@@ -45,6 +48,7 @@ impl<'a> Placer<'a> {
             auto: auto_names(index),
             learned: Learned::new(index, docs, (&files, &chains))?,
             files,
+            by_file: HashMap::default(),
             chains,
             extents_before: 0,
         })
@@ -77,10 +81,12 @@ impl<'a> Placer<'a> {
             return (self.names.number(ns), by);
         }
         match self.files.of(index, d) {
-            Some((_, name)) if self.schema.is_none() => (
-                self.names.number(&format!("recovered.{name}")),
-                NamedBy::File,
-            ),
+            Some((file, name)) if self.schema.is_none() => {
+                let names = &mut self.names;
+                let by_file = self.by_file.entry(file);
+                let n = by_file.or_insert_with(|| names.number(&format!("recovered.{name}")));
+                (*n, NamedBy::File)
+            }
             _ => self.by_fields(d.shape as usize),
         }
     }
@@ -233,7 +239,9 @@ pub(super) struct WtFiles<'a> {
 
 /// A WiredTiger file: a source, or a file traced on a raw disk (its name's position in
 /// [`Index::wt_files`]).
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub(super) enum FileKey {
     Source(u32),
     Traced(u32),
