@@ -105,7 +105,7 @@ impl Stage for Documents {
 /// Appends every chunk's documents to `docs`, in chunk order. The parts are moved on
 /// every core at once: millions of documents are hundreds of megabytes, and one
 /// thread writing them all into fresh memory was a serial step of the scan.
-fn gather(docs: &mut Vec<Found>, parts: Vec<Vec<Found>>) {
+pub(super) fn gather(docs: &mut Vec<Found>, parts: Vec<Vec<Found>>) {
     let total: usize = parts.iter().map(Vec::len).sum();
     docs.reserve(total);
     let mut spare = &mut docs.spare_capacity_mut()[..total];

@@ -96,6 +96,16 @@ impl PageFinds {
     }
 }
 
+/// Each chunk's documents with `base` added to their page numbers, on every core.
+fn renumbered(mut parts: Vec<(Vec<Found>, u32)>) -> Vec<Vec<Found>> {
+    parts.par_iter_mut().for_each(|(docs, base)| {
+        for wt in docs.iter_mut().filter_map(|f| f.entry.wt.as_mut()) {
+            wt.page += *base;
+        }
+    });
+    parts.into_iter().map(|(docs, _)| docs).collect()
+}
+
 /// The WiredTiger stage.
 pub struct WiredTiger;
 
@@ -118,9 +128,13 @@ impl Stage for WiredTiger {
 
     fn finish(finds: Vec<PageFinds>, out: &mut Finishing) {
         let mut pages = PageFinds::default();
-        for found in finds {
+        // Each chunk's documents, their pages numbered as in the joined list.
+        let mut parts = Vec::with_capacity(finds.len());
+        for mut found in finds {
+            parts.push((std::mem::take(&mut found.docs), pages.pages.len() as u32));
             pages.append(found, out.docs);
         }
+        documents::gather(out.docs, renumbered(parts));
         // Files off the sector grid, each followed up to the next one of the same alignment
         // (past the end of this scan's range if need be: the scan of the next range, which
         // does not see the file's start, would not find its blocks).
