@@ -21,21 +21,23 @@ pub fn write(f: f64, out: &mut [u8; MAX_LEN]) -> usize {
         out[len..len + bytes.len()].copy_from_slice(bytes);
         len += bytes.len();
     };
-    if (1e-5..1e-4).contains(&f.abs()) {
+    let (sign, rest) = text.split_at(usize::from(text.first() == Some(&b'-')));
+    match rest.strip_prefix(b"0.0000") {
         // zmij writes these plainly (`0.0000123`): give them the exponent.
-        let (sign, rest) = text.split_at(usize::from(f < 0.0));
-        let significant = &rest[b"0.0000".len()..];
-        push(sign);
-        push(&significant[..1]);
-        if significant.len() > 1 {
-            push(b".");
-            push(&significant[1..]);
+        Some([first, more @ ..]) if (1e-5..1e-4).contains(&f.abs()) => {
+            push(sign);
+            push(&[*first]);
+            if !more.is_empty() {
+                push(b".");
+                push(more);
+            }
+            push(b"e-5");
         }
-        push(b"e-5");
-    } else {
         // The same layout but for the sign of a positive exponent (`1e+16`).
-        for &b in text.iter().filter(|&&b| b != b'+') {
-            push(&[b]);
+        _ => {
+            for &b in text.iter().filter(|&&b| b != b'+') {
+                push(&[b]);
+            }
         }
     }
     len
