@@ -292,9 +292,10 @@ pub fn begin(index: &Index, path: &Path) -> io::Result<Pending> {
     Ok(pending)
 }
 
-/// Saves `index` atomically at `path`, with the documents of `docs`, laid out as
-/// `classification` placed them (by the schema of fingerprint `schema`): what a mount
-/// serves without classifying. The name orders wait in a file of `spill`'s.
+/// Saves `index` atomically at `path` (a begun index knows its own), with the
+/// documents of `docs`, laid out as `classification` placed them (by the schema of
+/// fingerprint `schema`): what a mount serves without classifying. The name orders
+/// wait in a file of `spill`'s.
 pub fn save(
     index: &Index,
     docs: DocsFrom,
