@@ -379,9 +379,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn reads_across_extents() {
-        let list = ExtentList::new([
+    /// 5 bytes of source 0, `abc`, an empty extent (dropped), 4 bytes of source 1.
+    fn mixed() -> ExtentList {
+        ExtentList::new([
             Extent::Source {
                 source: 0,
                 offset: 10,
@@ -398,7 +398,12 @@ mod tests {
                 offset: 50,
                 len: 4,
             },
-        ]);
+        ])
+    }
+
+    #[test]
+    fn reads_across_extents() {
+        let list = mixed();
         assert_eq!(list.len(), 12);
         let all = list.read(0, 100, &Pattern).unwrap();
         assert_eq!(
@@ -431,19 +436,7 @@ mod tests {
     fn mapped_only_within_one_source_extent() {
         let pattern = |s: u64| (0..256).map(|i| (s * 100 + i) as u8).collect();
         let reader = Mapped([pattern(0), pattern(1)]);
-        let list = ExtentList::new([
-            Extent::Source {
-                source: 0,
-                offset: 10,
-                len: 5,
-            },
-            Extent::Bytes(Arc::from(&b"abc"[..])),
-            Extent::Source {
-                source: 1,
-                offset: 50,
-                len: 4,
-            },
-        ]);
+        let list = mixed();
         for a in 0..14u64 {
             for n in 0..14usize {
                 let end = (a + n as u64).min(12);

@@ -290,7 +290,11 @@ fn classify_and_save(
     let docs = match begun {
         Some(pending) => DocsFrom::Begun(Box::new(pending)),
         None => {
-            file = DocsFile::open(path)?;
+            // The index read while classifying, or the one saved meanwhile.
+            file = match on_disk {
+                Some(read) => read,
+                None => DocsFile::open(path)?,
+            };
             DocsFrom::File(&file)
         }
     };
