@@ -6,20 +6,31 @@
 # time with an existing index, a carved recording read through the mount against dd of
 # the same bytes from the image, four parallel readers, and the first byte of a file.
 #
-#   bench/scan.sh [SIZE_MIB]      (default 4096; needs ffmpeg, pymongo, testdisk for photorec)
+#   bench/scan.sh [SIZE_MIB [MMAPV1_DOCS]]
+#       (default 4096 MiB and ~400 000 loose documents; needs ffmpeg, pymongo, testdisk for
+#       photorec). With MMAPV1_DOCS, the documents are that many in MMAPv1 data files
+#       (bench/make-many-docs.py), and one recording lies at an odd offset and one is
+#       split in two: `bench/scan.sh 4096 20000` is issue 18's image.
 #   SALVAGEFS_BEFORE=path/to/salvagefs bench/scan.sh   (adds that build's scan, for comparisons)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size=${1:-4096}
+mmapv1=${2:-}
 work=bench/work
 mkdir -p "$work"
-img="$work/bench-$size.img"
+img="$work/bench-$size${mmapv1:+-mmapv1-$mmapv1}.img"
 long="$work/long.flv"   # a 10-minute recording (~150 MB) for the read-through-mount test
 [ -f "$long" ] || ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=320x240:rate=25 \
   -f lavfi -i sine=frequency=440 -t 600 -c:v libx264 -preset ultrafast -b:v 2000k -c:a aac "$long"
-docs="$work/docs-400k.bson"   # ~400 000 pymongo-made documents, laid out as data files
-[ -f "$docs" ] || python3 bench/make-docs.py 400000 "$docs"
-[ -f "$img" ] || python3 bench/make-image.py "$img" "$size" "$long" "$docs"
+if [ -n "$mmapv1" ]; then
+  docs="$work/many-$mmapv1.img"   # MMAPv1 data files: extent headers, record headers
+  [ -f "$docs" ] || python3 bench/make-many-docs.py "$mmapv1" "$docs"
+  [ -f "$img" ] || python3 bench/make-image.py "$img" "$size" "$long" "$docs" --odd-and-split
+else
+  docs="$work/docs-400k.bson"   # ~400 000 pymongo-made documents, back to back
+  [ -f "$docs" ] || python3 bench/make-docs.py 400000 "$docs"
+  [ -f "$img" ] || python3 bench/make-image.py "$img" "$size" "$long" "$docs"
+fi
 cargo build --release -q
 bin=target/release/salvagefs
 bytes=$(stat -c %s "$img")
