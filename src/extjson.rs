@@ -67,6 +67,8 @@ trait Sink: Default {
     fn put(&mut self, b: &[u8]);
     /// Appends `data` in base64.
     fn base64(&mut self, data: &[u8]);
+    /// Appends `len` bytes that `write` fills in: a count never makes them.
+    fn text(&mut self, len: usize, write: impl FnOnce(&mut [u8]));
     /// Appends what another sink of the same kind received.
     fn append(&mut self, other: Self);
 }
@@ -82,6 +84,11 @@ impl Sink for Vec<u8> {
             .encode_slice(data, &mut self[at..])
             .unwrap_or(0);
         self.truncate(at + n);
+    }
+    fn text(&mut self, len: usize, write: impl FnOnce(&mut [u8])) {
+        let at = self.len();
+        self.resize(at + len, 0);
+        write(&mut self[at..]);
     }
     fn append(&mut self, mut other: Self) {
         self.append(&mut other);
@@ -99,13 +106,13 @@ impl Sink for Count {
     fn base64(&mut self, data: &[u8]) {
         self.0 += base64::encoded_len(data.len(), true).unwrap_or(0);
     }
+    fn text(&mut self, len: usize, _: impl FnOnce(&mut [u8])) {
+        self.0 += len;
+    }
     fn append(&mut self, other: Self) {
         self.0 += other.0;
     }
 }
-
-/// A key and the closure writing its value.
-type Field<'f, W> = (&'f str, &'f dyn Fn(&mut W));
 
 struct Writer<'o, S: Sink> {
     out: &'o mut S,
@@ -185,16 +192,33 @@ impl<'o, S: Sink> Writer<'o, S> {
         }
     }
 
-    /// `{"k1": v1, ...}` for wrapper objects like `{"$oid": ...}`.
-    fn wrapper(&mut self, fields: &[Field<'_, Self>]) {
+    /// `{"key": value}` for wrapper objects like `{"$oid": ...}`. Generic, not a list
+    /// of `dyn` closures: the scan measures every wrapper of every document, and
+    /// inlined it costs no more than the bytes it counts.
+    fn wrapper(&mut self, key: &str, value: impl FnOnce(&mut Self)) {
         self.begin(b'{');
-        for (i, (k, v)) in fields.iter().enumerate() {
-            self.item(i);
-            self.quoted(k.as_bytes());
-            self.colon();
-            v(self);
-        }
-        self.end(b'}', fields.len());
+        self.field(0, key, value);
+        self.end(b'}', 1);
+    }
+
+    /// `{"k1": v1, "k2": v2}`, as [`Writer::wrapper`].
+    fn wrapper2(
+        &mut self,
+        (k1, v1): (&str, impl FnOnce(&mut Self)),
+        (k2, v2): (&str, impl FnOnce(&mut Self)),
+    ) {
+        self.begin(b'{');
+        self.field(0, k1, v1);
+        self.field(1, k2, v2);
+        self.end(b'}', 2);
+    }
+
+    /// The `index`th field of a wrapper object.
+    fn field(&mut self, index: usize, key: &str, value: impl FnOnce(&mut Self)) {
+        self.item(index);
+        self.quoted(key.as_bytes());
+        self.colon();
+        value(self);
     }
 
     /// Text that never needs escaping (a wrapper's key, digits, hex, an ISO date),
@@ -256,7 +280,7 @@ impl<'o, S: Sink> Writer<'o, S> {
     fn typed_number(&mut self, tag: &str, n: impl itoa::Integer) {
         let mut digits = itoa::Buffer::new();
         let digits = digits.format(n).as_bytes();
-        self.wrapper(&[(tag, &|w: &mut Self| w.quoted(digits))]);
+        self.wrapper(tag, |w| w.quoted(digits));
     }
 
     fn document(&mut self, b: &[u8], depth: usize, array: bool) -> Result<(), Malformed> {
@@ -321,7 +345,7 @@ impl<'o, S: Sink> Writer<'o, S> {
             0x03 => self.document(v, depth + 1, false)?,
             0x04 => self.document(v, depth + 1, true)?,
             0x05 => self.binary(v)?,
-            0x06 => self.wrapper(&[("$undefined", &|w: &mut Self| w.raw("true"))]),
+            0x06 => self.wrapper("$undefined", |w| w.raw("true")),
             0x07 => self.oid(le::<12>(v, 0)?),
             0x08 => match v.first() {
                 Some(0) => self.raw("false"),
@@ -334,37 +358,31 @@ impl<'o, S: Sink> Writer<'o, S> {
             0x0C => {
                 let ns = self.bson_str(v)?;
                 let oid = le::<12>(v, v.len().checked_sub(12).ok_or(Malformed(0))?)?;
-                self.wrapper(&[("$dbPointer", &|w: &mut Self| {
-                    w.wrapper(&[
-                        ("$ref", &|w: &mut Self| w.string(ns)),
-                        ("$id", &|w: &mut Self| w.oid(oid)),
-                    ])
-                })]);
+                self.wrapper("$dbPointer", |w| {
+                    w.wrapper2(("$ref", |w| w.string(ns)), ("$id", |w| w.oid(oid)))
+                });
             }
             0x0D | 0x0E => {
                 let s = self.bson_str(v)?;
                 let tag = if t == 0x0D { "$code" } else { "$symbol" };
-                self.wrapper(&[(tag, &|w: &mut Self| w.string(s))]);
+                self.wrapper(tag, |w| w.string(s));
             }
             0x0F => self.code_with_scope(v, depth)?,
             0x10 => self.integer("$numberInt", i32::from_le_bytes(le(v, 0)?)),
             0x11 => {
                 let (i, t) = (u32::from_le_bytes(le(v, 0)?), u32::from_le_bytes(le(v, 4)?));
-                self.wrapper(&[("$timestamp", &|w: &mut Self| {
-                    w.wrapper(&[
-                        ("t", &|w: &mut Self| w.number(t)),
-                        ("i", &|w: &mut Self| w.number(i)),
-                    ])
-                })]);
+                self.wrapper("$timestamp", |w| {
+                    w.wrapper2(("t", |w| w.number(t)), ("i", |w| w.number(i)))
+                });
             }
             0x12 => self.integer("$numberLong", i64::from_le_bytes(le(v, 0)?)),
             0x13 => {
                 let mut text = [0u8; decimal::MAX_LEN];
                 let n = decimal::write(le(v, 0)?, &mut text);
-                self.wrapper(&[("$numberDecimal", &|w: &mut Self| w.quoted(&text[..n]))]);
+                self.wrapper("$numberDecimal", |w| w.quoted(&text[..n]));
             }
-            0xFF => self.wrapper(&[("$minKey", &|w: &mut Self| w.raw("1"))]),
-            0x7F => self.wrapper(&[("$maxKey", &|w: &mut Self| w.raw("1"))]),
+            0xFF => self.wrapper("$minKey", |w| w.raw("1")),
+            0x7F => self.wrapper("$maxKey", |w| w.raw("1")),
             _ => return Err(Malformed(0)),
         }
         Ok(())
@@ -389,12 +407,9 @@ impl<'o, S: Sink> Writer<'o, S> {
             w.out.base64(data);
             w.out.put(b"\"");
         };
-        self.wrapper(&[("$binary", &|w: &mut Self| {
-            w.wrapper(&[
-                ("base64", &b64),
-                ("subType", &|w: &mut Self| w.quoted(&sub)),
-            ])
-        })]);
+        self.wrapper("$binary", |w| {
+            w.wrapper2(("base64", b64), ("subType", |w| w.quoted(&sub)))
+        });
         Ok(())
     }
 
@@ -410,12 +425,12 @@ impl<'o, S: Sink> Writer<'o, S> {
         sorted.sort_unstable();
         let options: String = sorted.into_iter().collect();
         let options = options.as_bytes();
-        self.wrapper(&[("$regularExpression", &|w: &mut Self| {
-            w.wrapper(&[
-                ("pattern", &|w: &mut Self| w.string(pattern)),
-                ("options", &|w: &mut Self| w.string(options)),
-            ])
-        })]);
+        self.wrapper("$regularExpression", |w| {
+            w.wrapper2(
+                ("pattern", |w| w.string(pattern)),
+                ("options", |w| w.string(options)),
+            )
+        });
         Ok(())
     }
 
@@ -436,24 +451,22 @@ impl<'o, S: Sink> Writer<'o, S> {
         };
         scope_writer.document(scope, depth + 1, false)?;
         self.pretty_extra += scope_writer.pretty_extra;
-        let inner = std::cell::Cell::new(Some(inner));
-        self.wrapper(&[
-            ("$code", &|w: &mut Self| w.string(code)),
-            ("$scope", &|w: &mut Self| {
-                if let Some(inner) = inner.take() {
-                    w.out.append(inner);
-                }
-            }),
-        ]);
+        self.wrapper2(
+            ("$code", |w| w.string(code)),
+            ("$scope", |w| w.out.append(inner)),
+        );
         Ok(())
     }
 
     fn oid(&mut self, bytes: [u8; 12]) {
-        let mut hex = [0u8; 24];
-        for (pair, b) in hex.chunks_exact_mut(2).zip(bytes) {
-            pair.copy_from_slice(&[HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
-        }
-        self.wrapper(&[("$oid", &|w: &mut Self| w.quoted(&hex))]);
+        self.wrapper("$oid", |w| {
+            w.out.text(26, |text| {
+                for (pair, b) in text[1..25].chunks_exact_mut(2).zip(bytes) {
+                    pair.copy_from_slice(&[HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
+                }
+                (text[0], text[25]) = (b'"', b'"');
+            })
+        });
     }
 
     fn double(&mut self, f: f64) {
@@ -468,22 +481,24 @@ impl<'o, S: Sink> Writer<'o, S> {
             let n = double::write(f, &mut text);
             let text = &text[..n];
             return match self.canonical {
-                true => self.wrapper(&[("$numberDouble", &|w: &mut Self| w.quoted(text))]),
+                true => self.wrapper("$numberDouble", |w| w.quoted(text)),
                 false => self.out.put(text),
             };
         };
-        self.wrapper(&[("$numberDouble", &|w: &mut Self| {
-            w.quoted(special.as_bytes())
-        })]);
+        self.wrapper("$numberDouble", |w| w.quoted(special.as_bytes()));
     }
 
     fn date(&mut self, ms: i64) {
         if self.canonical || !(0..=DATE_ISO_MAX_MS).contains(&ms) {
-            let long = |w: &mut Self| w.typed_number("$numberLong", ms);
-            return self.wrapper(&[("$date", &long)]);
+            return self.wrapper("$date", |w| w.typed_number("$numberLong", ms));
         }
-        let (iso, len) = iso8601(ms);
-        self.wrapper(&[("$date", &|w: &mut Self| w.quoted(&iso[..len]))]);
+        self.wrapper("$date", |w| {
+            w.out.text(iso8601_len(ms) + 2, |text| {
+                let last = text.len() - 1;
+                iso8601(ms, &mut text[1..last]);
+                (text[0], text[last]) = (b'"', b'"');
+            })
+        });
     }
 }
 
@@ -506,10 +521,18 @@ fn first_escape(s: &[u8]) -> Option<usize> {
     s[from..].iter().position(|&b| needs(b)).map(|n| from + n)
 }
 
-/// `YYYY-MM-DDTHH:MM:SS[.mmm]Z` for milliseconds since the epoch (0..=year 9999), and
-/// its length (20 or 24 bytes): written into a buffer on the stack, as every document
-/// with a date is measured at scan time.
-fn iso8601(ms: i64) -> ([u8; 24], usize) {
+/// The length of [`iso8601`]'s text for `ms`: the scan measures every date, and needs
+/// no more than this.
+fn iso8601_len(ms: i64) -> usize {
+    match ms.rem_euclid(1000) {
+        0 => 20,
+        _ => 24,
+    }
+}
+
+/// Writes `YYYY-MM-DDTHH:MM:SS[.mmm]Z` for milliseconds since the epoch (0..=year
+/// 9999) into `out`, [`iso8601_len`] bytes long.
+fn iso8601(ms: i64, out: &mut [u8]) {
     let (days, ms_of_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
     // Civil date from days since 1970-01-01 (proleptic Gregorian, H. Hinnant's method).
     let z = days + 719_468;
@@ -522,7 +545,7 @@ fn iso8601(ms: i64) -> ([u8; 24], usize) {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + (month <= 2) as i64;
     let (s, milli) = (ms_of_day / 1000, ms_of_day % 1000);
-    let mut out = *b"0000-00-00T00:00:00.000Z";
+    out.copy_from_slice(&b"0000-00-00T00:00:00.000Z"[..out.len()]);
     let mut digits = |at: usize, n: usize, mut v: i64| {
         for d in out[at..at + n].iter_mut().rev() {
             *d = b'0' + (v % 10) as u8;
@@ -537,10 +560,9 @@ fn iso8601(ms: i64) -> ([u8; 24], usize) {
     digits(17, 2, s % 60);
     if milli == 0 {
         out[19] = b'Z';
-        return (out, 20);
+        return;
     }
     digits(20, 3, milli);
-    (out, 24)
 }
 
 #[cfg(test)]
@@ -655,8 +677,9 @@ mod tests {
     #[test]
     fn dates_as_pymongo_writes_them() {
         let iso = |ms| {
-            let (text, len) = iso8601(ms);
-            String::from_utf8(text[..len].to_vec()).unwrap()
+            let mut text = vec![0; iso8601_len(ms)];
+            iso8601(ms, &mut text);
+            String::from_utf8(text).unwrap()
         };
         assert_eq!(iso(0), "1970-01-01T00:00:00Z");
         assert_eq!(iso(1_655_000_000_500), "2022-06-12T02:13:20.500Z");
