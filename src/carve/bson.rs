@@ -270,16 +270,29 @@ fn document_starts(buf: &[u8], at: usize) -> bool {
     })
 }
 
-/// Where the zero that ends the cstring at the start of `bytes` is. Keys are short: a
-/// plain loop finds most zeros before `memchr` would have set up its search.
+/// Where the zero that ends the cstring at the start of `bytes` is. Keys are short:
+/// eight bytes at a time find most zeros in one step, before `memchr` would have set
+/// up its search (a byte at a time, this loop was the hottest of the scan's JSON
+/// measuring).
 #[inline]
 pub(crate) fn cstring_len(bytes: &[u8]) -> Option<usize> {
     const SHORT: usize = 24;
-    match bytes.iter().take(SHORT).position(|&b| b == 0) {
-        Some(n) => Some(n),
-        None if bytes.len() <= SHORT => None,
-        None => memchr::memchr(0, &bytes[SHORT..]).map(|n| n + SHORT),
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut at = 0;
+    while at < SHORT {
+        let Some(word) = bytes[at..].first_chunk::<8>() else {
+            return bytes[at..].iter().position(|&b| b == 0).map(|n| at + n);
+        };
+        let x = u64::from_le_bytes(*word);
+        // The lowest bit set marks the first zero byte exactly (bits above it may not).
+        let zero = x.wrapping_sub(ONES) & !x & HIGH;
+        if zero != 0 {
+            return Some(at + (zero.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
     }
+    memchr::memchr(0, &bytes[at..]).map(|n| n + at)
 }
 
 /// `bytes` as text when they are UTF-8. ASCII, what keys nearly always are, is told
@@ -942,13 +955,25 @@ mod tests {
 
     #[test]
     fn cstrings_end_where_memchr_says_and_text_is_utf8_as_std_says() {
+        // Fillers a word-at-a-time zero test could mistake for zeros (1 and 0x80 next
+        // to a zero borrow), and a second zero after the first.
         for len in 0..80 {
             for zero in (0..len).map(Some).chain([None]) {
-                let mut b = vec![b'k'; len];
-                if let Some(z) = zero {
-                    b[z] = 0;
+                for (filler, second) in [(b'k', None), (1, None), (0x80, Some(1)), (0xFF, Some(3))]
+                {
+                    let mut b = vec![filler; len];
+                    if let Some(z) = zero {
+                        b[z] = 0;
+                        if let Some(at) = second.map(|s| z + s).filter(|&at| at < len) {
+                            b[at] = 0;
+                        }
+                    }
+                    assert_eq!(
+                        cstring_len(&b),
+                        memchr::memchr(0, &b),
+                        "{len} {zero:?} {filler}"
+                    );
                 }
-                assert_eq!(cstring_len(&b), memchr::memchr(0, &b), "{len} {zero:?}");
             }
         }
         for text in [
