@@ -2,7 +2,8 @@
 //! orphan-run finder (fragment starts), the
 //! BSON document scan of a buffer (finder, validation, JSON length measurement), and
 //! each scan stage's per-chunk finder on 2 MiB chunks as the scan runs them, alone and
-//! all together, on data with and without documents.
+//! all together, on data with and without documents; and per document, validation,
+//! JSON measuring and the whole description the scan makes.
 //! Run: `cargo bench --bench carvers`.
 //!
 //! The data is 64 MiB built like a disk: random bytes, zeros, text, this machine's
@@ -12,7 +13,8 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use salvagefs::carve::{btrfs, ext4, flv, fragments, xfs};
+use salvagefs::carve::{bson, btrfs, ext4, flv, fragments, xfs};
+use salvagefs::extjson;
 use salvagefs::extjson::JsonMode;
 use salvagefs::index::ScanSettings;
 use salvagefs::scan::anchors::Anchors;
@@ -162,5 +164,40 @@ fn carvers(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, carvers, stages);
+/// The three steps the scan takes per document, on the MongoDB fixtures' documents
+/// (pymongo-encoded, MMAPv1 data files and loose BSON): validation, measuring both
+/// JSON renderings, and the whole description (both, plus hash, `_id` and field list).
+fn per_document(c: &mut Criterion) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bson");
+    let files: Vec<Vec<u8>> = ["shop.0", "blog.0", "loose.bin"]
+        .iter()
+        .map(|f| std::fs::read(root.join(f)).unwrap_or_default())
+        .collect();
+    let docs: Vec<&[u8]> = files
+        .iter()
+        .flat_map(|data| {
+            let finds = documents::scan_buffer(data, 0, data.len(), 0, false, JsonMode::Relaxed);
+            let at = |f: &salvagefs::scan::stage::Found| {
+                &data[f.entry.offset as usize..][..f.entry.len as usize]
+            };
+            finds.docs.iter().map(at).collect::<Vec<_>>()
+        })
+        .collect();
+    let mut group = c.benchmark_group("per_document");
+    group.throughput(Throughput::Elements(docs.len() as u64));
+    group.sample_size(20);
+    let count = |f: &dyn Fn(&[u8]) -> bool| docs.iter().filter(|d| f(d)).count();
+    group.bench_function("validate", |b| {
+        b.iter(|| count(&|d| bson::validate(d).is_ok()))
+    });
+    group.bench_function("measure_json", |b| {
+        b.iter(|| count(&|d| extjson::measure(d, JsonMode::Relaxed).is_ok()))
+    });
+    group.bench_function("describe", |b| {
+        b.iter(|| count(&|d| documents::describe(d, JsonMode::Relaxed).is_some()))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, carvers, stages, per_document);
 criterion_main!(benches);
