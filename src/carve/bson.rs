@@ -191,7 +191,9 @@ pub fn find_candidates_at(
             });
         } else if let Some(len) = plausible_len(buf, start)
             && buf.get(start + len - 1).is_none_or(|&b| b == 0)
-            && elements_fit(&buf[start..], len)
+            // One the buffer holds whole is validated next anyway (whatever validates
+            // fits), so the elements are only looked at first for one reaching past.
+            && (start + len <= buf.len() || elements_fit(&buf[start..], len))
         {
             out.push(Candidate {
                 offset: start,
