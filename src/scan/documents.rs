@@ -319,6 +319,20 @@ pub fn describe(bytes: &[u8], mode: JsonMode) -> Option<Found> {
 struct Shapes {
     joined: String,
     seen: HashMap<Box<str>, Arc<str>, foldhash::fast::RandomState>,
+    /// The list the thread's last document had: the next one mostly has it too.
+    last: Option<Arc<str>>,
+}
+
+/// Whether `joined` (names each followed by a NUL) lists exactly `fields`.
+fn lists(joined: &str, fields: &[&str]) -> bool {
+    let mut rest = joined.as_bytes();
+    for f in fields {
+        match rest.split_at_checked(f.len()) {
+            Some((name, [0, more @ ..])) if name == f.as_bytes() => rest = more,
+            _ => return false,
+        }
+    }
+    rest.is_empty()
 }
 
 thread_local! {
@@ -333,22 +347,36 @@ const SHAPES_KEPT: usize = 4096;
 /// The field list `fields` as [`Found::fields`] holds it, shared with the earlier
 /// documents of the same shape.
 fn shared_fields(fields: &[&str]) -> Arc<str> {
-    SHAPES.with_borrow_mut(|Shapes { joined, seen }| {
-        joined.clear();
-        for f in fields {
-            joined.push_str(f);
-            joined.push('\0');
+    SHAPES.with_borrow_mut(|Shapes { joined, seen, last }| {
+        if let Some(last) = last.as_ref().filter(|l| lists(l, fields)) {
+            return last.clone();
         }
-        if let Some(shared) = seen.get(joined.as_str()) {
-            return shared.clone();
-        }
-        if seen.len() >= SHAPES_KEPT {
-            seen.clear();
-        }
-        let shared: Arc<str> = Arc::from(joined.as_str());
-        seen.insert(joined.as_str().into(), shared.clone());
+        let shared = shared_in(joined, seen, fields);
+        *last = Some(shared.clone());
         shared
     })
+}
+
+/// The shared field list `fields` among those `seen`, joined in `joined`.
+fn shared_in(
+    joined: &mut String,
+    seen: &mut HashMap<Box<str>, Arc<str>, foldhash::fast::RandomState>,
+    fields: &[&str],
+) -> Arc<str> {
+    joined.clear();
+    for f in fields {
+        joined.push_str(f);
+        joined.push('\0');
+    }
+    if let Some(shared) = seen.get(joined.as_str()) {
+        return shared.clone();
+    }
+    if seen.len() >= SHAPES_KEPT {
+        seen.clear();
+    }
+    let shared: Arc<str> = Arc::from(joined.as_str());
+    seen.insert(joined.as_str().into(), shared.clone());
+    shared
 }
 
 /// Orders the documents (see [`crate::index::Index::docs`]), drops those inside another
@@ -379,4 +407,28 @@ pub fn into_entries(mut found: Vec<Found>) -> (Vec<DocEntry>, Vec<Vec<String>>) 
         })
         .collect();
     (docs, shapes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_joined_list_lists_exactly_its_names() {
+        assert!(lists("a\0bc\0", &["a", "bc"]));
+        assert!(lists("", &[]));
+        for other in [&["a", "b"][..], &["a"], &["a", "bc", "d"], &["abc"]] {
+            assert!(!lists("a\0bc\0", other), "{other:?}");
+        }
+    }
+
+    /// Documents of alternating shapes share each shape's one list.
+    #[test]
+    fn documents_of_a_shape_share_its_list() {
+        let one = shared_fields(&["_id", "x"]);
+        let two = shared_fields(&["_id", "y"]);
+        assert!(Arc::ptr_eq(&one, &shared_fields(&["_id", "x"])));
+        assert!(Arc::ptr_eq(&two, &shared_fields(&["_id", "y"])));
+        assert_eq!(&*one, "_id\0x\0");
+    }
 }
