@@ -386,6 +386,8 @@ pub fn into_entries(mut found: Vec<Found>) -> (Vec<DocEntry>, Vec<Vec<String>>) 
     let mut shapes: Vec<Vec<String>> = Vec::new();
     let mut shape_ids: HashMap<Arc<str>, u32, foldhash::fast::RandomState> = HashMap::default();
     let mut outermost = Outermost::default();
+    // Neighbours mostly share one list (see `shared_fields`): no lookup for them.
+    let mut last: Option<(Arc<str>, u32)> = None;
     // Collected in place (the entries are smaller than what they come from), so the
     // documents are not held twice.
     let docs: Vec<DocEntry> = found
@@ -394,15 +396,19 @@ pub fn into_entries(mut found: Vec<Found>) -> (Vec<DocEntry>, Vec<Vec<String>>) 
             if entry.wt.is_none() && !outermost.keep(entry.source, entry.offset, entry.len as u64) {
                 return None;
             }
-            entry.shape = match shape_ids.get(&fields) {
-                Some(&id) => id,
-                None => {
-                    shapes.push(fields.split_terminator('\0').map(str::to_string).collect());
-                    let id = shapes.len() as u32 - 1;
-                    shape_ids.insert(fields, id);
-                    id
-                }
+            entry.shape = match &last {
+                Some((shared, id)) if Arc::ptr_eq(shared, &fields) => *id,
+                _ => match shape_ids.get(&fields) {
+                    Some(&id) => id,
+                    None => {
+                        shapes.push(fields.split_terminator('\0').map(str::to_string).collect());
+                        let id = shapes.len() as u32 - 1;
+                        shape_ids.insert(fields.clone(), id);
+                        id
+                    }
+                },
             };
+            last = Some((fields, entry.shape));
             Some(entry)
         })
         .collect();
