@@ -514,13 +514,17 @@ fn first_escape(s: &[u8]) -> Option<usize> {
     first_escape_by_words(s)
 }
 
-/// [`first_escape`] sixteen bytes at a time, for `s` at least that long.
+/// [`first_escape`] sixteen bytes at a time.
 #[cfg(target_arch = "x86_64")]
 mod sse2 {
     use std::arch::x86_64::*;
 
+    /// Shorter texts go to [`super::first_escape_by_words`].
     #[target_feature(enable = "sse2")]
     pub fn first_escape(s: &[u8]) -> Option<usize> {
+        let Some(last) = s.len().checked_sub(16) else {
+            return super::first_escape_by_words(s);
+        };
         let (control, quote, backslash) = (
             _mm_set1_epi8(0x1F),
             _mm_set1_epi8(b'"' as i8),
@@ -529,11 +533,11 @@ mod sse2 {
         let mut at = 0;
         loop {
             // The last block ends at the end, overlapping bytes already found clean.
-            let start = at.min(s.len() - 16);
+            let start = at.min(last);
             let block = &s[start..start + 16];
             // SAFETY: `block` holds the 16 bytes read; no alignment is needed.
             let x = unsafe { _mm_loadu_si128(block.as_ptr().cast()) };
-            // A byte at most 0x1F is its own maximum with 0x1F only if it is 0x1F or less.
+            // max(x, 0x1F) is 0x1F exactly for the bytes up to 0x1F (unsigned).
             let needs = _mm_or_si128(
                 _mm_cmpeq_epi8(_mm_max_epu8(x, control), control),
                 _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)),
@@ -542,7 +546,7 @@ mod sse2 {
             if mask != 0 {
                 return Some(start + mask.trailing_zeros() as usize);
             }
-            if start + 16 == s.len() {
+            if start == last {
                 return None;
             }
             at = start + 16;
