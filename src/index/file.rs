@@ -374,6 +374,17 @@ pub struct Pending {
 /// A file removed when dropped, unless kept.
 struct Temporary(Option<PathBuf>);
 
+impl Temporary {
+    /// Renames the file to `to`, where it stays.
+    fn rename_to(mut self, to: &Path) -> io::Result<()> {
+        if let Some(from) = &self.0 {
+            fs::rename(from, to)?;
+            self.0 = None;
+        }
+        Ok(())
+    }
+}
+
 impl Drop for Temporary {
     fn drop(&mut self) {
         if let Some(path) = self.0.take() {
@@ -407,19 +418,12 @@ impl Pending {
 
     /// Writes the header, fsyncs (with `sync`) and renames the file into place.
     pub fn commit(self, sync: bool) -> io::Result<()> {
-        let Pending {
-            path,
-            mut tmp,
-            writer,
-        } = self;
+        let Pending { path, tmp, writer } = self;
         let f = writer.finish()?;
         if sync {
             f.sync_all()?;
         }
-        if let Some(from) = &tmp.0 {
-            fs::rename(from, &path)?;
-            tmp.0 = None;
-        }
+        tmp.rename_to(&path)?;
         match sync {
             true => File::open(directory_of(&path))?.sync_all(),
             false => Ok(()),

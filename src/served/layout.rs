@@ -335,8 +335,8 @@ pub fn save(
     w.value(Section::Collections, &laid.classified)?;
     w.value(Section::Renamed, &laid.renamed)?;
     w.section(Section::RowChecksums, |out| {
-        let sums = laid.sums.iter();
-        sums.into_iter()
+        laid.sums
+            .iter()
             .try_for_each(|s| out.write_all(&s.to_le_bytes()))
     })?;
     pending.commit(true)
