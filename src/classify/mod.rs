@@ -25,13 +25,14 @@ mod checkpoint;
 mod liveness;
 mod place;
 mod schema;
+mod seen;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io;
 
 use serde::{Deserialize, Serialize};
-use xxhash_rust::xxh3::xxh3_64;
+use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use crate::carve::wiredtiger::PageKind;
 use crate::index::stream::DocsFile;
@@ -41,6 +42,7 @@ use liveness::{Evidence, Liveness};
 use place::FileKey;
 pub use place::Placer;
 pub use schema::Schema;
+use seen::{Filter, SeenTwice};
 
 /// How a collection got its name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -362,7 +364,8 @@ impl Columns {
 /// Sorts the documents of `index` (read from `docs`) into collections, spilling
 /// through `spill`.
 ///
-/// Memory per document is a few bytes of columns; everything that groups documents
+/// Memory per document is a few bytes of columns and of two [`SeenTwice`] filters
+/// (content hashes, `_id`s; at most 64 MB each); everything that groups documents
 /// (byte-identical copies, versions of an `_id`, the rows of each collection) is an
 /// external sort, so the documents are read front to back four times, never held.
 pub fn classify(
@@ -386,11 +389,16 @@ pub fn classify(
     let mut versions = spill.sorter();
     let mut page_file: Vec<Option<FileKey>> = vec![None; index.wt_pages.len()];
     let mut walker = liveness::Walker::new(index);
+    let mut seen = (SeenTwice::new(n), SeenTwice::new(n));
     for (i, d) in docs.read()?.enumerate() {
         let d = d?;
         let (ns, by) = placer.place(&d);
         cols.ns.push(ns);
         cols.named_by.push(by);
+        seen.0.push(d.hash);
+        if !d.id.is_empty() {
+            seen.1.push(id_key(ns, &d.id));
+        }
         if let (Some(wt), Some((file, _))) = (d.wt, placer.files().of(index, &d)) {
             versions.push((file, wt.record, i as u64, wt.page))?;
             if let Some(slot) = page_file.get_mut(wt.page as usize) {
@@ -417,7 +425,8 @@ pub fn classify(
     for (r, &ns) in by_name.iter().enumerate() {
         rank[ns as usize] = r as u32;
     }
-    let apart = exceptions(docs, &cols, spill)?;
+    let seen = (seen.0.finish(), seen.1.finish());
+    let apart = exceptions(docs, &cols, &seen, spill)?;
     lap("byte-identical copies and shared _ids found");
     let (colls, placed) = place_all(index, docs, (&cols, &rank), (&newest, apart), spill)?;
     lap("versions of each _id chosen");
@@ -439,23 +448,39 @@ struct Exceptions {
     /// kept (the most trusted: live, then named on disk, then first on disk) when it
     /// has some; every other document is kept, alone.
     copies: Sorted<(u64, u64)>,
-    /// Documents whose collection and `_id` hash equal another's: their versions are
-    /// sorted and compared; every other document with an `_id` is its only version.
+    /// Documents whose [`id_key`] equals another's: their versions are sorted and
+    /// compared; every other document with an `_id` is its only version.
     shared_ids: Sorted<u64>,
 }
 
-/// Finds the [`Exceptions`]: sorts (content hash, position) and (collection, `_id`
-/// hash, position), light records, so that only the few documents they single out
-/// travel through the sort of versions with their entries.
-fn exceptions(docs: &dyn Docs, cols: &Columns, spill: &Spill) -> io::Result<Exceptions> {
+/// The hash of an `_id` in collection number `ns`: equal for versions of one `_id`.
+fn id_key(ns: u32, id: &[u8]) -> u64 {
+    xxh3_64_with_seed(id, u64::from(ns))
+}
+
+/// Finds the [`Exceptions`]: sorts (content hash, position) and ([`id_key`],
+/// position), light records, of the documents whose hashes `seen` (content, `_id`)
+/// may have met twice, so that only the few documents they single out travel through
+/// the sort of versions with their entries.
+fn exceptions(
+    docs: &dyn Docs,
+    cols: &Columns,
+    seen: &(Filter, Filter),
+    spill: &Spill,
+) -> io::Result<Exceptions> {
     let mut by_hash = spill.sorter();
     let mut by_id = spill.sorter();
     for (i, d) in docs.read()?.enumerate() {
         let d = d?;
-        let trust = (!cols.deleted(i, &d), cols.named_by[i].on_disk());
-        by_hash.push((d.hash, i as u64, trust))?;
+        if seen.0.maybe_again(d.hash) {
+            let trust = (!cols.deleted(i, &d), cols.named_by[i].on_disk());
+            by_hash.push((d.hash, i as u64, trust))?;
+        }
         if !d.id.is_empty() {
-            by_id.push((cols.ns[i], xxh3_64(&d.id), i as u64))?;
+            let key = id_key(cols.ns[i], &d.id);
+            if seen.1.maybe_again(key) {
+                by_id.push((key, i as u64))?;
+            }
         }
     }
     let mut copies = spill.sorter();
@@ -487,16 +512,16 @@ fn exceptions(docs: &dyn Docs, cols: &Columns, spill: &Spill) -> io::Result<Exce
     }
     flush(&mut group)?;
     let mut shared_ids = spill.sorter();
-    let mut last: Option<(u32, u64, u64)> = None;
+    let mut last: Option<(u64, u64)> = None;
     let mut in_run = false;
     for key in by_id.sorted()? {
         let key = key?;
         match last {
-            Some(l) if (l.0, l.1) == (key.0, key.1) => {
+            Some(l) if l.0 == key.0 => {
                 if !in_run {
-                    shared_ids.push(l.2)?;
+                    shared_ids.push(l.1)?;
                 }
-                shared_ids.push(key.2)?;
+                shared_ids.push(key.1)?;
                 in_run = true;
             }
             _ => in_run = false,
