@@ -30,11 +30,12 @@ pub struct Laid {
 }
 
 /// Writes a table in blocks of [`BLOCK_ROWS`] entries, counting them and a CRC-32
-/// per block.
+/// per block. A block is gathered, then checksummed and written whole: entries of a
+/// few bytes, each checksummed on its own, took the CRC's slow path for short input.
 struct Blocks<'a, W: Write + ?Sized> {
     out: &'a mut W,
     entries: u64,
-    crc: crc32fast::Hasher,
+    block: Vec<u8>,
     sums: Vec<u32>,
 }
 
@@ -43,26 +44,34 @@ impl<'a, W: Write + ?Sized> Blocks<'a, W> {
         Blocks {
             out,
             entries: 0,
-            crc: crc32fast::Hasher::new(),
+            block: Vec::new(),
             sums: Vec::new(),
         }
     }
 
     fn push(&mut self, entry: &[u8]) -> io::Result<()> {
-        self.out.write_all(entry)?;
-        self.crc.update(entry);
+        self.block.extend_from_slice(entry);
         self.entries += 1;
-        if self.entries.is_multiple_of(BLOCK_ROWS) {
-            self.sums.push(std::mem::take(&mut self.crc).finalize());
+        match self.entries.is_multiple_of(BLOCK_ROWS) {
+            true => self.end_block(),
+            false => Ok(()),
         }
+    }
+
+    /// Checksums and writes the block gathered.
+    fn end_block(&mut self) -> io::Result<()> {
+        self.sums.push(crc32fast::hash(&self.block));
+        self.out.write_all(&self.block)?;
+        self.block.clear();
         Ok(())
     }
 
-    fn finish(mut self) -> Vec<u32> {
+    /// The checksums of every block, the last one written.
+    fn finish(mut self) -> io::Result<Vec<u32>> {
         if !self.entries.is_multiple_of(BLOCK_ROWS) {
-            self.sums.push(self.crc.finalize());
+            self.end_block()?;
         }
-        self.sums
+        Ok(self.sums)
     }
 }
 
@@ -255,8 +264,8 @@ pub fn lay_out(
         return Err(io::Error::other("documents placed in no collection"));
     }
     let rows = w.rows.entries;
-    let row_sums = w.rows.finish();
-    let name_sums = w.names.finish();
+    let row_sums = w.rows.finish()?;
+    let name_sums = w.names.finish()?;
     let sums = row_sums
         .into_iter()
         .zip(name_sums)
