@@ -453,6 +453,16 @@ struct Exceptions {
     shared_ids: Sorted<u64>,
 }
 
+/// A document's hashes, waiting to be looked up in the filters of [`exceptions`].
+struct Hashed {
+    content: u64,
+    pos: u64,
+    /// Live, named on disk: which copy is kept.
+    trust: (bool, bool),
+    /// Its [`id_key`], if it has an `_id`.
+    id: Option<u64>,
+}
+
 /// The hash of an `_id` in collection number `ns`: equal for versions of one `_id`.
 fn id_key(ns: u32, id: &[u8]) -> u64 {
     xxh3_64_with_seed(id, u64::from(ns))
@@ -470,19 +480,32 @@ fn exceptions(
 ) -> io::Result<Exceptions> {
     let mut by_hash = spill.sorter();
     let mut by_id = spill.sorter();
-    for (i, d) in docs.read()?.enumerate() {
-        let d = d?;
-        if seen.0.maybe_again(d.hash) {
-            let trust = (!cols.deleted(i, &d), cols.named_by[i].on_disk());
-            by_hash.push((d.hash, i as u64, trust))?;
-        }
-        if !d.id.is_empty() {
-            let key = id_key(cols.ns[i], &d.id);
-            if seen.1.maybe_again(key) {
-                by_id.push((key, i as u64))?;
+    // Looked up in the filters a batch at a time (see `SeenTwice`).
+    let mut batch = Vec::with_capacity(seen::BATCH);
+    let mut sift = |batch: &mut Vec<Hashed>| {
+        for h in batch.drain(..) {
+            if seen.0.maybe_again(h.content) {
+                by_hash.push((h.content, h.pos, h.trust))?;
+            }
+            if let Some(key) = h.id.filter(|&k| seen.1.maybe_again(k)) {
+                by_id.push((key, h.pos))?;
             }
         }
+        io::Result::Ok(())
+    };
+    for (i, d) in docs.read()?.enumerate() {
+        let d = d?;
+        batch.push(Hashed {
+            content: d.hash,
+            pos: i as u64,
+            trust: (!cols.deleted(i, &d), cols.named_by[i].on_disk()),
+            id: (!d.id.is_empty()).then(|| id_key(cols.ns[i], &d.id)),
+        });
+        if batch.len() == seen::BATCH {
+            sift(&mut batch)?;
+        }
     }
+    sift(&mut batch)?;
     let mut copies = spill.sorter();
     let mut flush = |group: &mut Vec<(u64, u64, (bool, bool))>| -> io::Result<()> {
         // The first most trusted copy: positions ascend within a group.

@@ -21,8 +21,8 @@ pub struct SeenTwice {
     pending: Vec<u64>,
 }
 
-/// Hashes counted at a time.
-const BATCH: usize = 4096;
+/// Hashes counted (or looked up) at a time.
+pub const BATCH: usize = 4096;
 
 impl SeenTwice {
     /// A filter for `n` hashes: eight slots each (two bytes a document), at most 2^28
