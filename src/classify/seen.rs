@@ -6,7 +6,7 @@
 //! once, the second when the first was set already. Equal hashes pick the same slot,
 //! so every document with a partner finds its second bit set (no partner is ever
 //! missed); a document alone finds it set only when another hash picked the same
-//! slot, about one time in eight.
+//! slot: at most about one time in eight.
 
 use fixedbitset::FixedBitSet;
 
@@ -47,6 +47,7 @@ impl SeenTwice {
         }
     }
 
+    /// Counts the hashes pushed since the last batch.
     fn count_pending(&mut self) {
         for hash in self.pending.drain(..) {
             let slot = 2 * (hash & self.mask) as usize;
@@ -86,8 +87,8 @@ mod tests {
     use std::collections::HashMap;
 
     proptest! {
-        /// Every hash pushed twice or more is flagged; the filter is small enough for
-        /// hashes pushed once to collide (few bits), and then only those may be.
+        /// Every hash pushed twice or more is flagged, even in a filter too small for
+        /// its hashes (1024 slots for up to 5000 values), where lone hashes collide.
         #[test]
         fn flags_every_repeated_hash(hashes in prop::collection::vec(0u64..5000, 0..3000)) {
             let mut filter = SeenTwice::new(hashes.len() / 8);
