@@ -131,10 +131,11 @@ pub fn bson_scan(input: &[u8]) {
     }
 }
 
-/// The Extended JSON writer on any bytes, flags in the first byte: never a panic; a
-/// document the validator accepts always renders, as one JSON object; measuring (the
-/// same writer into a counter) never panics either and, wherever both renderings
-/// succeed, gives their lengths.
+/// The Extended JSON writer on any bytes, flags in the first byte: never a panic; it
+/// renders exactly what the validator accepts (it follows the validator's walk), as
+/// one JSON object; measuring (the same writer into a counter, in the same walk)
+/// accepts the same, summarizes as the validator does, and gives both renderings'
+/// lengths.
 pub fn extjson_render(input: &[u8]) {
     let Some((&flags, doc)) = input.split_first() else {
         return;
@@ -147,18 +148,22 @@ pub fn extjson_render(input: &[u8]) {
     let mut out = Vec::new();
     let rendered = extjson::render(doc, mode, flags & 2 != 0, &mut out);
     let measured = extjson::measure(doc, mode);
+    let valid = bson::validate(doc);
+    assert_eq!(
+        rendered.is_ok(),
+        valid.is_ok(),
+        "render accepts what validates"
+    );
+    let (Ok(valid), Ok(measured)) = (valid, measured) else {
+        return;
+    };
+    assert_eq!(measured.summary, valid, "one walk, one summary");
     let (mut line, mut pretty) = (Vec::new(), Vec::new());
-    if extjson::render(doc, mode, false, &mut line).is_ok()
-        && extjson::render(doc, mode, true, &mut pretty).is_ok()
-    {
-        let lengths = measured.expect("what renders can be measured");
-        assert_eq!(lengths, (line.len(), pretty.len()));
-    }
-    if bson::validate(doc).is_ok() {
-        rendered.expect("a valid document renders");
-        let text = std::str::from_utf8(&out).expect("JSON is UTF-8");
-        assert!(text.starts_with('{') && text.ends_with('}'), "{text}");
-    }
+    extjson::render(doc, mode, false, &mut line).expect("renders on one line");
+    extjson::render(doc, mode, true, &mut pretty).expect("renders indented");
+    assert_eq!((measured.line, measured.pretty), (line.len(), pretty.len()));
+    let text = std::str::from_utf8(&out).expect("JSON is UTF-8");
+    assert!(text.starts_with('{') && text.ends_with('}'), "{text}");
 }
 
 /// The index loader, on the bytes as they are and cut into sections behind a valid

@@ -1,19 +1,20 @@
 //! MongoDB Extended JSON, rendered straight from raw BSON bytes.
 //!
 //! Going through `bson::Document` and `serde_json` allocates a tree per document and
-//! renders a few tens of MB/s; this writer walks the bytes once and appends to a buffer,
-//! or only counts what it would append ([`measure`]: the scan's JSON lengths).
+//! renders a few tens of MB/s; this writer follows the validator's one walk over the
+//! bytes ([`crate::carve::bson::validate`]) and appends to a buffer, or only counts what
+//! it would append ([`measure`]: the scan's validation and JSON lengths at once).
 //! Its output equals the `bson` crate's and pymongo's `json_util` as JSON values (tests
 //! check both). Dates follow pymongo in relaxed mode: ISO-8601 for 1970..=9999 with
 //! milliseconds only when non-zero, `$numberLong` otherwise.
 //!
-//! Total over any input: malformed bytes give an error, never a panic; nesting is bounded
-//! by [`crate::carve::bson::MAX_DEPTH`].
+//! Total over any input: what the validator refuses gives an error, never a panic;
+//! nesting is bounded by [`crate::carve::bson::MAX_DEPTH`].
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use crate::carve::bson::{MAX_DEPTH, cstring_len, value_len};
+use crate::carve::bson::{Invalid, Summary, Visit, utf8, validate_visiting};
 
 mod decimal;
 mod double;
@@ -29,48 +30,50 @@ pub enum JsonMode {
     Canonical,
 }
 
-/// The bytes are not a well-formed document.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("malformed BSON at byte {0}")]
-pub struct Malformed(pub usize);
-
 /// Appends the Extended JSON of the document `doc` to `out`: one line without
-/// whitespace, or indented by two spaces per level when `pretty`. On error `out` may
-/// hold a partial rendering.
-pub fn render(
-    doc: &[u8],
-    mode: JsonMode,
-    pretty: bool,
-    out: &mut Vec<u8>,
-) -> Result<(), Malformed> {
-    Writer::new(out, mode, pretty).document(doc, 0, false)
+/// whitespace, or indented by two spaces per level when `pretty`. Renders exactly what
+/// [`crate::carve::bson::validate`] accepts, in the walk that validates it; on error `out` may hold a
+/// partial rendering.
+pub fn render(doc: &[u8], mode: JsonMode, pretty: bool, out: &mut Vec<u8>) -> Result<(), Invalid> {
+    validate_visiting(doc, &mut Writer::new(out, mode, pretty)).map(drop)
 }
 
-/// The lengths of the one-line and the indented rendering of `doc`, without making
-/// either: the same writer as [`render`] run into a counter, so a measured length and
-/// the bytes served later cannot disagree. The scan measures every document with it,
-/// after [`crate::carve::bson::validate`] accepted it: keys and strings are not
-/// checked for UTF-8 again (the lengths do not depend on it; [`render`] checks).
-pub fn measure(doc: &[u8], mode: JsonMode) -> Result<(usize, usize), Malformed> {
+/// A document the scan validated and measured: what [`crate::carve::bson::validate`] says of it and
+/// the lengths of its one-line and its indented rendering.
+pub struct Measured<'a> {
+    /// Its `_id`, field names and doubts.
+    pub summary: Summary<'a>,
+    /// Bytes of the one-line rendering (no newline).
+    pub line: usize,
+    /// Bytes of the indented rendering (no newline).
+    pub pretty: usize,
+}
+
+/// Validates `doc` as [`crate::carve::bson::validate`] does and measures both renderings, without
+/// making either, in one walk: the writer of [`render`] runs into a counter, so a
+/// measured length and the bytes served later cannot disagree. The scan measures
+/// every document it finds with it.
+pub fn measure(doc: &[u8], mode: JsonMode) -> Result<Measured<'_>, Invalid> {
     let mut count = Count(0);
     let mut w = Writer::new(&mut count, mode, false);
-    w.utf8_checked = true;
-    w.document(doc, 0, false)?;
+    let summary = validate_visiting(doc, &mut w)?;
     let extra = w.pretty_extra;
-    Ok((count.0, count.0 + extra))
+    Ok(Measured {
+        summary,
+        line: count.0,
+        pretty: count.0 + extra,
+    })
 }
 
 /// Where a rendering goes: the bytes themselves ([`render`]) or only how many there
 /// would be ([`measure`]).
-trait Sink: Default {
+trait Sink {
     /// Appends `b`.
     fn put(&mut self, b: &[u8]);
     /// Appends `data` in base64.
     fn base64(&mut self, data: &[u8]);
     /// Appends `len` bytes that `write` fills in: a count never makes them.
     fn text(&mut self, len: usize, write: impl FnOnce(&mut [u8]));
-    /// Appends what another sink of the same kind received.
-    fn append(&mut self, other: Self);
 }
 
 impl Sink for Vec<u8> {
@@ -90,13 +93,9 @@ impl Sink for Vec<u8> {
         self.resize(at + len, 0);
         write(&mut self[at..]);
     }
-    fn append(&mut self, mut other: Self) {
-        self.append(&mut other);
-    }
 }
 
 /// Counts the bytes a rendering would have.
-#[derive(Default)]
 struct Count(usize);
 
 impl Sink for Count {
@@ -109,9 +108,6 @@ impl Sink for Count {
     fn text(&mut self, len: usize, _: impl FnOnce(&mut [u8])) {
         self.0 += len;
     }
-    fn append(&mut self, other: Self) {
-        self.0 += other.0;
-    }
 }
 
 struct Writer<'o, S: Sink> {
@@ -121,14 +117,43 @@ struct Writer<'o, S: Sink> {
     depth: usize,
     /// When not `pretty`: the bytes indentation would have added so far.
     pretty_extra: usize,
-    /// The document was validated already: skip checking UTF-8.
-    utf8_checked: bool,
 }
 
-fn le<const N: usize>(b: &[u8], at: usize) -> Result<[u8; N], Malformed> {
+/// The `N` bytes at `at` of a value [`validate_visiting`] checked (an error
+/// only if the two disagreed about its size).
+fn le<const N: usize>(b: &[u8], at: usize) -> Result<[u8; N], Invalid> {
     b.get(at..at + N)
         .and_then(|s| s.try_into().ok())
-        .ok_or(Malformed(at))
+        .ok_or(Invalid::Malformed("value shorter than its type"))
+}
+
+/// The writer follows the walk that validates the document.
+impl<S: Sink> Visit for Writer<'_, S> {
+    fn open(&mut self, array: bool) {
+        self.begin(if array { b'[' } else { b'{' });
+    }
+    fn element(&mut self, index: usize, key: Option<&str>) {
+        self.item(index);
+        if let Some(key) = key {
+            self.key(key.as_bytes());
+        }
+    }
+    fn leaf(&mut self, t: u8, value: &[u8]) -> Result<(), Invalid> {
+        self.value(t, value)
+    }
+    fn open_scope(&mut self, code: &[u8]) {
+        self.begin(b'{');
+        self.field(0, "$code", |w| w.string(code));
+        self.item(1);
+        self.quoted(b"$scope");
+        self.colon();
+    }
+    fn close_scope(&mut self) {
+        self.end(b'}', 2);
+    }
+    fn close(&mut self, array: bool, count: usize) {
+        self.end(if array { b']' } else { b'}' }, count);
+    }
 }
 
 const DATE_ISO_MAX_MS: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
@@ -142,7 +167,6 @@ impl<'o, S: Sink> Writer<'o, S> {
             pretty,
             depth: 0,
             pretty_extra: 0,
-            utf8_checked: false,
         }
     }
 
@@ -283,91 +307,42 @@ impl<'o, S: Sink> Writer<'o, S> {
         self.wrapper(tag, |w| w.quoted(digits));
     }
 
-    fn document(&mut self, b: &[u8], depth: usize, array: bool) -> Result<(), Malformed> {
-        if depth > MAX_DEPTH {
-            return Err(Malformed(0));
-        }
-        let len = i32::from_le_bytes(le(b, 0)?);
-        if len < 5 || len as usize != b.len() || b[b.len() - 1] != 0 {
-            return Err(Malformed(0));
-        }
-        self.begin(if array { b'[' } else { b'{' });
-        let (mut at, mut count) = (4, 0);
-        while at < b.len() - 1 {
-            let t = b[at];
-            let key_len = cstring_len(&b[at + 1..]).ok_or(Malformed(at))?;
-            let key = &b[at + 1..at + 1 + key_len];
-            let value_at = at + 2 + key_len;
-            let n = value_len(b, t, value_at)
-                .filter(|n| value_at + n < b.len())
-                .ok_or(Malformed(at))?;
-            self.item(count);
-            if !array {
-                if !self.utf8_checked {
-                    std::str::from_utf8(key).map_err(|_| Malformed(at))?;
-                }
-                self.key(key);
-            }
-            self.value(t, &b[value_at..value_at + n], depth)
-                .map_err(|Malformed(p)| Malformed(value_at + p))?;
-            count += 1;
-            at = value_at + n;
-        }
-        self.end(if array { b']' } else { b'}' }, count);
-        Ok(())
-    }
-
-    /// A length-prefixed, NUL-terminated UTF-8 string at the start of `v`.
-    fn bson_str<'v>(&self, v: &'v [u8]) -> Result<&'v [u8], Malformed> {
+    /// The text of the length-prefixed, NUL-terminated string at the start of `v`.
+    fn bson_str(v: &[u8]) -> Result<&[u8], Invalid> {
         let n = i32::from_le_bytes(le(v, 0)?);
-        let s = usize::try_from(n)
+        usize::try_from(n)
             .ok()
-            .filter(|&n| n >= 1)
-            .and_then(|n| v.get(4..4 + n))
-            .ok_or(Malformed(0))?;
-        let (text, nul) = s.split_at(s.len() - 1);
-        if nul != [0] {
-            return Err(Malformed(0));
-        }
-        if !self.utf8_checked {
-            std::str::from_utf8(text).map_err(|_| Malformed(4))?;
-        }
-        Ok(text)
+            .and_then(|n| v.get(4..(4 + n).checked_sub(1)?))
+            .ok_or(Invalid::Malformed("string longer than its value"))
     }
 
-    fn value(&mut self, t: u8, v: &[u8], depth: usize) -> Result<(), Malformed> {
+    /// A value that is no document, array or code with scope.
+    fn value(&mut self, t: u8, v: &[u8]) -> Result<(), Invalid> {
         match t {
             0x01 => self.double(f64::from_le_bytes(le(v, 0)?)),
-            0x02 => {
-                let s = self.bson_str(v)?;
-                self.string(s);
-            }
-            0x03 => self.document(v, depth + 1, false)?,
-            0x04 => self.document(v, depth + 1, true)?,
+            0x02 => self.string(Self::bson_str(v)?),
             0x05 => self.binary(v)?,
             0x06 => self.wrapper("$undefined", |w| w.raw("true")),
             0x07 => self.oid(le::<12>(v, 0)?),
             0x08 => match v.first() {
                 Some(0) => self.raw("false"),
-                Some(1) => self.raw("true"),
-                _ => return Err(Malformed(0)),
+                _ => self.raw("true"),
             },
             0x09 => self.date(i64::from_le_bytes(le(v, 0)?)),
             0x0A => self.raw("null"),
             0x0B => self.regex(v)?,
             0x0C => {
-                let ns = self.bson_str(v)?;
-                let oid = le::<12>(v, v.len().checked_sub(12).ok_or(Malformed(0))?)?;
+                let ns = Self::bson_str(v)?;
+                let oid = le::<12>(v, v.len().saturating_sub(12))?;
                 self.wrapper("$dbPointer", |w| {
                     w.wrapper2(("$ref", |w| w.string(ns)), ("$id", |w| w.oid(oid)))
                 });
             }
             0x0D | 0x0E => {
-                let s = self.bson_str(v)?;
+                let s = Self::bson_str(v)?;
                 let tag = if t == 0x0D { "$code" } else { "$symbol" };
                 self.wrapper(tag, |w| w.string(s));
             }
-            0x0F => self.code_with_scope(v, depth)?,
             0x10 => self.integer("$numberInt", i32::from_le_bytes(le(v, 0)?)),
             0x11 => {
                 let (i, t) = (u32::from_le_bytes(le(v, 0)?), u32::from_le_bytes(le(v, 4)?));
@@ -383,22 +358,19 @@ impl<'o, S: Sink> Writer<'o, S> {
             }
             0xFF => self.wrapper("$minKey", |w| w.raw("1")),
             0x7F => self.wrapper("$maxKey", |w| w.raw("1")),
-            _ => return Err(Malformed(0)),
+            _ => return Err(Invalid::Malformed("unknown element type")),
         }
         Ok(())
     }
 
     /// A binary value: `$binary` with base64 and subtype.
-    fn binary(&mut self, v: &[u8]) -> Result<(), Malformed> {
-        let subtype = *v.get(4).ok_or(Malformed(4))?;
+    fn binary(&mut self, v: &[u8]) -> Result<(), Invalid> {
+        let [.., subtype] = le::<5>(v, 0)?;
         let mut data = &v[5..];
         if subtype == 2 {
-            // The old binary subtype repeats the length inside; drivers strip it.
-            let inner = i32::from_le_bytes(le(data, 0)?);
-            if inner < 0 || inner as usize + 4 != data.len() {
-                return Err(Malformed(5));
-            }
-            data = &data[4..];
+            // The old binary subtype repeats the length inside (checked); drivers
+            // strip it.
+            data = data.get(4..).unwrap_or_default();
         }
         let sub = [HEX[(subtype >> 4) as usize], HEX[(subtype & 15) as usize]];
         // Base64 needs no escaping: quoted as it is.
@@ -414,12 +386,12 @@ impl<'o, S: Sink> Writer<'o, S> {
     }
 
     /// A regular expression: `$regularExpression`, options sorted as pymongo writes them.
-    fn regex(&mut self, v: &[u8]) -> Result<(), Malformed> {
-        let p = memchr::memchr(0, v).ok_or(Malformed(0))?;
+    fn regex(&mut self, v: &[u8]) -> Result<(), Invalid> {
+        let unsplit = || Invalid::Malformed("regular expression without its zeros");
+        let p = memchr::memchr(0, v).ok_or_else(unsplit)?;
         let (pattern, rest) = (&v[..p], &v[p + 1..]);
-        let o = memchr::memchr(0, rest).ok_or(Malformed(p))?;
-        std::str::from_utf8(pattern).map_err(|_| Malformed(0))?;
-        let options = std::str::from_utf8(&rest[..o]).map_err(|_| Malformed(p))?;
+        let o = memchr::memchr(0, rest).ok_or_else(unsplit)?;
+        let options = utf8(&rest[..o]).ok_or(Invalid::Malformed("options not UTF-8"))?;
         // Sorted as pymongo writes them: by character, never splitting one.
         let mut sorted: Vec<char> = options.chars().collect();
         sorted.sort_unstable();
@@ -431,30 +403,6 @@ impl<'o, S: Sink> Writer<'o, S> {
                 ("options", |w| w.string(options)),
             )
         });
-        Ok(())
-    }
-
-    /// JavaScript code with a scope document: `$code` and `$scope`.
-    fn code_with_scope(&mut self, v: &[u8], depth: usize) -> Result<(), Malformed> {
-        let code = self.bson_str(v.get(4..).ok_or(Malformed(0))?)?;
-        let scope = v.get(8 + code.len() + 1..).ok_or(Malformed(0))?;
-        // The scope must be a document; rendered into a side buffer first so a
-        // malformed one fails before anything is written.
-        let mut inner = S::default();
-        let mut scope_writer = Writer {
-            out: &mut inner,
-            canonical: self.canonical,
-            pretty: self.pretty,
-            depth: self.depth + 1,
-            pretty_extra: 0,
-            utf8_checked: self.utf8_checked,
-        };
-        scope_writer.document(scope, depth + 1, false)?;
-        self.pretty_extra += scope_writer.pretty_extra;
-        self.wrapper2(
-            ("$code", |w| w.string(code)),
-            ("$scope", |w| w.out.append(inner)),
-        );
         Ok(())
     }
 
@@ -704,7 +652,8 @@ mod tests {
                 let measured = measure(&bytes, mode).unwrap();
                 render(&bytes, mode, false, &mut line).unwrap();
                 render(&bytes, mode, true, &mut pretty).unwrap();
-                assert_eq!(measured, (line.len(), pretty.len()), "{d}");
+                let lengths = (measured.line, measured.pretty);
+                assert_eq!(lengths, (line.len(), pretty.len()), "{d}");
             }
         }
     }

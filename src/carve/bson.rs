@@ -365,6 +365,39 @@ pub fn deleted_len(bytes: &[u8], bound: usize) -> Option<usize> {
 /// damaged documents), in one walk over the bytes: the scan validates every candidate,
 /// and the parser's per-element results and error strings cost more than the checks.
 pub fn validate(bytes: &[u8]) -> Result<Summary<'_>, Invalid> {
+    validate_visiting(bytes, &mut ())
+}
+
+/// Follows a walk of [`validate_visiting`] element by element: what renders a document
+/// as JSON, or counts the bytes it would render, in the walk that validates it (the
+/// scan once walked every document twice, to validate it and to measure its JSON).
+pub(crate) trait Visit {
+    /// A document (`array`: an array) begins.
+    fn open(&mut self, _array: bool) {}
+    /// Element `index` begins; `key` is `None` in an array.
+    fn element(&mut self, _index: usize, _key: Option<&str>) {}
+    /// The value of the current element, of type `t`, when it is no document, array or
+    /// code with scope; already checked.
+    fn leaf(&mut self, _t: u8, _value: &[u8]) -> Result<(), Invalid> {
+        Ok(())
+    }
+    /// A code-with-scope value begins with its `code`; its scope document follows.
+    fn open_scope(&mut self, _code: &[u8]) {}
+    /// The code-with-scope value ends.
+    fn close_scope(&mut self) {}
+    /// The document (or array) ends after `count` elements.
+    fn close(&mut self, _array: bool, _count: usize) {}
+}
+
+/// Validates without following.
+impl Visit for () {}
+
+/// [`validate`], telling `visit` every element in order as it is checked. On error
+/// `visit` has seen a part of the document.
+pub(crate) fn validate_visiting<'a>(
+    bytes: &'a [u8],
+    visit: &mut impl Visit,
+) -> Result<Summary<'a>, Invalid> {
     if bytes.len() > MAX_DOC_LEN {
         return Err(Invalid::Malformed("longer than 16 MiB"));
     }
@@ -378,7 +411,7 @@ pub fn validate(bytes: &[u8]) -> Result<Summary<'_>, Invalid> {
         fields: &mut summary.fields,
         id: &mut summary.id,
     };
-    walk(bytes, 0, top, &mut summary.doubts)?;
+    walk(bytes, (0, top), &mut summary.doubts, visit)?;
     Ok(summary)
 }
 
@@ -422,26 +455,26 @@ fn cstring(b: &[u8], at: usize) -> Result<(&str, usize), Invalid> {
 }
 
 /// Walks the elements of `doc` (already [`framed`]), nested documents included, noting
-/// what the plausibility rules doubt.
+/// what the plausibility rules doubt and telling `visit`.
 fn walk<'a>(
     doc: &'a [u8],
-    depth: usize,
-    mut kind: Kind<'_, 'a>,
+    (depth, mut kind): (usize, Kind<'_, 'a>),
     doubts: &mut Doubts,
+    visit: &mut impl Visit,
 ) -> Result<(), Invalid> {
     if depth > MAX_DEPTH {
         return Err(Invalid::TooDeep);
     }
+    let array = matches!(kind, Kind::Array);
+    visit.open(array);
     let mut nested_keys = Fields::new();
     // A linear search for the few keys of a usual document; a set beyond that, so a
     // hostile document with a million keys costs linear, not quadratic, time.
     let mut seen: Option<std::collections::HashSet<&str>> = None;
     let last = doc.len() - 1;
     let mut at = 4;
-    for i in 0.. {
-        if at == last {
-            break;
-        }
+    let mut count = 0;
+    while at != last {
         if at > last {
             return broken("elements run past the end");
         }
@@ -449,7 +482,9 @@ fn walk<'a>(
         let t = doc[at];
         let keys = match &mut kind {
             Kind::Array => {
-                if key.parse::<usize>().ok() != Some(i) || (key.len() > 1 && key.starts_with('0')) {
+                if key.parse::<usize>().ok() != Some(count)
+                    || (key.len() > 1 && key.starts_with('0'))
+                {
                     doubts.add(Doubt::ArrayKeys);
                 }
                 None
@@ -470,23 +505,32 @@ fn walk<'a>(
                 seen = Some(keys.iter().copied().collect());
             }
         }
-        let size = value(doc, t, v, depth, doubts)?;
+        visit.element(count, (!array).then_some(key));
+        let size = value(doc, (t, v), depth, doubts, visit)?;
         if let Kind::Top { id, .. } = &mut kind
-            && i == 0
+            && count == 0
             && key == "_id"
         {
             id.push(t);
             id.extend_from_slice(&doc[v..v + size]);
         }
         at = v + size;
+        count += 1;
     }
+    visit.close(array, count);
     Ok(())
 }
 
 /// The size of the value of type `t` at `v` in `doc`, once it is checked: inside the
 /// document, strings and cstrings UTF-8 and terminated, booleans 0 or 1, nested
-/// documents walked.
-fn value(doc: &[u8], t: u8, v: usize, depth: usize, doubts: &mut Doubts) -> Result<usize, Invalid> {
+/// documents walked; `visit` is told it.
+fn value(
+    doc: &[u8],
+    (t, v): (u8, usize),
+    depth: usize,
+    doubts: &mut Doubts,
+    visit: &mut impl Visit,
+) -> Result<usize, Invalid> {
     let rest = doc.get(v..).unwrap_or_default();
     let size = match t {
         0x01 | 0x09 | 0x11 | 0x12 => 8,
@@ -525,14 +569,19 @@ fn value(doc: &[u8], t: u8, v: usize, depth: usize, doubts: &mut Doubts) -> Resu
         {
             doubts.add(Doubt::ObjectIdTime)
         }
-        0x03 => walk(bytes, depth + 1, Kind::Nested, doubts)?,
-        0x04 => walk(bytes, depth + 1, Kind::Array, doubts)?,
         0x05 => binary(bytes)?,
-        0x0F => {
-            let scope = code_with_scope(bytes)?;
-            walk(scope, depth + 1, Kind::Nested, doubts)?
-        }
         _ => {}
+    }
+    match t {
+        0x03 => walk(bytes, (depth + 1, Kind::Nested), doubts, visit)?,
+        0x04 => walk(bytes, (depth + 1, Kind::Array), doubts, visit)?,
+        0x0F => {
+            let (code, scope) = code_with_scope(bytes)?;
+            visit.open_scope(code);
+            walk(scope, (depth + 1, Kind::Nested), doubts, visit)?;
+            visit.close_scope();
+        }
+        _ => visit.leaf(t, bytes)?,
     }
     Ok(size)
 }
@@ -576,15 +625,16 @@ fn binary(bytes: &[u8]) -> Result<(), Invalid> {
     }
 }
 
-/// The scope document of a code-with-scope value `bytes` (its code checked).
-fn code_with_scope(bytes: &[u8]) -> Result<&[u8], Invalid> {
+/// The code (its text, without length or zero) and the scope document of a
+/// code-with-scope value `bytes`, both checked but the scope's elements.
+fn code_with_scope(bytes: &[u8]) -> Result<(&[u8], &[u8]), Invalid> {
     if bytes.len() < 4 + 5 + MIN_DOC_LEN {
         return broken("code with scope too short");
     }
     let code = string(&bytes[4..])?;
     let scope = &bytes[4 + code..];
     framed(scope)?;
-    Ok(scope)
+    Ok((&bytes[8..4 + code - 1], scope))
 }
 
 #[cfg(test)]

@@ -283,9 +283,12 @@ fn accept(buf: &[u8], c: Candidate, base: u64, source: u32, mode: JsonMode) -> O
 /// decides whether that matters: not for a document a storage structure framed). Where it lies (`source`, `offset`, `deleted`,
 /// `ns_header_ofs`, `wt`) is left for the caller to fill in.
 pub fn describe(bytes: &[u8], mode: JsonMode) -> Option<Found> {
-    let summary = bson::validate(bytes).ok()?;
+    let extjson::Measured {
+        summary,
+        line,
+        pretty,
+    } = extjson::measure(bytes, mode).ok()?;
     // Both renderings end with a newline.
-    let (line, pretty) = extjson::measure(bytes, mode).ok()?;
     let (json_len, pretty_len) = (line as u32 + 1, pretty as u32 + 1);
     let id = if summary.id.len() > MAX_ID_LEN {
         let mut id = DocId::from_slice(&summary.id[..1]);
