@@ -59,6 +59,55 @@ impl Spill {
     pub fn file(&self) -> io::Result<File> {
         tempfile::tempfile_in(&self.dir)
     }
+
+    /// A stream of at most `len` bytes written once and read back once: in memory when
+    /// that fits the budget, else in a [`Spill::file`]. Two million documents' name
+    /// order went through a file 12 bytes at a time, 0.05-0.1 s at the end of a save.
+    pub fn stream(&self, len: u64) -> io::Result<Stream> {
+        Ok(
+            match usize::try_from(len).ok().filter(|_| len <= self.budget) {
+                Some(len) => Stream::Memory(Vec::with_capacity(len)),
+                None => Stream::File(BufWriter::with_capacity(1 << 20, self.file()?)),
+            },
+        )
+    }
+}
+
+/// A stream written, then read back (see [`Spill::stream`]).
+pub enum Stream {
+    /// Held in memory.
+    Memory(Vec<u8>),
+    /// Spilled to an unnamed file.
+    File(BufWriter<File>),
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Memory(held) => held.write(buf),
+            Stream::File(file) => file.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Memory(_) => Ok(()),
+            Stream::File(file) => file.flush(),
+        }
+    }
+}
+
+impl Stream {
+    /// What was written, from its start.
+    pub fn read_back(self) -> io::Result<Box<dyn io::BufRead + Send>> {
+        Ok(match self {
+            Stream::Memory(held) => Box::new(io::Cursor::new(held)),
+            Stream::File(file) => {
+                let mut file = file.into_inner().map_err(|e| e.into_error())?;
+                file.rewind()?;
+                Box::new(BufReader::with_capacity(1 << 20, file))
+            }
+        })
+    }
 }
 
 /// A record that can be sorted through runs on disk: ordered, encodable (postcard),
@@ -233,6 +282,24 @@ mod tests {
             want.sort();
             prop_assert_eq!(got, want);
         }
+    }
+
+    #[test]
+    fn streams_read_back_what_was_written_held_or_spilled() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes: Vec<u8> = (0..10_000u32).flat_map(u32::to_le_bytes).collect();
+        for budget in [1 << 20, 100] {
+            let mut stream = Spill::new(dir.path(), budget)
+                .stream(bytes.len() as u64)
+                .unwrap();
+            let held = matches!(stream, Stream::Memory(_));
+            assert_eq!(held, budget == 1 << 20);
+            stream.write_all(&bytes).unwrap();
+            let mut back = Vec::new();
+            stream.read_back().unwrap().read_to_end(&mut back).unwrap();
+            assert_eq!(back, bytes, "budget {budget}");
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[test]

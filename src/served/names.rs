@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::FileExt;
 
 use xxhash_rust::xxh3::xxh3_64;
@@ -33,6 +33,10 @@ pub fn doc_name(id: &[u8], offset: u64, again: u32) -> String {
 pub fn name_hash(name: &str) -> u64 {
     xxh3_64(name.as_bytes())
 }
+
+/// Bytes of a document's entry in the hash order before the renamed ones are merged
+/// back in: its name's hash (u64) and position (u32).
+const UNMOVED_LEN: usize = 12;
 
 /// The order of a directory's documents by the hash of their names, built from their
 /// `_id`s in disk order, sorted through spilled runs: a collection may hold hundreds of
@@ -94,7 +98,7 @@ impl NameOrder {
             names.read_exact_at(&mut name, at + 2)?;
             String::from_utf8(name).map_err(io::Error::other)
         };
-        let mut unmoved = BufWriter::new(spill.file()?);
+        let mut unmoved = spill.stream(u64::from(self.count) * UNMOVED_LEN as u64)?;
         let (mut again, mut moved) = (Vec::new(), Vec::new());
         let mut run: Vec<(u64, u32)> = Vec::new();
         // The documents sharing one hash, by name: equal names, or (rarely) a collision.
@@ -140,11 +144,9 @@ impl NameOrder {
         }
         flush(&mut run, &mut named)?;
         moved.sort_unstable();
-        let mut unmoved = unmoved.into_inner().map_err(|e| e.into_error())?;
-        unmoved.rewind()?;
-        let mut unmoved = BufReader::new(unmoved);
+        let mut unmoved = unmoved.read_back()?;
         let mut moved = moved.into_iter().peekable();
-        let mut entry = [0u8; 12];
+        let mut entry = [0u8; UNMOVED_LEN];
         loop {
             let next = match unmoved.read_exact(&mut entry) {
                 Ok(()) => Some((
