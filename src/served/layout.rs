@@ -298,6 +298,7 @@ pub enum DocsFrom<'a> {
 pub fn begin(index: &Index, path: &Path) -> io::Result<Pending> {
     let mut pending = Pending::create(path)?;
     index.write_sections(pending.writer())?;
+    pending.start_writeback();
     Ok(pending)
 }
 
