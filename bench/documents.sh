@@ -6,7 +6,9 @@
 #   - the WiredTiger image of bench/wiredtiger.sh (real WiredTiger files, snappy, zstd
 #     and zlib), when it was built (bench/wiredtiger.sh makes it).
 # Reports wall seconds, documents per second, CPU seconds and peak RSS of the whole
-# command (scan, classification, index write).
+# command (scan, classification, index write). Then serving: the MMAPv1 collection's
+# one-line JSON read through a fresh mount of each build's index (cat, best of 3),
+# rendered as it is read.
 #
 #   bench/documents.sh [N]      (needs pymongo: python3 -m pip install pymongo)
 #   SALVAGEFS_BEFORE=path/to/salvagefs bench/documents.sh   (adds that build's rows, same run)
@@ -67,4 +69,32 @@ if [ -f "$wt" ]; then
   fi
 else
   echo "(no $wt: run bench/wiredtiger.sh once to build it)"
+fi
+
+json_read() { # json_read INDEX BUILD: best seconds of cat of the collection's JSON, and its bytes
+  local mnt="$work/mnt" best=99 bytes=0
+  mkdir -p "$mnt"
+  for _ in 1 2 3; do
+    "$2" mount "$mmap" "$mnt" --index "$1" >/dev/null
+    local file a b; file=$(find "$mnt/mongo/json" -name '*.json' | head -1)
+    a=$(date +%s.%N); bytes=$(cat "$file" | wc -c); b=$(date +%s.%N)
+    fusermount3 -u "$mnt"
+    best=$(python3 -c "print(min($best, $b - $a))")
+  done
+  echo "$best $bytes"
+}
+echo
+echo "| serving | JSON bytes | cat s | MB/s |"
+echo "|---|---|---|---|"
+json_row() { # json_row LABEL INDEX BUILD
+  local r; r=$(json_read "$2" "$3")
+  python3 - "$1" $r <<'PY'
+import sys
+label, secs, size = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+print(f"| {label} | {size} | {secs:.2f} | {size / secs / 1e6:.0f} |")
+PY
+}
+json_row "MMAPv1 collection's JSON through the mount" "$work/many.idx" "$bin"
+if [ -n "${SALVAGEFS_BEFORE:-}" ]; then
+  json_row "the same, build before" "$work/many-before.idx" "$SALVAGEFS_BEFORE"
 fi

@@ -68,6 +68,9 @@ pub fn measure(doc: &[u8], mode: JsonMode) -> Result<Measured<'_>, Invalid> {
 /// Where a rendering goes: the bytes themselves ([`render`]) or only how many there
 /// would be ([`measure`]).
 trait Sink {
+    /// Whether the scan is measuring through this sink, and so needs the summary of
+    /// [`validate_visiting`] in full (see [`Visit::KEYS`]).
+    const SCANNING: bool;
     /// Appends `b`.
     fn put(&mut self, b: &[u8]);
     /// Appends `data` in base64.
@@ -77,6 +80,8 @@ trait Sink {
 }
 
 impl Sink for Vec<u8> {
+    const SCANNING: bool = false;
+
     fn put(&mut self, b: &[u8]) {
         self.extend_from_slice(b);
     }
@@ -99,6 +104,8 @@ impl Sink for Vec<u8> {
 struct Count(usize);
 
 impl Sink for Count {
+    const SCANNING: bool = true;
+
     fn put(&mut self, b: &[u8]) {
         self.0 += b.len();
     }
@@ -129,18 +136,23 @@ fn le<const N: usize>(b: &[u8], at: usize) -> Result<[u8; N], Invalid> {
 
 /// The writer follows the walk that validates the document.
 impl<S: Sink> Visit for Writer<'_, S> {
+    const KEYS: bool = S::SCANNING;
+    #[inline]
     fn open(&mut self, array: bool) {
         self.begin(if array { b'[' } else { b'{' });
     }
+    #[inline]
     fn element(&mut self, index: usize, key: Option<&str>) {
         self.item(index);
         if let Some(key) = key {
             self.key(key.as_bytes());
         }
     }
+    #[inline]
     fn leaf(&mut self, t: u8, value: &[u8]) -> Result<(), Invalid> {
         self.value(t, value)
     }
+    #[inline]
     fn open_scope(&mut self, code: &[u8]) {
         self.begin(b'{');
         self.field(0, "$code", |w| w.string(code));
@@ -148,9 +160,11 @@ impl<S: Sink> Visit for Writer<'_, S> {
         self.quoted(b"$scope");
         self.colon();
     }
+    #[inline]
     fn close_scope(&mut self) {
         self.end(b'}', 2);
     }
+    #[inline]
     fn close(&mut self, array: bool, count: usize) {
         self.end(if array { b']' } else { b'}' }, count);
     }
