@@ -32,14 +32,15 @@ pub enum JsonMode {
 
 /// Appends the Extended JSON of the document `doc` to `out`: one line without
 /// whitespace, or indented by two spaces per level when `pretty`. Renders exactly what
-/// [`crate::carve::bson::validate`] accepts, in the walk that validates it; on error `out` may hold a
-/// partial rendering.
+/// [`validate`](crate::carve::bson::validate) accepts, in the walk that validates it; on
+/// error `out` may hold a partial rendering.
 pub fn render(doc: &[u8], mode: JsonMode, pretty: bool, out: &mut Vec<u8>) -> Result<(), Invalid> {
     validate_visiting(doc, &mut Writer::new(out, mode, pretty)).map(drop)
 }
 
-/// A document the scan validated and measured: what [`crate::carve::bson::validate`] says of it and
-/// the lengths of its one-line and its indented rendering.
+/// A document the scan validated and measured: what
+/// [`validate`](crate::carve::bson::validate) says of it and the lengths of its one-line
+/// and its indented rendering.
 pub struct Measured<'a> {
     /// Its `_id`, field names and doubts.
     pub summary: Summary<'a>,
@@ -49,10 +50,10 @@ pub struct Measured<'a> {
     pub pretty: usize,
 }
 
-/// Validates `doc` as [`crate::carve::bson::validate`] does and measures both renderings, without
-/// making either, in one walk: the writer of [`render`] runs into a counter, so a
-/// measured length and the bytes served later cannot disagree. The scan measures
-/// every document it finds with it.
+/// Validates `doc` as [`validate`](crate::carve::bson::validate) does and measures both
+/// renderings, without making either, in one walk: the writer of [`render`] runs into a
+/// counter, so a measured length and the bytes served later cannot disagree. The scan
+/// measures every document it finds with it.
 pub fn measure(doc: &[u8], mode: JsonMode) -> Result<Measured<'_>, Invalid> {
     let mut count = Count(0);
     let mut w = Writer::new(&mut count, mode, false);
