@@ -6,7 +6,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::io::{self, BufWriter, Seek, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::index::file::{self, Section};
@@ -108,7 +108,9 @@ pub fn join(
             heads.push(Reverse((d?, n)));
         }
     }
-    let mut kept = BufWriter::new(spill.file()?);
+    // Held in memory when the parts' documents fit a sort's budget: the joined list
+    // was written to a file 8 KB at a time, then read back and copied.
+    let mut kept = spill.stream(docs.iter().map(DocsFile::bytes).sum())?;
     let mut count = 0usize;
     let mut keep = Keep::new(&whole);
     let mut entry = Vec::new();
@@ -125,8 +127,7 @@ pub fn join(
         }
     }
     whole.shapes = keep.shapes;
-    let mut kept = kept.into_inner().map_err(|e| e.into_error())?;
-    kept.rewind()?;
+    let mut kept = kept.read_back()?;
     file::save_atomically(out, sync, |w| {
         whole.write_head_and_meta(w)?;
         w.section(Section::Docs, |o| {

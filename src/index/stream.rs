@@ -75,6 +75,11 @@ impl DocsFile {
         self.count
     }
 
+    /// Bytes of the section: at most what its documents take encoded again.
+    pub fn bytes(&self) -> u64 {
+        self.len
+    }
+
     /// True when it holds none.
     pub fn is_empty(&self) -> bool {
         self.count == 0
