@@ -108,8 +108,8 @@ pub fn join(
             heads.push(Reverse((d?, n)));
         }
     }
-    // Held in memory when the parts' documents fit a sort's budget: the joined list
-    // was written to a file 8 KB at a time, then read back and copied.
+    // Written once and copied into the joined index behind its count: in memory when
+    // the parts' documents fit a sort's budget, a round trip through a file saved.
     let mut kept = spill.stream(docs.iter().map(DocsFile::bytes).sum())?;
     let mut count = 0usize;
     let mut keep = Keep::new(&whole);
