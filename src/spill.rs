@@ -98,7 +98,7 @@ impl Write for Stream {
 
 impl Stream {
     /// What was written, from its start.
-    pub fn read_back(self) -> io::Result<Box<dyn io::BufRead + Send>> {
+    pub fn read_back(self) -> io::Result<Box<dyn io::BufRead>> {
         Ok(match self {
             Stream::Memory(held) => Box::new(io::Cursor::new(held)),
             Stream::File(file) => {
