@@ -13,7 +13,7 @@ use salvagefs::carve::wiredtiger;
 use salvagefs::classify::Schema;
 use salvagefs::extent::ExtentList;
 use salvagefs::extjson::{self, JsonMode};
-use salvagefs::index::{Index, file};
+use salvagefs::index::{DocEntry, Index, codec, file};
 use salvagefs::scan::documents;
 use salvagefs::served::{RowsFile, Served};
 
@@ -167,9 +167,10 @@ pub fn extjson_render(input: &[u8]) {
 }
 
 /// The index loader, on the bytes as they are and cut into sections behind a valid
-/// header with the right checksums (so the decoders meet hostile sections): a decoded
-/// index encodes back to bytes that decode to the same index; opened for serving, every
-/// row and every collection's files read without a panic.
+/// header with the right checksums (so the decoders meet hostile sections): the
+/// documents section decodes as postcard decodes it; a decoded index encodes back to
+/// bytes that decode to the same index; opened for serving, every row and every
+/// collection's files read without a panic.
 pub fn index_load(data: &[u8]) {
     let path = Path::new("fuzz.idx");
     let _ = Index::from_bytes(data, path);
@@ -180,6 +181,10 @@ pub fn index_load(data: &[u8]) {
         let (this, next) = rest.split_at(rest.len().min(cut as usize * 16));
         (*section, rest) = (this, next);
     }
+    // The documents' own decoder reads any section as postcard reads it.
+    let docs = sections[file::Section::Docs as usize];
+    let theirs = postcard::from_bytes::<Vec<DocEntry>>(docs).ok();
+    assert!(codec::decode_list(docs).ok() == theirs);
     let framed = file::frame(sections).expect("frames in memory");
     if let Ok(index) = Index::from_bytes(&framed, path) {
         // Compared as bytes: a section may hold a NaN scan time, never equal to itself.

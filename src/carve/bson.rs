@@ -121,6 +121,16 @@ impl Doubts {
             .into_iter()
             .filter(move |d| self.0 & d.bit() != 0)
     }
+
+    /// The byte the index keeps (see `index::codec`).
+    pub fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// The doubts of a byte the index kept.
+    pub fn from_bits(bits: u8) -> Doubts {
+        Doubts(bits)
+    }
 }
 
 /// What the scan keeps of a valid document.

@@ -22,6 +22,7 @@ use crate::carve::wiredtiger::{Address, Codec, PageKind};
 use crate::extjson::JsonMode;
 use crate::source::{Source, SourceKind};
 
+pub mod codec;
 pub mod file;
 pub mod stream;
 
@@ -541,7 +542,9 @@ impl Index {
             bad_ranges: meta.bad_ranges,
             rejected: meta.rejected,
             docs: if docs {
-                file.decode(Section::Docs)?
+                let section = file.checked(Section::Docs)?;
+                codec::decode_list(section)
+                    .map_err(|e| file.corrupt(&format!("documents section: {e}")))?
             } else {
                 Vec::new()
             },
