@@ -152,13 +152,13 @@ impl Learned {
         let mut counts: HashMap<(u32, &str), usize, foldhash::fast::RandomState> =
             HashMap::default();
         let mut extents_before = 0;
-        for d in docs.read()? {
-            let d = d?;
-            let named = Placer::named_on_disk(index, (files, chains), &d, &mut extents_before);
+        super::each_doc(docs, |_, d| {
+            let named = Placer::named_on_disk(index, (files, chains), d, &mut extents_before);
             if let Some((ns, _)) = named {
                 *counts.entry((d.shape, ns)).or_default() += 1;
             }
-        }
+            Ok(())
+        })?;
         let mut exact: Vec<Option<(usize, &str)>> = vec![None; index.shapes.len()];
         let mut common: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         for (&(shape, ns), &n) in &counts {

@@ -5,6 +5,7 @@
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Take, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use rayon::prelude::*;
 
@@ -125,7 +126,43 @@ impl DocsFile {
     pub fn read_ahead(&self) -> io::Result<Ahead<io::Result<DocEntry>>> {
         Ok(Ahead::new(self.reader()?))
     }
+
+    /// The documents in index order, decoded on another thread a few batches ahead and
+    /// lent to `each` a batch at a time, with the position of the batch's first. The
+    /// first error (damage, a failed read, or `each`'s) ends it.
+    pub fn read_batches(
+        &self,
+        each: &mut dyn FnMut(usize, &[DocEntry]) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let mut reader = self.reader()?;
+        let (to_user, batches) = mpsc::sync_channel(BATCHES_AHEAD);
+        std::thread::spawn(move || {
+            while reader.left > 0 {
+                let batch = reader.next_batch();
+                let failed = batch.is_err();
+                // The user stopped: nothing more to decode.
+                if to_user.send(batch).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        let mut start = 0;
+        for batch in batches {
+            let batch = batch?;
+            each(start, &batch)?;
+            start += batch.len();
+        }
+        match start == self.count {
+            true => Ok(()),
+            false => Err(io::Error::other("the thread decoding documents failed")),
+        }
+    }
 }
+
+/// Documents decoded at a time by [`DocsFile::read_batches`].
+const BATCH: usize = 4096;
+/// Batches decoded before the user takes one.
+const BATCHES_AHEAD: usize = 4;
 
 /// Bytes read from the file at a time.
 const BUF: usize = 1 << 20;
@@ -195,6 +232,19 @@ impl DocsReader {
     }
 }
 
+impl DocsReader {
+    /// The next [`BATCH`] documents (fewer at the end), or the first error.
+    fn next_batch(&mut self) -> io::Result<Vec<DocEntry>> {
+        let mut batch = Vec::with_capacity(BATCH.min(self.left));
+        while batch.len() < BATCH
+            && let Some(d) = self.next()
+        {
+            batch.push(d?);
+        }
+        Ok(batch)
+    }
+}
+
 impl Iterator for DocsReader {
     type Item = io::Result<DocEntry>;
 
@@ -247,6 +297,17 @@ mod tests {
             let read: Vec<DocEntry> = docs.reader().unwrap().map(Result::unwrap).collect();
             assert_eq!(read, idx.docs);
         }
+        let mut lent = Vec::new();
+        docs.read_batches(&mut |start, batch| {
+            assert_eq!(start, lent.len());
+            lent.extend_from_slice(batch);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(lent, idx.docs);
+        // The user's error ends the reading, and is the result.
+        let stop = docs.read_batches(&mut |_, _| Err(io::Error::other("enough")));
+        assert_eq!(stop.unwrap_err().to_string(), "enough");
         // A flipped byte in the last document: every document reads, the checksum fails.
         let mut bytes = std::fs::read(&path).unwrap();
         let end = (docs.offset + docs.len) as usize;
@@ -254,5 +315,6 @@ mod tests {
         std::fs::write(&path, bytes).unwrap();
         let read: Vec<io::Result<DocEntry>> = docs.reader().unwrap().collect();
         assert!(read.last().unwrap().is_err());
+        assert!(docs.read_batches(&mut |_, _| Ok(())).is_err());
     }
 }
