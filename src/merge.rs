@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::index::file::{self, Section};
 use crate::index::stream::DocsFile;
-use crate::index::{DocEntry, Index, IndexError, Span, WtPage};
+use crate::index::{DocEntry, Index, IndexError, Span, WtPage, codec};
 use crate::spans::{self, Outermost};
 use crate::spill::Spill;
 
@@ -119,9 +119,8 @@ pub fn join(
             heads.push(Reverse((next?, n)));
         }
         if let Some(d) = keep.doc(d) {
-            // Encoded whole, then written: postcard's writer passes one byte at a time.
             entry.clear();
-            entry = postcard::to_extend(&d, entry).map_err(io::Error::other)?;
+            codec::encode(&d, &mut entry);
             kept.write_all(&entry)?;
             count += 1;
         }
