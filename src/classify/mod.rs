@@ -43,8 +43,8 @@ pub use place::Placer;
 pub use schema::Schema;
 use seen::{Filter, SeenTwice};
 
-/// How a collection got its name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// How a collection got its name, most trusted first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum NamedBy {
     /// An MMAPv1 extent header on disk.
     Disk,
@@ -605,13 +605,8 @@ fn place_all(
         }
         let (ns, by) = (cols.ns[i], cols.named_by[i]);
         let slot = colls_slot(&mut colls, ns);
-        let coll = slot.get_or_insert_with(|| Collection {
-            named_by: by,
-            ..Collection::empty()
-        });
-        if by.on_disk() {
-            coll.named_by = by;
-        }
+        let coll = slot.get_or_insert_with(Collection::empty);
+        coll.named_by = coll.named_by.min(by);
         coll.duplicates += n - 1;
         coll.decided.count(cols.links[i], in_checkpoint(d, newest));
         let deleted = cols.deleted(i, d);

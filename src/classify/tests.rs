@@ -440,6 +440,8 @@ fn the_extent_chain_names_an_extent_whose_header_was_lost() {
     let colls = classify(&idx, None);
     assert_eq!(colls["shop.archive"].docs, [0, 1], "{colls:?}");
     assert_eq!(colls["shop.archive"].chained, 1);
+    // Named by the most trusted way among its documents, whatever their order.
+    assert_eq!(colls["shop.archive"].named_by, NamedBy::Disk);
     assert_eq!(colls["shop.products"].docs, [2, 3, 4]);
 
     // The header with the link lost too: the namespace file's last extent names it.
