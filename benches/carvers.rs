@@ -2,8 +2,8 @@
 //! orphan-run finder (fragment starts), the
 //! BSON document scan of a buffer (finder, validation, JSON length measurement), and
 //! each scan stage's per-chunk finder on 2 MiB chunks as the scan runs them, alone and
-//! all together, on data with and without documents; and per document, validation,
-//! JSON measuring and the whole description the scan makes.
+//! all together, on data with and without documents; per document, validation, JSON
+//! measuring and the whole description the scan makes; and the index entries' codec.
 //! Run: `cargo bench --bench carvers`.
 //!
 //! The data is 64 MiB built like a disk: random bytes, zeros, text, this machine's
@@ -16,7 +16,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use salvagefs::carve::{bson, btrfs, ext4, flv, fragments, xfs};
 use salvagefs::extjson;
 use salvagefs::extjson::JsonMode;
-use salvagefs::index::ScanSettings;
+use salvagefs::index::{DocEntry, ScanSettings, codec};
 use salvagefs::scan::anchors::Anchors;
 use salvagefs::scan::documents::{self, Documents};
 use salvagefs::scan::flv::Flv;
@@ -199,5 +199,47 @@ fn per_document(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, carvers, stages, per_document);
+/// The index entries the scan makes of the MongoDB fixtures' documents, encoded and
+/// decoded by the index's own codec and by postcard through serde (the same bytes):
+/// what beginning an index and each pass of classification over an index file pay
+/// per document.
+fn index_entries(c: &mut Criterion) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bson");
+    let entries: Vec<DocEntry> = ["shop.0", "blog.0", "loose.bin"]
+        .iter()
+        .flat_map(|f| {
+            let data = std::fs::read(root.join(f)).unwrap_or_default();
+            let finds = documents::scan_buffer(&data, 0, data.len(), 0, false, JsonMode::Relaxed);
+            finds.docs.into_iter().map(|f| f.entry).collect::<Vec<_>>()
+        })
+        .collect();
+    let bytes = postcard::to_allocvec(&entries).unwrap_or_default();
+    let mut group = c.benchmark_group("index_entries");
+    group.throughput(Throughput::Elements(entries.len() as u64));
+    group.bench_function("encode_codec", |b| {
+        b.iter(|| {
+            let mut out = Vec::with_capacity(bytes.len());
+            entries.iter().for_each(|d| codec::encode(d, &mut out));
+            out.len()
+        })
+    });
+    group.bench_function("encode_postcard", |b| {
+        b.iter(|| {
+            let out = Vec::with_capacity(bytes.len());
+            let fold = entries
+                .iter()
+                .try_fold(out, |out, d| postcard::to_extend(d, out));
+            fold.map(|out| out.len()).unwrap_or_default()
+        })
+    });
+    group.bench_function("decode_codec", |b| {
+        b.iter(|| codec::decode_list(black_box(&bytes)).map(|d| d.len()))
+    });
+    group.bench_function("decode_postcard", |b| {
+        b.iter(|| postcard::from_bytes::<Vec<DocEntry>>(black_box(&bytes)).map(|d| d.len()))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, carvers, stages, per_document, index_entries);
 criterion_main!(benches);

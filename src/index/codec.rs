@@ -252,6 +252,17 @@ mod tests {
             prop_assert_eq!(decode_list(&bytes).ok(), theirs);
         }
 
+        /// Integers of every length read back as postcard wrote them.
+        #[test]
+        fn reads_integers_of_every_length(v in any::<u64>(), bits in 0u32..=64) {
+            let v = v.checked_shr(64 - bits).unwrap_or(0);
+            let bytes = postcard::to_allocvec(&v).unwrap();
+            prop_assert_eq!(Reader { bytes: &bytes }.u64(), Ok(v));
+            let small = v as u32;
+            let bytes = postcard::to_allocvec(&small).unwrap();
+            prop_assert_eq!(Reader { bytes: &bytes }.u32(), Ok(small));
+        }
+
         /// Damaged bytes: the same verdict as postcard's, the same entry when accepted.
         #[test]
         fn reads_any_bytes_as_postcard_does(d in entry(), flips in prop::collection::vec((any::<prop::sample::Index>(), edge_byte()), 1..4), cut in prop::option::weighted(0.2, any::<prop::sample::Index>())) {
