@@ -235,11 +235,36 @@ impl DocsReader {
 impl DocsReader {
     /// The next [`BATCH`] documents (fewer at the end), or the first error.
     fn next_batch(&mut self) -> io::Result<Vec<DocEntry>> {
-        let mut batch = Vec::with_capacity(BATCH.min(self.left));
-        while batch.len() < BATCH
-            && let Some(d) = self.next()
-        {
-            batch.push(d?);
+        let n = BATCH.min(self.left);
+        let batch = self.decode_batch(n);
+        self.left = match batch {
+            Ok(_) => self.left - n,
+            Err(_) => 0,
+        };
+        match self.left {
+            0 => batch.and_then(|batch| self.check_end().map(|()| batch)),
+            _ => batch,
+        }
+    }
+
+    /// Decodes `n` documents. While [`MAX_ENTRY`] bytes are left in the buffer a whole
+    /// entry surely is, so entries are decoded without a check for a refill each (one
+    /// at a time at the end of the section).
+    fn decode_batch(&mut self, n: usize) -> io::Result<Vec<DocEntry>> {
+        let mut batch = Vec::with_capacity(n);
+        while batch.len() < n {
+            self.fill()?;
+            let mut rest = &self.buf[self.at..];
+            loop {
+                let (d, after) = codec::decode(rest)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                batch.push(d);
+                rest = after;
+                if batch.len() == n || rest.len() < MAX_ENTRY {
+                    break;
+                }
+            }
+            self.at = self.buf.len() - rest.len();
         }
         Ok(batch)
     }
