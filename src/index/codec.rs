@@ -41,7 +41,7 @@ pub fn encode(d: &DocEntry, out: &mut Vec<u8>) {
     varint(out, d.pretty_len.into());
     option(out, d.wt, |out, wt| {
         varint(out, wt.page.into());
-        varint(out, (wt.record << 1 ^ wt.record >> 63) as u64);
+        varint(out, zigzag64(wt.record));
     });
     out.push(d.doubts.bits());
 }
@@ -64,9 +64,10 @@ pub fn decode(bytes: &[u8]) -> Result<(DocEntry, &[u8]), Undecodable> {
         pretty_len: r.u32()?,
         wt: r.option(|r| {
             let page = r.u32()?;
-            let record = r.u64()?;
-            let record = (record >> 1) as i64 ^ -((record & 1) as i64);
-            Ok(WtRef { page, record })
+            Ok(WtRef {
+                page,
+                record: r.i64()?,
+            })
         })?,
         doubts: Doubts::from_bits(r.byte()?),
     };
@@ -105,6 +106,11 @@ fn varint(out: &mut Vec<u8>, mut v: u64) {
 /// A 32-bit signed integer zig-zagged: small magnitudes make short varints.
 fn zigzag(v: i32) -> u64 {
     u64::from((v << 1 ^ v >> 31) as u32)
+}
+
+/// [`zigzag`] for 64 bits.
+fn zigzag64(v: i64) -> u64 {
+    (v << 1 ^ v >> 63) as u64
 }
 
 /// Appends an `Option`: its tag, then its value written by `some`.
@@ -163,6 +169,12 @@ impl Reader<'_> {
     fn i32(&mut self) -> Result<i32, Undecodable> {
         let v = self.u32()?;
         Ok((v >> 1) as i32 ^ -((v & 1) as i32))
+    }
+
+    #[inline]
+    fn i64(&mut self) -> Result<i64, Undecodable> {
+        let v = self.u64()?;
+        Ok((v >> 1) as i64 ^ -((v & 1) as i64))
     }
 
     #[inline]
