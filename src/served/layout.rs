@@ -339,6 +339,10 @@ pub fn save(
         Ok(())
     })?;
     let laid = laid.ok_or_else(|| io::Error::other("rows not laid out"))?;
+    // The rows (most of what is left) reach the disk while the name orders are
+    // copied in, not all during the fsync that ends the save.
+    pending.start_writeback();
+    let w = pending.writer();
     let mut names = names.into_inner().map_err(|e| e.into_error())?;
     names.rewind()?;
     w.section(Section::Names, |out| io::copy(&mut names, out).map(|_| ()))?;
