@@ -496,8 +496,17 @@ fn exceptions(
     let mut by_id = spill.sorter();
     // Looked up in the filters a batch at a time (see `SeenTwice`).
     let mut batch = Vec::with_capacity(seen::BATCH);
+    let fetch = |h: &Hashed| {
+        seen.0.prefetch(h.content);
+        if let Some(key) = h.id {
+            seen.1.prefetch(key);
+        }
+    };
     let mut sift = |batch: &mut Vec<Hashed>| {
-        for h in batch.drain(..) {
+        for (i, h) in batch.iter().enumerate() {
+            if let Some(later) = batch.get(i + seen::AHEAD) {
+                fetch(later);
+            }
             if seen.0.maybe_again(h.content) {
                 by_hash.push((h.content, h.pos, h.trust))?;
             }
@@ -505,6 +514,7 @@ fn exceptions(
                 by_id.push((key, h.pos))?;
             }
         }
+        batch.clear();
         io::Result::Ok(())
     };
     each_doc(docs, |i, d| {
