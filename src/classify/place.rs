@@ -152,13 +152,26 @@ impl Learned {
         let mut counts: HashMap<(u32, &str), usize, foldhash::fast::RandomState> =
             HashMap::default();
         let mut extents_before = 0;
+        // Neighbours mostly share shape and collection: counted as a run, the table
+        // is looked up once per run, not hashed per document.
+        let mut run: Option<((u32, &str), usize)> = None;
         super::each_doc(docs, |_, d| {
             let named = Placer::named_on_disk(index, (files, chains), d, &mut extents_before);
             if let Some((ns, _)) = named {
-                *counts.entry((d.shape, ns)).or_default() += 1;
+                match &mut run {
+                    Some((key, n)) if *key == (d.shape, ns) => *n += 1,
+                    _ => {
+                        if let Some((key, n)) = run.replace(((d.shape, ns), 1)) {
+                            *counts.entry(key).or_default() += n;
+                        }
+                    }
+                }
             }
             Ok(())
         })?;
+        if let Some((key, n)) = run {
+            *counts.entry(key).or_default() += n;
+        }
         let mut exact: Vec<Option<(usize, &str)>> = vec![None; index.shapes.len()];
         let mut common: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         for (&(shape, ns), &n) in &counts {
