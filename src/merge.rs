@@ -77,7 +77,7 @@ pub fn join(
         whole.created = created.unwrap_or(whole.created);
         file::save_atomically(out, sync, |w| {
             whole.write_head_and_meta(w)?;
-            w.section(Section::Docs, |o| one.docs.copy_to(o))
+            w.copied_section(Section::Docs, one.docs.section()?)
         })?;
         return Ok((whole, one.docs.len()));
     }

@@ -89,17 +89,12 @@ impl DocsFile {
         self.count == 0
     }
 
-    /// Copies the section as it is into `out` (what a classified index keeps).
-    pub fn copy_to(&self, out: &mut dyn io::Write) -> io::Result<()> {
+    /// The section's bytes, to be copied as they are (what a classified index keeps),
+    /// and their CRC-32: see [`file::IndexWriter::copied_section`].
+    pub fn section(&self) -> io::Result<(Take<File>, u32)> {
         let mut f = File::open(&self.path)?;
         f.seek(SeekFrom::Start(self.offset))?;
-        let copied = io::copy(&mut f.take(self.len), out)?;
-        match copied == self.len {
-            true => Ok(()),
-            false => Err(io::Error::other(
-                "the index was truncated while it was read",
-            )),
-        }
+        Ok((f.take(self.len), self.crc))
     }
 
     /// The documents in index order; the last one read checks the section's checksum

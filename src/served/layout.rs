@@ -320,7 +320,7 @@ pub fn save(
             index.write_head_and_meta(pending.writer())?;
             pending
                 .writer()
-                .section(Section::Docs, |out| file.copy_to(out))?;
+                .copied_section(Section::Docs, file.section()?)?;
             pending
         }
     };
