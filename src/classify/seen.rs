@@ -34,8 +34,17 @@ impl SeenTwice {
             .saturating_mul(8)
             .next_power_of_two()
             .clamp(1 << 10, 1 << 28);
+        // Zeroed by writing, not handed out zeroed (`vec![0; n]`): read first, each
+        // page would be the shared zero page until its first write, and that write
+        // would then cost a fault and a TLB flush on every core (perf: do_wp_page).
+        #[expect(clippy::slow_vector_initialization, reason = "see above")]
+        let words = {
+            let mut words = Vec::with_capacity(slots / 32);
+            words.resize(slots / 32, 0);
+            words
+        };
         SeenTwice {
-            words: vec![0; slots / 32],
+            words,
             mask: slots as u64 - 1,
             pending: Vec::with_capacity(BATCH),
         }
