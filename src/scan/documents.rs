@@ -157,6 +157,10 @@ fn scan_anchored(
         ),
     }
     let mut finds = BufferFinds::default();
+    // Sized once: a chunk of data files holds thousands of documents, and a list
+    // grown by doubling was moved (mremap, a TLB flush on every core each time) and
+    // left up to half its room unused while the segment's chunks are held.
+    finds.docs.reserve_exact(candidates.len());
     for c in candidates {
         match accept(buf, c, base, source, mode) {
             Outcome::Accepted(found) => finds.docs.push(found),
