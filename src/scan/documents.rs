@@ -171,6 +171,11 @@ fn scan_anchored(
             Outcome::Rejected => {}
         }
     }
+    // Room for candidates that were not documents (random bytes under `--bson-any`)
+    // is given back, not held with the segment.
+    if finds.docs.len() < finds.docs.capacity() / 2 {
+        finds.docs.shrink_to_fit();
+    }
     finds.ns_headers =
         mmapv1::find_extent_headers_at(buf, limit, anchors.of(Magic::Extent).iter().copied())
             .into_iter()
