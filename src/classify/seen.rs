@@ -37,7 +37,10 @@ impl SeenTwice {
         // Zeroed by writing, not handed out zeroed (`vec![0; n]`): read first, each
         // page would be the shared zero page until its first write, and that write
         // would then cost a fault and a TLB flush on every core (perf: do_wp_page).
-        #[expect(clippy::slow_vector_initialization, reason = "see above")]
+        #[expect(
+            clippy::slow_vector_initialization,
+            reason = "vec![0; n] maps the shared zero page, which the first write replaces"
+        )]
         let words = {
             let mut words = Vec::with_capacity(slots / 32);
             words.resize(slots / 32, 0);
