@@ -227,6 +227,16 @@ enum Merged<T: Record> {
     Runs(Ahead<io::Result<T>>),
 }
 
+impl<T: Record> Sorted<T> {
+    /// The records not read yet, when all fitted in memory (no run was spilled).
+    pub fn held(&self) -> Option<&[T]> {
+        match &self.0 {
+            Merged::Memory(records) => Some(records.as_slice()),
+            Merged::Runs(_) => None,
+        }
+    }
+}
+
 impl<T: Record> Iterator for Sorted<T> {
     type Item = io::Result<T>;
 

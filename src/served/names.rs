@@ -90,6 +90,20 @@ impl NameOrder {
         // In hash order, less the documents renamed (equal names share a hash; the
         // later ones get numbers, and so another hash): those are few, kept aside and
         // merged back in.
+        let sorted = self.by_hash.sorted()?;
+        // No two names share a hash, so none repeats: nothing is renamed, and the order
+        // of the hashes is the order. The common case, decided without the stream of
+        // the unmoved below (24 MB of fresh memory at 2 million documents, written and
+        // read back: 60 ms of the save's critical path).
+        if sorted
+            .held()
+            .is_some_and(|keys| keys.windows(2).all(|w| w[0].0 != w[1].0))
+        {
+            for key in sorted {
+                each(key?.1)?;
+            }
+            return Ok(Vec::new());
+        }
         let names = self.names.into_inner().map_err(|e| e.into_error())?;
         let name_at = |at: u64| -> io::Result<String> {
             let mut len = [0u8; 2];
@@ -125,7 +139,7 @@ impl NameOrder {
                 Ok(())
             };
         let mut last: Option<(u64, u32, u64)> = None;
-        for key in self.by_hash.sorted()? {
+        for key in sorted {
             let key = key?;
             match &last {
                 Some(l) if l.0 == key.0 => {
@@ -252,6 +266,40 @@ fn push_hex(out: &mut String, bytes: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn distinct_names_come_in_hash_order_held_or_spilled() {
+        let ids: Vec<Vec<u8>> = (0..3000i32)
+            .map(|n| [&[0x10][..], &n.to_le_bytes()].concat())
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        // Held in memory (the order read off the sorted hashes), then spilled in runs
+        // of 1024 (through the stream of the unmoved).
+        let orders: Vec<Vec<u32>> = [1 << 20, 1]
+            .into_iter()
+            .map(|budget| {
+                let spill = Spill::new(dir.path(), budget);
+                let mut names = NameOrder::new(&spill).unwrap();
+                for id in &ids {
+                    names.push(id, 0).unwrap();
+                }
+                let mut order = Vec::new();
+                let again = names.finish(&spill, |i| {
+                    order.push(i);
+                    Ok(())
+                });
+                assert_eq!(again.unwrap(), []);
+                order
+            })
+            .collect();
+        assert_eq!(orders[0], orders[1]);
+        assert_eq!(orders[0].len(), ids.len());
+        let hashes: Vec<u64> = orders[0]
+            .iter()
+            .map(|&i| name_hash(&id_name(&ids[i as usize], 0)))
+            .collect();
+        assert!(hashes.is_sorted());
+    }
 
     #[test]
     fn equal_names_get_numbers_in_disk_order_and_stay_findable() {
