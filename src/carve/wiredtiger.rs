@@ -17,8 +17,11 @@
 //! decompression writes into a buffer of the declared size and never past it, and no
 //! input panics.
 
+use std::cell::RefCell;
+
 use super::search;
 use serde::{Deserialize, Serialize};
+use zstd::bulk::Decompressor;
 
 /// Page header plus block header: where a page's cells (or overflow data) start.
 pub const HEADER_LEN: usize = 40;
@@ -244,8 +247,7 @@ thread_local! {
     /// for each page (`zstd::bulk::decompress_to_buffer`), creating and clearing it
     /// took a tenth of the time spent on zstd pages (perf: `ZSTD_createDCtx`). Each
     /// page is a frame of its own, and a frame starts from a clean state.
-    static ZSTD: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
-        const { std::cell::RefCell::new(None) };
+    static ZSTD: RefCell<Option<Decompressor<'static>>> = const { RefCell::new(None) };
 }
 
 /// Decompresses `src` as `codec` would have written it into `dst`; the number of
@@ -260,7 +262,7 @@ fn decompress(codec: Codec, src: &[u8], dst: &mut [u8]) -> Option<usize> {
             }
             ZSTD.with_borrow_mut(|reused| {
                 if reused.is_none() {
-                    *reused = zstd::bulk::Decompressor::new().ok();
+                    *reused = Decompressor::new().ok();
                 }
                 reused.as_mut()?.decompress_to_buffer(data, dst).ok()
             })
